@@ -1,0 +1,1 @@
+"""gensc.channel"""

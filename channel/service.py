@@ -1,0 +1,89 @@
+"""gRPC Channel service (the proxy): packet -> wire bytes -> simulated link -> receiver.
+
+The proxy owns the link: each frame's packet is serialised (gensc.common.packet), its header and
+body cross ``gensc.channel.link.Link`` and only the received bytes go on to the receiver. Link
+settings come from the proxy's config; a client may override fields per item
+(``link_overrides``). In real-time mode the proxy waits each packet's airtime.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+
+from gensc.channel.link import Link, LinkConfig
+from gensc.common import convert
+from gensc.common.errors import InvalidInput, error_fields
+from gensc.common.packet import to_wire
+from gensc.common.rpc import RpcConfig, create_channel, relay
+from gensc.proto import semcom_pb2 as pb
+from gensc.proto import semcom_pb2_grpc as pb_grpc
+
+
+class ChannelServicer(pb_grpc.ChannelServicer):
+    def __init__(self, link_config: LinkConfig, receiver_target: str, rpc: RpcConfig) -> None:
+        self.base, self.rpc, self.target = link_config, rpc, receiver_target
+        self.stub = pb_grpc.ReceiverStub(create_channel(receiver_target, rpc))
+        self._links: dict[LinkConfig, Link] = {}
+        self._lock = threading.Lock()
+
+    def link_for(self, overrides: dict) -> Link:
+        try:
+            config = self.base.replace(**overrides) if overrides else self.base
+        except (TypeError, ValueError) as e:
+            raise InvalidInput(f"bad link override: {e}") from None
+        with self._lock:
+            if config not in self._links:
+                self._links[config] = Link(config)
+            return self._links[config]
+
+    def Relay(self, request_iterator, context):
+        counter = itertools.count()
+
+        def prepare(frame: pb.Frame):
+            t0 = time.perf_counter()
+            try:
+                link = self.link_for(convert.struct_to_dict(frame.link_overrides))
+                header, body = to_wire(convert.packet_from_proto(frame.packet))
+                out = link.transmit(header, body, seed=next(counter))
+            except Exception as e:  # noqa: BLE001 - every frame gets an answer
+                return (
+                    "done",
+                    None,
+                    pb.Delivery(item_id=frame.item_id, error=pb.ItemError(**error_fields(e, "channel"))),
+                )
+            if link.config.realtime:
+                time.sleep(out.report.airtime_s + link.config.propagation_delay_s)
+            ms = {"channel": (time.perf_counter() - t0) * 1e3, "airtime": out.report.airtime_s * 1e3}
+            received = pb.ReceivedFrame(
+                item_id=frame.item_id, header=out.header, body=out.body, recon=frame.recon
+            )
+            return "send", (frame.item_id, convert.report_to_proto(out.report), ms), received
+
+        def open_downstream(frames):
+            call = self.stub.Reconstruct(frames, timeout=self.rpc.deadline_s)
+            context.add_callback(call.cancel)
+            return call
+
+        def finish(ctx, rec: pb.Reconstruction) -> pb.Delivery:
+            item_id, report, ms = ctx
+            d = pb.Delivery(item_id=item_id, profile=rec.profile, report=report, notes=rec.notes)
+            d.timings.ms.update(ms)
+            d.timings.ms.update(rec.timings.ms)
+            if rec.HasField("image"):
+                d.image.CopyFrom(rec.image)
+            else:
+                d.error.CopyFrom(rec.error)
+            return d
+
+        def fail(ctx, code, message) -> pb.Delivery:
+            item_id = ctx[0] if isinstance(ctx, tuple) else ctx.item_id
+            return pb.Delivery(
+                item_id=item_id,
+                error=pb.ItemError(
+                    code=code.name, stage="channel", message=f"receiver {self.target}: {message}"
+                ),
+            )
+
+        yield from relay(request_iterator, prepare, open_downstream, finish, fail)

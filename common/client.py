@@ -1,0 +1,234 @@
+"""The client: stream images to a sender, collect one record per image, write report.json.
+
+Record schema (one per image, in input order; documented in the README):
+    name, item_id, status ("ok" | "error"), mode, profile, random_weights, caption,
+    payload_bytes {part: bytes, ..., total}, channel {ChannelReport fields},
+    timings_ms {encode, channel, reconstruct, transport, total, stages {stage: ms}},
+    metrics {psnr_db, ssim} (against the original resized as the sender resized it),
+    output (file name of the reconstruction in the output folder), notes [..],
+    error {code, message, stage} | null
+``transport`` is ``total`` minus the three compute stages: gRPC hops, serialisation and queueing.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+from google.protobuf import json_format
+
+from gensc.common import convert
+from gensc.common.rpc import RpcConfig, create_channel
+from gensc.proto import semcom_pb2 as pb
+from gensc.proto import semcom_pb2_grpc as pb_grpc
+
+COMPUTE = ("encode", "channel", "reconstruct")
+
+
+@dataclass(frozen=True)
+class SendOptions:
+    mode: str | None = None
+    quant_bits: int | None = None
+    strength: float | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    seed: int | None = None
+    link: dict[str, Any] = field(default_factory=dict)  # LinkConfig overrides, e.g. {"snr_db": 5}
+    window: int = 1  # images in flight at once (1: latencies without queueing)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _request(item_id: str, name: str, data: bytes, o: SendOptions) -> pb.TransmitRequest:
+    req = pb.TransmitRequest(
+        item_id=item_id,
+        image=pb.Image(name=name, data=data),
+        mode=o.mode or "",
+        link_overrides=convert.dict_to_struct(o.link),
+    )
+    if o.quant_bits is not None:
+        req.quant_bits = o.quant_bits
+    for name_ in ("strength", "steps", "guidance", "seed"):
+        if getattr(o, name_) is not None:
+            setattr(req.recon, name_, getattr(o, name_))
+    return req
+
+
+def send(
+    target: str,
+    images: list[tuple[str, bytes]],
+    options: SendOptions = SendOptions(),
+    rpc: RpcConfig | None = None,
+    progress=None,
+) -> list[dict[str, Any]]:
+    """Send ``(name, bytes)`` images through the sender at ``target``; one record per image.
+
+    Never raises for an unreachable or failing service: unanswered images get an error record.
+    """
+    rpc = rpc or RpcConfig()
+    records: dict[str, dict[str, Any]] = {}
+    sent_at: dict[str, float] = {}
+    slots = threading.Semaphore(max(1, options.window))
+
+    def requests():
+        for i, (name, data) in enumerate(images):
+            slots.acquire()
+            sent_at[str(i)] = time.perf_counter()
+            yield _request(str(i), name, data, options)
+
+    with create_channel(target, rpc) as channel:
+        stub = pb_grpc.SenderStub(channel)
+        try:
+            for res in stub.Transmit(requests(), timeout=rpc.deadline_s):
+                elapsed = (time.perf_counter() - sent_at.get(res.item_id, time.perf_counter())) * 1e3
+                slots.release()
+                if res.item_id in sent_at and res.item_id not in records:
+                    records[res.item_id] = _record(res, elapsed)
+                    if progress is not None:
+                        progress(records[res.item_id])
+        except grpc.RpcError as e:
+            code, details = e.code(), e.details()
+            for i, (name, _) in enumerate(images):
+                if str(i) not in records:
+                    records[str(i)] = _error_record(str(i), name, code.name, f"sender {target}: {details}")
+    out = []
+    for i, (name, data) in enumerate(images):
+        rec = records.get(str(i)) or _error_record(str(i), name, "UNKNOWN", "no result came back")
+        _add_metrics(rec, data)
+        out.append(rec)
+    return out
+
+
+def _error_record(item_id: str, name: str, code: str, message: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "item_id": item_id,
+        "status": "error",
+        "notes": [],
+        "output": None,
+        "error": {"code": code, "message": message, "stage": "client"},
+    }
+
+
+def _record(res: pb.TransmitResult, total_ms: float) -> dict[str, Any]:
+    from gensc.common.models import PROFILES
+
+    stages = dict(res.timings.ms)
+    timings = {k: stages.get(k, 0.0) for k in COMPUTE}
+    timings["total"] = total_ms
+    timings["transport"] = max(0.0, total_ms - sum(timings[k] for k in COMPUTE))
+    timings["stages"] = {k: v for k, v in stages.items() if k not in COMPUTE}
+    payload = dict(res.payload.bytes)
+    if payload:
+        payload["total"] = res.payload.total
+    rec: dict[str, Any] = {
+        "name": res.name,
+        "item_id": res.item_id,
+        "status": "ok" if res.HasField("image") else "error",
+        "mode": res.mode or None,
+        "profile": res.profile or None,
+        "random_weights": PROFILES[res.profile].random_weights if res.profile in PROFILES else None,
+        "caption": res.caption or None,
+        "payload_bytes": payload or None,
+        "channel": convert.report_to_dict(res.report) if res.HasField("report") else None,
+        "timings_ms": timings,
+        "metrics": None,
+        "output": None,
+        "notes": list(res.notes),
+        "error": json_format.MessageToDict(res.error, preserving_proto_field_name=True)
+        if res.HasField("error")
+        else None,
+    }
+    if res.HasField("image"):
+        rec["_png"] = res.image.data
+    return rec
+
+
+def _add_metrics(rec: dict[str, Any], original: bytes) -> None:
+    png = rec.get("_png")
+    if png is None:
+        return
+    from PIL import Image
+
+    from gensc.common.images import decode_image, resize
+
+    recon = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    ref, _ = decode_image(original)
+    ref = resize(ref, recon.shape[0]) if recon.shape[0] == recon.shape[1] else ref
+    rec["_reference"] = ref
+    try:
+        from gensc.common.metrics import psnr_ssim
+
+        rec["metrics"] = psnr_ssim(ref, recon)
+    except ImportError:
+        rec["notes"].append("metrics skipped: scikit-image is not installed (pip install gensc[eval])")
+
+
+def _safe_name(name: str, index: int, used: set[str]) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).stem) or f"image{index}"
+    out = stem if stem not in used else f"{stem}-{index}"
+    used.add(out)
+    return out
+
+
+def write_report(
+    records: list[dict[str, Any]], out_dir: Path, meta: dict[str, Any], side_by_side: bool = False
+) -> Path:
+    """Write each reconstruction as PNG (and original|reconstruction when asked) and report.json."""
+    from PIL import Image
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set()
+    for i, rec in enumerate(records):
+        png, ref = rec.pop("_png", None), rec.pop("_reference", None)
+        if png is None:
+            continue
+        stem = _safe_name(rec["name"], i, used)
+        (out_dir / f"{stem}.png").write_bytes(png)
+        rec["output"] = f"{stem}.png"
+        if side_by_side and ref is not None:
+            recon = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+            gap = np.full((recon.shape[0], 8, 3), 255, np.uint8)
+            Image.fromarray(np.concatenate([ref, gap, recon], axis=1)).save(out_dir / f"{stem}-compare.png")
+            rec["compare"] = f"{stem}-compare.png"
+    ok = sum(r["status"] == "ok" for r in records)
+    report = {
+        **meta,
+        "summary": {"images": len(records), "ok": ok, "errors": len(records) - ok},
+        "images": records,
+    }
+    path = out_dir / "report.json"
+    path.write_text(json.dumps(report, indent=2, default=float) + "\n")
+    return path
+
+
+def format_table(records: list[dict[str, Any]]) -> str:
+    """A plain-text table of the records for the terminal."""
+    rows = [("image", "status", "mode", "payload B", "BER", "PSNR dB", "SSIM", "total ms", "caption")]
+    for r in records:
+        ch, m, t = r.get("channel") or {}, r.get("metrics") or {}, r.get("timings_ms") or {}
+        ber = ch["bit_errors"] / ch["info_bits"] if ch.get("info_bits") else None
+        rows.append(
+            (
+                r["name"],
+                r["status"] if r["status"] == "ok" else f"{r['error']['code']}",
+                r.get("mode") or "-",
+                str((r.get("payload_bytes") or {}).get("total", "-")),
+                f"{ber:.2e}" if ber is not None else "-",
+                f"{m['psnr_db']:.2f}" if m else "-",
+                f"{m['ssim']:.3f}" if m else "-",
+                f"{t['total']:.0f}" if "total" in t else "-",
+                (r.get("caption") or (r["error"]["message"] if r.get("error") else ""))[:48],
+            )
+        )
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows)

@@ -1,0 +1,39 @@
+"""Domain exceptions. Each carries the gRPC status code name it maps to (see gensc.common.rpc).
+
+Code that knows nothing of gRPC raises these; servicers and the interceptor turn them into
+``ItemError`` messages or status codes. Anything else maps to INTERNAL without a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+
+
+class GenscError(Exception):
+    code = "INTERNAL"
+
+
+class InvalidInput(GenscError, ValueError):
+    """The caller sent something unusable (bad image, bad option)."""
+
+    code = "INVALID_ARGUMENT"
+
+
+class ModelUnavailable(GenscError):
+    """Model weights are missing or not loaded; the message says which and how to provide them."""
+
+    code = "UNAVAILABLE"
+
+
+class PacketLost(GenscError):
+    """What came off the link cannot be used at all (header damaged, nothing decodable)."""
+
+    code = "DATA_LOSS"
+
+
+def error_fields(exc: BaseException, stage: str) -> dict[str, str]:
+    """Map an exception to ``ItemError`` fields; unknown exceptions never leak their text."""
+    if isinstance(exc, GenscError):
+        return {"code": exc.code, "message": str(exc), "stage": stage}
+    logging.getLogger("gensc").error("unexpected error in %s", stage, exc_info=exc)
+    return {"code": "INTERNAL", "message": f"internal error in the {stage} (see its log)", "stage": stage}

@@ -1,0 +1,93 @@
+"""Image decoding with limits, and PNG encoding. The one place that turns bytes into pixels.
+
+Accepted: anything Pillow decodes (PNG, JPEG, WebP, TIFF, BMP, ...), single frame, at most
+``max_pixels`` pixels (checked from the header, before decoding: decompression bombs never
+allocate). Modes other than RGB are converted with a note that travels back to the client:
+palette (P), greyscale (L, 1), alpha (LA, RGBA, PA: composited over white), CMYK, YCbCr,
+16-bit and 32-bit integer (I;16*, I: scaled to 8 bits by their full range). Floating-point
+images (F) and anything else are rejected.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from gensc.common.errors import InvalidInput
+
+DEFAULT_MAX_PIXELS = 40_000_000
+
+_PLAIN = {"RGB": None, "L": "RGB", "1": "RGB", "P": "RGBA", "CMYK": "RGB", "YCbCr": "RGB"}
+
+
+def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, list[str]]:
+    """Decode an encoded image file to uint8 RGB ``[H, W, 3]``; return it with conversion notes.
+
+    Raises InvalidInput for empty or non-image bytes, images over ``max_pixels``, zero-sized or
+    multi-frame images and unsupported modes.
+    """
+    if not data:
+        raise InvalidInput("empty image: no bytes received")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            w, h = img.size
+            if w * h > max_pixels:
+                raise InvalidInput(f"image is {w}x{h} = {w * h} pixels, over the limit of {max_pixels}")
+            if w == 0 or h == 0:
+                raise InvalidInput(f"image has zero size ({w}x{h})")
+            if getattr(img, "n_frames", 1) > 1:
+                raise InvalidInput(f"{img.format} image has {img.n_frames} frames; send one frame")
+            img.load()
+    except InvalidInput:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise InvalidInput(f"not a decodable image ({type(e).__name__}: {e})") from None
+    except (OSError, ValueError, SyntaxError) as e:
+        raise InvalidInput(f"corrupt image data ({e})") from None
+    return _to_rgb(img)
+
+
+def _to_rgb(img: Image.Image) -> tuple[np.ndarray, list[str]]:
+    mode, notes = img.mode, []
+    if mode in _PLAIN:
+        if mode != "RGB":
+            notes.append(f"converted {mode} to RGB")
+        if mode == "P":
+            img = img.convert("RGBA")
+            mode = "RGBA" if img.getextrema()[3][0] < 255 else "RGB"
+            img = img if mode == "RGBA" else img.convert("RGB")
+        else:
+            img = img.convert("RGB") if mode != "RGB" else img
+    if mode in ("LA", "RGBA", "PA", "La", "RGBa"):
+        notes.append(f"composited {img.mode if mode != 'RGBA' else 'alpha'} over white")
+        rgba = img.convert("RGBA")
+        bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(bg, rgba).convert("RGB")
+    elif mode.startswith("I;16") or mode == "I":
+        arr = np.asarray(img).astype(np.float64)
+        full = 65535.0 if mode.startswith("I;16") else float(max(arr.max(), 1.0))
+        notes.append(f"scaled {mode} ({'16' if mode.startswith('I;16') else '32'}-bit) to 8 bits")
+        grey = np.clip(np.round(arr / full * 255.0), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2), notes
+    elif img.mode != "RGB":
+        raise InvalidInput(f"unsupported image mode {img.mode!r}")
+    return np.asarray(img, dtype=np.uint8).copy(), notes
+
+
+def resize(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize uint8 ``[H, W, 3]`` to ``[size, size, 3]`` (bicubic), as seed 001 rescales to 512x512."""
+    if image.shape[:2] == (size, size):
+        return image
+    return np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BICUBIC))
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """uint8 ``[H, W, 3]`` -> PNG bytes."""
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()

@@ -1,0 +1,176 @@
+"""The ``tiny`` profile: random-weight miniatures of SD 1.5 and BLIP, built offline from configs.
+
+Shapes follow the real models where it matters to the pipeline (a 4-channel latent at 1/8 of
+the image size, a CLIP text encoder with 77 positions, a BLIP captioner with a BERT-style
+tokenizer); widths are tiny so a 128x128 image runs in milliseconds on a CPU. The weights are
+drawn from ``torch.manual_seed(seed)``, so the same seed gives the same files. They are saved
+with ``save_pretrained`` and loaded back by the same ``from_pretrained`` code as real weights.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+TINY_VERSION = 1
+
+# A small caption vocabulary for the tiny BLIP (it emits random words from it).
+_WORDS = (
+    "a an the of on in with and at by near under over next to is are two three "
+    "cat dog man woman person child bird horse car boat plane rocket cup coffee table tree "
+    "flower house street road sky water beach mountain field grass snow city building room "
+    "red blue green yellow black white brown orange pink grey purple "
+    "large small old young sitting standing walking flying holding looking lying "
+    "photo picture close up view background front bright dark sunny cloudy"
+).split()
+
+
+def _clip_tokenizer():
+    from transformers import CLIPTokenizer
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    chars = list(bytes_to_unicode().values())
+    vocab = {c: i for i, c in enumerate(chars)}
+    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+
+
+def build_sd(out: Path, seed: int = 0) -> None:
+    """Write a tiny StableDiffusionImg2ImgPipeline folder (diffusers layout) to ``out``."""
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionImg2ImgPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    tokenizer = _clip_tokenizer()
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        sample_size=16,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        norm_num_groups=8,
+        attention_head_dim=4,
+    )
+    torch.manual_seed(seed + 1)
+    vae = AutoencoderKL(
+        block_out_channels=(16, 16, 32, 32),
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        layers_per_block=1,
+        norm_num_groups=8,
+        sample_size=128,
+    )
+    torch.manual_seed(seed + 2)
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            max_position_embeddings=77,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    pipe = StableDiffusionImg2ImgPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(out)
+
+
+def build_blip(out: Path, seed: int = 0) -> None:
+    """Write a tiny BlipForConditionalGeneration + BlipProcessor folder to ``out``."""
+    import torch
+    from transformers import BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipProcessor
+
+    try:  # the PIL image processor needs no torchvision
+        from transformers import BlipImageProcessorPil as ImageProcessor
+    except ImportError:  # pragma: no cover - older transformers
+        from transformers import BlipImageProcessor as ImageProcessor
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]"]
+    vocab = {w: i for i, w in enumerate(specials + sorted(set(_WORDS)))}
+    tokenizer = BertTokenizer(vocab=vocab, do_lower_case=True)
+    tokenizer.add_special_tokens({"bos_token": "[DEC]"})
+    processor = BlipProcessor(
+        image_processor=ImageProcessor(size={"height": 32, "width": 32}), tokenizer=tokenizer
+    )
+    config = BlipConfig(
+        text_config=dict(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=37,
+            max_position_embeddings=64,
+            bos_token_id=tokenizer.bos_token_id,
+            sep_token_id=tokenizer.sep_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.sep_token_id,
+        ),
+        vision_config=dict(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=37,
+            image_size=32,
+            patch_size=8,
+        ),
+        projection_dim=32,
+    )
+    torch.manual_seed(seed)
+    BlipForConditionalGeneration(config).save_pretrained(out)
+    processor.save_pretrained(out)
+
+
+def ensure_tiny(root: Path, seed: int = 0) -> tuple[Path, Path]:
+    """Return (sd_dir, blip_dir) of the tiny profile under ``root``, building them once.
+
+    Safe against several processes building at once: each builds in a temporary folder and
+    renames it into place; a loser of the race discards its copy.
+    """
+    target = Path(root) / f"tiny-v{TINY_VERSION}-seed{seed}"
+    if not (target / "READY").is_file():
+        Path(root).mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tiny-build-", dir=root))
+        try:
+            build_sd(tmp / "sd", seed)
+            build_blip(tmp / "blip", seed)
+            (tmp / "READY").write_text("ok\n")
+            try:
+                os.rename(tmp, target)
+            except OSError:
+                if not (target / "READY").is_file():  # a stale, unfinished folder: replace it
+                    shutil.rmtree(target, ignore_errors=True)
+                    os.rename(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target / "sd", target / "blip"

@@ -1,0 +1,245 @@
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Image(_message.Message):
+    __slots__ = ("name", "format", "data")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    format: str
+    data: bytes
+    def __init__(self, name: _Optional[str] = ..., format: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class Tensor(_message.Message):
+    __slots__ = ("dtype", "shape", "data", "bits", "scale", "offset")
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    BITS_FIELD_NUMBER: _ClassVar[int]
+    SCALE_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    dtype: str
+    shape: _containers.RepeatedScalarFieldContainer[int]
+    data: bytes
+    bits: int
+    scale: _containers.RepeatedScalarFieldContainer[float]
+    offset: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ..., bits: _Optional[int] = ..., scale: _Optional[_Iterable[float]] = ..., offset: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class SemanticPacket(_message.Message):
+    __slots__ = ("version", "mode", "caption", "latent", "region_mask", "codec_params")
+    class CodecParamsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    CAPTION_FIELD_NUMBER: _ClassVar[int]
+    LATENT_FIELD_NUMBER: _ClassVar[int]
+    REGION_MASK_FIELD_NUMBER: _ClassVar[int]
+    CODEC_PARAMS_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    mode: str
+    caption: bytes
+    latent: Tensor
+    region_mask: bytes
+    codec_params: _containers.ScalarMap[str, str]
+    def __init__(self, version: _Optional[int] = ..., mode: _Optional[str] = ..., caption: _Optional[bytes] = ..., latent: _Optional[_Union[Tensor, _Mapping]] = ..., region_mask: _Optional[bytes] = ..., codec_params: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class Timings(_message.Message):
+    __slots__ = ("ms",)
+    class MsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    MS_FIELD_NUMBER: _ClassVar[int]
+    ms: _containers.ScalarMap[str, float]
+    def __init__(self, ms: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class ItemError(_message.Message):
+    __slots__ = ("code", "message", "stage")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    message: str
+    stage: str
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., stage: _Optional[str] = ...) -> None: ...
+
+class ChannelReport(_message.Message):
+    __slots__ = ("modulation", "code", "snr_db", "snr_kind", "esn0_db", "ebn0_db", "info_bits", "coded_bits", "symbols", "airtime_s", "bit_errors_raw", "bit_errors", "header_ok", "body_crc_ok", "ideal_header", "fading", "erased")
+    MODULATION_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    SNR_DB_FIELD_NUMBER: _ClassVar[int]
+    SNR_KIND_FIELD_NUMBER: _ClassVar[int]
+    ESN0_DB_FIELD_NUMBER: _ClassVar[int]
+    EBN0_DB_FIELD_NUMBER: _ClassVar[int]
+    INFO_BITS_FIELD_NUMBER: _ClassVar[int]
+    CODED_BITS_FIELD_NUMBER: _ClassVar[int]
+    SYMBOLS_FIELD_NUMBER: _ClassVar[int]
+    AIRTIME_S_FIELD_NUMBER: _ClassVar[int]
+    BIT_ERRORS_RAW_FIELD_NUMBER: _ClassVar[int]
+    BIT_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    HEADER_OK_FIELD_NUMBER: _ClassVar[int]
+    BODY_CRC_OK_FIELD_NUMBER: _ClassVar[int]
+    IDEAL_HEADER_FIELD_NUMBER: _ClassVar[int]
+    FADING_FIELD_NUMBER: _ClassVar[int]
+    ERASED_FIELD_NUMBER: _ClassVar[int]
+    modulation: str
+    code: str
+    snr_db: float
+    snr_kind: str
+    esn0_db: float
+    ebn0_db: float
+    info_bits: int
+    coded_bits: int
+    symbols: int
+    airtime_s: float
+    bit_errors_raw: int
+    bit_errors: int
+    header_ok: bool
+    body_crc_ok: bool
+    ideal_header: bool
+    fading: str
+    erased: bool
+    def __init__(self, modulation: _Optional[str] = ..., code: _Optional[str] = ..., snr_db: _Optional[float] = ..., snr_kind: _Optional[str] = ..., esn0_db: _Optional[float] = ..., ebn0_db: _Optional[float] = ..., info_bits: _Optional[int] = ..., coded_bits: _Optional[int] = ..., symbols: _Optional[int] = ..., airtime_s: _Optional[float] = ..., bit_errors_raw: _Optional[int] = ..., bit_errors: _Optional[int] = ..., header_ok: _Optional[bool] = ..., body_crc_ok: _Optional[bool] = ..., ideal_header: _Optional[bool] = ..., fading: _Optional[str] = ..., erased: _Optional[bool] = ...) -> None: ...
+
+class ReconOptions(_message.Message):
+    __slots__ = ("strength", "steps", "guidance", "seed")
+    STRENGTH_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    GUIDANCE_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    strength: float
+    steps: int
+    guidance: float
+    seed: int
+    def __init__(self, strength: _Optional[float] = ..., steps: _Optional[int] = ..., guidance: _Optional[float] = ..., seed: _Optional[int] = ...) -> None: ...
+
+class TransmitRequest(_message.Message):
+    __slots__ = ("item_id", "image", "mode", "quant_bits", "recon", "link_overrides")
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    QUANT_BITS_FIELD_NUMBER: _ClassVar[int]
+    RECON_FIELD_NUMBER: _ClassVar[int]
+    LINK_OVERRIDES_FIELD_NUMBER: _ClassVar[int]
+    item_id: str
+    image: Image
+    mode: str
+    quant_bits: int
+    recon: ReconOptions
+    link_overrides: _struct_pb2.Struct
+    def __init__(self, item_id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., mode: _Optional[str] = ..., quant_bits: _Optional[int] = ..., recon: _Optional[_Union[ReconOptions, _Mapping]] = ..., link_overrides: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class PayloadSizes(_message.Message):
+    __slots__ = ("bytes", "total")
+    class BytesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    bytes: _containers.ScalarMap[str, int]
+    total: int
+    def __init__(self, bytes: _Optional[_Mapping[str, int]] = ..., total: _Optional[int] = ...) -> None: ...
+
+class TransmitResult(_message.Message):
+    __slots__ = ("item_id", "name", "image", "error", "mode", "profile", "caption", "payload", "report", "timings", "notes")
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    CAPTION_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
+    item_id: str
+    name: str
+    image: Image
+    error: ItemError
+    mode: str
+    profile: str
+    caption: str
+    payload: PayloadSizes
+    report: ChannelReport
+    timings: Timings
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, item_id: _Optional[str] = ..., name: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ..., mode: _Optional[str] = ..., profile: _Optional[str] = ..., caption: _Optional[str] = ..., payload: _Optional[_Union[PayloadSizes, _Mapping]] = ..., report: _Optional[_Union[ChannelReport, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Frame(_message.Message):
+    __slots__ = ("item_id", "packet", "recon", "link_overrides")
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    PACKET_FIELD_NUMBER: _ClassVar[int]
+    RECON_FIELD_NUMBER: _ClassVar[int]
+    LINK_OVERRIDES_FIELD_NUMBER: _ClassVar[int]
+    item_id: str
+    packet: SemanticPacket
+    recon: ReconOptions
+    link_overrides: _struct_pb2.Struct
+    def __init__(self, item_id: _Optional[str] = ..., packet: _Optional[_Union[SemanticPacket, _Mapping]] = ..., recon: _Optional[_Union[ReconOptions, _Mapping]] = ..., link_overrides: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class Delivery(_message.Message):
+    __slots__ = ("item_id", "image", "error", "profile", "report", "timings", "notes")
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
+    item_id: str
+    image: Image
+    error: ItemError
+    profile: str
+    report: ChannelReport
+    timings: Timings
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, item_id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ..., profile: _Optional[str] = ..., report: _Optional[_Union[ChannelReport, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ReceivedFrame(_message.Message):
+    __slots__ = ("item_id", "header", "body", "recon")
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    RECON_FIELD_NUMBER: _ClassVar[int]
+    item_id: str
+    header: bytes
+    body: bytes
+    recon: ReconOptions
+    def __init__(self, item_id: _Optional[str] = ..., header: _Optional[bytes] = ..., body: _Optional[bytes] = ..., recon: _Optional[_Union[ReconOptions, _Mapping]] = ...) -> None: ...
+
+class Reconstruction(_message.Message):
+    __slots__ = ("item_id", "image", "error", "profile", "timings", "notes")
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
+    item_id: str
+    image: Image
+    error: ItemError
+    profile: str
+    timings: Timings
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, item_id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ..., profile: _Optional[str] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -1,0 +1,96 @@
+"""gRPC Sender service: translates TransmitRequest <-> SenderPipeline and relays to the channel."""
+
+from __future__ import annotations
+
+from gensc.common import convert
+from gensc.common.errors import ModelUnavailable, error_fields
+from gensc.common.rpc import RpcConfig, create_channel, relay
+from gensc.proto import semcom_pb2 as pb
+from gensc.proto import semcom_pb2_grpc as pb_grpc
+from gensc.sender.pipeline import Encoded, SenderPipeline
+
+
+class SenderServicer(pb_grpc.SenderServicer):
+    def __init__(self, pipeline: SenderPipeline | None, channel_target: str, rpc: RpcConfig) -> None:
+        self.pipeline, self.rpc = pipeline, rpc
+        self.channel = create_channel(channel_target, rpc)
+        self.stub = pb_grpc.ChannelStub(self.channel)
+        self.target = channel_target
+
+    def Transmit(self, request_iterator, context):
+        seen: set[str] = set()
+
+        def prepare(req: pb.TransmitRequest):
+            if not req.item_id or req.item_id in seen:
+                why = "missing item_id" if not req.item_id else f"duplicate item_id {req.item_id!r}"
+                return (
+                    "done",
+                    None,
+                    _result(req, error={"code": "INVALID_ARGUMENT", "message": why, "stage": "sender"}),
+                )
+            seen.add(req.item_id)
+            try:
+                if self.pipeline is None:
+                    raise ModelUnavailable("the sender's models are still loading; retry shortly")
+                enc = self.pipeline.encode(
+                    req.image.data,
+                    mode=req.mode or None,
+                    quant_bits=req.quant_bits if req.HasField("quant_bits") else None,
+                )
+            except Exception as e:  # noqa: BLE001 - every item gets an answer
+                return "done", None, _result(req, error=error_fields(e, "sender"))
+            frame = pb.Frame(
+                item_id=req.item_id,
+                packet=convert.packet_to_proto(enc.packet),
+                recon=req.recon,
+                link_overrides=req.link_overrides,
+            )
+            return "send", (req, enc), frame
+
+        def open_downstream(frames):
+            call = self.stub.Relay(frames, timeout=self.rpc.deadline_s)
+            context.add_callback(call.cancel)
+            return call
+
+        def finish(ctx, delivery: pb.Delivery) -> pb.TransmitResult:
+            req, enc = ctx
+            res = _result(req, enc=enc, notes=list(delivery.notes))
+            res.profile = delivery.profile
+            res.report.CopyFrom(delivery.report)
+            res.timings.ms.update(delivery.timings.ms)
+            if delivery.HasField("image"):
+                res.image.CopyFrom(delivery.image)
+            else:
+                res.error.CopyFrom(delivery.error)
+            return res
+
+        def fail(ctx, code, message) -> pb.TransmitResult:
+            req, enc = ctx if isinstance(ctx, tuple) else (ctx, None)
+            return _result(
+                req,
+                enc=enc,
+                error={"code": code.name, "stage": "sender", "message": f"channel {self.target}: {message}"},
+            )
+
+        yield from relay(request_iterator, prepare, open_downstream, finish, fail)
+
+
+def _result(
+    req: pb.TransmitRequest,
+    *,
+    enc: Encoded | None = None,
+    error: dict | None = None,
+    notes: list[str] | None = None,
+) -> pb.TransmitResult:
+    res = pb.TransmitResult(item_id=req.item_id, name=req.image.name)
+    if enc is not None:
+        res.mode = enc.packet.mode
+        res.caption = enc.caption
+        res.payload.bytes.update(enc.payload)
+        res.payload.total = sum(enc.payload.values())
+        res.timings.ms.update(enc.timings)
+        res.notes.extend(enc.notes)
+    res.notes.extend(notes or [])
+    if error is not None:
+        res.error.CopyFrom(convert.error_proto(error))
+    return res

@@ -1,0 +1,79 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gensc.common.errors import InvalidInput
+from gensc.common.images import decode_image, encode_png
+
+
+def _encode(img: Image.Image, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+RGB = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+
+
+def test_png_round_trip():
+    img, notes = decode_image(encode_png(RGB))
+    assert np.array_equal(img, RGB) and notes == []
+
+
+@pytest.mark.parametrize(
+    "data,match",
+    [
+        (b"", "empty"),
+        (b"not an image at all", "not a decodable image"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "image"),
+    ],
+)
+def test_bad_bytes(data, match):
+    with pytest.raises(InvalidInput, match=match):
+        decode_image(data)
+
+
+def test_truncated_png():
+    with pytest.raises(InvalidInput):
+        decode_image(encode_png(RGB)[:-30])
+
+
+def test_pixel_limit_checked_before_decoding():
+    big = _encode(Image.new("L", (3000, 3000)), "PNG")
+    with pytest.raises(InvalidInput, match="over the limit"):
+        decode_image(big, max_pixels=1_000_000)
+
+
+@pytest.mark.parametrize(
+    "mode,fmt,note",
+    [
+        ("CMYK", "JPEG", "CMYK"),
+        ("P", "PNG", "P"),
+        ("L", "PNG", "L"),
+        ("RGBA", "PNG", "alpha"),
+        ("LA", "PNG", "LA"),
+        ("I;16", "PNG", "16"),
+    ],
+)
+def test_unusual_modes_are_converted_with_a_note(mode, fmt, note):
+    src = Image.fromarray(RGB)
+    if mode == "I;16":
+        src = Image.fromarray(np.arange(600, dtype=np.uint16).reshape(20, 30) * 100)
+    else:
+        src = src.convert(mode)
+    img, notes = decode_image(_encode(src, fmt))
+    assert img.shape == (20, 30, 3) and img.dtype == np.uint8
+    assert any(note in n for n in notes)
+
+
+def test_alpha_composited_over_white():
+    rgba = np.zeros((4, 4, 4), np.uint8)  # fully transparent black
+    img, _ = decode_image(_encode(Image.fromarray(rgba, "RGBA"), "PNG"))
+    assert (img == 255).all()
+
+
+def test_float_mode_rejected():
+    with pytest.raises(InvalidInput, match="unsupported image mode"):
+        decode_image(_encode(Image.fromarray(np.ones((4, 4), np.float32)), "TIFF"))

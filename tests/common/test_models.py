@@ -1,0 +1,65 @@
+import time
+
+import pytest
+
+from gensc.common.errors import ModelUnavailable
+from gensc.common.models import from_pretrained, resolve_profile
+
+
+def test_tiny_profile_loads_through_from_pretrained(tiny_profile):
+    from diffusers import AutoencoderKL, StableDiffusionImg2ImgPipeline
+    from transformers import BlipForConditionalGeneration, BlipProcessor
+
+    pipe = from_pretrained(
+        StableDiffusionImg2ImgPipeline,
+        tiny_profile.sd_model,
+        "sd",
+        safety_checker=None,
+        requires_safety_checker=False,
+    )
+    vae = from_pretrained(AutoencoderKL, tiny_profile.sd_model, "sd", subfolder="vae")
+    assert 2 ** (len(vae.config.block_out_channels) - 1) == 8  # latent at 1/8, like SD
+    assert pipe.unet.config.in_channels == 4 and pipe.tokenizer.model_max_length == 77
+    model = from_pretrained(BlipForConditionalGeneration, tiny_profile.captioner, "captioner")
+    proc = from_pretrained(BlipProcessor, tiny_profile.captioner, "captioner")
+    assert model.config.text_config.vocab_size == len(proc.tokenizer)
+    assert tiny_profile.random_weights
+
+
+def test_tiny_is_deterministic_by_seed(tmp_path):
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    from gensc.common.tiny import build_sd
+
+    build_sd(tmp_path / "a", seed=3)
+    build_sd(tmp_path / "b", seed=3)
+    build_sd(tmp_path / "c", seed=4)
+    a, b, c = (UNet2DConditionModel.from_pretrained(tmp_path / n / "unet") for n in "abc")
+    pa, pb, pc = (next(m.parameters()) for m in (a, b, c))
+    assert torch.equal(pa, pb) and not torch.equal(pa, pc)
+
+
+def test_missing_sd15_weights_fail_fast_with_instructions(tmp_path, monkeypatch):
+    from diffusers import StableDiffusionImg2ImgPipeline
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path))  # an empty hub cache
+    t0 = time.monotonic()
+    with pytest.raises(ModelUnavailable) as e:
+        from_pretrained(StableDiffusionImg2ImgPipeline, "stable-diffusion-v1-5/stable-diffusion-v1-5", "sd")
+    assert time.monotonic() - t0 < 10
+    msg = str(e.value)
+    assert "stable-diffusion-v1-5/stable-diffusion-v1-5" in msg and "--sd-model" in msg
+    with pytest.raises(ModelUnavailable, match="GENSC_CAPTION_MODEL"):
+        from transformers import BlipForConditionalGeneration
+
+        from_pretrained(BlipForConditionalGeneration, str(tmp_path / "nowhere"), "captioner")
+
+
+def test_auto_falls_back_to_tiny_and_unknown_profile(tiny_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    assert resolve_profile("auto").name == "tiny"
+    with pytest.raises(ValueError, match="unknown profile 'sd21'.*sd15"):
+        resolve_profile("sd21")
+    with pytest.raises(ValueError, match="multiple of 8"):
+        resolve_profile("tiny", image_size=100)

@@ -1,0 +1,51 @@
+"""Shared fixtures. Every test runs offline on CPU with the tiny random-weight profile."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory) -> str:
+    """A session-wide GENSC_CACHE with the tiny profile built once (from configs, random weights)."""
+    root = os.environ.get("GENSC_TEST_CACHE") or str(tmp_path_factory.mktemp("gensc-cache"))
+    os.environ["GENSC_CACHE"] = root
+    from gensc.common.models import resolve_profile
+
+    resolve_profile("tiny")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_profile(tiny_cache):
+    from gensc.common.models import resolve_profile
+
+    return resolve_profile("tiny", image_size=64)
+
+
+def png_bytes(array: np.ndarray, mode: str | None = None, fmt: str = "PNG") -> bytes:
+    from PIL import Image
+
+    img = Image.fromarray(array) if mode is None else Image.fromarray(array).convert(mode)
+    buf = io.BytesIO()
+    img.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def photos() -> dict[str, bytes]:
+    from skimage import data
+
+    return {n: png_bytes(getattr(data, n)()) for n in ("astronaut", "coffee", "chelsea")}
+
+
+@pytest.fixture(scope="session")
+def make_png():
+    """``make_png(array, mode=None, fmt="PNG") -> bytes``."""
+    return png_bytes

@@ -1,0 +1,634 @@
+"""Key / non-key segmentation of an image on the latent grid (seed paper 000).
+
+The sender splits an image into *key* regions, sent as quantised VAE latents, and *non-key*
+regions, described by a structured text prompt. A segmenter decides which latent cells are key:
+
+    mask = get_segmenter("saliency")(image, latent_hw=(64, 64), key_fraction=0.3)
+
+* ``image``: ``uint8`` array ``[H, W, 3]``, RGB.
+* ``latent_hw``: ``(h, w)`` of the latent grid the mask lives on (``H // 8, W // 8`` for SD's VAE).
+* ``key_fraction``: share of latent cells that are key, in ``[0, 1]``.
+* returns a ``bool`` array ``[h, w]`` with exactly :func:`key_cell_count` cells ``True``.
+
+Two segmenters are registered in :data:`SEGMENTERS`:
+
+``saliency`` (default)
+    Traditional image processing as in seed 000, numpy + Pillow only, deterministic:
+    spectral-residual saliency (Hou & Zhang, CVPR 2007) plus local edge energy (Sobel gradient
+    magnitude averaged over a window), each normalised to ``[0, 1]``, mixed, area-pooled to the
+    latent grid after a blur of about one latent cell, top-k cells.
+``clipseg``
+    Text-promptable learned segmentation: ``CLIPSegForImageSegmentation`` (default hub id
+    ``CIDAS/clipseg-rd64-refined``) scores each pixel for each prompt; the per-pixel maximum of the
+    sigmoid probabilities over prompts is resized to the latent grid and the top-k cells are key.
+    Loading is offline unless ``allow_download=True``; a missing model raises
+    :class:`ModelNotFoundError` at once.
+
+The mask travels to the receiver bit-packed by :func:`pack_mask` / :func:`unpack_mask`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from PIL import Image
+
+from gensc.common.errors import ModelUnavailable
+
+__all__ = [
+    "CLIPSEG_DEFAULT_MODEL",
+    "CLIPSEG_DEFAULT_PROMPTS",
+    "MODEL_ENV_VAR",
+    "SEGMENTERS",
+    "ClipSegSegmenter",
+    "ModelNotFoundError",
+    "SaliencySegmenter",
+    "Segmenter",
+    "check_segment_inputs",
+    "get_segmenter",
+    "key_cell_count",
+    "load_clipseg_segmenter",
+    "pack_mask",
+    "top_k_mask",
+    "unpack_mask",
+]
+
+CLIPSEG_DEFAULT_MODEL = "CIDAS/clipseg-rd64-refined"
+"""Hub id of the CLIPSeg checkpoint used when neither ``model`` nor the env var is given."""
+
+CLIPSEG_DEFAULT_PROMPTS: tuple[str, ...] = ("the main subject",)
+"""Text prompts CLIPSeg scores by default; a cell's score is its maximum over prompts."""
+
+MODEL_ENV_VAR = "GENSC_SEGMENTER_MODEL"
+"""Environment variable naming a local directory (or hub id) for the ``clipseg`` segmenter."""
+
+
+class Segmenter(Protocol):
+    """Anything that maps an image to a key-cell mask on the latent grid."""
+
+    def __call__(self, image: np.ndarray, latent_hw: tuple[int, int], key_fraction: float) -> np.ndarray:
+        """Return the key-region mask.
+
+        Args:
+            image: ``uint8`` ``[H, W, 3]`` RGB image.
+            latent_hw: ``(h, w)`` latent grid size, both ``>= 1``.
+            key_fraction: share of cells that are key, in ``[0, 1]``.
+
+        Returns:
+            ``bool`` ``[h, w]`` mask with exactly ``key_cell_count(key_fraction, latent_hw)``
+            cells ``True``.
+
+        Raises:
+            ValueError: on a bad image, grid size or fraction.
+        """
+        ...
+
+
+class ModelNotFoundError(ModelUnavailable, FileNotFoundError):
+    """A model's weights are not available locally (and downloading was not allowed).
+
+    Both a :class:`FileNotFoundError` and the project's :class:`ModelUnavailable` (gRPC status
+    ``UNAVAILABLE``); the message names the model and how to provide it.
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Conventions shared by every segmenter
+# --------------------------------------------------------------------------------------------
+
+
+def key_cell_count(key_fraction: float, latent_hw: tuple[int, int]) -> int:
+    """Number of key cells: ``round(key_fraction * h * w)``.
+
+    Python's ``round`` rounds halves to even (``round(2.5) == 2``); this function is the one place
+    that convention lives, so callers that need the count should call it rather than recompute it.
+
+    Args:
+        key_fraction: share of cells, in ``[0, 1]``.
+        latent_hw: ``(h, w)`` grid size.
+
+    Returns:
+        Integer in ``[0, h * w]``.
+    """
+    h, w = _check_hw(latent_hw)
+    _check_fraction(key_fraction)
+    return int(round(float(key_fraction) * h * w))
+
+
+def check_segment_inputs(
+    image: np.ndarray, latent_hw: tuple[int, int], key_fraction: float
+) -> tuple[int, int]:
+    """Validate a segmenter call's arguments; return ``(h, w)`` as Python ints.
+
+    Raises:
+        ValueError: if ``image`` is not a ``uint8`` ``[H, W, 3]`` array with ``H, W >= 1``, if
+            ``latent_hw`` is not two positive integers, or if ``key_fraction`` is not a finite
+            number in ``[0, 1]``.
+    """
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"image must be a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"image must have dtype uint8, got {image.dtype}")
+    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"image must have shape [H, W, 3], got {list(image.shape)}")
+    hw = _check_hw(latent_hw)
+    _check_fraction(key_fraction)
+    return hw
+
+
+def _check_hw(latent_hw: tuple[int, int]) -> tuple[int, int]:
+    try:
+        h, w = latent_hw
+    except (TypeError, ValueError):
+        raise ValueError(f"latent_hw must be a pair (h, w), got {latent_hw!r}") from None
+    for v in (h, w):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"latent_hw must be two positive integers, got {latent_hw!r}")
+    return int(h), int(w)
+
+
+def _check_fraction(key_fraction: float) -> None:
+    if isinstance(key_fraction, bool) or not isinstance(key_fraction, (int, float, np.floating)):
+        raise ValueError(f"key_fraction must be a number in [0, 1], got {key_fraction!r}")
+    if not math.isfinite(float(key_fraction)) or not 0.0 <= float(key_fraction) <= 1.0:
+        raise ValueError(f"key_fraction must be in [0, 1], got {key_fraction!r}")
+
+
+def top_k_mask(score: np.ndarray, k: int) -> np.ndarray:
+    """Mark the ``k`` highest-scoring cells.
+
+    Ties are broken deterministically: among equal scores the cell that comes first in row-major
+    (raster) order wins.
+
+    Args:
+        score: finite float array ``[h, w]``.
+        k: number of cells to mark, ``0 <= k <= h * w``.
+
+    Returns:
+        ``bool`` ``[h, w]`` with exactly ``k`` cells ``True``.
+    """
+    score = np.asarray(score, dtype=np.float64)
+    if score.ndim != 2:
+        raise ValueError(f"score must be 2-D [h, w], got shape {list(score.shape)}")
+    if not 0 <= k <= score.size:
+        raise ValueError(f"k must be in [0, {score.size}], got {k}")
+    if not np.all(np.isfinite(score)):
+        raise ValueError("score contains NaN or infinite values")
+    order = np.argsort(-score.ravel(), kind="stable")
+    flat = np.zeros(score.size, dtype=bool)
+    flat[order[:k]] = True
+    return flat.reshape(score.shape)
+
+
+# --------------------------------------------------------------------------------------------
+# Wire format of the mask
+# --------------------------------------------------------------------------------------------
+
+
+def pack_mask(mask: np.ndarray) -> bytes:
+    """Bit-pack a key mask for transmission.
+
+    Layout, byte by byte: the ``h * w`` cells are taken in row-major order (cell ``i`` is
+    ``mask[i // w, i % w]``); byte ``j`` holds cells ``8j .. 8j+7``, cell ``8j + b`` in bit ``b``
+    counted from the least significant bit (``np.packbits(..., bitorder="little")``); ``1`` means
+    key. The last byte's unused high bits are zero. Length is ``ceil(h * w / 8)`` bytes. There is no
+    header: ``(h, w)`` travels elsewhere and must be given to :func:`unpack_mask`.
+
+    Example: ``[[1, 0, 0], [0, 0, 0], [0, 0, 1]]`` -> cells 0 and 8 -> ``b"\\x01\\x01"``.
+
+    Args:
+        mask: ``bool`` array ``[h, w]``.
+
+    Returns:
+        ``ceil(h * w / 8)`` bytes.
+    """
+    mask = np.asarray(mask)
+    if mask.dtype != np.bool_ or mask.ndim != 2:
+        raise ValueError(f"mask must be a bool array [h, w], got dtype {mask.dtype} shape {list(mask.shape)}")
+    return np.packbits(mask.ravel(), bitorder="little").tobytes()
+
+
+def unpack_mask(data: bytes, hw: tuple[int, int]) -> np.ndarray:
+    """Inverse of :func:`pack_mask`.
+
+    Args:
+        data: exactly ``ceil(h * w / 8)`` bytes, laid out as :func:`pack_mask` documents.
+        hw: ``(h, w)`` of the mask.
+
+    Returns:
+        ``bool`` array ``[h, w]``.
+
+    Raises:
+        ValueError: if ``data`` has the wrong length or a padding bit is set (the payload is not a
+            mask of this size).
+    """
+    h, w = _check_hw(hw)
+    n = h * w
+    expected = (n + 7) // 8
+    if len(data) != expected:
+        raise ValueError(f"mask of {h}x{w} needs {expected} bytes, got {len(data)}")
+    bits = np.unpackbits(np.frombuffer(bytes(data), dtype=np.uint8), bitorder="little")
+    if bits[n:].any():
+        raise ValueError("mask payload has padding bits set; it is not a packed mask")
+    return bits[:n].astype(bool).reshape(h, w)
+
+
+# --------------------------------------------------------------------------------------------
+# Saliency segmenter (numpy + Pillow)
+# --------------------------------------------------------------------------------------------
+
+
+def _resize_float(x: np.ndarray, hw: tuple[int, int], resample: int) -> np.ndarray:
+    """Resize a 2-D float map to ``(h, w)`` with Pillow (mode ``F``)."""
+    h, w = hw
+    if x.shape == (h, w):
+        return x.astype(np.float32, copy=True)
+    img = Image.fromarray(np.ascontiguousarray(x, dtype=np.float32), mode="F")
+    return np.asarray(img.resize((w, h), resample=resample), dtype=np.float32)
+
+
+def _filter_1d(x: np.ndarray, kernel: np.ndarray, axis: int) -> np.ndarray:
+    """Correlate ``x`` with an odd-length ``kernel`` along ``axis``, reflecting at the borders."""
+    r = len(kernel) // 2
+    if r == 0:
+        return x * kernel[0]
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (r, r)
+    mode = "reflect" if x.shape[axis] > r else "edge"
+    xp = np.pad(x, pad, mode=mode)
+    out = np.zeros_like(x, dtype=np.float64)
+    n = x.shape[axis]
+    for i, k in enumerate(kernel):
+        out += k * np.take(xp, np.arange(i, i + n), axis=axis)
+    return out
+
+
+def _gaussian(x: np.ndarray, sigma: float) -> np.ndarray:
+    """Separable Gaussian blur (std ``sigma`` pixels, truncated at 3 sigma, reflect borders)."""
+    if sigma <= 0:
+        return x.astype(np.float64)
+    r = max(1, int(math.ceil(3.0 * sigma)))
+    t = np.arange(-r, r + 1, dtype=np.float64)
+    k = np.exp(-0.5 * (t / sigma) ** 2)
+    k /= k.sum()
+    return _filter_1d(_filter_1d(x, k, 0), k, 1)
+
+
+def _box(x: np.ndarray, size: int) -> np.ndarray:
+    """Mean over a ``size`` x ``size`` window (``size`` odd), reflect borders."""
+    k = np.full(size, 1.0 / size)
+    return _filter_1d(_filter_1d(x, k, 0), k, 1)
+
+
+def _normalise(x: np.ndarray, rtol: float = 1e-4) -> np.ndarray:
+    """Min-max normalise to ``[0, 1]``.
+
+    A map whose range is below ``rtol`` times its magnitude is numerically constant (FFT round-off
+    on a flat image) and becomes all zeros, so it cannot reorder the cells.
+    """
+    lo, hi = float(x.min()), float(x.max())
+    if not hi - lo > rtol * max(abs(lo), abs(hi)):
+        return np.zeros_like(x, dtype=np.float64)
+    return (x - lo) / (hi - lo)
+
+
+def _luma(image: np.ndarray) -> np.ndarray:
+    """ITU-R BT.601 luma of a ``uint8`` RGB image, float64 ``[H, W]`` in ``[0, 1]``."""
+    rgb = image.astype(np.float64) / 255.0
+    return rgb @ np.array([0.299, 0.587, 0.114])
+
+
+def _periodic_component(u: np.ndarray) -> np.ndarray:
+    """Periodic part of a 2-D image (Moisan, "Periodic plus smooth image decomposition", 2011).
+
+    The FFT treats an image as periodic, so the jumps between opposite borders look like strong
+    edges (a cross in the spectrum, false saliency along the borders). Subtracting the smooth
+    component ``s`` whose discrete Laplacian equals the border jumps removes them:
+    ``s_hat = v_hat / (2 cos(2 pi q / M) + 2 cos(2 pi r / N) - 4)``, ``s_hat[0, 0] = 0``.
+
+    Args:
+        u: float ``[M, N]``.
+
+    Returns:
+        float64 ``[M, N]``, ``u - s``.
+    """
+    u = u.astype(np.float64)
+    M, N = u.shape
+    v = np.zeros_like(u)
+    v[0, :] += u[-1, :] - u[0, :]
+    v[-1, :] += u[0, :] - u[-1, :]
+    v[:, 0] += u[:, -1] - u[:, 0]
+    v[:, -1] += u[:, 0] - u[:, -1]
+    q = np.arange(M)[:, None]
+    r = np.arange(N)[None, :]
+    denom = 2.0 * np.cos(2.0 * np.pi * q / M) + 2.0 * np.cos(2.0 * np.pi * r / N) - 4.0
+    denom[0, 0] = 1.0
+    s_hat = np.fft.fft2(v) / denom
+    s_hat[0, 0] = 0.0
+    return u - np.real(np.fft.ifft2(s_hat))
+
+
+def spectral_residual(grey: np.ndarray, *, width: int = 64, sigma: float = 2.5) -> np.ndarray:
+    """Spectral-residual saliency (Hou & Zhang, CVPR 2007).
+
+    The image is resized to ``width`` pixels wide (aspect kept, at least 8 pixels high) and
+    replaced by its periodic component (:func:`_periodic_component`, no border artefacts); with
+    ``F = FFT2(I)``, the log amplitude ``L = log(|F| + 1e-8)`` minus its 3x3 local mean is the
+    spectral residual ``R``; the saliency map is ``|IFFT2(exp(R + i * angle(F)))|^2`` blurred by
+    a Gaussian of std ``sigma`` pixels (at ``width`` resolution).
+
+    Args:
+        grey: float ``[H, W]`` grey image (any range).
+        width: working width in pixels.
+        sigma: Gaussian std in pixels at the working resolution.
+
+    Returns:
+        float64 ``[h', w']`` saliency at the working resolution, normalised to ``[0, 1]``.
+    """
+    H, W = grey.shape
+    w = max(8, min(width, W)) if W >= 8 else W
+    h = max(min(8, H), int(round(H * w / W)))
+    small = _resize_float(grey, (h, w), Image.BOX).astype(np.float64)
+    spectrum = np.fft.fft2(_periodic_component(small))
+    log_amp = np.log(np.abs(spectrum) + 1e-8)
+    residual = log_amp - _box(log_amp, 3)
+    sal = np.abs(np.fft.ifft2(np.exp(residual + 1j * np.angle(spectrum)))) ** 2
+    return _normalise(_gaussian(sal, sigma))
+
+
+def edge_energy(grey: np.ndarray, *, max_side: int = 256, window: int = 9) -> np.ndarray:
+    """Local edge / texture energy: Sobel gradient magnitude averaged over a window.
+
+    Args:
+        grey: float ``[H, W]`` grey image in ``[0, 1]``.
+        max_side: the image is first area-downsampled so its longer side is at most this.
+        window: odd side of the averaging window, in pixels at the working resolution.
+
+    Returns:
+        float64 ``[h', w']`` energy at the working resolution, normalised to ``[0, 1]``.
+    """
+    H, W = grey.shape
+    scale = min(1.0, max_side / max(H, W))
+    hw = (max(1, int(round(H * scale))), max(1, int(round(W * scale))))
+    g = _resize_float(grey, hw, Image.BOX).astype(np.float64)
+    smooth = np.array([1.0, 2.0, 1.0]) / 4.0
+    diff = np.array([-1.0, 0.0, 1.0]) / 2.0
+    gx = _filter_1d(_filter_1d(g, smooth, 0), diff, 1)
+    gy = _filter_1d(_filter_1d(g, diff, 0), smooth, 1)
+    mag = np.hypot(gx, gy)
+    return _normalise(_box(mag, window))
+
+
+class SaliencySegmenter:
+    """Key cells by spectral-residual saliency plus edge energy (numpy + Pillow, deterministic).
+
+    ``score = saliency_weight * S + (1 - saliency_weight) * E`` where ``S`` is
+    :func:`spectral_residual` and ``E`` is :func:`edge_energy`, each in ``[0, 1]``, both
+    bilinearly resized to a working grid of up to 4 x 4 pixels per latent cell, blurred by a
+    Gaussian of std ``smooth_cells`` latent cells (so regions come out whole rather than as
+    scattered edges) and area-averaged onto the latent grid; the ``key_cell_count`` highest cells
+    are key (ties: raster order).
+
+    Args:
+        saliency_weight: weight of the spectral-residual term, in ``[0, 1]``.
+        sr_width: working width of the spectral residual, pixels.
+        sr_sigma: Gaussian std of the saliency blur, pixels at ``sr_width``.
+        edge_max_side: working resolution (longer side, pixels) of the edge term.
+        edge_window: odd averaging window of the edge term, pixels at that resolution.
+        smooth_cells: std of the final blur, in latent cells (0 disables it).
+    """
+
+    def __init__(
+        self,
+        *,
+        saliency_weight: float = 0.5,
+        sr_width: int = 64,
+        sr_sigma: float = 2.5,
+        edge_max_side: int = 256,
+        edge_window: int = 9,
+        smooth_cells: float = 1.5,
+    ) -> None:
+        if not 0.0 <= saliency_weight <= 1.0:
+            raise ValueError(f"saliency_weight must be in [0, 1], got {saliency_weight}")
+        if sr_width < 8:
+            raise ValueError(f"sr_width must be >= 8, got {sr_width}")
+        if sr_sigma < 0:
+            raise ValueError(f"sr_sigma must be >= 0, got {sr_sigma}")
+        if edge_max_side < 8:
+            raise ValueError(f"edge_max_side must be >= 8, got {edge_max_side}")
+        if edge_window < 1 or edge_window % 2 == 0:
+            raise ValueError(f"edge_window must be a positive odd integer, got {edge_window}")
+        if not smooth_cells >= 0:
+            raise ValueError(f"smooth_cells must be >= 0, got {smooth_cells}")
+        self.saliency_weight = float(saliency_weight)
+        self.sr_width = int(sr_width)
+        self.sr_sigma = float(sr_sigma)
+        self.edge_max_side = int(edge_max_side)
+        self.edge_window = int(edge_window)
+        self.smooth_cells = float(smooth_cells)
+
+    def score(self, image: np.ndarray, latent_hw: tuple[int, int]) -> np.ndarray:
+        """Per-cell key score.
+
+        Args:
+            image: ``uint8`` ``[H, W, 3]`` RGB.
+            latent_hw: ``(h, w)``.
+
+        Returns:
+            float64 ``[h, w]`` in ``[0, 1]``; higher means more important.
+        """
+        h, w = check_segment_inputs(image, latent_hw, 0.0)
+        grey = _luma(image)
+        H, W = grey.shape
+        # Common working grid: fine enough for both terms, then area-pool to the latent grid.
+        fine = (max(h, min(H, 4 * h)), max(w, min(W, 4 * w)))
+        sal = _resize_float(
+            spectral_residual(grey, width=self.sr_width, sigma=self.sr_sigma), fine, Image.BILINEAR
+        )
+        edge = _resize_float(
+            edge_energy(grey, max_side=self.edge_max_side, window=self.edge_window),
+            fine,
+            Image.BILINEAR,
+        )
+        mix = self.saliency_weight * sal + (1.0 - self.saliency_weight) * edge
+        cell_px = fine[0] / h  # fine-grid pixels per latent cell
+        mix = _gaussian(mix, self.smooth_cells * cell_px)
+        return _resize_float(mix, (h, w), Image.BOX).astype(np.float64)
+
+    def __call__(self, image: np.ndarray, latent_hw: tuple[int, int], key_fraction: float) -> np.ndarray:
+        """Key mask, ``bool`` ``[h, w]``; see :class:`Segmenter`."""
+        hw = check_segment_inputs(image, latent_hw, key_fraction)
+        k = key_cell_count(key_fraction, hw)
+        if k == 0 or k == hw[0] * hw[1]:
+            return np.full(hw, k > 0, dtype=bool)
+        return top_k_mask(self.score(image, hw), k)
+
+
+# --------------------------------------------------------------------------------------------
+# CLIPSeg segmenter (transformers, imported lazily)
+# --------------------------------------------------------------------------------------------
+
+
+class ClipSegSegmenter:
+    """Key cells by CLIPSeg text-prompted segmentation.
+
+    For each prompt CLIPSeg returns logits ``[S, S]`` on its square input (the processor resizes the
+    image to ``S x S``, e.g. 352); the score is the per-pixel maximum of ``sigmoid(logits)`` over
+    prompts, resized (bilinear, antialiased) to the latent grid ``[h, w]`` — which also undoes the
+    processor's squeeze to a square — and the top-k cells are key (ties: raster order).
+
+    Build it with :func:`load_clipseg_segmenter` (or ``get_segmenter("clipseg", ...)``).
+
+    Args:
+        model: a loaded ``CLIPSegForImageSegmentation`` (put in eval mode here).
+        processor: the matching ``CLIPSegProcessor``.
+        prompts: non-empty text prompts.
+    """
+
+    def __init__(self, model: Any, processor: Any, prompts: Sequence[str]) -> None:
+        prompts = tuple(prompts) if not isinstance(prompts, str) else (prompts,)
+        if not prompts or not all(isinstance(p, str) and p.strip() for p in prompts):
+            raise ValueError(f"prompts must be non-empty strings, got {prompts!r}")
+        self.model = model.eval()
+        self.processor = processor
+        self.prompts = prompts
+
+    def score(self, image: np.ndarray, latent_hw: tuple[int, int]) -> np.ndarray:
+        """Per-cell probability that the cell shows one of the prompts.
+
+        Returns:
+            float64 ``[h, w]`` in ``[0, 1]``.
+        """
+        import torch
+        import torch.nn.functional as F
+
+        h, w = check_segment_inputs(image, latent_hw, 0.0)
+        pil = Image.fromarray(image, mode="RGB")
+        n = len(self.prompts)
+        inputs = self.processor(text=list(self.prompts), images=[pil] * n, padding=True, return_tensors="pt")
+        device = self.model.device
+        dtype = self.model.dtype
+        inputs = {
+            k: (v.to(device=device, dtype=dtype) if v.is_floating_point() else v.to(device))
+            for k, v in inputs.items()
+        }
+        with torch.no_grad():
+            logits = self.model(**inputs).logits
+        if logits.ndim == 2:  # some versions squeeze a batch of one
+            logits = logits[None]
+        prob = torch.sigmoid(logits.float()).amax(dim=0)  # [S, S]
+        cells = F.interpolate(
+            prob[None, None], size=(h, w), mode="bilinear", align_corners=False, antialias=True
+        )[0, 0]
+        return cells.cpu().double().numpy()
+
+    def __call__(self, image: np.ndarray, latent_hw: tuple[int, int], key_fraction: float) -> np.ndarray:
+        """Key mask, ``bool`` ``[h, w]``; see :class:`Segmenter`."""
+        hw = check_segment_inputs(image, latent_hw, key_fraction)
+        k = key_cell_count(key_fraction, hw)
+        if k == 0 or k == hw[0] * hw[1]:
+            return np.full(hw, k > 0, dtype=bool)
+        return top_k_mask(self.score(image, hw), k)
+
+
+def _looks_like_path(name: str) -> bool:
+    return (
+        name.startswith(("/", "./", "../", "~", "\\"))
+        or os.sep in name.replace("/", "")
+        or name.count("/") > 1
+        or Path(name).expanduser().exists()
+    )
+
+
+def load_clipseg_segmenter(
+    model: str | os.PathLike[str] | None = None,
+    *,
+    prompts: Sequence[str] = CLIPSEG_DEFAULT_PROMPTS,
+    allow_download: bool = False,
+    device: str = "cpu",
+    dtype: Any = None,
+) -> ClipSegSegmenter:
+    """Load CLIPSeg (model + processor) from a local directory or the hub cache.
+
+    ``model`` resolution: the argument if given, else the environment variable
+    ``GENSC_SEGMENTER_MODEL``, else ``CIDAS/clipseg-rd64-refined``. An existing directory is loaded
+    from directly. Anything else is treated as a hub id and looked up in the local Hugging Face
+    cache only (``local_files_only=True``) unless ``allow_download=True``.
+
+    Args:
+        model: local directory or hub id.
+        prompts: text prompts to score.
+        allow_download: let transformers fetch missing files from the hub.
+        device: torch device for the model.
+        dtype: optional torch dtype for the model (e.g. ``torch.bfloat16``).
+
+    Raises:
+        ModelNotFoundError: (a ``FileNotFoundError``) the model is not available locally; the
+            message names the id and how to provide it. Raised without any network access when
+            ``allow_download`` is false.
+    """
+    from_env = model is None and os.environ.get(MODEL_ENV_VAR)
+    name = str(model) if model is not None else (from_env or CLIPSEG_DEFAULT_MODEL)
+    source = f"from ${MODEL_ENV_VAR}" if from_env else "given"
+    how = (
+        f"Provide a local directory holding a CLIPSeg model and processor (saved with "
+        f"save_pretrained) via model=... or the {MODEL_ENV_VAR} environment variable, "
+        f"or pass allow_download=True to fetch a hub id."
+    )
+    path = Path(name).expanduser()
+    if path.is_dir():
+        target, local_only = str(path), True
+    elif _looks_like_path(name):
+        raise ModelNotFoundError(f"CLIPSeg model {name!r} ({source}) is not a directory. {how}")
+    else:
+        target, local_only = name, not allow_download
+
+    from transformers import CLIPSegForImageSegmentation, CLIPSegProcessor
+
+    kwargs: dict[str, Any] = {"local_files_only": local_only}
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    try:
+        processor = CLIPSegProcessor.from_pretrained(target, local_files_only=local_only)
+        net = CLIPSegForImageSegmentation.from_pretrained(target, **kwargs)
+    except OSError as err:  # transformers / huggingface_hub report missing files as OSError
+        where = "in that directory" if path.is_dir() else "in the local Hugging Face cache"
+        raise ModelNotFoundError(
+            f"CLIPSeg model {name!r} ({source}) could not be loaded {where}"
+            f"{'' if local_only else ' or downloaded'}: {err}. {how}"
+        ) from err
+    return ClipSegSegmenter(net.to(device), processor, prompts)
+
+
+# --------------------------------------------------------------------------------------------
+# Registry
+# --------------------------------------------------------------------------------------------
+
+SEGMENTERS: dict[str, Callable[..., Segmenter]] = {
+    "saliency": SaliencySegmenter,
+    "clipseg": load_clipseg_segmenter,
+}
+"""Registry: segmenter name -> factory taking keyword settings. ``saliency`` is the default."""
+
+
+def get_segmenter(name: str = "saliency", **kwargs: Any) -> Segmenter:
+    """Build a registered segmenter.
+
+    Args:
+        name: a key of :data:`SEGMENTERS`.
+        **kwargs: settings passed to the factory (see :class:`SaliencySegmenter`,
+            :func:`load_clipseg_segmenter`).
+
+    Raises:
+        ValueError: unknown ``name``; the message quotes it and lists the known names.
+    """
+    try:
+        factory = SEGMENTERS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown segmenter {name!r}; known: {', '.join(sorted(SEGMENTERS))}") from None
+    return factory(**kwargs)

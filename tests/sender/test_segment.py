@@ -1,0 +1,292 @@
+"""Tests for gensc.sender.segment: saliency and CLIPSeg segmenters, mask packing."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from gensc.sender.segment import (
+    MODEL_ENV_VAR,
+    SEGMENTERS,
+    ModelNotFoundError,
+    SaliencySegmenter,
+    get_segmenter,
+    key_cell_count,
+    load_clipseg_segmenter,
+    pack_mask,
+    top_k_mask,
+    unpack_mask,
+)
+
+skdata = pytest.importorskip("skimage.data")
+
+
+def _photos() -> dict[str, np.ndarray]:
+    return {"astronaut": skdata.astronaut(), "coffee": skdata.coffee()}
+
+
+def _square_image(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """256x256 flat grey image with one bright textured 64x64 square; truth mask on 32x32."""
+    rng = np.random.default_rng(seed)
+    img = np.full((256, 256, 3), 90, np.uint8)
+    img[96:160, 32:96] = np.clip(200 + rng.normal(0, 40, (64, 64, 3)), 0, 255).astype(np.uint8)
+    truth = np.zeros((32, 32), bool)
+    truth[12:20, 4:12] = True
+    return img, truth
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / (a | b).sum())
+
+
+# ---------------------------------------------------------------------------- conventions
+
+
+def test_key_cell_count_rounds_like_python_round():
+    assert key_cell_count(0.3, (64, 64)) == 1229  # 1228.8
+    assert key_cell_count(0.5, (1, 5)) == 2  # 2.5 rounds half to even
+    assert key_cell_count(0.0, (3, 3)) == 0
+    assert key_cell_count(1.0, (3, 3)) == 9
+
+
+@pytest.mark.parametrize("bad", [-0.01, 1.01, float("nan"), float("inf"), "0.3", None, True])
+def test_bad_fraction_raises(bad):
+    img = np.zeros((16, 16, 3), np.uint8)
+    with pytest.raises(ValueError, match="key_fraction"):
+        get_segmenter("saliency")(img, (2, 2), bad)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        np.zeros((16, 16, 3), np.float32),
+        np.zeros((16, 16), np.uint8),
+        np.zeros((16, 16, 4), np.uint8),
+        [[0, 0, 0]],
+    ],
+)
+def test_bad_image_raises(image):
+    with pytest.raises(ValueError, match="image"):
+        get_segmenter("saliency")(image, (2, 2), 0.5)
+
+
+@pytest.mark.parametrize("hw", [(0, 2), (2,), (2.0, 2), "22"])
+def test_bad_latent_hw_raises(hw):
+    with pytest.raises(ValueError, match="latent_hw"):
+        get_segmenter("saliency")(np.zeros((16, 16, 3), np.uint8), hw, 0.5)
+
+
+def test_unknown_segmenter_lists_known_names():
+    with pytest.raises(ValueError) as info:
+        get_segmenter("watershed")
+    msg = str(info.value)
+    assert "'watershed'" in msg
+    for name in SEGMENTERS:
+        assert name in msg
+
+
+def test_top_k_ties_break_in_raster_order():
+    score = np.zeros((3, 3))
+    score[2, 2] = 1.0
+    m = top_k_mask(score, 3)
+    expected = np.zeros((3, 3), bool)
+    expected[2, 2] = expected[0, 0] = expected[0, 1] = True
+    np.testing.assert_array_equal(m, expected)
+
+
+# ---------------------------------------------------------------------------- saliency
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee"])
+@pytest.mark.parametrize("fraction", [0.0, 0.3, 1.0])
+def test_saliency_shape_dtype_count(name, fraction):
+    img = _photos()[name]
+    hw = (img.shape[0] // 8, img.shape[1] // 8)
+    m = get_segmenter("saliency")(img, hw, fraction)
+    assert m.shape == hw
+    assert m.dtype == np.bool_
+    assert int(m.sum()) == round(fraction * hw[0] * hw[1])
+
+
+def test_saliency_non_square_grid_and_odd_sizes():
+    img = skdata.coffee()[:397, :571]
+    m = get_segmenter("saliency")(img, (13, 29), 0.37)
+    assert m.shape == (13, 29) and int(m.sum()) == round(0.37 * 13 * 29)
+
+
+def test_saliency_finds_textured_square():
+    img, truth = _square_image()
+    m = get_segmenter("saliency")(img, (32, 32), float(truth.mean()))
+    assert _iou(m, truth) > 0.5
+
+
+def test_saliency_is_deterministic():
+    img = skdata.astronaut()
+    seg_a, seg_b = get_segmenter("saliency"), SaliencySegmenter()
+    a = seg_a(img, (64, 64), 0.3)
+    b = seg_b(img.copy(), (64, 64), 0.3)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, seg_a(img, (64, 64), 0.3))
+
+
+def test_saliency_flat_image_still_gives_exact_count():
+    img = np.full((64, 64, 3), 7, np.uint8)
+    m = get_segmenter("saliency")(img, (8, 8), 0.25)
+    assert int(m.sum()) == 16
+    np.testing.assert_array_equal(m.ravel()[:16], True)  # all tied: raster order
+
+
+# ---------------------------------------------------------------------------- mask packing
+
+
+@pytest.mark.parametrize("hw", [(1, 1), (3, 3), (8, 8), (13, 29), (64, 64)])
+def test_pack_round_trip(hw):
+    rng = np.random.default_rng(1)
+    mask = rng.random(hw) < 0.4
+    data = pack_mask(mask)
+    assert isinstance(data, bytes)
+    assert len(data) == (hw[0] * hw[1] + 7) // 8
+    np.testing.assert_array_equal(unpack_mask(data, hw), mask)
+
+
+def test_pack_layout_is_little_bit_order_raster():
+    mask = np.zeros((3, 3), bool)
+    mask[0, 0] = True  # cell 0 -> byte 0 bit 0
+    mask[2, 2] = True  # cell 8 -> byte 1 bit 0
+    mask[0, 2] = True  # cell 2 -> byte 0 bit 2
+    assert pack_mask(mask) == bytes([0b00000101, 0b00000001])
+
+
+def test_unpack_rejects_garbage():
+    with pytest.raises(ValueError, match="bytes"):
+        unpack_mask(b"\x00", (4, 4))
+    with pytest.raises(ValueError, match="padding"):
+        unpack_mask(b"\xff\xff", (3, 3))
+    with pytest.raises(ValueError):
+        pack_mask(np.zeros((2, 2), np.uint8))
+
+
+# ---------------------------------------------------------------------------- clipseg
+
+
+def _byte_unicode() -> list[str]:
+    """GPT-2 / CLIP byte-to-unicode table: 256 printable characters."""
+    bs = list(range(ord("!"), ord("~") + 1))
+    bs += list(range(ord("\xa1"), ord("\xac") + 1)) + list(range(ord("\xae"), ord("\xff") + 1))
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return [chr(c) for c in cs]
+
+
+def _tiny_clip_tokenizer():
+    from transformers import CLIPTokenizer
+
+    chars = _byte_unicode()
+    vocab = {c: i for i, c in enumerate(chars)}
+    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+
+
+@pytest.fixture(scope="module")
+def tiny_clipseg_dir(tmp_path_factory):
+    torch = pytest.importorskip("torch")
+    from transformers import (
+        CLIPSegConfig,
+        CLIPSegForImageSegmentation,
+        CLIPSegProcessor,
+        ViTImageProcessorPil,
+    )
+
+    tok = _tiny_clip_tokenizer()
+    image_processor = ViTImageProcessorPil(
+        size={"height": 32, "width": 32},
+        image_mean=[0.485, 0.456, 0.406],
+        image_std=[0.229, 0.224, 0.225],
+    )
+    processor = CLIPSegProcessor(image_processor=image_processor, tokenizer=tok)
+    eot = tok.convert_tokens_to_ids("<|endoftext|>")
+    config = CLIPSegConfig(
+        text_config=dict(
+            vocab_size=len(tok),
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            max_position_embeddings=77,
+            bos_token_id=tok.convert_tokens_to_ids("<|startoftext|>"),
+            eos_token_id=eot,
+            pad_token_id=eot,
+        ),
+        vision_config=dict(
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=8,
+        ),
+        projection_dim=16,
+        extract_layers=[0, 1],
+        reduce_dim=8,
+        decoder_num_attention_heads=2,
+        decoder_intermediate_size=16,
+    )
+    torch.manual_seed(0)
+    model = CLIPSegForImageSegmentation(config).eval()
+    path = tmp_path_factory.mktemp("tiny_clipseg")
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.3, 1.0])
+def test_clipseg_tiny_loads_and_segments(tiny_clipseg_dir, fraction):
+    seg = get_segmenter("clipseg", model=str(tiny_clipseg_dir), prompts=["the main subject", "a cup"])
+    img = skdata.coffee()[::4, ::4]  # 100x150
+    hw = (img.shape[0] // 8, img.shape[1] // 8)
+    m = seg(img, hw, fraction)
+    assert m.shape == hw and m.dtype == np.bool_
+    assert int(m.sum()) == round(fraction * hw[0] * hw[1])
+    np.testing.assert_array_equal(m, seg(img, hw, fraction))
+
+
+def test_clipseg_model_from_env_var(tiny_clipseg_dir, monkeypatch):
+    monkeypatch.setenv(MODEL_ENV_VAR, str(tiny_clipseg_dir))
+    seg = load_clipseg_segmenter()
+    score = seg.score(skdata.astronaut()[::8, ::8], (8, 8))
+    assert score.shape == (8, 8)
+    assert np.all((score >= 0) & (score <= 1))
+
+
+def test_clipseg_missing_directory_fails_fast(tmp_path):
+    missing = tmp_path / "no_such_model"
+    start = time.monotonic()
+    with pytest.raises(ModelNotFoundError) as info:
+        get_segmenter("clipseg", model=str(missing))
+    assert time.monotonic() - start < 5
+    assert isinstance(info.value, FileNotFoundError)
+    assert str(missing) in str(info.value) and MODEL_ENV_VAR in str(info.value)
+
+
+def test_clipseg_empty_directory_fails_fast(tmp_path):
+    with pytest.raises(ModelNotFoundError, match=MODEL_ENV_VAR):
+        load_clipseg_segmenter(tmp_path)
+
+
+def test_clipseg_uncached_hub_id_fails_fast_without_download(monkeypatch, tmp_path):
+    monkeypatch.delenv(MODEL_ENV_VAR, raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))  # an empty cache: nothing to find
+    start = time.monotonic()
+    with pytest.raises(ModelNotFoundError) as info:
+        load_clipseg_segmenter("gensc-test/definitely-not-cached")
+    assert time.monotonic() - start < 10
+    assert "gensc-test/definitely-not-cached" in str(info.value)
+    assert "allow_download" in str(info.value)

@@ -22,7 +22,7 @@ Two segmenters are registered in :data:`SEGMENTERS`:
     ``CIDAS/clipseg-rd64-refined``) scores each pixel for each prompt; the per-pixel maximum of the
     sigmoid probabilities over prompts is resized to the latent grid and the top-k cells are key.
     Loading is offline unless ``allow_download=True``; a missing model raises
-    :class:`ModelNotFoundError` at once.
+    :class:`gensc.common.errors.ModelUnavailable` at once.
 
 The mask travels to the receiver bit-packed by :func:`pack_mask` / :func:`unpack_mask`.
 """
@@ -32,13 +32,10 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image
-
-from gensc.common.errors import ModelUnavailable
 
 __all__ = [
     "CLIPSEG_DEFAULT_MODEL",
@@ -46,7 +43,6 @@ __all__ = [
     "MODEL_ENV_VAR",
     "SEGMENTERS",
     "ClipSegSegmenter",
-    "ModelNotFoundError",
     "SaliencySegmenter",
     "Segmenter",
     "check_segment_inputs",
@@ -87,14 +83,6 @@ class Segmenter(Protocol):
             ValueError: on a bad image, grid size or fraction.
         """
         ...
-
-
-class ModelNotFoundError(ModelUnavailable, FileNotFoundError):
-    """A model's weights are not available locally (and downloading was not allowed).
-
-    Both a :class:`FileNotFoundError` and the project's :class:`ModelUnavailable` (gRPC status
-    ``UNAVAILABLE``); the message names the model and how to provide it.
-    """
 
 
 # --------------------------------------------------------------------------------------------
@@ -536,15 +524,6 @@ class ClipSegSegmenter:
         return top_k_mask(self.score(image, hw), k)
 
 
-def _looks_like_path(name: str) -> bool:
-    return (
-        name.startswith(("/", "./", "../", "~", "\\"))
-        or os.sep in name.replace("/", "")
-        or name.count("/") > 1
-        or Path(name).expanduser().exists()
-    )
-
-
 def load_clipseg_segmenter(
     model: str | os.PathLike[str] | None = None,
     *,
@@ -568,40 +547,20 @@ def load_clipseg_segmenter(
         dtype: optional torch dtype for the model (e.g. ``torch.bfloat16``).
 
     Raises:
-        ModelNotFoundError: (a ``FileNotFoundError``) the model is not available locally; the
+        ModelUnavailable: the model is not available locally; the
             message names the id and how to provide it. Raised without any network access when
             ``allow_download`` is false.
     """
-    from_env = model is None and os.environ.get(MODEL_ENV_VAR)
-    name = str(model) if model is not None else (from_env or CLIPSEG_DEFAULT_MODEL)
-    source = f"from ${MODEL_ENV_VAR}" if from_env else "given"
-    how = (
-        f"Provide a local directory holding a CLIPSeg model and processor (saved with "
-        f"save_pretrained) via model=... or the {MODEL_ENV_VAR} environment variable, "
-        f"or pass allow_download=True to fetch a hub id."
-    )
-    path = Path(name).expanduser()
-    if path.is_dir():
-        target, local_only = str(path), True
-    elif _looks_like_path(name):
-        raise ModelNotFoundError(f"CLIPSeg model {name!r} ({source}) is not a directory. {how}")
-    else:
-        target, local_only = name, not allow_download
-
     from transformers import CLIPSegForImageSegmentation, CLIPSegProcessor
 
-    kwargs: dict[str, Any] = {"local_files_only": local_only}
-    if dtype is not None:
-        kwargs["dtype"] = dtype
-    try:
-        processor = CLIPSegProcessor.from_pretrained(target, local_files_only=local_only)
-        net = CLIPSegForImageSegmentation.from_pretrained(target, **kwargs)
-    except OSError as err:  # transformers / huggingface_hub report missing files as OSError
-        where = "in that directory" if path.is_dir() else "in the local Hugging Face cache"
-        raise ModelNotFoundError(
-            f"CLIPSeg model {name!r} ({source}) could not be loaded {where}"
-            f"{'' if local_only else ' or downloaded'}: {err}. {how}"
-        ) from err
+    from gensc.common.models import from_pretrained
+
+    name = str(model) if model is not None else (os.environ.get(MODEL_ENV_VAR) or CLIPSEG_DEFAULT_MODEL)
+    kwargs: dict[str, Any] = {} if dtype is None else {"dtype": dtype}
+    processor = from_pretrained(CLIPSegProcessor, name, "segmenter", allow_download=allow_download)
+    net = from_pretrained(
+        CLIPSegForImageSegmentation, name, "segmenter", allow_download=allow_download, **kwargs
+    )
     return ClipSegSegmenter(net.to(device), processor, prompts)
 
 

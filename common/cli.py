@@ -292,7 +292,19 @@ def _send(args) -> int:
     return 0 if all(r["status"] == "ok" for r in records) else 1
 
 
-def main(argv: list[str] | None = None) -> int:
+def _health(args) -> int:
+    from gensc.common.rpc import wait_healthy
+
+    try:
+        wait_healthy(args.address, timeout_s=args.timeout_s)
+    except TimeoutError as e:
+        print(str(e), file=sys.stderr)
+        return 1
+    print(f"{args.address} SERVING")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gensc", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -302,12 +314,9 @@ def main(argv: list[str] | None = None) -> int:
         rsub = rp.add_subparsers(dest="subcommand", required=True)
         _add_serve(rsub, role)
         if role == "channel":
-            try:
-                from gensc.channel import cli as channel_cli
+            from gensc.channel import cli as channel_cli
 
-                channel_cli.add_commands(rsub)
-            except ImportError:
-                pass
+            channel_cli.add_commands(rsub)
     p = sub.add_parser("send", help="send images through a running sender")
     p.add_argument("images", nargs="+")
     p.add_argument("--sender", default=None, help="sender address (env GENSC_SENDER_ADDR)")
@@ -315,12 +324,21 @@ def main(argv: list[str] | None = None) -> int:
     add_send_options(p)
     add_rpc_args(p)
     p.set_defaults(func=_send)
+    p = sub.add_parser("health", help="exit 0 when the service at ADDRESS reports SERVING")
+    p.add_argument("address")
+    p.add_argument("--timeout-s", type=float, default=5.0)
+    p.set_defaults(func=_health)
 
-    from gensc.common import bench, demo
+    from gensc.common import bench, demo, evaluate
 
     demo.add_command(sub)
     bench.add_command(sub)
-    args = parser.parse_args(argv)
+    evaluate.add_command(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     return args.func(args)
 
 

@@ -57,18 +57,23 @@ def local_stack(
     channel: list[str] = (),
     receiver: list[str] = (),
     ready_timeout_s: float = 900.0,
+    receiver_target: str | None = None,
 ) -> Iterator[dict[str, str]]:
     """Run receiver, channel and sender on 127.0.0.1 (port 0 each); yield their addresses.
 
     ``common`` arguments go to the sender and receiver (model profile flags). Models load in
     parallel; this returns once all three report SERVING, or raises with the failing log.
+    With ``receiver_target`` no receiver is started: the channel forwards there.
     """
     log_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     procs: dict[str, subprocess.Popen] = {}
     addrs: dict[str, str] = {}
     try:
-        procs["receiver"], addrs["receiver"] = _start("receiver", [*common, *receiver], log_dir, env)
+        if receiver_target is None:
+            procs["receiver"], addrs["receiver"] = _start("receiver", [*common, *receiver], log_dir, env)
+        else:
+            addrs["receiver"] = receiver_target
         procs["channel"], addrs["channel"] = _start(
             "channel", ["--receiver", addrs["receiver"], *channel], log_dir, env
         )
@@ -76,7 +81,7 @@ def local_stack(
             "sender", ["--channel", addrs["channel"], *common, *sender], log_dir, env
         )
         deadline = time.monotonic() + ready_timeout_s
-        for role in ("receiver", "channel", "sender"):
+        for role in procs:
             while True:
                 if procs[role].poll() is not None:
                     raise RuntimeError(f"{role} exited:\n{_tail(log_dir / f'{role}.log')}")

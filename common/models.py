@@ -59,6 +59,17 @@ PROFILES: dict[str, Profile] = {
         guidance=2.0,
         random_weights=True,
     ),
+    # SD 1.5 and BLIP-large layer shapes with random weights: true latency and memory, no quality.
+    "sd15-shapes": Profile(
+        name="sd15-shapes",
+        sd_model="",
+        captioner="",
+        image_size=512,
+        steps=50,
+        strength=0.6,
+        guidance=7.5,
+        random_weights=True,
+    ),
 }
 
 
@@ -76,7 +87,8 @@ def resolve_profile(
     """Pick a profile by name and apply local overrides (flags first, then environment).
 
     ``auto`` is ``sd15`` when its weights are found locally, otherwise ``tiny``.
-    ``tiny`` is built on first use in ``$GENSC_CACHE`` (default ``~/.cache/gensc``).
+    ``tiny`` and ``sd15-shapes`` (random weights) are built on first use in ``$GENSC_CACHE``
+    (default ``~/.cache/gensc``).
     """
     if name == "auto":
         sd = sd_model or os.environ.get(ENV_SD) or PROFILES["sd15"].sd_model
@@ -86,10 +98,10 @@ def resolve_profile(
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; known profiles: auto, {', '.join(PROFILES)}")
     profile = PROFILES[name]
-    if name == "tiny":
-        from gensc.common.tiny import ensure_tiny
+    if profile.random_weights:
+        from gensc.common.tiny import ensure_random
 
-        sd_dir, blip_dir = ensure_tiny(cache_dir())
+        sd_dir, blip_dir = ensure_random(cache_dir(), shapes=name)
         profile = replace(profile, sd_model=str(sd_dir), captioner=str(blip_dir))
     else:
         profile = replace(

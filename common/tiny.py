@@ -1,10 +1,13 @@
-"""The ``tiny`` profile: random-weight miniatures of SD 1.5 and BLIP, built offline from configs.
+"""Random-weight models built offline from configs: the ``tiny`` and ``sd15-shapes`` profiles.
 
-Shapes follow the real models where it matters to the pipeline (a 4-channel latent at 1/8 of
-the image size, a CLIP text encoder with 77 positions, a BLIP captioner with a BERT-style
-tokenizer); widths are tiny so a 128x128 image runs in milliseconds on a CPU. The weights are
-drawn from ``torch.manual_seed(seed)``, so the same seed gives the same files. They are saved
-with ``save_pretrained`` and loaded back by the same ``from_pretrained`` code as real weights.
+``tiny``: miniatures that keep what matters to the pipeline (a 4-channel latent at 1/8 of the
+image size, a CLIP text encoder with 77 positions, a BLIP captioner with a BERT-style
+tokenizer) with tiny widths, so a 128x128 image runs in milliseconds on a CPU.
+``sd15-shapes``: the exact layer shapes of SD 1.5 (UNet, VAE, CLIP ViT-L/14 text encoder) and
+BLIP-large, for honest latency and memory figures (timing does not depend on weight values).
+Weights are drawn from ``torch.manual_seed(seed)``, so the same seed gives the same files. They
+are saved with ``save_pretrained`` and loaded back by the same ``from_pretrained`` code as real
+weights. Tokenizers are small offline vocabularies in both cases.
 """
 
 from __future__ import annotations
@@ -39,50 +42,63 @@ def _clip_tokenizer():
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
 
 
-def build_sd(out: Path, seed: int = 0) -> None:
-    """Write a tiny StableDiffusionImg2ImgPipeline folder (diffusers layout) to ``out``."""
+def build_sd(out: Path, seed: int = 0, shapes: str = "tiny") -> None:
+    """Write a random-weight StableDiffusionImg2ImgPipeline folder (diffusers layout) to ``out``."""
     import torch
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionImg2ImgPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     tokenizer = _clip_tokenizer()
+    full = _check_shapes(shapes) == "sd15-shapes"
     torch.manual_seed(seed)
-    unet = UNet2DConditionModel(
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        sample_size=16,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32,
-        norm_num_groups=8,
-        attention_head_dim=4,
-    )
+    if full:  # SD 1.5: diffusers' default UNet blocks with CLIP-L's 768-wide cross-attention
+        unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768)
+    else:
+        unet = UNet2DConditionModel(
+            block_out_channels=(32, 64),
+            layers_per_block=1,
+            sample_size=16,
+            in_channels=4,
+            out_channels=4,
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            cross_attention_dim=32,
+            norm_num_groups=8,
+            attention_head_dim=4,
+        )
     torch.manual_seed(seed + 1)
     vae = AutoencoderKL(
-        block_out_channels=(16, 16, 32, 32),
+        block_out_channels=(128, 256, 512, 512) if full else (16, 16, 32, 32),
         in_channels=3,
         out_channels=3,
         latent_channels=4,
         down_block_types=("DownEncoderBlock2D",) * 4,
         up_block_types=("UpDecoderBlock2D",) * 4,
-        layers_per_block=1,
-        norm_num_groups=8,
-        sample_size=128,
+        layers_per_block=2 if full else 1,
+        norm_num_groups=32 if full else 8,
+        sample_size=512 if full else 128,
     )
     torch.manual_seed(seed + 2)
+    width = (
+        dict(
+            hidden_size=768,
+            intermediate_size=3072,
+            num_attention_heads=12,
+            num_hidden_layers=12,
+            projection_dim=768,
+            hidden_act="quick_gelu",
+        )
+        if full
+        else dict(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2)
+    )
     text_encoder = CLIPTextModel(
         CLIPTextConfig(
             vocab_size=len(tokenizer),
-            hidden_size=32,
-            intermediate_size=37,
-            num_attention_heads=4,
-            num_hidden_layers=2,
             max_position_embeddings=77,
             bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,
+            **width,
         )
     )
     scheduler = DDIMScheduler(
@@ -103,11 +119,13 @@ def build_sd(out: Path, seed: int = 0) -> None:
         feature_extractor=None,
         requires_safety_checker=False,
     )
+    if full:  # half the disk; from_pretrained casts to the dtype asked for
+        pipe.to(torch.float16)
     pipe.save_pretrained(out)
 
 
-def build_blip(out: Path, seed: int = 0) -> None:
-    """Write a tiny BlipForConditionalGeneration + BlipProcessor folder to ``out``."""
+def build_blip(out: Path, seed: int = 0, shapes: str = "tiny") -> None:
+    """Write a random-weight BlipForConditionalGeneration + BlipProcessor folder to ``out``."""
     import torch
     from transformers import BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipProcessor
 
@@ -151,19 +169,28 @@ def build_blip(out: Path, seed: int = 0) -> None:
     processor.save_pretrained(out)
 
 
-def ensure_tiny(root: Path, seed: int = 0) -> tuple[Path, Path]:
-    """Return (sd_dir, blip_dir) of the tiny profile under ``root``, building them once.
+SHAPES = ("tiny", "sd15-shapes")
+
+
+def _check_shapes(shapes: str) -> str:
+    if shapes not in SHAPES:
+        raise ValueError(f"unknown model shapes {shapes!r}; known: {', '.join(SHAPES)}")
+    return shapes
+
+
+def ensure_random(root: Path, shapes: str = "tiny", seed: int = 0) -> tuple[Path, Path]:
+    """Return (sd_dir, blip_dir) of a random-weight profile under ``root``, building them once.
 
     Safe against several processes building at once: each builds in a temporary folder and
     renames it into place; a loser of the race discards its copy.
     """
-    target = Path(root) / f"tiny-v{TINY_VERSION}-seed{seed}"
+    target = Path(root) / f"{_check_shapes(shapes)}-v{TINY_VERSION}-seed{seed}"
     if not (target / "READY").is_file():
         Path(root).mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".tiny-build-", dir=root))
         try:
-            build_sd(tmp / "sd", seed)
-            build_blip(tmp / "blip", seed)
+            build_sd(tmp / "sd", seed, shapes)
+            build_blip(tmp / "blip", seed, shapes)
             (tmp / "READY").write_text("ok\n")
             try:
                 os.rename(tmp, target)

@@ -1,0 +1,59 @@
+"""Benchmarks are not timed tests; this only checks that their JSON comes out whole."""
+
+import json
+
+import pytest
+
+from gensc.common.cli import main
+
+
+def test_bench_pipeline_json(tiny_cache, tmp_path, capsys):
+    out = tmp_path / "b.json"
+    rc = main(
+        [
+            "bench",
+            "pipeline",
+            "--profile",
+            "tiny",
+            "--image-size",
+            "64",
+            "--device",
+            "cpu",
+            "--n",
+            "1",
+            "--warmup",
+            "0",
+            "--json-out",
+            str(out),
+        ]
+    )
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert res["weights"] == "random" and res["device"] == "cpu"
+    assert {"caption", "vae_encode", "channel", "diffuse", "encode", "reconstruct"} <= set(res["stages_ms"])
+    assert res["compute_total_ms"] > 0 and res["recon"]["denoising_steps"] >= 1
+
+
+@pytest.mark.slow
+def test_bench_services_json(tiny_cache, tmp_path):
+    out = tmp_path / "s.json"
+    rc = main(
+        [
+            "bench",
+            "services",
+            "--n",
+            "3",
+            "--warmup",
+            "1",
+            "--image-size",
+            "64",
+            "--logs",
+            str(tmp_path / "logs"),
+            "--json-out",
+            str(out),
+        ]
+    )
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert res["setup"]["images"] == 3 and res["packet_bytes"] > 0
+    assert 0 <= res["overhead_ms"]["p50"] <= res["overhead_ms"]["p95"]

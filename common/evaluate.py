@@ -108,6 +108,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "strength": 0.6,
         "guidance": 9.0,
         "mode_recon": ["text:guidance=7.5"],
+        "link": ["ideal_header=true"],  # the prototype has no header (gensc.channel.paper)
         "metrics": "psnr,ssim,lpips,fid,clip",
         "lpips_net": "alex",
     },

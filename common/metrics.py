@@ -120,6 +120,32 @@ class MetricConfig:
         return asdict(self)
 
 
+def _clip_tensor(out: Any):
+    return out if hasattr(out, "norm") else out.pooler_output
+
+
+class ClipFeatureTensors:
+    """A CLIPModel whose ``get_image_features`` / ``get_text_features`` return tensors.
+
+    transformers 5 returns a ModelOutput there (the projected embedding is its
+    ``pooler_output``); torchmetrics 1.9's CLIPScore expects the tensor itself and fails with
+    ``'BaseModelOutputWithPooling' object has no attribute 'norm'``. Scores are unchanged.
+    """
+
+    def __init__(self, model: Any) -> None:
+        self.model, self.config = model, model.config
+
+    def to(self, device: Any) -> ClipFeatureTensors:
+        self.model = self.model.to(device)
+        return self
+
+    def get_image_features(self, *args: Any, **kwargs: Any):
+        return _clip_tensor(self.model.get_image_features(*args, **kwargs))
+
+    def get_text_features(self, *args: Any, **kwargs: Any):
+        return _clip_tensor(self.model.get_text_features(*args, **kwargs))
+
+
 def _to_tensor(images: Sequence[np.ndarray], device: str):
     """uint8 ``[H, W, 3]`` list -> float32 ``[N, 3, H, W]`` in 0..255 on ``device``."""
     import torch
@@ -221,7 +247,8 @@ class MetricSuite:
                 f"({type(e).__name__}: {str(e).splitlines()[0][:160]})"
             )
             return None
-        return CLIPScore(model_name_or_path=lambda: (model, processor)).to(self.device)
+        wrapped = ClipFeatureTensors(model)
+        return CLIPScore(model_name_or_path=lambda: (wrapped, processor)).to(self.device)
 
     def _check_fid(self) -> bool:
         if self._fid_feature is not None:

@@ -102,6 +102,7 @@ def pipeline(args) -> int:
         out = link.transmit(header, body, seed=i)
         channel_ms = (time.perf_counter() - t0) * 1e3
         rebuilt = receiver.reconstruct(out.header, out.body, settings)
+        notes = rebuilt.notes
         if i >= args.warmup:
             rows.append(
                 {
@@ -127,10 +128,10 @@ def pipeline(args) -> int:
         "mode": args.mode,
         "recon": {
             "steps": settings.steps,
-            "strength": settings.strength,
+            "strength": settings.strength if settings.strength is not None else "per packet (see notes)",
             "guidance": settings.guidance,
-            "denoising_steps": int(settings.steps * settings.strength),
         },
+        "receiver_notes": notes,
         "link": link.config.to_dict(),
         "images": len(rows),
         "stages_ms": stages,
@@ -166,7 +167,7 @@ def add_command(sub) -> None:
     s.add_argument("--steps", type=int, default=None)
     s.add_argument("--strength", type=float, default=None)
     s.add_argument("--modulation", default="16qam")
-    s.add_argument("--code", default="none")
+    s.add_argument("--code", default="ldpc-1/2")
     s.add_argument("--snr-db", type=float, default=10.0)
     s.add_argument("--n", type=int, default=4)
     s.add_argument("--warmup", type=int, default=1)

@@ -87,14 +87,20 @@ def profile_from(args):
     )
 
 
-def add_link_args(p: argparse.ArgumentParser) -> None:
-    """One flag per LinkConfig field (--snr-db, --modulation, ...); unset flags keep defaults."""
+# The proxy's link unless configured otherwise: LinkConfig's defaults (16QAM, AWGN, Es/N0 10 dB)
+# protected by 5G LDPC 1/2, which delivers a 16 KB latent intact there; uncoded it would not.
+PROXY_LINK = {"code": "ldpc-1/2"}
+
+
+def add_link_args(p: argparse.ArgumentParser, defaults: dict | None = None) -> None:
+    """One flag per LinkConfig field (--snr-db, --modulation, ...); unset flags keep ``defaults``
+    (else LinkConfig's)."""
     from gensc.channel.link import LinkConfig
 
     g = p.add_argument_group("link (gensc.channel.link.LinkConfig)")
     for f in dataclasses.fields(LinkConfig):
         flag = "--" + f.name.replace("_", "-")
-        default = f.default
+        default = (defaults or {}).get(f.name, f.default)
         if isinstance(default, bool):
             g.add_argument(flag, dest=f"link_{f.name}", action=argparse.BooleanOptionalAction, default=None)
         else:
@@ -124,7 +130,7 @@ def _serve(args) -> int:
             from gensc.channel.link import LinkConfig
             from gensc.channel.service import ChannelServicer
 
-            config = LinkConfig().replace(**link_overrides(args))
+            config = LinkConfig().replace(**{**PROXY_LINK, **link_overrides(args)})
             target = args.receiver or _env("GENSC_RECEIVER_ADDR")
             if not target:
                 raise ValueError("no receiver address: pass --receiver HOST:PORT or set GENSC_RECEIVER_ADDR")
@@ -218,7 +224,7 @@ def _add_serve(sub, role: str) -> None:
         )
     if role == "channel":
         p.add_argument("--receiver", default=None, help="receiver address (env GENSC_RECEIVER_ADDR)")
-        add_link_args(p)
+        add_link_args(p, PROXY_LINK)
     else:
         add_model_args(p)
     p.set_defaults(func=_serve, role=role)
@@ -233,7 +239,7 @@ def add_send_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strength", type=float, default=None)
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--guidance", type=float, default=None)
-    p.add_argument("--seed", type=int, default=None, help="receiver's diffusion seed")
+    p.add_argument("--diffusion-seed", type=int, default=None, help="the receiver's diffusion seed")
     p.add_argument("--window", type=int, default=1, help="images in flight at once")
     add_link_args(p)
 
@@ -247,7 +253,7 @@ def send_options(args):
         strength=args.strength,
         steps=args.steps,
         guidance=args.guidance,
-        seed=args.seed,
+        seed=args.diffusion_seed,
         link=link_overrides(args),
         window=args.window,
     )
@@ -333,6 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo.add_command(sub)
     bench.add_command(sub)
+    from gensc.common import payload
+
+    payload.add_command(sub)  # noqa: E702, I001
     evaluate.add_command(sub)
     return parser
 

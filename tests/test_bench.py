@@ -31,7 +31,7 @@ def test_bench_pipeline_json(tiny_cache, tmp_path, capsys):
     res = json.loads(out.read_text())
     assert res["weights"] == "random" and res["device"] == "cpu"
     assert {"caption", "vae_encode", "channel", "diffuse", "encode", "reconstruct"} <= set(res["stages_ms"])
-    assert res["compute_total_ms"] > 0 and res["recon"]["denoising_steps"] >= 1
+    assert res["compute_total_ms"] > 0 and res["stages_ms"]["diffuse"] > 0
 
 
 @pytest.mark.slow

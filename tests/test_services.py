@@ -53,7 +53,7 @@ def test_photos_flow_end_to_end_and_a_bad_image_does_not_stop_the_stream(stack, 
         assert 0 < rec["metrics"]["psnr_db"] < 100 and -1 <= rec["metrics"]["ssim"] <= 1
 
 
-@pytest.mark.parametrize("mode", ["text", "latent", "text+latent"])
+@pytest.mark.parametrize("mode", ["text", "latent", "text+latent", "key+text", "paper"])
 def test_every_mode_over_the_services(stack, photos, mode):
     (rec,) = send(stack["sender"], [("a.png", photos["astronaut"])], SendOptions(mode=mode))
     assert rec["status"] == "ok", rec["error"]

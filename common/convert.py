@@ -8,19 +8,26 @@ import numpy as np
 from google.protobuf import json_format, struct_pb2
 
 from gensc.common.errors import InvalidInput
-from gensc.common.packet import VERSION, Packet
-from gensc.common.quant import QuantizedTensor, packed_size, unpack_codes
+from gensc.common.packet import DEFAULT_BLOCK_CELLS, MAX_CELLS, VERSION, Packet
+from gensc.common.quant import QuantizedTensor, pack_codes, packed_size, unpack_codes
 from gensc.proto import semcom_pb2 as pb
 
 
 def packet_to_proto(p: Packet) -> pb.SemanticPacket:
-    msg = pb.SemanticPacket(version=p.version, mode=p.mode, caption=p.caption)
+    msg = pb.SemanticPacket(version=p.version, mode=p.mode, caption=p.caption, image_file=p.image)
+    msg.codec_params.update(
+        text_codec=p.text_codec, latent_codec=p.latent_codec, block_cells=str(p.block_cells)
+    )
     if p.raw_sections:
         msg.codec_params["raw_sections"] = "1"
+    if p.strength_hint is not None:
+        msg.strength_hint = p.strength_hint
+    if p.mask is not None:
+        from gensc.sender.segment import pack_mask
+
+        msg.region_mask = pack_mask(np.asarray(p.mask))
     if isinstance(p.latent, QuantizedTensor):
         q = p.latent
-        from gensc.common.quant import pack_codes
-
         msg.latent.CopyFrom(
             pb.Tensor(
                 dtype="uint8",
@@ -51,8 +58,8 @@ def packet_from_proto(msg: pb.SemanticPacket) -> Packet:
     if msg.HasField("latent"):
         t = msg.latent
         shape = tuple(int(s) for s in t.shape)
-        if len(shape) != 3 or min(shape) < 1:
-            raise InvalidInput(f"latent shape must be [C, H, W], got {list(shape)}")
+        if len(shape) != 3 or min(shape) < 1 or int(np.prod(shape)) > 16 * MAX_CELLS:
+            raise InvalidInput(f"latent shape must be a plausible [C, H, W], got {list(shape)}")
         n = int(np.prod(shape))
         if t.dtype == "uint8" and t.bits:
             if not 1 <= t.bits <= 8 or len(t.scale) != shape[0] or len(t.offset) != shape[0]:
@@ -70,12 +77,26 @@ def packet_from_proto(msg: pb.SemanticPacket) -> Packet:
             latent = np.frombuffer(t.data, dtype=dt).reshape(shape).astype(t.dtype)
         else:
             raise InvalidInput(f"unsupported latent dtype {t.dtype!r} (bits {t.bits})")
+    params = dict(msg.codec_params)
     try:
+        mask = None
+        if msg.region_mask:
+            if latent is None:
+                raise ValueError("a region mask needs a latent")
+            from gensc.sender.segment import unpack_mask
+
+            mask = unpack_mask(msg.region_mask, latent.shape[1:])
         return Packet(
             mode=msg.mode,
             caption=msg.caption,
             latent=latent,
-            raw_sections=msg.codec_params.get("raw_sections") == "1",
+            mask=mask,
+            image=msg.image_file,
+            text_codec=params.get("text_codec", "auto"),
+            latent_codec=params.get("latent_codec", "none"),
+            block_cells=int(params.get("block_cells", DEFAULT_BLOCK_CELLS)),
+            raw_sections=params.get("raw_sections") == "1",
+            strength_hint=msg.strength_hint if msg.HasField("strength_hint") else None,
         )
     except ValueError as e:
         raise InvalidInput(str(e)) from None

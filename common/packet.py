@@ -1,102 +1,215 @@
 """The semantic packet and its byte layout on the link. The one owner of the wire format.
 
-A packet is a fixed 28-byte header plus a body of sections. The channel sends the header with a
-strong code (it decides whether anything else can be parsed) and the body with the link's code.
+A packet is a header (30 bytes, plus 8 bytes per latent channel for a quantised latent) and a
+body of sections. The channel sends the header with a strong code (it decides whether anything
+else can be parsed) and the body with the link's code; so the header carries everything the body
+cannot be read without, including the quantisation scale/offset.
 The receiver gets only bytes and parses them here: nothing about the packet is handed over for
-free, and damage is detected per section.
+free, damage is detected per section (and per latent block), and garbage never raises anything
+but PacketLost.
 
-Header (little-endian), ``HEADER_LEN`` = 28 bytes::
+Header (little-endian), ``HEADER_LEN`` = 30 bytes + ``8 * C`` for dtype 1::
 
     off size field
       0    2  magic b"GS"
-      2    1  layout version (VERSION = 1)
+      2    1  layout version (VERSION = 2)
       3    1  mode wire id (gensc.common.modes)
-      4    1  latent dtype id: 0 none, 1 quantised codes, 3 float32, 4 float64
+      4    1  latent dtype id: 0 none, 1 quantised codes, 3 float32, 4 float64, 8 image file
       5    1  quantisation bits (1..8 for dtype 1, else 0)
-      6    1  latent channels C
-      7    1  flags: bit0 = sections carry no CRC32 (paper mode's raw layout)
-      8    2  latent height H
-     10    2  latent width W
-     12    4  length of the params section (bytes, CRC excluded)
-     16    4  length of the caption section
-     20    4  length of the latent section
-     24    4  CRC32 (zlib) of bytes 0..23
+      6    1  latent channels C (3 for an image file)
+      7    1  flags: bit0 NO_CRC   sections carry no CRC32 (paper mode's raw layout)
+                     bit1 MASK     latent values only at the key cells; a mask section is present
+                     bit2 MASK_ZLIB the mask section is raw-DEFLATE compressed
+      8    1  latent codec id (gensc.common.codecs: 0 none, 1 zlib, 2 zstd), dtype 1 only
+      9    1  text codec id (0 none/UTF-8, 1 zlib, 2 zstd, 3 ascii-bits, 4 zlib-dict)
+     10    1  log2 of the cells per latent block (dtype 1 only, else 0)
+     11    1  strength hint: 0 none, k in 1..100 = img2img strength k/100 chosen by the sender
+     12    2  H: latent height (pixels for an image file)
+     14    2  W: latent width
+     16    2  params length: 8 * C for dtype 1, else 0 (they sit in the header, below)
+     18    2  text section length
+     20    2  mask section length
+     22    4  latent section length
+     26   8C  params (dtype 1 only): C x float32 scale, then C x float32 offset
+   26+8C   4  CRC32 (zlib) of every header byte before it
 
-Body: the sections in this order, each followed by its CRC32 (4 bytes, little-endian) unless
-flag bit0 is set or the section is empty::
+Section lengths are bytes on the wire, CRCs included; the body is the sections in this order,
+back to back, and its length is their sum. Unless NO_CRC is set, every non-empty section ends
+in the CRC32 (4 bytes, little-endian) of the bytes before it, except the latent section of
+dtype 1, which is made of independently checked blocks::
 
-    params   C x float32 scale, then C x float32 offset (dtype 1 only)
-    caption  UTF-8 text
-    latent   dtype 1: codes packed at `bits` bits (gensc.common.quant.pack_codes), C*H*W values
-             dtype 3/4: raw little-endian floats, C*H*W values
+    text    the caption or structured prompt, UTF-8, through the text codec    [+ CRC32]
+    mask    gensc.sender.segment.pack_mask of the [H, W] key mask (LSB first),
+            raw DEFLATE when MASK_ZLIB                                          [+ CRC32]
+    latent  dtype 1: see below
+            dtype 3/4: C*H*W little-endian floats, C order                      [+ CRC32]
+            dtype 8: the image file (JPEG or WebP)                              [+ CRC32]
+
+Quantised latent section (dtype 1). The *sent cells* are all H*W cells, or the key cells when
+MASK is set, in raster order. Each sent cell contributes its C codes (cell-major: cell 0's C
+codes, then cell 1's, ...). The cells are cut into blocks of ``2**block_log2`` cells (the last
+one shorter); block b's values are packed MSB-first at ``bits`` bits (gensc.common.quant.
+pack_codes), ``raw_len(b) = ceil(cells_b * C * bits / 8)`` bytes. With latent codec ``none``
+the section is ``block_0 [+CRC32] block_1 [+CRC32] ...``. With a compressing codec it starts
+with an index, ``n_blocks x uint16`` stored lengths ``[+CRC32]``, and each block is stored
+compressed, or raw when compression did not make it shorter (stored length == raw_len). A block
+that fails its CRC, is truncated or does not decompress to exactly raw_len bytes is lost: its
+cells are marked unknown and the receiver regenerates them; the rest of the latent is used.
 """
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from gensc.common.codecs import (
+    CODECS,
+    LATENT_CODECS,
+    TEXT_CODECS,
+    CodecError,
+    codec_by_wire_id,
+    get_codec,
+)
 from gensc.common.errors import PacketLost
 from gensc.common.modes import get_mode, mode_by_wire_id
 from gensc.common.quant import QuantizedTensor, dequantize, pack_codes, packed_size, unpack_codes
 
-VERSION = 1
+VERSION = 2
 MAGIC = b"GS"
-HEADER = struct.Struct("<2sBBBBBBHHIII")
+HEADER = struct.Struct("<2sBBBBBBBBBBHHHHHI")
 HEADER_LEN = HEADER.size + 4
+CRC_LEN = 4
 FLAG_NO_CRC = 0x01
-DTYPE_IDS = {"none": 0, "quantised": 1, "float32": 3, "float64": 4}
+FLAG_MASK = 0x02
+FLAG_MASK_ZLIB = 0x04
+KNOWN_FLAGS = FLAG_NO_CRC | FLAG_MASK | FLAG_MASK_ZLIB
+DTYPE_IDS = {"none": 0, "quantised": 1, "float32": 3, "float64": 4, "image": 8}
 _FLOAT_DTYPES = {3: np.dtype("<f4"), 4: np.dtype("<f8")}
-SECTIONS = ("params", "caption", "latent")
-MAX_LATENT_VALUES = 4 * 512 * 512  # a 4096x4096 image; anything larger is not a real header
+SECTIONS = ("caption", "mask", "latent")
+MAX_CELLS = 512 * 512  # a 4096x4096 image; anything larger is not a real header
+MAX_CHANNELS = 16
+MAX_IMAGE_SIDE = 8192
+MAX_TEXT_BYTES = 4096  # decompressed text; CLIP reads 77 tokens
+MAX_BLOCK_LOG2 = 16
+DEFAULT_BLOCK_CELLS = 512  # 2 KiB blocks for a 4-channel 8-bit latent
+SANITY_MADS = 10.0  # raw floats further than this many robust std devs from the median are erased
+_MAD_TO_STD = 1.4826
 
 
 @dataclass(frozen=True)
 class Packet:
-    """What the sender built. ``latent`` is quantised codes, a raw float array, or None."""
+    """What the sender built (the semantic content; ``to_wire`` lays it out as bytes).
+
+    ``caption``: UTF-8 text (a caption, or the structured prompt in key+text).
+    ``latent``: quantised codes [C, H, W] (full grid; only ``mask`` cells are sent when a mask is
+    given), a raw float32/float64 [C, H, W] array, or None.
+    ``mask``: bool [H, W] key cells, or None (every cell is sent).
+    ``image``: an encoded image file (classic mode), else b"".
+    ``text_codec``: a name of gensc.common.codecs.TEXT_CODECS, or "auto" (the smallest of
+    none/zlib/zlib-dict/zstd for this text). ``latent_codec``: none, zlib or zstd.
+    ``strength_hint``: img2img strength the sender suggests (e.g. from the SNR policy), or None.
+    """
 
     mode: str
     caption: bytes = b""
     latent: QuantizedTensor | np.ndarray | None = None
+    mask: np.ndarray | None = None
+    image: bytes = b""
+    text_codec: str = "auto"
+    latent_codec: str = "none"
+    block_cells: int = DEFAULT_BLOCK_CELLS
     raw_sections: bool = False  # sections without CRC32 (paper mode)
+    strength_hint: float | None = None
     version: int = VERSION
+
+    def __post_init__(self) -> None:
+        get_mode(self.mode)
+        if self.text_codec != "auto":
+            get_codec(self.text_codec, TEXT_CODECS)
+        get_codec(self.latent_codec, LATENT_CODECS)
+        _block_log2(self.block_cells)
+        if self.strength_hint is not None and not 0.0 < self.strength_hint <= 1.0:
+            raise ValueError(f"strength hint must be in (0, 1], got {self.strength_hint}")
 
 
 @dataclass
 class ParsedPacket:
-    """What the receiver could read. A section that failed its check is None and named in damaged."""
+    """What the receiver could read. A section that failed its check is named in ``damaged``.
+
+    ``latent``: float32 [C, H, W] with zeros where nothing usable arrived, or None when no
+    latent is usable at all; ``known``: bool [C, H, W], True where ``latent`` holds received
+    values. ``sent``: bool [H, W] cells the sender sent (the key mask, or all).
+    """
 
     mode: str
     caption: str | None
-    latent: np.ndarray | None  # float32 [C, H, W], dequantised
+    latent: np.ndarray | None
     latent_shape: tuple[int, int, int] | None
     damaged: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    known: np.ndarray | None = None
+    sent: np.ndarray | None = None
+    image: bytes | None = None  # classic: the bytes that arrived (check "latent" in damaged)
+    strength_hint: float | None = None
 
 
-def _latent_fields(p: Packet) -> tuple[int, int, tuple[int, int, int], bytes, bytes]:
-    """(dtype id, bits, shape, params bytes, latent bytes) of a packet's latent."""
-    if p.latent is None:
-        return 0, 0, (0, 0, 0), b"", b""
-    if isinstance(p.latent, QuantizedTensor):
-        q = p.latent
-        params = q.scale.astype("<f4").tobytes() + q.offset.astype("<f4").tobytes()
-        return 1, q.bits, q.shape, params, pack_codes(q.codes, q.bits)
-    arr = np.asarray(p.latent)
-    dtype_id = {np.dtype(np.float32): 3, np.dtype(np.float64): 4}.get(arr.dtype)
-    if dtype_id is None or arr.ndim != 3:
-        raise ValueError(f"raw latent must be float32/float64 [C, H, W], got {arr.dtype} {arr.shape}")
-    return dtype_id, 0, arr.shape, b"", arr.astype(_FLOAT_DTYPES[dtype_id]).tobytes()
+@dataclass(frozen=True)
+class Wire:
+    header: bytes
+    body: bytes
+    sizes: dict[str, int]  # bytes per part on the link, CRCs counted with their section
+    codecs: dict[str, str]  # the codecs actually used: {"text": ..., "latent": ...}
 
 
-def to_wire(p: Packet) -> tuple[bytes, bytes]:
-    """Serialise a packet to (header, body) following the layout in the module docstring."""
+# ----------------------------------------------------------------------------- writing
+
+
+def encode(p: Packet) -> Wire:
+    """Lay a packet out as header + body (see the module docstring). Raises ValueError if invalid."""
     mode = get_mode(p.mode)
-    dtype_id, bits, (c, h, w), params, latent = _latent_fields(p)
-    flags = FLAG_NO_CRC if p.raw_sections else 0
+    crc = not p.raw_sections
+    flags = 0 if crc else FLAG_NO_CRC
+    text_name, text = _encode_text(p)
+    latent_codec = get_codec(p.latent_codec, LATENT_CODECS)
+    dtype_id, bits, (c, h, w), params, latent, block_log2 = 0, 0, (0, 0, 0), b"", b"", 0
+    mask = b""
+    if p.image:
+        if p.latent is not None:
+            raise ValueError("a packet carries an image file or a latent, not both")
+        dtype_id, (c, h, w), latent = 8, _image_shape(p.image), _seal(p.image, crc)
+    elif isinstance(p.latent, QuantizedTensor):
+        q = p.latent
+        dtype_id, bits, (c, h, w) = 1, q.bits, q.shape
+        block_log2 = _block_log2(p.block_cells)
+        params = q.scale.astype("<f4").tobytes() + q.offset.astype("<f4").tobytes()
+        if p.mask is not None:
+            m = np.asarray(p.mask)
+            if m.dtype != np.bool_ or m.shape != (h, w):
+                raise ValueError(f"mask must be bool [{h}, {w}], got {m.dtype} {list(m.shape)}")
+            flags |= FLAG_MASK
+            mask, zipped = _encode_mask(m, crc)
+            flags |= FLAG_MASK_ZLIB if zipped else 0
+            cells = q.codes[:, m].T  # [n_key, C]
+        else:
+            cells = q.codes.reshape(c, -1).T  # [H*W, C]
+        latent = _encode_blocks(cells, bits, 1 << block_log2, latent_codec.name, crc)
+    elif p.latent is not None:
+        arr = np.asarray(p.latent)
+        dtype_id = {np.dtype(np.float32): 3, np.dtype(np.float64): 4}.get(arr.dtype)
+        if dtype_id is None or arr.ndim != 3:
+            raise ValueError(f"raw latent must be float32/float64 [C, H, W], got {arr.dtype} {arr.shape}")
+        if p.mask is not None:
+            raise ValueError("a key mask needs a quantised latent")
+        (c, h, w), latent = arr.shape, _seal(arr.astype(_FLOAT_DTYPES[dtype_id]).tobytes(), crc)
+    if dtype_id != 1:
+        latent_codec = CODECS["none"]
+    hint = 0 if p.strength_hint is None else max(1, int(round(p.strength_hint * 100)))
+    if len(text) > 0xFFFF or len(mask) > 0xFFFF or c > MAX_CHANNELS or max(h, w) > 0xFFFF:
+        raise ValueError("packet too large for the v2 header (text, mask or shape)")
     head = HEADER.pack(
         MAGIC,
         p.version,
@@ -105,123 +218,401 @@ def to_wire(p: Packet) -> tuple[bytes, bytes]:
         bits,
         c,
         flags,
+        latent_codec.wire_id,
+        CODECS[text_name].wire_id,
+        block_log2,
+        hint,
         h,
         w,
         len(params),
-        len(p.caption),
+        len(text),
+        len(mask),
         len(latent),
     )
+    head += params
     header = head + struct.pack("<I", zlib.crc32(head))
-    body = b"".join(_section(s, p.raw_sections) for s in (params, p.caption, latent))
-    return header, body
+    parts = {"header": header[: HEADER.size] + header[-4:], "params": params, "caption": text, "mask": mask}
+    parts["image" if dtype_id == 8 else "latent"] = latent
+    sizes = {k: len(v) for k, v in parts.items() if v}
+    codecs = {"text": text_name if text else "none", "latent": latent_codec.name}
+    return Wire(header, text + mask + latent, sizes, codecs)
 
 
-def _section(data: bytes, raw: bool) -> bytes:
-    if raw or not data:
+def to_wire(p: Packet) -> tuple[bytes, bytes]:
+    """Serialise a packet to (header, body) following the layout in the module docstring."""
+    wire = encode(p)
+    return wire.header, wire.body
+
+
+def wire_sizes(p: Packet) -> dict[str, int]:
+    """Bytes per part on the link (CRCs and block indexes counted with their section)."""
+    return encode(p).sizes
+
+
+def _seal(data: bytes, crc: bool) -> bytes:
+    if not crc or not data:
         return data
     return data + struct.pack("<I", zlib.crc32(data))
 
 
-def wire_sizes(p: Packet) -> dict[str, int]:
-    """Bytes per part on the link (CRCs counted with their section)."""
-    header, _ = to_wire(p)
-    _, _, _, params, latent = _latent_fields(p)
-    sizes = {"header": len(header)}
-    for name, data in (("params", params), ("caption", p.caption), ("latent", latent)):
-        if data:
-            sizes[name] = len(_section(data, p.raw_sections))
-    return sizes
+def _encode_text(p: Packet) -> tuple[str, bytes]:
+    if not p.caption:
+        if p.text_codec == "ascii-bits":  # paper mode always sends its 77 characters
+            return "ascii-bits", _seal(CODECS["ascii-bits"].compress(b""), not p.raw_sections)
+        return "none", b""
+    if p.text_codec == "auto":
+        from gensc.common.codecs import TEXT_AUTO_CANDIDATES, pick_smallest
+
+        name, payload = pick_smallest(p.caption, TEXT_AUTO_CANDIDATES)
+    else:
+        name = get_codec(p.text_codec, TEXT_CODECS).name
+        payload = CODECS[name].compress(p.caption)
+    return name, _seal(payload, not p.raw_sections)
+
+
+def _image_shape(data: bytes) -> tuple[int, int, int]:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        w, h = im.size
+    if max(h, w) > MAX_IMAGE_SIDE:
+        raise ValueError(f"image of {w}x{h} is too large for a packet")
+    return 3, h, w
+
+
+def _block_log2(block_cells: int) -> int:
+    k = int(block_cells).bit_length() - 1
+    if block_cells < 1 or 1 << k != block_cells or k > MAX_BLOCK_LOG2:
+        raise ValueError(f"block_cells must be a power of two in 1..{1 << MAX_BLOCK_LOG2}, got {block_cells}")
+    return k
+
+
+def _encode_mask(mask: np.ndarray, crc: bool) -> tuple[bytes, bool]:
+    from gensc.sender.segment import pack_mask
+
+    packed = pack_mask(mask)
+    zipped = CODECS["zlib"].compress(packed)
+    use_zip = len(zipped) < len(packed)
+    return _seal(zipped if use_zip else packed, crc), use_zip
+
+
+def _block_sizes(n_cells: int, block_cells: int) -> list[tuple[int, int]]:
+    """(first cell, cell count) of each latent block."""
+    return [(s, min(block_cells, n_cells - s)) for s in range(0, n_cells, block_cells)]
+
+
+def _encode_blocks(cells: np.ndarray, bits: int, block_cells: int, codec: str, crc: bool) -> bytes:
+    n, c = cells.shape
+    stored = []
+    for start, count in _block_sizes(n, block_cells):
+        raw = pack_codes(cells[start : start + count], bits)
+        if len(raw) > 0xFFFF and codec != "none":
+            raise ValueError(
+                f"latent blocks of {len(raw)} bytes exceed the index's uint16; use smaller blocks"
+            )
+        if codec != "none":
+            packed = CODECS[codec].compress(raw)
+            raw = packed if len(packed) < len(raw) else raw
+        stored.append(raw)
+    out = b"".join(_seal(s, crc) for s in stored)
+    if codec != "none" and stored:
+        out = _seal(struct.pack(f"<{len(stored)}H", *map(len, stored)), crc) + out
+    return out
+
+
+# ----------------------------------------------------------------------------- reading
 
 
 def parse_header(header: bytes) -> dict[str, int]:
-    """Check and unpack the header; raise PacketLost when it cannot be trusted."""
-    if len(header) != HEADER_LEN:
-        raise PacketLost(f"header is {len(header)} bytes, expected {HEADER_LEN}")
+    """Check and unpack the header; raise PacketLost when it cannot be trusted.
+
+    Returns the fields by name; ``scale`` and ``offset`` (float32 [C]) when dtype is 1.
+    """
+    header = bytes(header)
+    if not HEADER_LEN <= len(header) <= HEADER_LEN + 8 * MAX_CHANNELS:
+        raise PacketLost(f"header is {len(header)} bytes, expected {HEADER_LEN} + 8 per latent channel")
     (crc,) = struct.unpack("<I", header[-4:])
     if zlib.crc32(header[:-4]) != crc:
         raise PacketLost("packet header failed its CRC: damaged on the link")
-    magic, version, mode_id, dtype_id, bits, c, flags, h, w, n_params, n_caption, n_latent = HEADER.unpack(
-        header[:-4]
-    )
-    if magic != MAGIC or version != VERSION:
-        raise PacketLost(f"not a gensc v{VERSION} packet (magic {magic!r}, version {version})")
-    if mode_by_wire_id(mode_id) is None:
-        raise PacketLost(f"unknown mode id {mode_id} in header")
-    fields = dict(
-        mode_id=mode_id,
-        dtype_id=dtype_id,
-        bits=bits,
-        c=c,
-        h=h,
-        w=w,
-        flags=flags,
-        params=n_params,
-        caption=n_caption,
-        latent=n_latent,
-    )
-    _check_latent_fields(fields)
-    return fields
+    names = ("magic", "version", "mode_id", "dtype_id", "bits", "c", "flags", "latent_codec", "text_codec")
+    names += ("block_log2", "hint", "h", "w", "params", "caption", "mask", "latent")
+    f = dict(zip(names, HEADER.unpack(header[: HEADER.size]), strict=True))
+    if len(header) != HEADER_LEN + f["params"]:
+        raise PacketLost(f"header is {len(header)} bytes but announces {f['params']} bytes of params")
+    if f.pop("magic") != MAGIC or f["version"] != VERSION:
+        raise PacketLost(f"not a gensc v{VERSION} packet (version {f['version']})")
+    mode = mode_by_wire_id(f["mode_id"])
+    if mode is None:
+        raise PacketLost(f"unknown mode id {f['mode_id']} in header")
+    _check_fields(f, mode)
+    if f["dtype_id"] == 1:
+        params = np.frombuffer(header[HEADER.size : -4], dtype="<f4")
+        f["scale"], f["offset"] = params[: f["c"]].copy(), params[f["c"] :].copy()
+    return f
 
 
-def _check_latent_fields(f: dict[str, int]) -> None:
-    n = f["c"] * f["h"] * f["w"]
-    if f["dtype_id"] == 0:
-        expect = (0, 0)
-    elif f["dtype_id"] == 1:
-        if not 1 <= f["bits"] <= 8:
-            raise PacketLost(f"header claims {f['bits']}-bit quantisation")
-        expect = (8 * f["c"], packed_size(n, f["bits"]))
-    elif f["dtype_id"] in _FLOAT_DTYPES:
-        expect = (0, n * _FLOAT_DTYPES[f["dtype_id"]].itemsize)
-    else:
-        raise PacketLost(f"unknown latent dtype id {f['dtype_id']} in header")
-    if n > MAX_LATENT_VALUES or (f["params"], f["latent"]) != expect:
-        raise PacketLost(f"header lengths are inconsistent with a [{f['c']},{f['h']},{f['w']}] latent")
+def _check_fields(f: dict[str, int], mode) -> None:
+    def bad(why: str) -> PacketLost:
+        return PacketLost(f"header is inconsistent: {why}")
+
+    crc = 0 if f["flags"] & FLAG_NO_CRC else CRC_LEN
+    if f["flags"] & ~KNOWN_FLAGS:
+        raise bad(f"unknown flags 0x{f['flags']:02x}")
+    for kind, allowed in (("latent_codec", LATENT_CODECS), ("text_codec", TEXT_CODECS)):
+        codec = codec_by_wire_id(f[kind])
+        if codec is None or codec.name not in allowed:
+            raise bad(f"unknown {kind.replace('_', ' ')} id {f[kind]}")
+    if f["hint"] > 100:
+        raise bad(f"strength hint {f['hint']}")
+    for name in SECTIONS:
+        if 0 < f[name] <= crc:
+            raise bad(f"{name} section of {f[name]} bytes cannot hold its CRC")
+    dtype, c, h, w = f["dtype_id"], f["c"], f["h"], f["w"]
+    masked = bool(f["flags"] & FLAG_MASK)
+    expected_dtype = {"none": {0}, "quantised": {0, 1}, "float64": {4}, "image": {8}}[mode.latent]
+    if dtype not in expected_dtype and not (mode.latent == "float64" and dtype == 3):
+        raise bad(f"latent dtype {dtype} in a {mode.name!r} packet")
+    if masked != (mode.region == "key" and dtype == 1) or (f["flags"] & FLAG_MASK_ZLIB and not masked):
+        raise bad(f"mask flags 0x{f['flags']:02x} in a {mode.name!r} packet")
+    if dtype != 1 and (f["bits"] or f["params"] or f["block_log2"] or f["latent_codec"]):
+        raise bad("quantisation fields set without a quantised latent")
+    if not masked and f["mask"]:
+        raise bad("a mask section without the mask flag")
+    if dtype == 0:
+        if c or h or w or f["latent"]:
+            raise bad("a latent shape or section without a latent dtype")
+        return
+    if not (1 <= c <= MAX_CHANNELS and h >= 1 and w >= 1) or f["latent"] == 0:
+        raise bad(f"latent [{c},{h},{w}] of {f['latent']} bytes")
+    if dtype == 8:
+        if c != 3 or max(h, w) > MAX_IMAGE_SIDE:
+            raise bad(f"image of {w}x{h}x{c}")
+        return
+    if h * w > MAX_CELLS:
+        raise bad(f"latent [{c},{h},{w}] is larger than any real image's")
+    if dtype in _FLOAT_DTYPES:
+        if f["latent"] != c * h * w * _FLOAT_DTYPES[dtype].itemsize + crc:
+            raise bad(f"float latent section of {f['latent']} bytes for [{c},{h},{w}]")
+        return
+    if dtype != 1:
+        raise bad(f"unknown latent dtype id {dtype}")
+    if not 1 <= f["bits"] <= 8 or f["block_log2"] > MAX_BLOCK_LOG2:
+        raise bad(f"{f['bits']}-bit codes in blocks of 2**{f['block_log2']} cells")
+    if f["params"] != 8 * c:
+        raise bad(f"{f['params']} bytes of params for {c} channels")
+    if masked:
+        raw_mask = (h * w + 7) // 8
+        if f["mask"] == 0 or (not f["flags"] & FLAG_MASK_ZLIB and f["mask"] != raw_mask + crc):
+            raise bad(f"mask section of {f['mask']} bytes for a {h}x{w} grid")
+    elif f["latent_codec"] == 0 and f["latent"] != _raw_latent_len(h * w, c, f["bits"], f["block_log2"], crc):
+        raise bad(f"latent section of {f['latent']} bytes for [{c},{h},{w}] at {f['bits']} bits")
+
+
+def _raw_latent_len(n_cells: int, c: int, bits: int, block_log2: int, crc: int) -> int:
+    blocks = _block_sizes(n_cells, 1 << block_log2)
+    return sum(packed_size(count * c, bits) + crc for _, count in blocks)
+
+
+class _Body:
+    """Cuts the body into the sections the header announces; checks CRCs."""
+
+    def __init__(self, body: bytes, crc: bool) -> None:
+        self.body, self.crc, self.pos = body, crc, 0
+
+    def take(self, n: int) -> bytes:
+        chunk = self.body[self.pos : self.pos + n]
+        self.pos += n
+        return chunk
+
+
+def _check(chunk: bytes, expected: int, crc: bool) -> tuple[bytes | None, str | None]:
+    """(payload, None) when ``chunk`` is whole and passes its CRC, else (None, why)."""
+    if len(chunk) < expected:
+        return None, f"truncated ({len(chunk)} of {expected} bytes arrived)"
+    if not crc:
+        return chunk, None
+    data, (value,) = chunk[:-CRC_LEN], struct.unpack("<I", chunk[-CRC_LEN:])
+    if zlib.crc32(data) != value:
+        return None, "failed its CRC"
+    return data, None
 
 
 def parse(header: bytes, body: bytes) -> ParsedPacket:
     """Parse what came off the link. Raises PacketLost only when the header is unusable."""
     f = parse_header(header)
     mode = mode_by_wire_id(f["mode_id"])
-    raw = bool(f["flags"] & FLAG_NO_CRC)
-    sections, damaged, notes, pos = {}, [], [], 0
+    crc = not f["flags"] & FLAG_NO_CRC
+    reader = _Body(bytes(body), crc)
+    chunks = {name: reader.take(f[name]) for name in SECTIONS}
+    out = ParsedPacket(
+        mode=mode.name,
+        caption=None,
+        latent=None,
+        latent_shape=(f["c"], f["h"], f["w"]) if f["dtype_id"] in (1, 3, 4) else None,
+        strength_hint=f["hint"] / 100 if f["hint"] else None,
+    )
+    if reader.pos != len(body):
+        out.notes.append(f"body is {len(body)} bytes, header describes {reader.pos}")
+    sections: dict[str, bytes] = {}
     for name in SECTIONS:
-        n = f[name]
-        size = n + (0 if raw or n == 0 else 4)
-        chunk = body[pos : pos + size]
-        pos += size
-        if n == 0:
-            continue
-        if len(chunk) < size:
-            damaged.append(name)
-            notes.append(f"{name} section truncated ({len(chunk)} of {size} bytes arrived)")
-        elif not raw and zlib.crc32(chunk[:n]) != struct.unpack("<I", chunk[n:])[0]:
-            damaged.append(name)
-            notes.append(f"{name} section failed its CRC")
+        if f[name] == 0 or (name == "latent" and f["dtype_id"] == 1):
+            continue  # quantised latent blocks carry their own CRCs
+        data, why = _check(chunks[name], f[name], crc)
+        if why is None:
+            sections[name] = data
+        elif name == "latent" and f["dtype_id"] == 8:
+            out.damaged.append("latent")
+            out.notes.append(f"image section {why}")
         else:
-            sections[name] = chunk[:n]
-    if pos != len(body):
-        notes.append(f"body is {len(body)} bytes, header describes {pos}")
-    caption = None
-    if "caption" in sections:
-        caption = sections["caption"].decode("utf-8", errors="replace")
-    shape = (f["c"], f["h"], f["w"]) if f["dtype_id"] else None
-    latent = _decode_latent(f, sections, damaged)
-    return ParsedPacket(mode.name, caption, latent, shape, damaged, notes)
+            out.damaged.append(name)
+            out.notes.append(f"{name} section {why}")
+    if f["caption"]:
+        out.caption = _decode_text(f, sections, out)
+    if f["dtype_id"] == 8:
+        out.image = sections.get("latent", chunks["latent"][: f["latent"] - CRC_LEN if crc else None])
+    elif f["dtype_id"] in _FLOAT_DTYPES and "latent" in sections:
+        _decode_floats(f, sections["latent"], out)
+    elif f["dtype_id"] == 1:
+        _decode_quantised(f, sections, chunks["latent"], crc, out)
+    return out
 
 
-def _decode_latent(f: dict[str, int], sections: dict[str, bytes], damaged: list[str]) -> np.ndarray | None:
-    if f["dtype_id"] == 0 or "latent" not in sections:
+def _decode_text(f: dict[str, int], sections: dict[str, bytes], out: ParsedPacket) -> str | None:
+    if "caption" not in sections:
         return None
+    codec = codec_by_wire_id(f["text_codec"])
+    try:
+        text = codec.decompress(sections["caption"], MAX_TEXT_BYTES)
+    except CodecError as e:
+        out.damaged.append("caption")
+        out.notes.append(f"caption section does not decode: {e}")
+        return None
+    return text.decode("utf-8", errors="replace")
+
+
+def _decode_floats(f: dict[str, int], data: bytes, out: ParsedPacket) -> None:
     c, h, w = f["c"], f["h"], f["w"]
-    if f["dtype_id"] in _FLOAT_DTYPES:
-        arr = np.frombuffer(sections["latent"], dtype=_FLOAT_DTYPES[f["dtype_id"]]).reshape(c, h, w)
-        return arr.astype(np.float32)
-    if "params" not in sections:
-        if "params" not in damaged:
-            damaged.append("params")
+    x = np.frombuffer(data, dtype=_FLOAT_DTYPES[f["dtype_id"]]).reshape(c, h, w).astype(np.float64)
+    known = sane_values(x)
+    bad = int(known.size - known.sum())
+    if bad:
+        out.notes.append(
+            f"latent: {bad} of {known.size} raw float values were NaN, infinite or absurd "
+            f"(> {SANITY_MADS:g} robust std devs from their channel's median); erased for regeneration"
+        )
+    out.latent = np.where(known, x, 0.0).astype(np.float32)
+    out.known = known
+    out.sent = np.ones((h, w), bool)
+
+
+def sane_values(x: np.ndarray) -> np.ndarray:
+    """bool mask of the finite values within ``SANITY_MADS`` robust std devs of their channel's median.
+
+    Per channel c over its finite values: ``median_c`` and ``s_c = 1.4826 * MAD_c`` (the std dev of
+    a Gaussian with that median absolute deviation; floored at 1e-6 * max(1, |median|)). Raw floats
+    hit by the channel become NaN, inf or 1e300 (a flipped exponent bit); those are erased.
+    """
+    x = np.asarray(x, np.float64)
+    ok = np.isfinite(x)
+    for ch in range(x.shape[0]):
+        vals = x[ch][ok[ch]]
+        if vals.size == 0:
+            continue
+        med = float(np.median(vals))
+        s = max(_MAD_TO_STD * float(np.median(np.abs(vals - med))), 1e-6 * max(1.0, abs(med)))
+        with np.errstate(invalid="ignore", over="ignore"):
+            ok[ch] &= np.abs(x[ch] - med) <= SANITY_MADS * s
+    return ok
+
+
+def _decode_quantised(f: dict[str, int], sections: dict[str, bytes], chunk: bytes, crc: bool, out) -> None:
+    c, h, w, bits = f["c"], f["h"], f["w"], f["bits"]
+    if f["flags"] & FLAG_MASK:
+        sent = _decode_mask(f, sections, out)
+        if sent is None:
+            _lose_latent(out, "the key mask is missing, so the latent values cannot be placed")
+            return
+    else:
+        sent = np.ones((h, w), bool)
+    scale, offset = f["scale"], f["offset"]
+    if not (np.isfinite(scale).all() and np.isfinite(offset).all()):
+        _lose_latent(out, "its scale/offset are not finite")
+        return
+    cells = np.flatnonzero(sent)
+    codec = CODECS[codec_by_wire_id(f["latent_codec"]).name]
+    blocks = _block_sizes(len(cells), 1 << f["block_log2"])
+    raw_lens = [packed_size(count * c, bits) for _, count in blocks]
+    k = CRC_LEN if crc else 0
+    if not blocks:
+        return
+    pos = 0
+    if codec.name == "none":
+        stored = raw_lens
+    else:
+        index, why = _check(chunk[: 2 * len(blocks) + k], 2 * len(blocks) + k, crc)
+        if why is not None:
+            _lose_latent(out, f"its block index {why}")
+            return
+        stored = list(struct.unpack(f"<{len(blocks)}H", index))
+        pos = 2 * len(blocks) + k
+    if pos + sum(stored) + k * len(blocks) != f["latent"]:
+        _lose_latent(out, "its block lengths do not add up to the section length")
+        return
+    codes = np.zeros((c, h * w), np.uint8)
+    known_cells = np.zeros(h * w, bool)
+    lost = []
+    for i, ((start, count), raw_len, n) in enumerate(zip(blocks, raw_lens, stored, strict=True)):
+        data, why = _check(chunk[pos : pos + n + k], n + k, crc)
+        pos += n + k
+        if why is None and n != raw_len:
+            try:
+                data = codec.decompress(data, raw_len)
+            except CodecError as e:
+                data, why = None, f"does not decompress ({e})"
+        if why is None and (n > raw_len or len(data) != raw_len):
+            data, why = None, f"holds {len(data)} bytes, expected {raw_len}"
+        if why is not None:
+            lost.append(i)
+            continue
+        idx = cells[start : start + count]
+        codes[:, idx] = unpack_codes(data, bits, count * c).reshape(count, c).T
+        known_cells[idx] = True
+    if not known_cells.any():
+        _lose_latent(out, f"all {len(blocks)} of its blocks were lost")
+        return
+    if lost:
+        out.damaged.append("latent")
+        n_lost = int(sent.sum() - known_cells.sum())
+        out.notes.append(
+            f"latent: {len(lost)} of {len(blocks)} blocks lost ({n_lost} of {int(sent.sum())} cells); "
+            "those cells are regenerated"
+        )
+    q = QuantizedTensor(codes.reshape(c, h, w), bits, scale, offset)
+    known = np.broadcast_to(known_cells.reshape(1, h, w), (c, h, w)).copy()
+    out.latent = np.where(known, dequantize(q), 0.0).astype(np.float32)
+    out.known = known
+    out.sent = sent
+
+
+def _decode_mask(f: dict[str, int], sections: dict[str, bytes], out: ParsedPacket) -> np.ndarray | None:
+    if "mask" not in sections:
         return None
-    params = np.frombuffer(sections["params"], dtype="<f4")
-    codes = unpack_codes(sections["latent"], f["bits"], c * h * w).reshape(c, h, w)
-    q = QuantizedTensor(codes=codes, bits=f["bits"], scale=params[:c].copy(), offset=params[c:].copy())
-    return dequantize(q)
+    from gensc.sender.segment import unpack_mask
+
+    h, w = f["h"], f["w"]
+    data = sections["mask"]
+    try:
+        if f["flags"] & FLAG_MASK_ZLIB:
+            data = CODECS["zlib"].decompress(data, (h * w + 7) // 8)
+        return unpack_mask(data, (h, w))
+    except ValueError as e:  # CodecError is a ValueError
+        out.damaged.append("mask")
+        out.notes.append(f"mask section does not decode: {e}")
+        return None
+
+
+def _lose_latent(out: ParsedPacket, why: str | None) -> None:
+    if "latent" not in out.damaged:
+        out.damaged.append("latent")
+    if why:
+        out.notes.append(f"latent unusable: {why}")

@@ -4,6 +4,10 @@ For a latent ``x`` of shape ``[C, H, W]`` and ``bits`` b in 1..8, channel c uses
 ``offset_c = min(x_c)``, ``scale_c = (max(x_c) - min(x_c)) / (2**b - 1)`` (1 when the channel is
 constant), ``code = round((x - offset_c) / scale_c)`` in ``[0, 2**b - 1]`` and
 ``x_hat = offset_c + code * scale_c``; the error per value is at most ``scale_c / 2``.
+With a cell ``mask`` (``bool [H, W]``, the key cells) min and max are taken over the masked
+cells only, so the levels are spent where values are sent; codes elsewhere are clipped.
+A flipped bit in a code moves that value by at most the channel's range ``max - min``: never to
+1e300, unlike a raw float.
 Codes are packed MSB-first, ``bits`` bits per value, in C order (``pack_codes``); at 8 bits the
 packed bytes are the codes themselves.
 """
@@ -27,15 +31,25 @@ class QuantizedTensor:
         return tuple(self.codes.shape)
 
 
-def quantize(x: np.ndarray, bits: int) -> QuantizedTensor:
-    """float ``[C, H, W]`` -> QuantizedTensor with per-channel scale/offset (see module doc)."""
+def quantize(x: np.ndarray, bits: int, mask: np.ndarray | None = None) -> QuantizedTensor:
+    """float ``[C, H, W]`` -> QuantizedTensor with per-channel scale/offset (see module doc).
+
+    ``mask``: optional ``bool [H, W]`` with at least one True cell; ranges come from those cells.
+    """
     if not 1 <= bits <= 8:
         raise ValueError(f"quantisation bits must be in 1..8, got {bits}")
     if x.ndim != 3 or not np.isfinite(x).all():
         raise ValueError(f"latent must be a finite [C, H, W] array, got shape {x.shape}")
     x = x.astype(np.float32)
-    lo = x.min(axis=(1, 2))
-    hi = x.max(axis=(1, 2))
+    if mask is None:
+        cells = x.reshape(x.shape[0], -1)
+    else:
+        mask = np.asarray(mask)
+        if mask.dtype != np.bool_ or mask.shape != x.shape[1:] or not mask.any():
+            raise ValueError(f"mask must be a bool {list(x.shape[1:])} array with a True cell")
+        cells = x[:, mask]
+    lo = cells.min(axis=1)
+    hi = cells.max(axis=1)
     levels = (1 << bits) - 1
     scale = np.where(hi > lo, (hi - lo) / levels, 1.0).astype(np.float32)
     codes = np.rint((x - lo[:, None, None]) / scale[:, None, None])
@@ -73,3 +87,18 @@ def unpack_codes(data: bytes, bits: int, n_values: int) -> np.ndarray:
     padded = np.zeros((n_values, 8), dtype=np.uint8)
     padded[:, 8 - bits :] = planes
     return np.packbits(padded, axis=1).ravel()
+
+
+def latent_nmse(reference: np.ndarray, estimate: np.ndarray) -> float:
+    """Normalised MSE ``sum((estimate - reference)**2) / sum(reference**2)``, in float64.
+
+    The one definition every benchmark and test uses. Non-finite estimates give ``inf``; so do
+    finite ones too large to square in float64 (a raw float64 latent hit by the channel).
+    """
+    ref = np.asarray(reference, np.float64)
+    est = np.asarray(estimate, np.float64)
+    if ref.shape != est.shape:
+        raise ValueError(f"shapes differ: {ref.shape} vs {est.shape}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        err = float(np.sum((est - ref) ** 2))
+    return err / float(np.sum(ref**2)) if np.isfinite(err) else float("inf")

@@ -34,7 +34,7 @@ class Tensor(_message.Message):
     def __init__(self, dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ..., bits: _Optional[int] = ..., scale: _Optional[_Iterable[float]] = ..., offset: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class SemanticPacket(_message.Message):
-    __slots__ = ("version", "mode", "caption", "latent", "region_mask", "codec_params")
+    __slots__ = ("version", "mode", "caption", "latent", "region_mask", "codec_params", "image_file", "strength_hint")
     class CodecParamsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -48,13 +48,17 @@ class SemanticPacket(_message.Message):
     LATENT_FIELD_NUMBER: _ClassVar[int]
     REGION_MASK_FIELD_NUMBER: _ClassVar[int]
     CODEC_PARAMS_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FILE_FIELD_NUMBER: _ClassVar[int]
+    STRENGTH_HINT_FIELD_NUMBER: _ClassVar[int]
     version: int
     mode: str
     caption: bytes
     latent: Tensor
     region_mask: bytes
     codec_params: _containers.ScalarMap[str, str]
-    def __init__(self, version: _Optional[int] = ..., mode: _Optional[str] = ..., caption: _Optional[bytes] = ..., latent: _Optional[_Union[Tensor, _Mapping]] = ..., region_mask: _Optional[bytes] = ..., codec_params: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    image_file: bytes
+    strength_hint: float
+    def __init__(self, version: _Optional[int] = ..., mode: _Optional[str] = ..., caption: _Optional[bytes] = ..., latent: _Optional[_Union[Tensor, _Mapping]] = ..., region_mask: _Optional[bytes] = ..., codec_params: _Optional[_Mapping[str, str]] = ..., image_file: _Optional[bytes] = ..., strength_hint: _Optional[float] = ...) -> None: ...
 
 class Timings(_message.Message):
     __slots__ = ("ms",)

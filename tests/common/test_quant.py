@@ -29,3 +29,26 @@ def test_constant_channel_and_bad_input():
         quantize(x, 9)
     with pytest.raises(ValueError, match="finite"):
         quantize(np.full((1, 2, 2), np.nan, np.float32), 8)
+
+
+def test_mask_takes_ranges_from_the_key_cells_only():
+    x = np.random.default_rng(2).normal(size=(3, 8, 8)).astype(np.float32)
+    mask = np.zeros((8, 8), bool)
+    mask[2:5, 2:5] = True
+    x[:, ~mask] *= 100  # huge values outside the key cells must not widen the range
+    q = quantize(x, 8, mask)
+    err = np.abs(dequantize(q) - x)[:, mask]
+    assert np.all(err <= q.scale[:, None] / 2 + 1e-6)
+    assert np.all(q.scale < 10 / 255)
+    with pytest.raises(ValueError, match="mask"):
+        quantize(x, 8, np.zeros((8, 8), bool))
+
+
+def test_latent_nmse():
+    from gensc.common.quant import latent_nmse
+
+    x = np.ones((1, 2, 2))
+    assert latent_nmse(x, x) == 0.0
+    assert latent_nmse(x, 2 * x) == pytest.approx(1.0)
+    assert latent_nmse(x, np.full_like(x, 1e300)) == float("inf")
+    assert latent_nmse(x, np.full_like(x, np.nan)) == float("inf")

@@ -26,7 +26,8 @@ Output folder:
     *.png           plots, made by gensc.common.plots from results.json alone
     images/         reconstructions (--save-images; always when FID is computed)
 
-A row: key, mode, snr_db, snr_kind, image, image_index, status ("ok" | "lost" | "error"),
+A row: key, mode, sent_mode (what the packet carried; differs for "auto"), snr_db, snr_kind,
+image, image_index, status ("ok" | "lost" | "error"),
 scored_as ("reconstruction" | "grey" | null), caption, payload_bytes {part..., total},
 channel (the link's ChannelReport as a dict), ber, latent_nmse, latent_nmse_clean,
 metrics {psnr_db, ssim, ms_ssim, vsi, lpips, clip_score: float | null},
@@ -60,6 +61,7 @@ from typing import Any
 import numpy as np
 
 SCHEMA = "gensc.eval/1"
+AUTO = "auto"  # gensc.common.modes.AUTO: the sender picks a mode from the link's SNR
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 LOST_AS = ("grey", "skip")
 GREY = 128
@@ -153,7 +155,7 @@ class EvalConfig:
     link: dict[str, Any] = field(default_factory=dict)  # other LinkConfig fields
     channel_seed: int = 0
     quant_bits: int | None = None  # None: the sender's default
-    strength: float | None = None  # None: the mode's own, else the profile's
+    strength: float | None = None  # None: the receiver's choice (packet hint > mode > profile)
     steps: int | None = None
     guidance: float | None = None
     seed: int = 0  # the receiver's diffusion seed
@@ -183,7 +185,8 @@ class EvalConfig:
         if not self.modes:
             raise ValueError("no modes given")
         for m in self.modes:
-            get_mode(m)
+            if m != AUTO:
+                get_mode(m)
         for m in self.mode_recon:
             if m not in self.modes:
                 raise ValueError(f"--mode-recon names mode {m!r}, which is not in --modes {list(self.modes)}")
@@ -432,6 +435,7 @@ class Harness:
         self._ref_caption: dict[str, str | None] = {}
         self._refs: dict[str, np.ndarray] = {}
         self.profile = None
+        self.run_notes: set[str] = set()
 
     # -------------------------------------------------------------- setup
 
@@ -496,21 +500,17 @@ class Harness:
             self.suite = MetricSuite(MetricConfig(**mc))
 
     def recon_settings(self, mode: str) -> dict[str, Any]:
-        """The receiver settings a mode runs with: per-mode override > flag > mode > profile.
+        """The receiver settings a mode runs with: per-mode override > flag > profile.
 
-        Through services the profile is the receiver's: unset values stay None (its defaults).
+        ``strength`` None lets the receiver choose (the packet's hint, else the mode's, else the
+        profile's). Through services the profile is the receiver's: unset values stay None.
         """
-        from gensc.common.modes import get_mode
-
         c = self.config
         if c.via_services is None:
             p = self._resolve_profile()
-            s = {"strength": p.strength, "steps": p.steps, "guidance": p.guidance, "seed": c.seed}
+            s = {"strength": None, "steps": p.steps, "guidance": p.guidance, "seed": c.seed}
         else:
             s = {"strength": None, "steps": None, "guidance": None, "seed": c.seed}
-        mode_strength = getattr(get_mode(mode), "strength", None)
-        if mode_strength is not None:
-            s["strength"] = mode_strength
         for k in ("strength", "steps", "guidance"):
             if getattr(c, k) is not None:
                 s[k] = getattr(c, k)
@@ -603,20 +603,28 @@ class Harness:
 
     # -------------------------------------------------------------- in process
 
-    def _encode(self, mode: str, name: str, data: bytes) -> _Encoding:
-        """Encode (mode, image) once per run; later SNR points reuse it."""
+    def _encode(self, mode: str, name: str, data: bytes, snr: float | None = None) -> _Encoding:
+        """Encode (mode, image) once per run; later SNR points reuse it ("auto": once per SNR)."""
         from gensc.common.packet import parse, to_wire
 
-        key = (mode, name)
+        key = (mode, name, snr if mode == AUTO else None)
         if key in self._encodings:
             return self._encodings[key]
         kw: dict[str, Any] = {"mode": mode}
         if self.config.quant_bits is not None:
             kw["quant_bits"] = self.config.quant_bits
+        if mode == AUTO and snr is not None and _has_parameter(self.sender.encode, "link"):
+            kw["link"] = self.link_overrides(snr)
         budget_arg = _budget_parameter(self.sender.encode)
-        if self.config.budget_from and budget_arg and mode != self.config.budget_from:
-            ref = self._encode(self.config.budget_from, name, data)
-            kw[budget_arg] = sum(ref.enc.payload.values())
+        if self.config.budget_from and mode != self.config.budget_from:
+            if budget_arg:
+                ref = self._encode(self.config.budget_from, name, data)
+                kw[budget_arg] = sum(ref.enc.payload.values())
+            else:
+                self.run_notes.add(
+                    f"--budget-from {self.config.budget_from} not applied: SenderPipeline.encode takes no "
+                    "per-call byte budget (the classic baseline uses the sender's own budget)"
+                )
         enc = self.sender.encode(data, **kw)
         self.work.encodes += 1
         header, body = to_wire(enc.packet)
@@ -642,13 +650,14 @@ class Harness:
 
         r: dict[str, Any] = {"notes": [], "timings_ms": {}}
         try:
-            e = self._encode(mode, name, data)
+            e = self._encode(mode, name, data, snr)
         except GenscError as err:
             r.update(status="error", error=f"encode: {err}")
             return r
         enc = e.enc
         r["reference"] = enc.image
         r["caption"] = enc.caption or None
+        r["sent_mode"] = enc.packet.mode
         r["payload_bytes"] = {**enc.payload, "total": sum(enc.payload.values())}
         r["notes"] += list(enc.notes)
         r["latent_nmse_clean"] = e.nmse_clean
@@ -702,6 +711,7 @@ class Harness:
         for rec in send(self.config.via_services, items, opts):
             r: dict[str, Any] = {"notes": list(rec.get("notes") or []), "reference": rec.get("_reference")}
             r["caption"] = rec.get("caption")
+            r["sent_mode"] = rec.get("mode")
             r["payload_bytes"] = rec.get("payload_bytes")
             r["channel"] = rec.get("channel")
             r["latent_nmse"] = r["latent_nmse_clean"] = None
@@ -775,6 +785,7 @@ class Harness:
                 {
                     "key": row_key(mode, snr, name),
                     "mode": mode,
+                    "sent_mode": r.get("sent_mode"),
                     "snr_db": snr,
                     "snr_kind": c.snr_kind,
                     "image": name,
@@ -844,6 +855,7 @@ class Harness:
                 "available": list(self.suite.available) if self.suite else [],
                 "notes": notes,
             },
+            "notes": sorted(self.run_notes),
             "points": points,
             "rows": rows,
             "run": {
@@ -857,16 +869,16 @@ class Harness:
         }
 
 
+def _has_parameter(fn, name: str) -> bool:
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _budget_parameter(encode) -> str | None:
     """The name of a byte-budget keyword of ``SenderPipeline.encode``, if the codec has one."""
-    try:
-        params = inspect.signature(encode).parameters
-    except (TypeError, ValueError):
-        return None
-    for name in ("budget_bytes", "byte_budget", "budget"):
-        if name in params:
-            return name
-    return None
+    return next((n for n in ("budget_bytes", "byte_budget", "budget") if _has_parameter(encode, n)), None)
 
 
 def _safe(text: str) -> str:
@@ -1006,6 +1018,8 @@ def summary_markdown(results: dict[str, Any]) -> str:
     notes = results["metrics"]["notes"]
     if notes:
         lines += ["", "Metric notes:", ""] + [f"- {k}: {v}" for k, v in notes.items()]
+    if results.get("notes"):
+        lines += ["", "Run notes:", ""] + [f"- {n}" for n in results["notes"]]
     lines += [
         "",
         "Means over the images of each point. A lost packet (header destroyed) is scored as "

@@ -28,6 +28,7 @@ BASE = EvalConfig(
     snr_kind="esn0",
     modulation="16qam",
     code="ldpc-1/2",
+    steps=2,  # fewer tiny diffusion steps: the test checks the harness, not the pictures
     metrics=PIXEL,
 )
 
@@ -39,9 +40,9 @@ class CountingSender:
         self.inner, self.calls = inner, 0
         self.profile, self.encoder, self.captioner = inner.profile, inner.encoder, inner.captioner
 
-    def encode(self, data, *, mode=None, quant_bits=None, **kw):
+    def encode(self, data, *, mode=None, quant_bits=None, link=None, **kw):
         self.calls += 1
-        return self.inner.encode(data, mode=mode, quant_bits=quant_bits, **kw)
+        return self.inner.encode(data, mode=mode, quant_bits=quant_bits, link=link, **kw)
 
 
 @pytest.fixture(scope="module")

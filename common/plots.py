@@ -47,14 +47,18 @@ def title(results: dict[str, Any], what: str) -> str:
     c, p = results["config"], results.get("profile") or {}
     who = f"profile {p.get('name', c['profile'])}" if p else f"services {c['via_services']}"
     if p.get("random_weights"):
-        who += " (RANDOM WEIGHTS: not meaningful images)"
+        who += " (RANDOM WEIGHTS: generated images are not meaningful)"
     n = len(results["images"]["names"])
     src = "scikit-image photos" if str(c["images"]).startswith("skimage") else Path(str(c["images"])).name
     return f"{what}\n{who}; {c['modulation']}, code {c['code']}, AWGN; {n} {src}"
 
 
-def _series(results: dict[str, Any], mode: str, getter) -> tuple[list[float], list[float], list[float]]:
-    xs, ys, es = [], [], []
+Series = tuple[list[float], list[float], list[float], list[bool]]
+
+
+def _series(results: dict[str, Any], mode: str, getter) -> Series:
+    """(SNR, mean, std, any packet lost at that point) for one mode's points with a value."""
+    xs, ys, es, lost = [], [], [], []
     for p in results["points"]:
         if p["mode"] != mode:
             continue
@@ -64,7 +68,8 @@ def _series(results: dict[str, Any], mode: str, getter) -> tuple[list[float], li
         xs.append(p["snr_db"])
         ys.append(v["mean"])
         es.append(v.get("std") or 0.0)
-    return xs, ys, es
+        lost.append(bool(p.get("lost")))
+    return xs, ys, es, lost
 
 
 def _metric_getter(key: str):
@@ -80,17 +85,29 @@ def _modes(results: dict[str, Any]) -> list[str]:
 
 
 def _against_snr(ax, results: dict[str, Any], key: str, log: bool = False) -> bool:
-    drew = False
-    for mode in _modes(results):
-        xs, ys, es = _series(results, mode, _metric_getter(key))
+    """One line per mode; log axes leave out zeros (said in the corner); x marks lost packets."""
+    drew = zeros = marked = False
+    grey = results["config"].get("lost_as") == "grey" and key not in ("ber", "latent_nmse")
+    for i, mode in enumerate(_modes(results)):
+        xs, ys, es, lost = _series(results, mode, _metric_getter(key))
         if log:
-            pts = [(x, y) for x, y in zip(xs, ys, strict=True) if y > 0]
-            if not pts:
-                continue
-            ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=mode)
+            keep = [j for j, y in enumerate(ys) if y > 0]
+            zeros = zeros or len(keep) < len(ys)
+            xs, ys, lost = [xs[j] for j in keep], [ys[j] for j in keep], [lost[j] for j in keep]
+            if xs:
+                ax.plot(xs, ys, marker="o", color=f"C{i}", label=mode)
         elif xs:
-            ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=mode)
+            ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, color=f"C{i}", label=mode)
+        if grey and any(lost):
+            lx = [x for x, lo in zip(xs, lost, strict=True) if lo]
+            ly = [y for y, lo in zip(ys, lost, strict=True) if lo]
+            ax.plot(lx, ly, linestyle="none", marker="x", markersize=9, color="k", zorder=5)
+            marked = True
         drew = drew or bool(xs)
+    if marked:
+        ax.plot([], [], linestyle="none", marker="x", color="k", label="packets lost (scored as grey)")
+    if zeros:
+        ax.text(0.99, 0.01, "zeros not shown", transform=ax.transAxes, ha="right", va="bottom", fontsize=7)
     if log:
         ax.set_yscale("log")
     ax.set_xlabel(results["snr_label"])

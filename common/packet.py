@@ -97,6 +97,7 @@ MAX_TEXT_BYTES = 4096  # decompressed text; CLIP reads 77 tokens
 MAX_BLOCK_LOG2 = 16
 DEFAULT_BLOCK_CELLS = 512  # 2 KiB blocks for a 4-channel 8-bit latent
 SANITY_MADS = 10.0  # raw floats further than this many robust std devs from the median are erased
+SANITY_ABS = 1e3  # ... and any beyond +-1000 (SD latents stay within about +-50)
 _MAD_TO_STD = 1.4826
 
 
@@ -509,11 +510,13 @@ def sane_values(x: np.ndarray) -> np.ndarray:
     """bool mask of the finite values within ``SANITY_MADS`` robust std devs of their channel's median.
 
     Per channel c over its finite values: ``median_c`` and ``s_c = 1.4826 * MAD_c`` (the std dev of
-    a Gaussian with that median absolute deviation; floored at 1e-6 * max(1, |median|)). Raw floats
-    hit by the channel become NaN, inf or 1e300 (a flipped exponent bit); those are erased.
+    a Gaussian with that median absolute deviation; floored at 1e-6 * max(1, |median|)); values
+    beyond ``SANITY_ABS`` in magnitude are never sane. Raw floats hit by the channel become NaN,
+    inf or 1e300 (a flipped exponent bit); those are erased.
     """
     x = np.asarray(x, np.float64)
-    ok = np.isfinite(x)
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(x) & (np.abs(x) <= SANITY_ABS)
     for ch in range(x.shape[0]):
         vals = x[ch][ok[ch]]
         if vals.size == 0:

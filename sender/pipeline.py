@@ -1,5 +1,11 @@
 """The sender's stages: decode -> caption (BLIP) -> VAE encode -> quantise -> packet.
 
+Per mode (gensc.common.modes): ``text`` captions; ``latent`` encodes and quantises;
+``text+latent`` does both; ``key+text`` encodes, segments key cells (gensc.sender.segment),
+quantises only those and describes the rest with a structured prompt (gensc.sender.prompt);
+``paper`` sends the caption and the raw float64 latent (seed 001); ``classic`` sends a JPEG/WebP
+at a byte budget (gensc.common.classic); ``auto`` asks gensc.common.policy first.
+
 Latent convention (owned here and by ``gensc.receiver.pipeline.Generator``): a gensc latent is
 the VAE posterior mean multiplied by ``vae.config.scaling_factor`` (0.18215 for SD 1.5), i.e. the
 tensor the UNet works on; ``[4, H/8, W/8]`` float32.
@@ -7,17 +13,23 @@ tensor the UNet works on; ``[4, H/8, W/8]`` float32.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from gensc.common.classic import DEFAULT_BPP, ClassicCodec, budget_for
+from gensc.common.codecs import ASCII_CHARS
 from gensc.common.errors import InvalidInput
 from gensc.common.images import DEFAULT_MAX_PIXELS, decode_image, resize
 from gensc.common.models import Profile, from_pretrained, pick_device, pick_dtype
-from gensc.common.modes import DEFAULT_MODE, get_mode
-from gensc.common.packet import Packet, wire_sizes
+from gensc.common.modes import AUTO, DEFAULT_MODE, get_mode
+from gensc.common.packet import DEFAULT_BLOCK_CELLS, Packet
+from gensc.common.packet import encode as encode_packet
+from gensc.common.policy import DEFAULT_POLICY, Policy, link_esn0_db
 from gensc.common.quant import quantize
 from gensc.common.timing import Stopwatch, device_sync
+from gensc.sender.prompt import PromptBuilder
+from gensc.sender.segment import SEGMENTERS, get_segmenter
 
 
 class Captioner:
@@ -66,20 +78,60 @@ class LatentEncoder:
     def __call__(self, image: np.ndarray) -> np.ndarray:
         import torch
 
-        x = torch.from_numpy(image).permute(2, 0, 1)[None].to(self.device, self.dtype) / 127.5 - 1.0
+        x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].to(self.device, self.dtype) / 127.5 - 1.0
         with torch.inference_mode():
             mean = self.vae.encode(x).latent_dist.mean * self.vae.config.scaling_factor
         return mean[0].float().cpu().numpy()
 
 
+@dataclass(frozen=True)
+class CodecConfig:
+    """How the sender builds packets (frozen; ``to_dict`` for result files).
+
+    key_fraction: share of latent cells sent as latents in key+text (seed 000's key regions).
+    segmenter: a gensc.sender.segment registry name. latent_codec / text_codec / block_cells:
+    see gensc.common.packet. classic_format / classic_bpp: the classic baseline's file format and
+    byte budget in bits per pixel (0.5 = the bytes of an 8-bit full latent). snr_db: the link
+    Es/N0 (dB) mode "auto" assumes when a request does not say.
+    """
+
+    key_fraction: float = 0.3
+    segmenter: str = "saliency"
+    latent_codec: str = "none"
+    text_codec: str = "auto"
+    block_cells: int = DEFAULT_BLOCK_CELLS
+    classic_format: str = "jpeg"
+    classic_bpp: float = DEFAULT_BPP
+    snr_db: float | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.key_fraction <= 1.0:
+            raise ValueError(f"key_fraction must be in [0, 1], got {self.key_fraction}")
+        if self.segmenter not in SEGMENTERS:
+            raise ValueError(f"unknown segmenter {self.segmenter!r}; known: {', '.join(SEGMENTERS)}")
+        if self.classic_bpp <= 0:
+            raise ValueError(f"classic_bpp must be > 0, got {self.classic_bpp}")
+        Packet(
+            DEFAULT_MODE,
+            text_codec=self.text_codec,
+            latent_codec=self.latent_codec,
+            block_cells=self.block_cells,
+        )
+        ClassicCodec(self.classic_format)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
 @dataclass
 class Encoded:
     packet: Packet
-    caption: str
+    caption: str  # the text sent: the caption, or the structured prompt in key+text
     image: np.ndarray  # the uint8 [S, S, 3] image that was encoded (after resizing)
     payload: dict[str, int]
     timings: dict[str, float]
     notes: list[str] = field(default_factory=list)
+    latent: np.ndarray | None = None  # the float32 latent before quantisation (modes that send one)
 
 
 class SenderPipeline:
@@ -95,10 +147,15 @@ class SenderPipeline:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         mode: str = DEFAULT_MODE,
         quant_bits: int = 8,
+        codec: CodecConfig | None = None,
+        policy: Policy | None = None,
     ) -> None:
-        get_mode(mode)
+        if mode != AUTO:
+            get_mode(mode)
         self.profile, self.max_pixels = profile, max_pixels
         self.mode, self.quant_bits = mode, quant_bits
+        self.codec = codec or CodecConfig()
+        self.policy = policy or DEFAULT_POLICY
         self.device = pick_device(device)
         torch_dtype = pick_dtype(dtype, self.device)
         self.captioner = Captioner(
@@ -107,38 +164,149 @@ class SenderPipeline:
         self.encoder = LatentEncoder(
             profile.sd_model, device=self.device, dtype=torch_dtype, allow_download=allow_download
         )
+        self.prompts = _prompt_builder(self.captioner, profile, allow_download)
+        seg_kwargs = {"allow_download": allow_download} if self.codec.segmenter == "clipseg" else {}
+        self.segmenter = get_segmenter(self.codec.segmenter, **seg_kwargs)
         self._sync = device_sync(self.device)
 
-    def encode(self, data: bytes, *, mode: str | None = None, quant_bits: int | None = None) -> Encoded:
-        """Encoded image file -> packet. Raises InvalidInput for bad images or options."""
+    def encode(
+        self,
+        data: bytes,
+        *,
+        mode: str | None = None,
+        quant_bits: int | None = None,
+        link: dict | None = None,
+        budget_bytes: int | None = None,
+    ) -> Encoded:
+        """Encoded image file -> packet. Raises InvalidInput for bad images or options.
+
+        ``link``: the client's link settings (LinkConfig field names, e.g. {"snr_db": 5}); mode
+        "auto" reads the SNR from them, else from ``CodecConfig.snr_db``. ``budget_bytes``: the
+        classic mode's file budget for this image (default ``CodecConfig.classic_bpp``).
+        """
+        if budget_bytes is not None and budget_bytes < 1:
+            raise InvalidInput(f"byte budget must be >= 1, got {budget_bytes}")
+
+        name = mode or self.mode
+        notes: list[str] = []
+        hint = None
+        bits = self.quant_bits if quant_bits is None else quant_bits
+        if name == AUTO:
+            esn0, why = link_esn0_db(link or {})
+            notes += [why] if why else []
+            decision = self.policy.choose(self.codec.snr_db if esn0 is None else esn0)
+            name, hint = decision.mode, decision.strength
+            notes.append(decision.note)
+            bits = decision.bits if quant_bits is None else quant_bits
         try:
-            m = get_mode(mode or self.mode)
+            m = get_mode(name)
         except ValueError as e:
             raise InvalidInput(str(e)) from None
-        bits = self.quant_bits if quant_bits is None else quant_bits
         if not 1 <= bits <= 8:
             raise InvalidInput(f"quantisation bits must be in 1..8, got {bits}")
         watch = Stopwatch(self._sync)
         with watch.stage("decode_image"):
-            image, notes = decode_image(data, max_pixels=self.max_pixels)
+            image, more = decode_image(data, max_pixels=self.max_pixels)
+            notes += more
             if image.shape[:2] != (self.profile.image_size,) * 2:
                 notes.append(
                     f"resized {image.shape[1]}x{image.shape[0]} to {self.profile.image_size}"
                     f"x{self.profile.image_size}"
                 )
                 image = resize(image, self.profile.image_size)
-        caption = ""
-        if m.caption:
-            with watch.stage("caption"):
-                caption = self.captioner(image)
-        latent = None
-        if m.latent != "none":
-            with watch.stage("vae_encode"):
-                z = self.encoder(image)
-            with watch.stage("quantise"):
-                latent = quantize(z, bits) if m.latent == "quantised" else z.astype(np.float64)
+        build = getattr(self, "_build_" + m.name.replace("+", "_"))
+        call = _Call(bits, watch, notes, budget_bytes)
+        caption, fields = build(image, call)
         with watch.stage("packetise"):
-            packet = Packet(mode=m.name, caption=caption.encode("utf-8"), latent=latent)
-            payload = wire_sizes(packet)
+            layout = {
+                "text_codec": self.codec.text_codec,
+                "latent_codec": self.codec.latent_codec,
+                "block_cells": self.codec.block_cells,
+            }
+            try:
+                packet = Packet(m.name, caption.encode("utf-8"), strength_hint=hint, **{**layout, **fields})
+                payload = encode_packet(packet).sizes
+            except ValueError as e:
+                raise InvalidInput(f"cannot build a {m.name!r} packet: {e}") from None
         watch.ms["encode"] = sum(watch.ms.values())
-        return Encoded(packet, caption, image, payload, watch.ms, notes)
+        return Encoded(packet, caption, image, payload, watch.ms, notes, call.z)
+
+    # One builder per mode: image -> (text to send, extra Packet fields).
+
+    def _caption(self, image: np.ndarray, call: _Call) -> str:
+        with call.watch.stage("caption"):
+            return self.captioner(image)
+
+    def _latent(self, image: np.ndarray, call: _Call) -> np.ndarray:
+        with call.watch.stage("vae_encode"):
+            call.z = self.encoder(image)
+        return call.z
+
+    def _build_text(self, image: np.ndarray, call: _Call) -> tuple[str, dict]:
+        return self._caption(image, call), {}
+
+    def _build_latent(self, image: np.ndarray, call: _Call) -> tuple[str, dict]:
+        z = self._latent(image, call)
+        with call.watch.stage("quantise"):
+            return "", {"latent": quantize(z, call.bits)}
+
+    def _build_text_latent(self, image: np.ndarray, call: _Call) -> tuple[str, dict]:
+        _, fields = self._build_latent(image, call)
+        return self._caption(image, call), fields
+
+    def _build_key_text(self, image: np.ndarray, call: _Call) -> tuple[str, dict]:
+        z = self._latent(image, call)
+        with call.watch.stage("segment"):
+            mask = self.segmenter(image, z.shape[1:], self.codec.key_fraction)
+        with call.watch.stage("prompt"):
+            prompt = self.prompts(image, region=~mask if mask.any() and not mask.all() else None)
+        call.notes.extend(f"prompt: {n}" for n in prompt.notes)
+        if not mask.any():
+            call.notes.append("key+text: no key cells at this key fraction; sending the prompt only")
+            return prompt.render(), {}
+        with call.watch.stage("quantise"):
+            return prompt.render(), {"latent": quantize(z, call.bits, mask), "mask": mask}
+
+    def _build_paper(self, image: np.ndarray, call: _Call) -> tuple[str, dict]:
+        caption = self._caption(image, call)
+        if len(caption) > ASCII_CHARS or not caption.isascii():
+            call.notes.append(f"paper: caption sent as {ASCII_CHARS} ASCII characters (cut or '?'-replaced)")
+        z = self._latent(image, call)
+        return caption, {"latent": z.astype(np.float64), "text_codec": "ascii-bits", "raw_sections": True}
+
+    def _build_classic(self, image: np.ndarray, call: _Call) -> tuple[str, dict]:
+        budget = call.budget or budget_for(*image.shape[:2], self.codec.classic_bpp)
+        with call.watch.stage("classic_encode"):
+            result = ClassicCodec(self.codec.classic_format, budget).compress(image)
+        call.notes.append(
+            f"classic: {self.codec.classic_format} quality {result.quality}, {len(result.data)} bytes"
+            + (f" within a budget of {budget}" if result.fits else f", OVER the budget of {budget}")
+        )
+        return "", {"image": result.data}
+
+
+@dataclass
+class _Call:
+    """Per-call state of one ``encode`` (the pipeline itself is shared between threads)."""
+
+    bits: int
+    watch: Stopwatch
+    notes: list[str]
+    budget: int | None
+    z: np.ndarray | None = None
+
+
+def _prompt_builder(captioner: Captioner, profile: Profile, allow_download: bool) -> PromptBuilder:
+    """Seed 000's structured prompt from the sender's BLIP, bounded by the receiver's CLIP tokenizer."""
+    from transformers import CLIPTokenizer
+
+    tokenizer = from_pretrained(
+        CLIPTokenizer, profile.sd_model, "sd", allow_download=allow_download, subfolder="tokenizer"
+    )
+    return PromptBuilder(
+        captioner.model,
+        captioner.processor,
+        max_new_tokens=captioner.max_new_tokens,
+        tokenizer_for_limit=tokenizer,
+        max_tokens=tokenizer.model_max_length,
+    )

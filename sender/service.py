@@ -36,6 +36,7 @@ class SenderServicer(pb_grpc.SenderServicer):
                     req.image.data,
                     mode=req.mode or None,
                     quant_bits=req.quant_bits if req.HasField("quant_bits") else None,
+                    link=convert.struct_to_dict(req.link_overrides),
                 )
             except Exception as e:  # noqa: BLE001 - every item gets an answer
                 return "done", None, _result(req, error=error_fields(e, "sender"))

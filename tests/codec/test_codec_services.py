@@ -1,0 +1,72 @@
+"""The codec's modes over the three real gRPC services, in process (tiny profile, port 0).
+
+The servicers run on the session's already loaded pipelines, so no model loads twice; the
+lead's tests/test_services.py covers the same modes with one process per service.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from gensc.common.client import SendOptions, send
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def stack(sender, receiver):
+    from gensc.channel.link import LinkConfig
+    from gensc.channel.service import ChannelServicer
+    from gensc.common.rpc import RpcConfig, create_server
+    from gensc.proto import semcom_pb2_grpc as pb_grpc
+    from gensc.receiver.service import ReceiverServicer
+    from gensc.sender.service import SenderServicer
+
+    rpc = RpcConfig()
+    servers = []
+
+    def start(add, servicer, name: str) -> str:
+        srv = create_server(lambda s: add(servicer, s), [f"gensc.v1.{name}"], config=rpc)
+        servers.append(srv)
+        return f"127.0.0.1:{srv.port}"
+
+    rx = start(pb_grpc.add_ReceiverServicer_to_server, ReceiverServicer(receiver), "Receiver")
+    link = LinkConfig(code="ldpc-1/2", snr_db=30.0)
+    ch = start(pb_grpc.add_ChannelServicer_to_server, ChannelServicer(link, rx, rpc), "Channel")
+    tx = start(pb_grpc.add_SenderServicer_to_server, SenderServicer(sender, ch, rpc), "Sender")
+    yield {"sender": tx, "channel": ch, "receiver": rx}
+    for srv in reversed(servers):
+        srv.stop(0)
+
+
+def test_classic_over_the_services(stack, photos):
+    (rec,) = send(stack["sender"], [("a.png", photos["astronaut"])], SendOptions(mode="classic"))
+    assert rec["status"] == "ok", rec["error"]
+    assert rec["mode"] == "classic" and set(rec["payload_bytes"]) == {"header", "image", "total"}
+    assert any(n.startswith("classic: jpeg quality") for n in rec["notes"])
+
+
+def test_auto_reads_the_snr_from_the_link_overrides(stack, photos):
+    def auto(snr_db: float) -> dict:
+        return send(
+            stack["sender"],
+            [("a.png", photos["astronaut"])],
+            SendOptions(mode="auto", link={"snr_db": snr_db}),
+        )[0]
+
+    low, high = auto(-3.0), auto(25.0)
+    assert low["status"] == "ok" and high["status"] == "ok", (low["error"], high["error"])
+    assert low["mode"] == "text" and "latent" not in low["payload_bytes"]
+    assert high["mode"] == "text+latent" and "latent" in high["payload_bytes"]
+    assert any(n.startswith("auto: Es/N0 25 dB") for n in high["notes"])
+    assert any(n.startswith("strength") and "sender's hint" in n for n in high["notes"])
+
+
+@pytest.mark.parametrize("mode", ["text+latent", "key+text", "paper", "classic"])
+def test_a_bad_link_gives_an_image_with_notes_or_data_loss_never_a_crash(stack, photos, mode):
+    link = {"snr_db": 2.0, "code": "none"}  # uncoded 16QAM at 2 dB: most bytes are damaged
+    (rec,) = send(stack["sender"], [("a.png", photos["coffee"])], SendOptions(mode=mode, link=link))
+    if rec["status"] == "ok":
+        assert rec["notes"], "a damaged packet must say what happened"
+    else:
+        assert rec["error"]["code"] == "DATA_LOSS" and rec["error"]["stage"] == "receiver", rec["error"]

@@ -1,0 +1,156 @@
+"""Sender and receiver pipelines on the tiny profile (64x64 images, random weights), in process."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gensc.common.errors import InvalidInput, PacketLost
+from gensc.common.modes import MODES
+from gensc.common.packet import encode, parse, to_wire, wire_sizes
+from gensc.receiver.pipeline import ReconSettings, fill_missing
+
+from .conftest import packet_for
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_every_mode_round_trips_through_the_pipelines(sender, receiver, photos, mode):
+    enc = sender.encode(photos["astronaut"], mode=mode)
+    assert enc.packet.mode == mode
+    assert sum(enc.payload.values()) == sum(map(len, to_wire(enc.packet)))
+    assert ("latent" in enc.payload) == (MODES[mode].latent not in ("none", "image"))
+    assert ("mask" in enc.payload) == (mode == "key+text")
+    out = receiver.reconstruct(*to_wire(enc.packet))
+    assert out.image.shape == (64, 64, 3) and out.image.dtype == np.uint8
+    assert out.png.startswith(b"\x89PNG")
+    if mode == "key+text":
+        assert enc.packet.mask.sum() == round(0.3 * 64)
+        assert "strength 0.8 from mode 'key+text''s default" in out.notes
+    if mode == "paper":
+        assert enc.payload["caption"] == 616 and enc.payload["latent"] == 4 * 8 * 8 * 8
+    if mode == "classic":
+        assert any(n.startswith("classic: jpeg quality") for n in enc.notes)
+
+
+def test_blend_keeps_the_known_values_and_generates_the_rest(receiver):
+    z = np.random.default_rng(1).normal(size=(4, 8, 8)).astype(np.float32) * 0.2
+    known = np.zeros((4, 8, 8), bool)
+    known[:, 2:6, 2:6] = True
+    s = ReconSettings(strength=0.75, steps=4, guidance=2.0)
+    out = receiver.generator.blend(z, known, "a cat", s, output_type="latent")
+    assert np.allclose(out[known], z[known], atol=1e-6)
+    assert not np.allclose(out[~known], fill_missing(z, known)[~known], atol=1e-3)
+
+
+def test_fill_missing_interpolates_from_neighbours():
+    x = np.zeros((2, 9, 9), np.float32)
+    x[0] = np.arange(9)[None, :]
+    x[1] = 5.0
+    known = np.ones_like(x, bool)
+    known[:, 3:6, 3:6] = False
+    filled = fill_missing(np.where(known, x, 0), known)
+    assert np.array_equal(filled[known], x[known])
+    assert np.allclose(filled[1], 5.0)
+    assert np.abs(filled[0, 4, 4] - 4.0) < 1.0  # a ramp: the hole's centre lands near 4
+    assert np.array_equal(fill_missing(x, np.zeros_like(known)), np.zeros_like(x))
+
+
+def _damage(header: bytes, body: bytes, start: int, stop: int) -> tuple[bytes, bytes]:
+    bad = bytearray(body)
+    for i in range(start, min(stop, len(bad))):
+        bad[i] ^= 0x5A
+    return header, bytes(bad)
+
+
+def test_latent_damaged_beyond_use_falls_back_to_text(receiver):
+    p = packet_for("text+latent")
+    header, body = to_wire(p)
+    cap = wire_sizes(p)["caption"]
+    out = receiver.reconstruct(*_damage(header, body, cap, len(body)))
+    assert "latent damaged beyond use: falling back to text-only generation" in out.notes
+
+
+def test_caption_damaged_generates_without_it(receiver):
+    header, body = to_wire(packet_for("text+latent"))
+    out = receiver.reconstruct(*_damage(header, body, 0, 3))
+    assert "caption damaged: generating without it" in out.notes
+
+
+def test_nothing_usable_is_packet_lost(receiver):
+    header, body = to_wire(packet_for("text+latent"))
+    with pytest.raises(PacketLost, match="both damaged"):
+        receiver.reconstruct(*_damage(header, body, 0, len(body)))
+    header, body = to_wire(packet_for("latent"))
+    with pytest.raises(PacketLost, match="sends no text"):
+        receiver.reconstruct(*_damage(header, body, 0, len(body)))
+    header, body = to_wire(packet_for("classic"))
+    with pytest.raises(PacketLost, match="classic"):
+        receiver.reconstruct(header, b"")
+
+
+def test_partly_lost_latent_is_blended(receiver):
+    p = packet_for("text+latent", block_cells=16)  # 4 blocks of 16 cells
+    header, body = to_wire(p)
+    cap = wire_sizes(p)["caption"]
+    out = receiver.reconstruct(*_damage(header, body, cap + 70, cap + 72))  # inside block 1
+    assert any("1 of 4 blocks lost (16 of 64 cells)" in n for n in out.notes)
+
+
+def test_paper_mode_survives_absurd_floats(receiver):
+    header, body = to_wire(packet_for("paper"))
+    bad = bytearray(body)
+    for v in range(0, 256, 7):
+        bad[616 + 8 * v + 7] ^= 0x7F  # exponent bits: 1e300, inf, NaN
+    out = receiver.reconstruct(header, bytes(bad))
+    assert any("NaN, infinite or absurd" in n for n in out.notes)
+
+
+def test_damaged_classic_image_is_decoded_best_effort_or_lost(receiver):
+    header, body = to_wire(packet_for("classic"))
+    try:
+        out = receiver.reconstruct(header, body[: len(body) * 2 // 3])
+        assert "classic image damaged on the link: best-effort decode" in out.notes
+    except PacketLost as e:
+        assert "classic image damaged" in str(e)
+
+
+def test_strength_resolution(receiver):
+    p = packet_for("text+latent", strength_hint=0.7)
+    header, body = to_wire(p)
+    assert parse(header, body).strength_hint == pytest.approx(0.7)
+    assert "strength 0.7 from the sender's hint" in receiver.reconstruct(header, body).notes
+    explicit = ReconSettings(strength=0.5, steps=4, guidance=2.0)
+    assert not any(n.startswith("strength") for n in receiver.reconstruct(header, body, explicit).notes)
+    low = to_wire(packet_for("text+latent", strength_hint=0.1))
+    assert "runs no step at 4 steps; using 0.25" in receiver.reconstruct(*low).notes[0]
+    with pytest.raises(InvalidInput):
+        receiver.reconstruct(header, body, ReconSettings(strength=0.1, steps=4, guidance=2.0))
+
+
+def test_auto_follows_the_link_snr(sender, photos):
+    from gensc.common.policy import DEFAULT_POLICY
+
+    low = sender.encode(photos["coffee"], mode="auto", link={"snr_db": -5.0})
+    assert low.packet.mode == DEFAULT_POLICY.rules[0].mode and low.notes[0].startswith("auto: Es/N0 -5")
+    high = sender.encode(photos["coffee"], mode="auto", link={"snr_db": 30.0})
+    assert high.packet.mode == DEFAULT_POLICY.rules[-1].mode
+    assert high.packet.strength_hint == DEFAULT_POLICY.rules[-1].strength
+    unknown = sender.encode(photos["coffee"], mode="auto")
+    assert unknown.packet.mode == DEFAULT_POLICY.unknown.mode and "SNR unknown" in unknown.notes[0]
+
+
+def test_sender_rejects_bad_options(sender, photos):
+    with pytest.raises(InvalidInput, match="unknown mode 'nope'"):
+        sender.encode(photos["coffee"], mode="nope")
+    with pytest.raises(InvalidInput, match="bits"):
+        sender.encode(photos["coffee"], mode="latent", quant_bits=9)
+    with pytest.raises(InvalidInput, match="budget"):
+        sender.encode(photos["coffee"], mode="classic", budget_bytes=0)
+
+
+def test_classic_budget_per_call(sender, photos):
+    enc = sender.encode(photos["coffee"], mode="classic", budget_bytes=2000)
+    assert enc.payload["image"] <= 2000 + 4 and "within a budget of 2000" in enc.notes[-1]
+    assert encode(enc.packet).sizes == enc.payload

@@ -124,7 +124,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "snr_kind": "esn0",
         "modulation": "16qam",
         "code": "ldpc-1/2",
-        "budget_from": "key+text",
+        "budget_from": "key+text",  # classic gets key+text's body bytes, image by image
         "metrics": "psnr,ssim,ms_ssim,vsi,lpips",
         "lpips_net": "alex",
     },
@@ -160,7 +160,7 @@ class EvalConfig:
     guidance: float | None = None
     seed: int = 0  # the receiver's diffusion seed
     mode_recon: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-mode overrides
-    budget_from: str | None = None  # give budget-taking modes (classic) this mode's byte count
+    budget_from: str | None = None  # budget-taking modes (classic) get this mode's body bytes
     lost_as: str = "grey"  # how a lost packet is scored: "grey" image, or "skip" (no metrics)
     metrics: dict[str, Any] = field(default_factory=dict)  # gensc.common.metrics.MetricConfig
     save_images: bool = False
@@ -618,8 +618,9 @@ class Harness:
         budget_arg = _budget_parameter(self.sender.encode)
         if self.config.budget_from and mode != self.config.budget_from:
             if budget_arg:
+                # the body bytes of the reference packet (the header rides its own code)
                 ref = self._encode(self.config.budget_from, name, data)
-                kw[budget_arg] = sum(ref.enc.payload.values())
+                kw[budget_arg] = sum(v for k, v in ref.enc.payload.items() if k != "header")
             else:
                 self.run_notes.add(
                     f"--budget-from {self.config.budget_from} not applied: SenderPipeline.encode takes no "
@@ -870,10 +871,12 @@ class Harness:
 
 
 def _has_parameter(fn, name: str) -> bool:
+    """Whether ``fn`` takes keyword ``name`` (a ``**kwargs`` catch-all counts)."""
     try:
-        return name in inspect.signature(fn).parameters
+        params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return False
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 def _budget_parameter(encode) -> str | None:

@@ -157,9 +157,19 @@ def test_classic_at_very_high_snr_equals_the_codecs_clean_psnr(models, tmp_path,
         pytest.skip(f"the codec's 'classic' mode does not run yet: {e}")
     clean_psnr = psnr_ssim(enc.image, clean.image)["psnr_db"]
     config = replace(BASE, images="skimage:astronaut", n_images=None, modes=("classic",), snr_db=(40.0,))
-    (row,) = _harness(config, tmp_path, models)[0].run()["rows"]
+    (row,) = _harness(config, tmp_path / "a", models)[0].run()["rows"]
     assert row["channel"]["bit_errors"] == 0 and row["status"] == "ok"
     assert row["metrics"]["psnr_db"] == pytest.approx(clean_psnr, abs=1e-3)
+
+    # sized to another mode's packet: classic gets the latent packet's body bytes, image by image
+    sized = replace(config, modes=("latent", "classic"), budget_from="latent")
+    res = _harness(sized, tmp_path / "b", models)[0].run()
+    body = {r["mode"]: r["payload_bytes"]["total"] - r["payload_bytes"]["header"] for r in res["rows"]}
+    classic = next(r for r in res["rows"] if r["mode"] == "classic")
+    assert any(f"budget of {body['latent']}" in n for n in classic["notes"]), classic["notes"]
+    if any("within a budget" in n for n in classic["notes"]):  # a 64 px JPEG may not fit at all
+        assert body["classic"] <= body["latent"] + 4  # + the section's CRC32
+    assert res["notes"] == []
 
 
 def test_snr_lists_and_bad_settings_are_checked_up_front():

@@ -433,7 +433,6 @@ class Harness:
         self._encodings: dict[tuple[str, str], _Encoding] = {}
         self._ref_latent: dict[str, np.ndarray] = {}
         self._ref_caption: dict[str, str | None] = {}
-        self._refs: dict[str, np.ndarray] = {}
         self.profile = None
         self.run_notes: set[str] = set()
 
@@ -585,6 +584,7 @@ class Harness:
         data = dict(images)
         index = {name: i for i, (name, _) in enumerate(images)}
         bar = tqdm(total=len(pending), unit="row", desc="eval", file=sys.stderr, disable=not self.progress)
+        last_point = {m: p for p in todo for m in [p[0]]}  # the sweep's last point of each mode
         with (self.out / "results.jsonl").open("a") as log:
             for (mode, snr), names in todo.items():
                 bar.set_postfix_str(f"{mode} @ {snr:g} dB {c.snr_kind}")
@@ -599,6 +599,9 @@ class Harness:
                     done[row["key"]] = row
                     self.work.computed += 1
                     bar.update(1)
+                if last_point[mode] == (mode, snr) and mode != c.budget_from:
+                    # a mode's points are done: its encodings (images, latents) can go
+                    self._encodings = {k: v for k, v in self._encodings.items() if k[0] != mode}
         bar.close()
 
     # -------------------------------------------------------------- in process
@@ -637,7 +640,6 @@ class Harness:
                 if name not in self._ref_latent:
                     self._ref_latent[name] = self.sender.encoder(enc.image)
                 sent = self._ref_latent[name]
-        self._refs.setdefault(name, enc.image)
         if enc.caption:
             self._ref_caption.setdefault(name, enc.caption)
         e = _Encoding(enc, header, body, sent, latent_nmse(sent, clean.latent))

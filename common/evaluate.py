@@ -640,8 +640,6 @@ class Harness:
                 if name not in self._ref_latent:
                     self._ref_latent[name] = self.sender.encoder(enc.image)
                 sent = self._ref_latent[name]
-        if enc.caption:
-            self._ref_caption.setdefault(name, enc.caption)
         e = _Encoding(enc, header, body, sent, latent_nmse(sent, clean.latent))
         self._encodings[key] = e
         return e
@@ -735,7 +733,7 @@ class Harness:
                 ref, _ = decode_image(dict(items)[rec["name"]])
                 size = self.config.image_size or (r["image"].shape[0] if "image" in r else ref.shape[0])
                 r["reference"] = resize(ref, size)
-            if r["caption"]:
+            if r["caption"] and _sends_plain_caption(r["sent_mode"]):
                 self._ref_caption.setdefault(rec["name"], r["caption"])
             out.append(r)
         return out
@@ -743,13 +741,12 @@ class Harness:
     # -------------------------------------------------------------- scoring
 
     def _caption_for(self, name: str, reference: np.ndarray | None) -> str | None:
-        """The text CLIP score compares with: the sender's caption of this image."""
-        if name in self._ref_caption:
-            return self._ref_caption[name]
-        if self.sender is not None and reference is not None:
+        """The text CLIP score compares with: the sender's BLIP caption of the original image,
+        the same for every mode (in process: one captioner call per image; through services:
+        the caption a caption-sending mode reported, else none)."""
+        if name not in self._ref_caption and self.sender is not None and reference is not None:
             self._ref_caption[name] = self.sender.captioner(reference)
-            return self._ref_caption[name]
-        return None
+        return self._ref_caption.get(name)
 
     def _score(self, mode, snr, names, results, index) -> list[dict[str, Any]]:
         c = self.config
@@ -870,6 +867,14 @@ class Harness:
                 "via_services": c.via_services,
             },
         }
+
+
+def _sends_plain_caption(mode: str | None) -> bool:
+    """True for modes whose text is the BLIP caption itself (not a structured prompt)."""
+    from gensc.common.modes import MODES
+
+    m = MODES.get(mode or "")
+    return m is not None and getattr(m, "text", "caption" if m.caption else "none") == "caption"
 
 
 def _has_parameter(fn, name: str) -> bool:

@@ -141,6 +141,18 @@ def test_a_lost_packet_is_scored_as_grey_and_counted(models, tmp_path):
     assert res["points"][0]["lost"] == 1
 
 
+def test_clip_score_uses_the_senders_caption_for_every_mode(models, tmp_path, tiny_clip):
+    from gensc.common.metrics import MetricConfig, MetricSuite
+
+    sender, receiver, _ = models
+    suite = MetricSuite(MetricConfig(names=("psnr", "clip"), clip_model=tiny_clip))
+    config = replace(BASE, modes=("latent",), snr_db=(20.0,), n_images=1, metrics={"names": ("psnr", "clip")})
+    h = Harness(config, tmp_path, sender=sender, receiver=receiver, suite=suite, progress=False)
+    (row,) = h.run()["rows"]
+    assert row["caption"] is None  # latent mode sends no text ...
+    assert row["metrics"]["clip_score"] is not None  # ... but the original's caption is the reference
+
+
 def test_classic_at_very_high_snr_equals_the_codecs_clean_psnr(models, tmp_path, photos):
     from gensc.common.errors import GenscError
     from gensc.common.metrics import psnr_ssim

@@ -50,6 +50,7 @@ import json
 import math
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -147,6 +148,7 @@ class EvalConfig:
     image_size: int | None = None
     device: str = "auto"
     dtype: str = "auto"
+    allow_download: bool = False  # models only; metric weights are never downloaded
     modes: tuple[str, ...] = ("text", "latent", "text+latent")
     snr_db: tuple[float, ...] = (0.0, 5.0, 10.0, 15.0, 20.0)
     snr_kind: str = "esn0"  # what snr_db means: "esn0" (Es/N0) or "ebn0" (Eb/N0)
@@ -173,7 +175,7 @@ class EvalConfig:
     def fingerprint(self) -> str:
         """Hash of the settings that change a row's numbers (not the grid, not where it runs)."""
         d = self.to_dict()
-        for k in ("modes", "snr_db", "n_images", "save_images", "preset"):
+        for k in ("modes", "snr_db", "n_images", "save_images", "preset", "allow_download"):
             d.pop(k)
         d["metrics"] = {k: v for k, v in d["metrics"].items() if k not in ("device", "batch_size")}
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -484,9 +486,13 @@ class Harness:
         c, profile = self.config, self._resolve_profile()
         if self.sender is None:
             kw = {} if c.quant_bits is None else {"quant_bits": c.quant_bits}
-            self.sender = SenderPipeline(profile, device=c.device, dtype=c.dtype, **kw)
+            self.sender = SenderPipeline(
+                profile, device=c.device, dtype=c.dtype, allow_download=c.allow_download, **kw
+            )
         if self.receiver is None:
-            self.receiver = ReceiverPipeline(profile, device=c.device, dtype=c.dtype)
+            self.receiver = ReceiverPipeline(
+                profile, device=c.device, dtype=c.dtype, allow_download=c.allow_download
+            )
 
     def _load_suite(self) -> None:
         from gensc.common.metrics import MetricConfig, MetricSuite
@@ -1057,6 +1063,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--image-size", type=int, help="override the profile's image size")
     g.add_argument("--device", default=os.environ.get("GENSC_DEVICE", "auto"), help="auto, cpu, cuda, cuda:N")
     g.add_argument("--dtype", default=os.environ.get("GENSC_DTYPE", "auto"), help="auto, fp32, fp16, bf16")
+    g.add_argument(
+        "--allow-download", action="store_true", help="let the SD/BLIP loaders download (metrics never do)"
+    )
     g = p.add_argument_group("sweep and link")
     g.add_argument("--modes", help="comma list of registered modes (default text,latent,text+latent)")
     g.add_argument(
@@ -1132,6 +1141,7 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
         image_size=pick("image_size"),
         device=args.device,
         dtype=args.dtype,
+        allow_download=args.allow_download,
         modes=tuple(m.strip() for m in pick("modes").split(",") if m.strip()),
         snr_db=parse_snr(pick("snr_db")),
         snr_kind=pick("snr_kind"),
@@ -1203,6 +1213,8 @@ def add_command(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_arguments(p)
+    # let "--snr-db -5:20:2.5" and "-5,0,5" through as values, not as unknown options
+    p._negative_number_matcher = re.compile(r"^-\d[\d.:,-]*$")
     p.set_defaults(func=run)
     esub = p.add_subparsers(dest="eval_command", required=False, metavar="{plot}")
     pp = esub.add_parser("plot", help="make the plots again from a results.json")

@@ -226,6 +226,8 @@ def test_cli_presets_flags_and_registration():
     assert c.link == {"ideal_header": True}
     c = evaluate.config_from_args(parser.parse_args(["eval", "--preset", "paper001", "--snr-kind", "esn0"]))
     assert c.snr_kind == "esn0"  # an explicit flag beats the preset
+    assert parser.parse_args(["eval", "--snr-db", "-5:20:2.5"]).snr_db == "-5:20:2.5"
+    assert parser.parse_args(["eval", "--snr-db", "-5,0,5"]).snr_db == "-5,0,5"
     args = parser.parse_args(["eval", "plot", "r.json", "--out", "d"])
     assert (args.results, args.plot_out) == ("r.json", "d")
     assert evaluate.main(["--modes", "text,nope", "--out", "/nonexistent/x", "--no-progress"]) == 2

@@ -205,6 +205,8 @@ def run_bench(quick: bool = False, repeats: int = 5) -> dict:
             "numba": numba.__version__,
         },
         "warmup_s": warmup_s,
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "note": "other processes on the machine share the core; load_average is read at the end",
         "results": results,
         "targets": targets,
     }

@@ -321,7 +321,7 @@ def _syndrome_ok(L, row_ptr, cols, shifts, z, par):  # pragma: no cover - numba
     return True
 
 
-@nb.njit(cache=True, fastmath=True)
+@nb.njit(cache=True, fastmath=True, nogil=True)
 def _decode_layered(
     llr, row_ptr, cols, shifts, z, max_iter, alpha, k, out_bits, iters
 ):  # pragma: no cover - numba

@@ -140,7 +140,7 @@ def get_constellation(name: str) -> Constellation:
 # ---------------------------------------------------------------- numba kernels
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _map_packed(data, m, points, nsym):  # pragma: no cover - numba
     out = np.empty(nsym, np.complex64)
     acc = np.int64(0)
@@ -168,7 +168,7 @@ def _level_index(x, inv_step, offset, top):  # pragma: no cover - numba
     return np.int64(t)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _demap_hard_packed(yf, n_axes, m, inv_step, n_levels, label_of_levels, nbytes):
     # yf: float32 view of complex64 symbols (re, im interleaved)
     nsym = yf.shape[0] // 2
@@ -218,7 +218,7 @@ def _demap_hard_packed(yf, n_axes, m, inv_step, n_levels, label_of_levels, nbyte
     return out
 
 
-@nb.njit(cache=True, fastmath=True)
+@nb.njit(cache=True, fastmath=True, nogil=True)
 def _maxlog_llr(yf, no, no_stride, n_axes, slope, offset, bit_position, m, inv_d, n_levels):
     """Piecewise-linear exact max-log LLRs (see ``Constellation._maxlog_tables``)."""
     nsym = yf.shape[0] // 2

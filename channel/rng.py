@@ -90,7 +90,7 @@ def _refill(st, buf):  # pragma: no cover - numba
 _BLOCK = 1024  # uint64 per refill (2048 32-bit words)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _fill_standard_normal(out, st, buf, pos, ki, wis, fi):  # pragma: no cover - numba
     """Fill ``out``; ``buf``/``pos`` hold unused words between calls. Returns the new pos."""
     b32 = buf.view(np.uint32)

@@ -65,7 +65,7 @@ def _mul(a, b, exp, log):  # pragma: no cover - numba
     return exp[log[a] + log[b]]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _encode(msgs, lengths, gen, exp, log, out):  # pragma: no cover - numba
     """msgs: uint8[C, K] (row i uses its first lengths[i] bytes); out: uint8[C, NPAR] parity."""
     npar = gen.shape[0] - 1
@@ -174,7 +174,7 @@ def _decode_one(r, nn, exp, log, npar):  # pragma: no cover - numba
     return found
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _decode(words, lengths, exp, log, npar, status):  # pragma: no cover - numba
     for c in range(words.shape[0]):
         nn = lengths[c] + npar

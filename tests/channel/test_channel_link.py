@@ -238,3 +238,21 @@ def test_ldpc_half_at_10db_delivers_16kb_intact():
     out = Link(LinkConfig(modulation="16qam", code="ldpc-1/2", snr_db=10.0)).transmit(b"h", body)
     assert out.report.bit_errors == 0 and out.body == body
     assert out.report.bit_errors_raw > 0.04 * out.report.coded_bits
+
+
+def test_package_exports_and_warmup():
+    import gensc.channel as ch
+
+    assert ch.Link is Link and "16qam" in ch.MODULATIONS and "ldpc-1/2" in ch.CODES
+    assert ch.warmup() < 60
+
+
+def test_threads_give_the_same_packets():
+    from concurrent.futures import ThreadPoolExecutor
+
+    link = Link(LinkConfig(code="crc32+ldpc-2/3", snr_db=9.0, fading="rayleigh-block"))
+    body = bytes(range(256)) * 30
+    serial = [link.transmit(b"h", body, seed=s) for s in range(6)]
+    with ThreadPoolExecutor(3) as pool:
+        parallel = list(pool.map(lambda s: link.transmit(b"h", body, seed=s), range(6)))
+    assert serial == parallel

@@ -111,7 +111,7 @@ class Packet:
     ``mask``: bool [H, W] key cells, or None (every cell is sent).
     ``image``: an encoded image file (classic mode), else b"".
     ``text_codec``: a name of gensc.common.codecs.TEXT_CODECS, or "auto" (the smallest of
-    none/zlib/zlib-dict/zstd for this text). ``latent_codec``: none, zlib or zstd.
+    none/zlib/zlib-dict for this text). ``latent_codec``: none, zlib or zstd.
     ``strength_hint``: img2img strength the sender suggests (e.g. from the SNR policy), or None.
     """
 
@@ -274,8 +274,11 @@ def _encode_text(p: Packet) -> tuple[str, bytes]:
 def _image_shape(data: bytes) -> tuple[int, int, int]:
     from PIL import Image
 
-    with Image.open(io.BytesIO(data)) as im:
-        w, h = im.size
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+    except Exception as e:  # noqa: BLE001 - Pillow raises many kinds for a non-image
+        raise ValueError(f"the classic payload is not an image file ({type(e).__name__})") from None
     if max(h, w) > MAX_IMAGE_SIDE:
         raise ValueError(f"image of {w}x{h} is too large for a packet")
     return 3, h, w

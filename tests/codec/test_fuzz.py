@@ -83,7 +83,7 @@ def test_parse_never_raises_anything_but_packet_lost(wire):
 
 
 @pytest.mark.slow
-@fuzz(25)
+@fuzz(60)
 @given(damaged())
 def test_reconstruct_yields_an_image_or_an_explicit_error(receiver, wire):
     try:

@@ -201,3 +201,8 @@ def test_packet_checks_its_fields():
         Packet("text", block_cells=100)
     with pytest.raises(ValueError, match="mask"):
         encode(Packet("key+text", b"x", quantize(_latent(), 8), mask=np.ones((3, 3), bool)))
+
+
+def test_a_classic_payload_must_be_an_image_file():
+    with pytest.raises(ValueError, match="not an image file"):
+        encode(Packet("classic", image=b"definitely not a jpeg"))

@@ -180,13 +180,26 @@ def strength_for_nmse(nmse: float, steps: int = 50) -> float:
 
 
 # Derived by benchmarks/latent_fidelity.py; see POLICY_SOURCE and the module docstring.
-POLICY_SOURCE = "placeholder until measured"
+POLICY_SOURCE = (
+    "benchmarks/latent_fidelity.py --latents tiny --sweep 5.5:7.5:0.1 --sweep-seeds 16 "
+    "(benchmarks/latent_fidelity.tiny.json): 8-bit text+latent packets of 16,516 B (tiny-VAE latents of "
+    "3 photos at 512x512) and 68 B text packets through 16QAM + 5G LDPC rate 1/2 on AWGN, 48 packets "
+    "per point. Caption arrives, text+latent vs text-only packet: 0.04 vs 0.27 at 6.1 dB Es/N0, 0.29 vs "
+    "0.33 at 6.2, 0.48 vs 0.40 at 6.3, 0.85 vs 0.46 at 6.4 (a short packet is one short LDPC codeword: "
+    "a shallower waterfall). Latent usable (>= 25% of cells): 0% at <= 6.2 dB, 15% at 6.3 (NMSE 0.88 "
+    "after the receiver's fill), 85% at 6.4 (NMSE 0.27), 100% from 6.5 (0.040; 0.0035 at 6.6; intact, "
+    "quantisation NMSE 3.8e-5, from 6.7). Rows: text while a text-only packet gets its caption through "
+    "more often; text+latent from 6.3 dB with strength_for_nmse of the measured NMSE. The thresholds "
+    "move with the code, modulation and packet size."
+)
 DEFAULT_POLICY = Policy(
     rules=(
-        Rule(-math.inf, "text", why="latent lost below the code's waterfall"),
-        Rule(8.0, "text+latent", 8, 0.5, why="latent intact"),
+        Rule(-100.0, "text", why="a short text packet survives best below the LDPC waterfall"),
+        Rule(6.3, "text+latent", 8, 0.6, why="waterfall: the latent arrives in a few packets, mostly lost"),
+        Rule(6.4, "text+latent", 8, 0.4, why="waterfall: about half the latent blocks arrive"),
+        Rule(6.5, "text+latent", 8, 0.3, why="latent arrives (nearly) intact"),
     ),
-    unknown=Rule(0.0, "text+latent", 8, None, why="the sender's default"),
-    link="16qam / ldpc rate 1/2",
+    unknown=Rule(0.0, "text+latent", 8, None, why="no SNR given: the receiver's default strength"),
+    link="16qam + ldpc-1/2, AWGN",
     source=POLICY_SOURCE,
 )

@@ -170,8 +170,19 @@ def _serve(args) -> int:
             profile = profile_from(args)
             log.info("loading %s models (profile %s)", role, profile.name)
             if role == "sender":
-                from gensc.sender.pipeline import SenderPipeline
+                from gensc.common.policy import DEFAULT_POLICY, Policy
+                from gensc.sender.pipeline import CodecConfig, SenderPipeline
 
+                codec = CodecConfig(
+                    key_fraction=args.key_fraction,
+                    segmenter=args.segmenter,
+                    latent_codec=args.latent_codec,
+                    text_codec=args.text_codec,
+                    classic_format=args.classic_format,
+                    classic_bpp=args.classic_bpp,
+                    snr_db=args.assume_snr_db,
+                )
+                policy = Policy.load(args.policy) if args.policy else DEFAULT_POLICY
                 servicer.pipeline = SenderPipeline(
                     profile,
                     device=args.device,
@@ -180,6 +191,8 @@ def _serve(args) -> int:
                     max_pixels=args.max_pixels,
                     mode=args.mode,
                     quant_bits=args.quant_bits,
+                    codec=codec,
+                    policy=policy,
                 )
             else:
                 from gensc.receiver.pipeline import ReceiverPipeline
@@ -194,7 +207,7 @@ def _serve(args) -> int:
                 profile.name,
                 ", RANDOM WEIGHTS" if profile.random_weights else "",
             )
-        except (ModelUnavailable, ValueError) as e:
+        except (ModelUnavailable, ValueError, OSError) as e:
             print(f"gensc {role} serve: {e}", file=sys.stderr, flush=True)
             srv.stop(0)
             return 2
@@ -222,6 +235,27 @@ def _add_serve(sub, role: str) -> None:
             default=DEFAULT_MAX_PIXELS,
             help="reject larger images (decompression bombs)",
         )
+        from gensc.sender.pipeline import CodecConfig
+
+        c = CodecConfig()
+        g = p.add_argument_group("codec (gensc.sender.pipeline.CodecConfig)")
+        g.add_argument("--key-fraction", type=float, default=c.key_fraction, help="key+text: latent share")
+        g.add_argument("--segmenter", default=c.segmenter, help="key-region segmenter: saliency, clipseg")
+        g.add_argument(
+            "--latent-codec", default=c.latent_codec, help="lossless latent codec: none, zlib, zstd"
+        )
+        g.add_argument("--text-codec", default=c.text_codec, help="caption codec (auto picks the smallest)")
+        g.add_argument("--classic-format", default=c.classic_format, help="classic baseline: jpeg or webp")
+        g.add_argument(
+            "--classic-bpp", type=float, default=c.classic_bpp, help="classic byte budget, bit/pixel"
+        )
+        g.add_argument(
+            "--assume-snr-db",
+            type=float,
+            default=None,
+            help="Es/N0 that mode auto assumes when a request's link settings do not say",
+        )
+        g.add_argument("--policy", default=None, help="JSON table overriding mode auto's SNR policy")
     if role == "channel":
         p.add_argument("--receiver", default=None, help="receiver address (env GENSC_RECEIVER_ADDR)")
         add_link_args(p, PROXY_LINK)

@@ -97,7 +97,7 @@ class CodecConfig:
 
     key_fraction: float = 0.3
     segmenter: str = "saliency"
-    latent_codec: str = "none"
+    latent_codec: str = "zlib"  # per block; keeps text+latent at 8 bits under 16.5 KB for 512x512
     text_codec: str = "auto"
     block_cells: int = DEFAULT_BLOCK_CELLS
     classic_format: str = "jpeg"

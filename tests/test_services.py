@@ -43,7 +43,9 @@ def test_photos_flow_end_to_end_and_a_bad_image_does_not_stop_the_stream(stack, 
         assert rec["random_weights"] is True
         assert (tmp_path / rec["output"]).is_file()
         pb = rec["payload_bytes"]
-        assert pb["latent"] == 4 * 8 * 8 + 4 and pb["total"] == sum(v for k, v in pb.items() if k != "total")
+        # 8x8x4 codes at 8 bits, one block with its CRC (+ block index when zlib made it smaller)
+        assert 0 < pb["latent"] <= 4 * 8 * 8 + 4 + 6
+        assert pb["total"] == sum(v for k, v in pb.items() if k != "total")
         ch = rec["channel"]
         assert ch["modulation"] and ch["info_bits"] > 0 and ch["symbols"] > 0 and ch["airtime_s"] > 0
         t = rec["timings_ms"]

@@ -30,7 +30,9 @@ _WORDS = (
 ).split()
 
 
-def _clip_tokenizer():
+def clip_tokenizer():
+    """Offline character-level CLIP tokenizer: the 256 byte-unicode characters (alone and with
+    ``</w>``), start and end tokens, no merges; 77 positions like SD's."""
     from transformers import CLIPTokenizer
     from transformers.convert_slow_tokenizer import bytes_to_unicode
 
@@ -48,7 +50,7 @@ def build_sd(out: Path, seed: int = 0, shapes: str = "tiny") -> None:
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionImg2ImgPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    tokenizer = _clip_tokenizer()
+    tokenizer = clip_tokenizer()
     full = _check_shapes(shapes) == "sd15-shapes"
     torch.manual_seed(seed)
     if full:  # SD 1.5: diffusers' default UNet blocks with CLIP-L's 768-wide cross-attention

@@ -9,20 +9,16 @@ import pytest
 def tiny_clip(tmp_path_factory) -> str:
     """A random-weight CLIP with a character vocabulary, saved like a real one (offline)."""
     import torch
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
-    from transformers.convert_slow_tokenizer import bytes_to_unicode
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+    from gensc.common.tiny import clip_tokenizer
 
     path = tmp_path_factory.mktemp("tiny-clip")
-    chars = list(bytes_to_unicode().values())
-    vocab = {c: i for i, c in enumerate(chars)}
-    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    tok = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+    tok = clip_tokenizer()
     torch.manual_seed(0)
     small = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4)
     cfg = CLIPConfig(
-        text_config=dict(vocab_size=len(vocab), max_position_embeddings=77, **small),
+        text_config=dict(vocab_size=len(tok), max_position_embeddings=77, **small),
         vision_config=dict(image_size=32, patch_size=8, **small),
         projection_dim=16,
     )

@@ -37,30 +37,12 @@ def _photo() -> np.ndarray:
     return img
 
 
-def _byte_unicode() -> list[str]:
-    """GPT-2 / CLIP byte-to-unicode table: 256 printable characters."""
-    bs = list(range(ord("!"), ord("~") + 1))
-    bs += list(range(ord("\xa1"), ord("\xac") + 1)) + list(range(ord("\xae"), ord("\xff") + 1))
-    cs, n = bs[:], 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return [chr(c) for c in cs]
-
-
 @pytest.fixture(scope="module")
 def clip_tokenizer():
     """Offline character-level CLIP tokenizer (every character is one token)."""
-    from transformers import CLIPTokenizer
+    from gensc.common.tiny import clip_tokenizer
 
-    chars = _byte_unicode()
-    vocab = {c: i for i, c in enumerate(chars)}
-    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+    return clip_tokenizer()
 
 
 @pytest.fixture(scope="module")

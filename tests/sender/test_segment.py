@@ -171,30 +171,6 @@ def test_unpack_rejects_garbage():
 # ---------------------------------------------------------------------------- clipseg
 
 
-def _byte_unicode() -> list[str]:
-    """GPT-2 / CLIP byte-to-unicode table: 256 printable characters."""
-    bs = list(range(ord("!"), ord("~") + 1))
-    bs += list(range(ord("\xa1"), ord("\xac") + 1)) + list(range(ord("\xae"), ord("\xff") + 1))
-    cs, n = bs[:], 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return [chr(c) for c in cs]
-
-
-def _tiny_clip_tokenizer():
-    from transformers import CLIPTokenizer
-
-    chars = _byte_unicode()
-    vocab = {c: i for i, c in enumerate(chars)}
-    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
-
-
 @pytest.fixture(scope="module")
 def tiny_clipseg_dir(tmp_path_factory):
     torch = pytest.importorskip("torch")
@@ -205,7 +181,9 @@ def tiny_clipseg_dir(tmp_path_factory):
         ViTImageProcessorPil,
     )
 
-    tok = _tiny_clip_tokenizer()
+    from gensc.common.tiny import clip_tokenizer
+
+    tok = clip_tokenizer()
     image_processor = ViTImageProcessorPil(
         size={"height": 32, "width": 32},
         image_mean=[0.485, 0.456, 0.406],

@@ -159,12 +159,16 @@ def _serve(args) -> int:
         host=args.host,
         port=args.port,
         config=rpc,
-        serving=(role == "channel"),
+        serving=False,
     )
     print(f"gensc {role} listening on {args.host}:{srv.port}", flush=True)
     if args.port_file:
         Path(args.port_file).write_text(f"{srv.port}\n")
-    if role != "channel":
+    if role == "channel":
+        from gensc.channel.link import warmup
+
+        log.info("link kernels ready in %.1f s", warmup())  # else the first packet compiles them
+    else:
         try:
             t0 = time.perf_counter()
             profile = profile_from(args)
@@ -211,7 +215,7 @@ def _serve(args) -> int:
             print(f"gensc {role} serve: {e}", file=sys.stderr, flush=True)
             srv.stop(0)
             return 2
-        srv.set_serving()
+    srv.set_serving()
     serve_until_signal(srv, rpc.grace_s)
     return 0
 

@@ -61,6 +61,8 @@ from typing import Any
 
 import numpy as np
 
+from gensc.common import quant
+
 SCHEMA = "gensc.eval/1"
 AUTO = "auto"  # gensc.common.modes.AUTO: the sender picks a mode from the link's SNR
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -316,9 +318,7 @@ def latent_nmse(sent: np.ndarray | None, received: np.ndarray | None) -> float |
     """``sum((received - sent)^2) / sum(sent^2)``; None when either is missing or not finite."""
     if sent is None or received is None or np.shape(sent) != np.shape(received):
         return None
-    s, r = np.asarray(sent, np.float64), np.asarray(received, np.float64)
-    with np.errstate(over="ignore", invalid="ignore"):
-        v = float(np.sum((r - s) ** 2) / max(float(np.sum(s**2)), 1e-30))
+    v = quant.latent_nmse(sent, received)
     return v if math.isfinite(v) else None
 
 

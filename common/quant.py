@@ -101,4 +101,4 @@ def latent_nmse(reference: np.ndarray, estimate: np.ndarray) -> float:
         raise ValueError(f"shapes differ: {ref.shape} vs {est.shape}")
     with np.errstate(over="ignore", invalid="ignore"):
         err = float(np.sum((est - ref) ** 2))
-    return err / float(np.sum(ref**2)) if np.isfinite(err) else float("inf")
+    return err / max(float(np.sum(ref**2)), 1e-30) if np.isfinite(err) else float("inf")

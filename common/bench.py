@@ -1,18 +1,29 @@
 """``gensc bench services``: per-image gRPC overhead across the three hops, as JSON.
 
 Runs the three services as separate processes on loopback (tiny profile, ``latent`` mode at
-512x512 by default: a [4, 64, 64] 8-bit latent, a ~16.5 KB packet), streams N images one at a
+512x512 by default: a [4, 64, 64] 8-bit latent, a ~16 KB packet), streams N images one at a
 time and reports, per image, ``total - (encode + channel + reconstruct)``: everything but model
-compute and the link simulation (virtual airtime: the proxy does not wait). p50 / p95 in ms.
+compute and the link simulation (virtual airtime: the proxy does not wait). p50 / p95 in ms,
+split per hop (``gensc.common.client.hop_times``).
+
+In the same run it measures the floor: the same three hops as three processes, carrying
+messages of the same sizes as raw bytes through pass-through relays (grpcio's sync API, the
+servers built by ``gensc.common.rpc.create_server``), no gensc code in the path. The floor is
+what any Python gRPC stack pays on this machine for these messages; ``above_floor`` is gensc's
+own cost.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
+import queue
 import statistics
 import sys
 import time
 from pathlib import Path
+
+_FLOOR_METHOD = "/gensc.bench.Floor/Echo"
 
 
 def _percentile(xs: list[float], q: float) -> float:
@@ -36,6 +47,12 @@ def services(args) -> int:
         return 1
     records = records[args.warmup :]
     overhead = [r["timings_ms"]["transport"] for r in records]
+    sizes = {
+        "image_in": len(images[0][1]),
+        "packet": records[0]["payload_bytes"]["total"],
+        "image_back": int(statistics.median(len(r["_png"]) for r in records)),
+    }
+    floor = grpc_floor(sizes, n=args.n, warmup=args.warmup)
     result = {
         "benchmark": "services",
         "what": "per-image gRPC overhead across client->sender->channel->receiver and back: "
@@ -50,14 +67,20 @@ def services(args) -> int:
             "transport": "loopback 127.0.0.1, three processes",
             "device": "cpu",
         },
-        "packet_bytes": records[0]["payload_bytes"]["total"],
-        "overhead_ms": {
-            "p50": statistics.median(overhead),
-            "p95": _percentile(overhead, 95),
-            "mean": statistics.fmean(overhead),
-            "min": min(overhead),
-            "max": max(overhead),
+        "packet_bytes": sizes["packet"],
+        "message_bytes": sizes,
+        "overhead_ms": _summary(overhead),
+        "hops_ms_p50": {
+            hop: statistics.median(r["timings_ms"]["hops"][hop] for r in records)
+            for hop in records[0]["timings_ms"]["hops"]
         },
+        "grpc_floor_ms": {
+            "what": "the same three hops and message sizes as raw bytes through pass-through "
+            "relays (grpcio sync API, same server options), no gensc code: what any Python gRPC "
+            "stack pays here",
+            **_summary(floor),
+        },
+        "above_floor_ms_p50": statistics.median(overhead) - statistics.median(floor),
         "total_ms_p50": statistics.median(r["timings_ms"]["total"] for r in records),
         "target": {"overhead_p50_ms": 3.0},
     }
@@ -66,6 +89,85 @@ def services(args) -> int:
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(result, indent=2) + "\n")
     return 0
+
+
+def _summary(xs: list[float]) -> dict[str, float]:
+    return {
+        "p50": statistics.median(xs),
+        "p95": _percentile(xs, 95),
+        "mean": statistics.fmean(xs),
+        "min": min(xs),
+        "max": max(xs),
+    }
+
+
+def _floor_server(port_q, target: str | None, send_bytes: int, reply_bytes: int) -> None:
+    """One floor process: a leaf that answers ``reply_bytes``, or a relay that sends
+    ``send_bytes`` to ``target`` and passes the answer back as it came."""
+    import grpc
+
+    from gensc.common.rpc import RpcConfig, create_channel, create_server
+
+    rpc = RpcConfig()
+    if target is None:
+        reply = b"r" * reply_bytes
+
+        def handle(requests, context):
+            for _ in requests:
+                yield reply
+
+    else:
+        call = create_channel(target, rpc).stream_stream(_FLOOR_METHOD)
+        payload = b"p" * send_bytes
+
+        def handle(requests, context):
+            down: queue.Queue = queue.Queue()
+            responses = call(iter(down.get, None), timeout=rpc.deadline_s)
+            try:
+                for _ in requests:
+                    down.put(payload)
+                    yield next(responses)
+            finally:
+                down.put(None)
+
+    handlers = grpc.method_handlers_generic_handler(
+        "gensc.bench.Floor", {"Echo": grpc.stream_stream_rpc_method_handler(handle)}
+    )
+    srv = create_server(lambda s: s.add_generic_rpc_handlers((handlers,)), [], config=rpc)
+    port_q.put(srv.port)
+    srv.server.wait_for_termination()
+
+
+def grpc_floor(sizes: dict[str, int], n: int, warmup: int) -> list[float]:
+    """Round-trip ms per message through three floor processes (see the module docstring)."""
+    from gensc.common.rpc import RpcConfig, create_channel
+
+    ctx = mp.get_context("spawn")
+    port_q = ctx.Queue()
+    procs, target = [], None
+    for send_bytes in (0, sizes["packet"], sizes["packet"]):  # receiver, channel, sender
+        proc = ctx.Process(
+            target=_floor_server, args=(port_q, target, send_bytes, sizes["image_back"]), daemon=True
+        )
+        proc.start()
+        procs.append(proc)
+        target = f"127.0.0.1:{port_q.get(timeout=120)}"
+    try:
+        rpc = RpcConfig()
+        with create_channel(target, rpc) as channel:
+            up: queue.Queue = queue.Queue()
+            responses = channel.stream_stream(_FLOOR_METHOD)(iter(up.get, None), timeout=rpc.deadline_s)
+            image, times = b"i" * sizes["image_in"], []
+            for _ in range(warmup + n):
+                t0 = time.perf_counter()
+                up.put(image)
+                next(responses)
+                times.append((time.perf_counter() - t0) * 1e3)
+            up.put(None)
+    finally:
+        for proc in procs:
+            proc.kill()
+    return times[warmup:]
 
 
 def pipeline(args) -> int:

@@ -3,11 +3,12 @@
 Record schema (one per image, in input order; documented in the README):
     name, item_id, status ("ok" | "error"), mode, profile, random_weights, caption,
     payload_bytes {part: bytes, ..., total}, channel {ChannelReport fields},
-    timings_ms {encode, channel, reconstruct, transport, total, stages {stage: ms}},
+    timings_ms {encode, channel, reconstruct, transport, total, hops {hop: ms}, stages {stage: ms}},
     metrics {psnr_db, ssim} (against the original resized as the sender resized it),
     output (file name of the reconstruction in the output folder), notes [..],
     error {code, message, stage} | null
 ``transport`` is ``total`` minus the three compute stages: gRPC hops, serialisation and queueing.
+``hops`` splits it per hop (see ``hop_times``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,22 @@ from gensc.proto import semcom_pb2 as pb
 from gensc.proto import semcom_pb2_grpc as pb_grpc
 
 COMPUTE = ("encode", "channel", "reconstruct")
+SPANS = ("sender_span", "channel_span")  # each relay's own clock: item received -> result back
+
+
+def hop_times(total_ms: float, compute: dict[str, float], spans: dict[str, float]) -> dict[str, float]:
+    """Split ``transport`` per hop; each term uses one machine's clock, so it holds across hosts.
+
+    client-sender: total - sender span (the image up, the result down, the client's stream);
+    sender-channel: sender span - encode - channel span (plus the sender's own relaying);
+    channel-receiver: channel span - channel - reconstruct (plus the proxy's and receiver's own).
+    The three add up to ``transport``.
+    """
+    return {
+        "client-sender": total_ms - spans["sender_span"],
+        "sender-channel": spans["sender_span"] - compute["encode"] - spans["channel_span"],
+        "channel-receiver": spans["channel_span"] - compute["channel"] - compute["reconstruct"],
+    }
 
 
 @dataclass(frozen=True)
@@ -123,9 +140,12 @@ def _record(res: pb.TransmitResult, total_ms: float) -> dict[str, Any]:
     from gensc.common.models import PROFILES
 
     stages = dict(res.timings.ms)
+    spans = {k: stages.pop(k) for k in SPANS if k in stages}
     timings = {k: stages.get(k, 0.0) for k in COMPUTE}
     timings["total"] = total_ms
     timings["transport"] = max(0.0, total_ms - sum(timings[k] for k in COMPUTE))
+    if len(spans) == len(SPANS):
+        timings["hops"] = hop_times(total_ms, timings, spans)
     timings["stages"] = {k: v for k, v in stages.items() if k not in COMPUTE}
     payload = dict(res.payload.bytes)
     if payload:

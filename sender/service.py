@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from gensc.common import convert
 from gensc.common.errors import ModelUnavailable, error_fields
 from gensc.common.rpc import RpcConfig, create_channel, relay
@@ -21,6 +23,7 @@ class SenderServicer(pb_grpc.SenderServicer):
         seen: set[str] = set()
 
         def prepare(req: pb.TransmitRequest):
+            t_in = time.perf_counter()
             if not req.item_id or req.item_id in seen:
                 why = "missing item_id" if not req.item_id else f"duplicate item_id {req.item_id!r}"
                 return (
@@ -46,7 +49,7 @@ class SenderServicer(pb_grpc.SenderServicer):
                 recon=req.recon,
                 link_overrides=req.link_overrides,
             )
-            return "send", (req, enc), frame
+            return "send", (req, enc, t_in), frame
 
         def open_downstream(frames):
             call = self.stub.Relay(frames, timeout=self.rpc.deadline_s)
@@ -54,11 +57,12 @@ class SenderServicer(pb_grpc.SenderServicer):
             return call
 
         def finish(ctx, delivery: pb.Delivery) -> pb.TransmitResult:
-            req, enc = ctx
+            req, enc, t_in = ctx
             res = _result(req, enc=enc, notes=list(delivery.notes))
             res.profile = delivery.profile
             res.report.CopyFrom(delivery.report)
             res.timings.ms.update(delivery.timings.ms)
+            res.timings.ms["sender_span"] = (time.perf_counter() - t_in) * 1e3
             if delivery.HasField("image"):
                 res.image.CopyFrom(delivery.image)
             else:
@@ -66,7 +70,7 @@ class SenderServicer(pb_grpc.SenderServicer):
             return res
 
         def fail(ctx, code, message) -> pb.TransmitResult:
-            req, enc = ctx if isinstance(ctx, tuple) else (ctx, None)
+            req, enc = ctx[:2] if isinstance(ctx, tuple) else (ctx, None)
             return _result(
                 req,
                 enc=enc,

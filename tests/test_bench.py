@@ -57,3 +57,8 @@ def test_bench_services_json(tiny_cache, tmp_path):
     res = json.loads(out.read_text())
     assert res["setup"]["images"] == 3 and res["packet_bytes"] > 0
     assert 0 <= res["overhead_ms"]["p50"] <= res["overhead_ms"]["p95"]
+    assert res["message_bytes"]["image_in"] > res["message_bytes"]["packet"] > 0
+    assert set(res["hops_ms_p50"]) == {"client-sender", "sender-channel", "channel-receiver"}
+    floor = res["grpc_floor_ms"]
+    assert 0 < floor["min"] <= floor["p50"] <= floor["p95"] <= floor["max"]
+    assert res["above_floor_ms_p50"] == pytest.approx(res["overhead_ms"]["p50"] - floor["p50"])

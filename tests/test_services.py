@@ -52,6 +52,11 @@ def test_photos_flow_end_to_end_and_a_bad_image_does_not_stop_the_stream(stack, 
         assert all(t[k] > 0 for k in ("encode", "channel", "reconstruct", "total"))
         assert t["transport"] >= 0 and t["total"] >= t["encode"] + t["reconstruct"]
         assert {"caption", "vae_encode", "diffuse"} <= set(t["stages"])
+        # each relay's span, on its own clock, splits transport into the three hops
+        assert set(t["hops"]) == {"client-sender", "sender-channel", "channel-receiver"}
+        assert all(v > 0 for v in t["hops"].values()), t["hops"]
+        assert sum(t["hops"].values()) == pytest.approx(t["transport"], abs=1e-6)
+        assert not any(k.endswith("_span") for k in t["stages"])
         assert 0 < rec["metrics"]["psnr_db"] < 100 and -1 <= rec["metrics"]["ssim"] <= 1
 
 

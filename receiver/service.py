@@ -34,7 +34,7 @@ class ReceiverServicer(pb_grpc.ReceiverServicer):
             except Exception as e:  # noqa: BLE001 - every frame gets an answer
                 res.error.CopyFrom(pb.ItemError(**error_fields(e, "receiver")))
             else:
-                res.image.CopyFrom(pb.Image(name=frame.item_id, format="png", data=out.png))
+                res.image.name, res.image.format, res.image.data = frame.item_id, "png", out.png
                 res.timings.ms.update(out.timings)
                 res.notes.extend(out.notes)
             yield res

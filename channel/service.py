@@ -59,19 +59,19 @@ class ChannelServicer(pb_grpc.ChannelServicer):
             received = pb.ReceivedFrame(
                 item_id=frame.item_id, header=out.header, body=out.body, recon=frame.recon
             )
-            return "send", (frame.item_id, convert.report_to_proto(out.report), ms, t0), received
+            return "send", (frame.item_id, convert.report_to_proto(out.report), ms), received
 
         def open_downstream(frames):
             call = self.stub.Reconstruct(frames, timeout=self.rpc.deadline_s)
             context.add_callback(call.cancel)
             return call
 
-        def finish(ctx, rec: pb.Reconstruction) -> pb.Delivery:
-            item_id, report, ms, t0 = ctx
+        def finish(ctx, rec: pb.Reconstruction, span_ms: float) -> pb.Delivery:
+            item_id, report, ms = ctx
             d = pb.Delivery(item_id=item_id, profile=rec.profile, report=report, notes=rec.notes)
             d.timings.ms.update(ms)
             d.timings.ms.update(rec.timings.ms)
-            d.timings.ms["channel_span"] = (time.perf_counter() - t0) * 1e3
+            d.timings.ms["channel_span"] = span_ms
             if rec.HasField("image"):
                 d.image.CopyFrom(rec.image)
             else:

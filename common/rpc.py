@@ -13,6 +13,7 @@ import logging
 import queue
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
 from dataclasses import dataclass
@@ -148,8 +149,6 @@ def create_channel(target: str, config: RpcConfig = RpcConfig()) -> grpc.Channel
 
 def wait_healthy(target: str, timeout_s: float, config: RpcConfig = RpcConfig()) -> None:
     """Poll the health service until SERVING; raise TimeoutError naming the target otherwise."""
-    import time
-
     deadline = time.monotonic() + timeout_s
     with create_channel(target, config) as ch:
         stub = health_pb2_grpc.HealthStub(ch)
@@ -172,7 +171,7 @@ def relay(
     requests: Iterator[Any],
     prepare: Callable[[Any], tuple[str, Any, Any]],
     open_downstream: Callable[[Iterator[Any]], Iterator[Any]],
-    finish: Callable[[Any, Any], Any],
+    finish: Callable[[Any, Any, float], Any],
     fail: Callable[[Any, grpc.StatusCode, str], Any],
     key: Callable[[Any], str] = lambda m: m.item_id,
 ) -> Iterator[Any]:
@@ -180,7 +179,9 @@ def relay(
 
     ``prepare(request)`` returns ``("done", None, result)`` for an item answered locally (an
     error, say) or ``("send", ctx, downstream_message)``. Each downstream response is matched to
-    its item by ``key`` and turned into a result by ``finish(ctx, response)``. If the downstream
+    its item by ``key`` and turned into a result by ``finish(ctx, response, span_ms)``, where
+    ``span_ms`` is how long the item has been with this relay (request read -> response
+    matched, on this machine's clock). If the downstream
     call fails (peer down, deadline), every unanswered item, and every later one, gets
     ``fail(ctx, code, message)``. The downstream call is opened at the first item sent, so a
     stream of bad items never needs the next hop. Local work in ``prepare`` for item n+1
@@ -195,7 +196,7 @@ def relay(
     def fail_all(code: grpc.StatusCode, message: str) -> None:
         with lock:
             state["failed"] = (code, message)
-            items = list(pending.values())
+            items = [ctx for ctx, _ in pending.values()]
             pending.clear()
         for ctx in items:
             out.put(fail(ctx, code, message))
@@ -204,9 +205,10 @@ def relay(
         try:
             for resp in responses:
                 with lock:
-                    ctx = pending.pop(key(resp), None)
-                if ctx is not None:
-                    out.put(finish(ctx, resp))
+                    entry = pending.pop(key(resp), None)
+                if entry is not None:
+                    ctx, t_in = entry
+                    out.put(finish(ctx, resp, (time.perf_counter() - t_in) * 1e3))
             fail_all(grpc.StatusCode.INTERNAL, "downstream closed the stream without answering")
         except grpc.RpcError as e:
             fail_all(e.code(), e.details() or str(e.code()))
@@ -218,6 +220,7 @@ def relay(
     def pump() -> None:
         try:
             for req in requests:
+                t_in = time.perf_counter()
                 with lock:
                     state["outstanding"] += 1
                 try:
@@ -231,7 +234,7 @@ def relay(
                 with lock:
                     failed = state["failed"]
                     if failed is None:
-                        pending[key(msg)] = ctx
+                        pending[key(msg)] = (ctx, t_in)
                         open_now = not state["opened"]
                         state["opened"] = True
                 if failed is not None:

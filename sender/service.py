@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from gensc.common import convert
 from gensc.common.errors import ModelUnavailable, error_fields
 from gensc.common.rpc import RpcConfig, create_channel, relay
@@ -23,7 +21,6 @@ class SenderServicer(pb_grpc.SenderServicer):
         seen: set[str] = set()
 
         def prepare(req: pb.TransmitRequest):
-            t_in = time.perf_counter()
             if not req.item_id or req.item_id in seen:
                 why = "missing item_id" if not req.item_id else f"duplicate item_id {req.item_id!r}"
                 return (
@@ -49,20 +46,20 @@ class SenderServicer(pb_grpc.SenderServicer):
                 recon=req.recon,
                 link_overrides=req.link_overrides,
             )
-            return "send", (req, enc, t_in), frame
+            return "send", (req, enc), frame
 
         def open_downstream(frames):
             call = self.stub.Relay(frames, timeout=self.rpc.deadline_s)
             context.add_callback(call.cancel)
             return call
 
-        def finish(ctx, delivery: pb.Delivery) -> pb.TransmitResult:
-            req, enc, t_in = ctx
+        def finish(ctx, delivery: pb.Delivery, span_ms: float) -> pb.TransmitResult:
+            req, enc = ctx
             res = _result(req, enc=enc, notes=list(delivery.notes))
             res.profile = delivery.profile
             res.report.CopyFrom(delivery.report)
             res.timings.ms.update(delivery.timings.ms)
-            res.timings.ms["sender_span"] = (time.perf_counter() - t_in) * 1e3
+            res.timings.ms["sender_span"] = span_ms
             if delivery.HasField("image"):
                 res.image.CopyFrom(delivery.image)
             else:
@@ -70,7 +67,7 @@ class SenderServicer(pb_grpc.SenderServicer):
             return res
 
         def fail(ctx, code, message) -> pb.TransmitResult:
-            req, enc = ctx[:2] if isinstance(ctx, tuple) else (ctx, None)
+            req, enc = ctx if isinstance(ctx, tuple) else (ctx, None)
             return _result(
                 req,
                 enc=enc,

@@ -16,7 +16,7 @@ from gensc.channel.link import Link, LinkConfig
 from gensc.common import convert
 from gensc.common.errors import InvalidInput, error_fields
 from gensc.common.packet import to_wire
-from gensc.common.rpc import RpcConfig, create_channel, relay
+from gensc.common.rpc import Forward, RpcConfig, create_channel, relay
 from gensc.proto import semcom_pb2 as pb
 from gensc.proto import semcom_pb2_grpc as pb_grpc
 
@@ -48,27 +48,21 @@ class ChannelServicer(pb_grpc.ChannelServicer):
                 header, body = to_wire(convert.packet_from_proto(frame.packet))
                 out = link.transmit(header, body, seed=next(counter))
             except Exception as e:  # noqa: BLE001 - every frame gets an answer
-                return (
-                    "done",
-                    None,
-                    pb.Delivery(item_id=frame.item_id, error=pb.ItemError(**error_fields(e, "channel"))),
-                )
+                return pb.Delivery(item_id=frame.item_id, error=pb.ItemError(**error_fields(e, "channel")))
             if link.config.realtime:
                 time.sleep(out.report.airtime_s + link.config.propagation_delay_s)
             ms = {"channel": (time.perf_counter() - t0) * 1e3, "airtime": out.report.airtime_s * 1e3}
             received = pb.ReceivedFrame(
                 item_id=frame.item_id, header=out.header, body=out.body, recon=frame.recon
             )
-            return "send", (frame.item_id, convert.report_to_proto(out.report), ms), received
+            return Forward(received, (convert.report_to_proto(out.report), ms))
 
         def open_downstream(frames):
-            call = self.stub.Reconstruct(frames, timeout=self.rpc.deadline_s)
-            context.add_callback(call.cancel)
-            return call
+            return self.stub.Reconstruct(frames, timeout=self.rpc.deadline_s)
 
-        def finish(ctx, rec: pb.Reconstruction, span_ms: float) -> pb.Delivery:
-            item_id, report, ms = ctx
-            d = pb.Delivery(item_id=item_id, profile=rec.profile, report=report, notes=rec.notes)
+        def finish(frame, ctx, rec: pb.Reconstruction, span_ms: float) -> pb.Delivery:
+            report, ms = ctx
+            d = pb.Delivery(item_id=frame.item_id, profile=rec.profile, report=report, notes=rec.notes)
             d.timings.ms.update(ms)
             d.timings.ms.update(rec.timings.ms)
             d.timings.ms["channel_span"] = span_ms
@@ -78,13 +72,11 @@ class ChannelServicer(pb_grpc.ChannelServicer):
                 d.error.CopyFrom(rec.error)
             return d
 
-        def fail(ctx, code, message) -> pb.Delivery:
-            item_id = ctx[0] if isinstance(ctx, tuple) else ctx.item_id
+        def fail(frame, ctx, code, message) -> pb.Delivery:
+            where = "channel" if ctx is None else f"channel -> receiver {self.target}"
             return pb.Delivery(
-                item_id=item_id,
-                error=pb.ItemError(
-                    code=code.name, stage="channel", message=f"receiver {self.target}: {message}"
-                ),
+                item_id=frame.item_id,
+                error=pb.ItemError(code=code.name, stage="channel", message=f"{where}: {message}"),
             )
 
-        yield from relay(request_iterator, prepare, open_downstream, finish, fail)
+        yield from relay(request_iterator, context, prepare, open_downstream, finish, fail, config=self.rpc)

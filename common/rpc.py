@@ -34,6 +34,7 @@ class RpcConfig:
     health_timeout_s: float = 5.0
     grace_s: float = 30.0  # how long calls in flight may finish after SIGTERM
     max_workers: int = 16
+    item_timeout_s: float = 900.0  # a relayed item with no answer by then gets DEADLINE_EXCEEDED
 
     def options(self) -> list[tuple[str, Any]]:
         size = self.max_message_mb * 1024 * 1024
@@ -51,7 +52,9 @@ def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """Domain exception -> (status code, message). Unknown exceptions never leak their text."""
     if isinstance(exc, GenscError):
         return getattr(grpc.StatusCode, exc.code), str(exc)
-    if isinstance(exc, grpc.RpcError) and hasattr(exc, "code"):
+    if isinstance(exc, grpc.RpcError):
+        if not hasattr(exc, "code"):  # grpcio raises a bare RpcError when the call was cancelled
+            return grpc.StatusCode.CANCELLED, "the call was cancelled"
         return exc.code(), exc.details() or ""
     return grpc.StatusCode.INTERNAL, "internal error (see the server's log)"
 
@@ -165,41 +168,79 @@ def wait_healthy(target: str, timeout_s: float, config: RpcConfig = RpcConfig())
 
 
 _END = object()
+POLL_S = 0.25  # how often a relay waiting for answers checks its call and its items' ages
+
+
+@dataclass(frozen=True)
+class Forward:
+    """What ``prepare`` returns for an item that goes downstream.
+
+    ``message`` is sent on (it must carry the request's item id); ``ctx`` comes back to
+    ``finish`` / ``fail`` with the request.
+    """
+
+    message: Any
+    ctx: Any = None
+
+
+def check_item_id(item_id: str, seen: set[str]) -> str | None:
+    """Why ``item_id`` cannot be used in a stream that has already used ``seen``, else None.
+
+    Every hop matches answers to items by id, so an empty or repeated id would make two items
+    indistinguishable: each such item gets INVALID_ARGUMENT instead.
+    """
+    if not item_id:
+        return "missing item_id: every item needs an id unique within its stream"
+    if item_id in seen:
+        return f"duplicate item_id {item_id!r}: ids must be unique within a stream"
+    return None
 
 
 def relay(
     requests: Iterator[Any],
-    prepare: Callable[[Any], tuple[str, Any, Any]],
-    open_downstream: Callable[[Iterator[Any]], Iterator[Any]],
-    finish: Callable[[Any, Any, float], Any],
-    fail: Callable[[Any, grpc.StatusCode, str], Any],
+    context: grpc.ServicerContext,
+    prepare: Callable[[Any], Any],
+    open_downstream: Callable[[Iterator[Any]], Any],
+    finish: Callable[[Any, Any, Any, float], Any],
+    fail: Callable[[Any, Any, grpc.StatusCode, str], Any],
+    *,
+    config: RpcConfig = RpcConfig(),
     key: Callable[[Any], str] = lambda m: m.item_id,
 ) -> Iterator[Any]:
-    """Forward a stream of items downstream and yield one result per item, as results arrive.
+    """Forward a stream of items downstream and yield exactly one result per item, as results arrive.
 
-    ``prepare(request)`` returns ``("done", None, result)`` for an item answered locally (an
-    error, say) or ``("send", ctx, downstream_message)``. Each downstream response is matched to
-    its item by ``key`` and turned into a result by ``finish(ctx, response, span_ms)``, where
+    Every item's id is checked first (``check_item_id``): an empty or repeated one is answered
+    with ``fail(request, None, INVALID_ARGUMENT, why)`` and never reaches ``prepare``.
+    ``prepare(request)`` returns a ``Forward`` for an item that goes downstream, or a finished
+    result for one answered here (an error, say). Each downstream response is matched to its
+    item by ``key`` and turned into a result by ``finish(request, ctx, response, span_ms)``, where
     ``span_ms`` is how long the item has been with this relay (request read -> response
-    matched, on this machine's clock). If the downstream
-    call fails (peer down, deadline), every unanswered item, and every later one, gets
-    ``fail(ctx, code, message)``. The downstream call is opened at the first item sent, so a
-    stream of bad items never needs the next hop. Local work in ``prepare`` for item n+1
-    overlaps the downstream work on item n.
+    matched, on this machine's clock). ``fail(request, ctx, code, message)`` answers an item
+    that got no response: the downstream call failed (peer down, deadline: every unanswered item
+    and every later one), or no answer came within ``config.item_timeout_s`` (DEADLINE_EXCEEDED
+    for that item). The downstream call is opened at the first item sent, so a stream of bad
+    items never needs the next hop; it is cancelled when this stream ends or is cancelled.
+    Local work in ``prepare`` for item n+1 overlaps the downstream work on item n.
+
+    No wait is unbounded: the loop that yields results wakes every ``POLL_S`` seconds, returns
+    as soon as this call is no longer active (client cancelled, deadline passed) and expires
+    items that waited longer than ``config.item_timeout_s``.
     """
     out: queue.Queue = queue.Queue()
     down: queue.Queue = queue.Queue()
     lock = threading.Lock()
-    pending: dict[str, Any] = {}
-    state = {"failed": None, "opened": False, "upstream_done": False, "outstanding": 0}
+    pending: dict[str, tuple[Any, Any, float]] = {}  # item id -> (request, ctx, arrival time)
+    seen: set[str] = set()
+    state: dict[str, Any] = {"failed": None, "call": None, "upstream_done": False, "outstanding": 0}
+    timeout_s = config.item_timeout_s
 
     def fail_all(code: grpc.StatusCode, message: str) -> None:
         with lock:
             state["failed"] = (code, message)
-            items = [ctx for ctx, _ in pending.values()]
+            items = list(pending.values())
             pending.clear()
-        for ctx in items:
-            out.put(fail(ctx, code, message))
+        for req, ctx, _ in items:
+            out.put(fail(req, ctx, code, message))
 
     def read(responses: Iterator[Any]) -> None:
         try:
@@ -207,11 +248,12 @@ def relay(
                 with lock:
                     entry = pending.pop(key(resp), None)
                 if entry is not None:
-                    ctx, t_in = entry
-                    out.put(finish(ctx, resp, (time.perf_counter() - t_in) * 1e3))
+                    req, ctx, t_in = entry
+                    out.put(finish(req, ctx, resp, (time.perf_counter() - t_in) * 1e3))
             fail_all(grpc.StatusCode.INTERNAL, "downstream closed the stream without answering")
         except grpc.RpcError as e:
-            fail_all(e.code(), e.details() or str(e.code()))
+            code = e.code() if hasattr(e, "code") else grpc.StatusCode.CANCELLED
+            fail_all(code, (e.details() if hasattr(e, "details") else None) or code.name)
         except Exception as e:  # noqa: BLE001
             log.exception("relay reader failed")
             fail_all(grpc.StatusCode.INTERNAL, f"relay failed: {type(e).__name__}")
@@ -223,28 +265,34 @@ def relay(
                 t_in = time.perf_counter()
                 with lock:
                     state["outstanding"] += 1
+                item_id = key(req)
+                why = check_item_id(item_id, seen)
+                if why is not None:
+                    out.put(fail(req, None, grpc.StatusCode.INVALID_ARGUMENT, why))
+                    continue
+                seen.add(item_id)
                 try:
-                    kind, ctx, msg = prepare(req)
+                    step = prepare(req)
                 except Exception as e:  # noqa: BLE001 - prepare must not take the stream down
                     log.exception("prepare failed")
-                    kind, ctx, msg = "done", None, fail(req, *status_of(e))
-                if kind == "done":
-                    out.put(msg)
+                    out.put(fail(req, None, *status_of(e)))
+                    continue
+                if not isinstance(step, Forward):
+                    out.put(step)
                     continue
                 with lock:
                     failed = state["failed"]
                     if failed is None:
-                        pending[key(msg)] = (ctx, t_in)
-                        open_now = not state["opened"]
-                        state["opened"] = True
+                        pending[item_id] = (req, step.ctx, t_in)
+                        open_now = state["call"] is None
                 if failed is not None:
-                    out.put(fail(ctx, *failed))
+                    out.put(fail(req, step.ctx, *failed))
                     continue
-                down.put(msg)
+                down.put(step.message)
                 if open_now:
-                    threading.Thread(
-                        target=read, args=(open_downstream(iter(down.get, _END)),), daemon=True
-                    ).start()
+                    call = open_downstream(iter(down.get, _END))
+                    state["call"] = call
+                    threading.Thread(target=read, args=(call,), daemon=True).start()
         except grpc.RpcError:
             pass  # upstream cancelled; nothing more will come
         except Exception:  # noqa: BLE001
@@ -255,14 +303,33 @@ def relay(
                 state["upstream_done"] = True
             out.put(None)  # wake the consumer to re-check the end condition
 
+    def expire() -> None:
+        now = time.perf_counter()
+        with lock:
+            late = [k for k, (_, _, t_in) in pending.items() if now - t_in > timeout_s]
+            entries = [pending.pop(k) for k in late]
+        for req, ctx, _ in entries:
+            out.put(fail(req, ctx, grpc.StatusCode.DEADLINE_EXCEEDED, f"no answer within {timeout_s:g} s"))
+
     threading.Thread(target=pump, daemon=True).start()
-    while True:
-        with lock:
-            if state["upstream_done"] and state["outstanding"] == 0:
+    try:
+        while True:
+            with lock:
+                if state["upstream_done"] and state["outstanding"] == 0:
+                    return
+            try:
+                item = out.get(timeout=POLL_S)
+            except queue.Empty:
+                item = None
+            if not context.is_active():
                 return
-        item = out.get()
-        if item is None or item is _END:
-            continue
-        with lock:
-            state["outstanding"] -= 1
-        yield item
+            expire()
+            if item is None or item is _END:
+                continue
+            with lock:
+                state["outstanding"] -= 1
+            yield item
+    finally:
+        call = state["call"]
+        if call is not None:
+            call.cancel()

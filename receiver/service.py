@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from gensc.common.errors import ModelUnavailable, error_fields
+from gensc.common.rpc import check_item_id
 from gensc.proto import semcom_pb2 as pb
 from gensc.proto import semcom_pb2_grpc as pb_grpc
 from gensc.receiver.pipeline import ReceiverPipeline, ReconSettings
@@ -23,8 +24,15 @@ class ReceiverServicer(pb_grpc.ReceiverServicer):
         self.pipeline = pipeline
 
     def Reconstruct(self, request_iterator, context):
+        seen: set[str] = set()
         for frame in request_iterator:
             res = pb.Reconstruction(item_id=frame.item_id)
+            why = check_item_id(frame.item_id, seen)
+            if why is not None:
+                res.error.CopyFrom(pb.ItemError(code="INVALID_ARGUMENT", message=why, stage="receiver"))
+                yield res
+                continue
+            seen.add(frame.item_id)
             try:
                 if self.pipeline is None:
                     raise ModelUnavailable("the receiver's models are still loading; retry shortly")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gensc.common import convert
 from gensc.common.errors import ModelUnavailable, error_fields
-from gensc.common.rpc import RpcConfig, create_channel, relay
+from gensc.common.rpc import Forward, RpcConfig, create_channel, relay
 from gensc.proto import semcom_pb2 as pb
 from gensc.proto import semcom_pb2_grpc as pb_grpc
 from gensc.sender.pipeline import Encoded, SenderPipeline
@@ -18,17 +18,7 @@ class SenderServicer(pb_grpc.SenderServicer):
         self.target = channel_target
 
     def Transmit(self, request_iterator, context):
-        seen: set[str] = set()
-
         def prepare(req: pb.TransmitRequest):
-            if not req.item_id or req.item_id in seen:
-                why = "missing item_id" if not req.item_id else f"duplicate item_id {req.item_id!r}"
-                return (
-                    "done",
-                    None,
-                    _result(req, error={"code": "INVALID_ARGUMENT", "message": why, "stage": "sender"}),
-                )
-            seen.add(req.item_id)
             try:
                 if self.pipeline is None:
                     raise ModelUnavailable("the sender's models are still loading; retry shortly")
@@ -39,22 +29,19 @@ class SenderServicer(pb_grpc.SenderServicer):
                     link=convert.struct_to_dict(req.link_overrides),
                 )
             except Exception as e:  # noqa: BLE001 - every item gets an answer
-                return "done", None, _result(req, error=error_fields(e, "sender"))
+                return _result(req, error=error_fields(e, "sender"))
             frame = pb.Frame(
                 item_id=req.item_id,
                 packet=convert.packet_to_proto(enc.packet),
                 recon=req.recon,
                 link_overrides=req.link_overrides,
             )
-            return "send", (req, enc), frame
+            return Forward(frame, enc)
 
         def open_downstream(frames):
-            call = self.stub.Relay(frames, timeout=self.rpc.deadline_s)
-            context.add_callback(call.cancel)
-            return call
+            return self.stub.Relay(frames, timeout=self.rpc.deadline_s)
 
-        def finish(ctx, delivery: pb.Delivery, span_ms: float) -> pb.TransmitResult:
-            req, enc = ctx
+        def finish(req, enc: Encoded, delivery: pb.Delivery, span_ms: float) -> pb.TransmitResult:
             res = _result(req, enc=enc, notes=list(delivery.notes))
             res.profile = delivery.profile
             res.report.CopyFrom(delivery.report)
@@ -66,15 +53,13 @@ class SenderServicer(pb_grpc.SenderServicer):
                 res.error.CopyFrom(delivery.error)
             return res
 
-        def fail(ctx, code, message) -> pb.TransmitResult:
-            req, enc = ctx if isinstance(ctx, tuple) else (ctx, None)
+        def fail(req, enc: Encoded | None, code, message) -> pb.TransmitResult:
+            where = "sender" if enc is None else f"sender -> channel {self.target}"
             return _result(
-                req,
-                enc=enc,
-                error={"code": code.name, "stage": "sender", "message": f"channel {self.target}: {message}"},
+                req, enc=enc, error={"code": code.name, "stage": "sender", "message": f"{where}: {message}"}
             )
 
-        yield from relay(request_iterator, prepare, open_downstream, finish, fail)
+        yield from relay(request_iterator, context, prepare, open_downstream, finish, fail, config=self.rpc)
 
 
 def _result(

@@ -29,6 +29,20 @@ def tiny_profile(tiny_cache):
     return resolve_profile("tiny", image_size=64)
 
 
+@pytest.fixture(scope="session")
+def sender(tiny_profile):
+    from gensc.sender.pipeline import SenderPipeline
+
+    return SenderPipeline(tiny_profile, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def receiver(tiny_profile):
+    from gensc.receiver.pipeline import ReceiverPipeline
+
+    return ReceiverPipeline(tiny_profile, device="cpu")
+
+
 def png_bytes(array: np.ndarray, mode: str | None = None, fmt: str = "PNG") -> bytes:
     from PIL import Image
 

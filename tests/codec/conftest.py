@@ -3,27 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from gensc.common.packet import Packet
 from gensc.common.quant import quantize
 
 CAPTION = b"a red cat on a mat"
 PROMPT = b"a cat, a mat, red colours, bright"
-
-
-@pytest.fixture(scope="session")
-def sender(tiny_profile):
-    from gensc.sender.pipeline import SenderPipeline
-
-    return SenderPipeline(tiny_profile, device="cpu")
-
-
-@pytest.fixture(scope="session")
-def receiver(tiny_profile):
-    from gensc.receiver.pipeline import ReceiverPipeline
-
-    return ReceiverPipeline(tiny_profile, device="cpu")
 
 
 def small_jpeg(size: int = 64) -> bytes:

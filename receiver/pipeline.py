@@ -21,6 +21,7 @@ img2img strength, first that applies: the client's explicit setting, the packet'
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -72,6 +73,10 @@ class Generator:
 
     Latents are gensc latents (VAE mean x scaling factor, see gensc.sender.pipeline).
     All methods return uint8 ``[H, W, 3]``.
+
+    A diffusers pipeline keeps per-call state on itself (``_guidance_scale``, the scheduler's
+    timesteps, the tokenizer), so concurrent calls into it return wrong images silently. Every
+    call here holds ``self.lock``: one call at a time owns the pipeline.
     """
 
     def __init__(self, source: str, *, device: str, dtype, allow_download: bool = False) -> None:
@@ -93,6 +98,7 @@ class Generator:
         self.txt2img_pipe.set_progress_bar_config(disable=True)
         self.vae = self.img2img_pipe.vae
         self.device, self.dtype = device, dtype
+        self.lock = threading.Lock()
 
     def _generator(self, seed: int):
         import torch
@@ -103,15 +109,16 @@ class Generator:
         import torch
 
         z = torch.from_numpy(latent)[None].to(self.device, self.dtype)
-        out = self.img2img_pipe(
-            prompt=caption,
-            image=z,
-            strength=s.strength,
-            num_inference_steps=s.steps,
-            guidance_scale=s.guidance,
-            generator=self._generator(s.seed),
-            output_type="np",
-        ).images
+        with self.lock:
+            out = self.img2img_pipe(
+                prompt=caption,
+                image=z,
+                strength=s.strength,
+                num_inference_steps=s.steps,
+                guidance_scale=s.guidance,
+                generator=self._generator(s.seed),
+                output_type="np",
+            ).images
         return _to_uint8(out[0])
 
     def blend(
@@ -140,38 +147,40 @@ class Generator:
             ref = z if pos + 1 >= len(ts) else scheduler.add_noise(z, noise, ts[pos + 1 : pos + 2])
             return {"latents": torch.where(keep, ref.to(kwargs["latents"].dtype), kwargs["latents"])}
 
-        out = self.img2img_pipe(
-            prompt=caption,
-            image=z,
-            strength=s.strength,
-            num_inference_steps=s.steps,
-            guidance_scale=s.guidance,
-            generator=self._generator(s.seed),
-            callback_on_step_end=reimpose,
-            callback_on_step_end_tensor_inputs=["latents"],
-            output_type=output_type,
-        ).images
+        with self.lock:
+            out = self.img2img_pipe(
+                prompt=caption,
+                image=z,
+                strength=s.strength,
+                num_inference_steps=s.steps,
+                guidance_scale=s.guidance,
+                generator=self._generator(s.seed),
+                callback_on_step_end=reimpose,
+                callback_on_step_end_tensor_inputs=["latents"],
+                output_type=output_type,
+            ).images
         if output_type == "latent":
             return out[0].float().cpu().numpy()
         return _to_uint8(out[0])
 
     def txt2img(self, caption: str, size: int, s: ReconSettings) -> np.ndarray:
-        out = self.txt2img_pipe(
-            prompt=caption,
-            height=size,
-            width=size,
-            num_inference_steps=s.steps,
-            guidance_scale=s.guidance,
-            generator=self._generator(s.seed),
-            output_type="np",
-        ).images
+        with self.lock:
+            out = self.txt2img_pipe(
+                prompt=caption,
+                height=size,
+                width=size,
+                num_inference_steps=s.steps,
+                guidance_scale=s.guidance,
+                generator=self._generator(s.seed),
+                output_type="np",
+            ).images
         return _to_uint8(out[0])
 
     def decode(self, latent: np.ndarray) -> np.ndarray:
         import torch
 
         z = torch.from_numpy(latent)[None].to(self.device, self.dtype) / self.vae.config.scaling_factor
-        with torch.inference_mode():
+        with self.lock, torch.inference_mode():
             x = self.vae.decode(z).sample
         return _to_uint8((x[0].float().permute(1, 2, 0).cpu().numpy() + 1.0) / 2.0)
 

@@ -13,6 +13,7 @@ tensor the UNet works on; ``[4, H/8, W/8]`` float32.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -168,6 +169,7 @@ class SenderPipeline:
         seg_kwargs = {"allow_download": allow_download} if self.codec.segmenter == "clipseg" else {}
         self.segmenter = get_segmenter(self.codec.segmenter, **seg_kwargs)
         self._sync = device_sync(self.device)
+        self._lock = threading.Lock()
 
     def encode(
         self,
@@ -216,7 +218,8 @@ class SenderPipeline:
                 image = resize(image, self.profile.image_size)
         build = getattr(self, "_build_" + m.name.replace("+", "_"))
         call = _Call(bits, watch, notes, budget_bytes)
-        caption, fields = build(image, call)
+        with self._lock:  # the models are shared by every stream: one call owns them at a time
+            caption, fields = build(image, call)
         with watch.stage("packetise"):
             layout = {
                 "text_codec": self.codec.text_codec,

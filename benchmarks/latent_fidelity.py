@@ -5,7 +5,7 @@
 Three tables, every figure a mean over latents x channel seeds (per-run values kept):
 
 ``quantisation``  no channel: latent NMSE and bytes at 8/6/4 bits, latent codec none/zlib/zstd
-                  (a text+latent packet with gensc.common.payload's example caption).
+                  (a text+latent packet with gensc.app.payload's example caption).
 ``channel``       the same latent through gensc.channel.link at each Es/N0 of ``--esn0``:
                   ``text+latent`` at 8/6/4 bits over 16QAM + 5G LDPC rate 1/2 (header on its
                   repetition code) against ``paper`` (raw float64, 16QAM uncoded, header on the
@@ -16,7 +16,7 @@ Three tables, every figure a mean over latents x channel seeds (per-run values k
                   fill_missing), and a latent lost beyond use (text-only fallback) counted as all
                   zeros, NMSE 1.
 ``policy_sweep``  8-bit text+latent on a fine Es/N0 grid (``--sweep``): share of packets whose
-                  latent is usable, mean NMSE, the strength gensc.common.policy.strength_for_nmse
+                  latent is usable, mean NMSE, the strength gensc.sender.policy.strength_for_nmse
                   gives, and how often the caption arrives, in that packet and in a text-only
                   packet (a short packet is one short LDPC codeword: a shallower waterfall).
                   DEFAULT_POLICY's thresholds are read off this table.
@@ -41,11 +41,12 @@ from typing import Any
 
 import numpy as np
 
+from gensc.app.payload import EXAMPLE_CAPTION
 from gensc.common.packet import Packet, encode, parse
-from gensc.common.payload import EXAMPLE_CAPTION
-from gensc.common.policy import strength_for_nmse
 from gensc.common.quant import latent_nmse, quantize
+from gensc.common.ranges import parse_values
 from gensc.receiver.pipeline import MIN_LATENT_SHARE, fill_missing
+from gensc.sender.policy import strength_for_nmse
 
 PHOTOS = ("astronaut", "coffee", "chelsea")
 
@@ -238,10 +239,7 @@ def _json_safe(x: Any) -> Any:
 
 
 def _floats(text: str) -> list[float]:
-    if ":" in text:
-        a, b, step = (float(v) for v in text.split(":"))
-        return [round(a + i * step, 6) for i in range(int(round((b - a) / step)) + 1)]
-    return [float(v) for v in text.split(",")]
+    return list(parse_values(text, "SNR grid"))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,7 +1,8 @@
-"""``gensc channel ber`` and ``gensc channel bench``.
+"""``gensc channel serve``, ``gensc channel ber`` and ``gensc channel bench``; the link flags.
 
 The top-level CLI calls :func:`add_commands` on its ``channel`` subparsers; each command sets
-``func(args) -> int`` and prints JSON. Standalone: ``python -m gensc.channel.cli ber ...``.
+``func(args) -> int``; ber and bench print JSON. Standalone: ``python -m gensc.channel.cli ber ...``.
+``add_link_args`` gives any command one flag per LinkConfig field (``--snr-db``, ...).
 """
 
 from __future__ import annotations
@@ -15,30 +16,27 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from gensc.common.ranges import parse_values
+
 from .codes import CODES, get_channel_code
 from .impairments import CSI_MODES, EQUALISERS, FADING_MODELS
 from .link import Link, LinkConfig
 from .modulation import MODULATIONS
 from .theory import ber as theory_ber
 
+# The proxy's link unless configured otherwise: LinkConfig's defaults (16QAM, AWGN, Es/N0 10 dB)
+# protected by 5G LDPC 1/2, which delivers a 16 KB latent intact there; uncoded it would not.
+PROXY_LINK = {"code": "ldpc-1/2"}
+
 MAX_PACKET_BYTES = 1 << 17  # BER runs send packets of up to 128 KiB
 
 
 def parse_snr_list(text: str) -> list[float]:
-    """``"0:20:5"`` -> [0, 5, 10, 15, 20] (stop included); ``"0,3.5,7"`` -> [0, 3.5, 7]."""
+    """argparse type for SNR lists: gensc.common.ranges.parse_values (the one parser)."""
     try:
-        if ":" in text:
-            parts = [float(p) for p in text.split(":")]
-            if len(parts) != 3 or parts[2] <= 0 or parts[1] < parts[0]:
-                raise ValueError
-            start, stop, step = parts
-            n = int(math.floor((stop - start) / step + 1e-9)) + 1
-            return [round(start + i * step, 10) for i in range(n)]
-        return [float(p) for p in text.split(",") if p.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"bad SNR list {text!r}: use start:stop:step (step > 0) or a,b,c"
-        ) from None
+        return list(parse_values(text, "SNR list"))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _count(text: str) -> int:
@@ -146,8 +144,69 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_link_args(p: argparse.ArgumentParser, defaults: dict | None = None) -> None:
+    """One flag per LinkConfig field (--snr-db, --modulation, ...); unset flags keep ``defaults``
+    (else LinkConfig's)."""
+    import dataclasses
+
+    g = p.add_argument_group("link (gensc.channel.link.LinkConfig)")
+    for f in dataclasses.fields(LinkConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = (defaults or {}).get(f.name, f.default)
+        if isinstance(default, bool):
+            g.add_argument(flag, dest=f"link_{f.name}", action=argparse.BooleanOptionalAction, default=None)
+        else:
+            numeric = isinstance(default, int) or default is None
+            kind = float if isinstance(default, float) else int if numeric else str
+            g.add_argument(flag, dest=f"link_{f.name}", type=kind, default=None, help=f"default {default!r}")
+
+
+def link_overrides(args: argparse.Namespace) -> dict:
+    """The LinkConfig fields set by ``add_link_args`` flags."""
+    return {k[5:]: v for k, v in vars(args).items() if k.startswith("link_") and v is not None}
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from gensc.common.service import env, rpc_config, serve
+    from gensc.proto import semcom_pb2_grpc as pb_grpc
+
+    from .service import ChannelServicer
+
+    try:
+        config = LinkConfig().replace(**{**PROXY_LINK, **link_overrides(args)})
+    except ValueError as e:
+        print(f"gensc channel serve: {e}", file=sys.stderr)
+        return 2
+    target = args.receiver or env("GENSC_RECEIVER_ADDR")
+    if not target:
+        print("gensc channel serve: pass --receiver HOST:PORT or set GENSC_RECEIVER_ADDR", file=sys.stderr)
+        return 2
+    servicer = ChannelServicer(config, target, rpc_config(args))
+
+    def load() -> str:
+        from .link import warmup
+
+        return f"link kernels compiled in {warmup():.1f} s"  # else the first packet compiles them
+
+    return serve(
+        args,
+        "channel",
+        lambda s: pb_grpc.add_ChannelServicer_to_server(servicer, s),
+        "gensc.v1.Channel",
+        load,
+    )
+
+
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``ber`` and ``bench`` to a subparsers object (``gensc channel <cmd>``)."""
+    """Add ``serve``, ``ber`` and ``bench`` to a subparsers object (``gensc channel <cmd>``)."""
+    from gensc.common.service import add_serve_args
+
+    s = subparsers.add_parser("serve", help="run the channel proxy: the link between sender and receiver")
+    add_serve_args(s)
+    s.add_argument("--receiver", default=None, help="receiver address (env GENSC_RECEIVER_ADDR)")
+    add_link_args(s, PROXY_LINK)
+    s.set_defaults(func=_cmd_serve)
+
     p = subparsers.add_parser("ber", help="measured BER beside the exact closed form")
     p.add_argument("--modulation", default="16qam", choices=list(MODULATIONS))
     p.add_argument(

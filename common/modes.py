@@ -24,7 +24,7 @@ A mode says what the sender puts in the packet and how the receiver rebuilds the
 | classic     | 6  | none    | image     | full   | image   | JPEG/WebP at a byte budget         |
 
 ``auto`` is not a mode on the wire: the sender resolves it to one of these with
-gensc.common.policy (from the link's SNR) before it builds a packet.
+gensc.sender.policy (from the link's SNR) before it builds a packet.
 ``wire_id`` is the byte that names the mode in the packet header; never reuse one.
 """
 

@@ -4,7 +4,7 @@ Per mode (gensc.common.modes): ``text`` captions; ``latent`` encodes and quantis
 ``text+latent`` does both; ``key+text`` encodes, segments key cells (gensc.sender.segment),
 quantises only those and describes the rest with a structured prompt (gensc.sender.prompt);
 ``paper`` sends the caption and the raw float64 latent (seed 001); ``classic`` sends a JPEG/WebP
-at a byte budget (gensc.common.classic); ``auto`` asks gensc.common.policy first.
+at a byte budget (gensc.common.classic); ``auto`` asks gensc.sender.policy first.
 
 Latent convention (owned here and by ``gensc.receiver.pipeline.Generator``): a gensc latent is
 the VAE posterior mean multiplied by ``vae.config.scaling_factor`` (0.18215 for SD 1.5), i.e. the
@@ -26,9 +26,9 @@ from gensc.common.models import Profile, from_pretrained, pick_device, pick_dtyp
 from gensc.common.modes import AUTO, DEFAULT_MODE, get_mode
 from gensc.common.packet import DEFAULT_BLOCK_CELLS, Packet
 from gensc.common.packet import encode as encode_packet
-from gensc.common.policy import DEFAULT_POLICY, Policy, link_esn0_db
 from gensc.common.quant import quantize
 from gensc.common.timing import Stopwatch, device_sync
+from gensc.sender.policy import DEFAULT_POLICY, Policy, link_esn0_db
 from gensc.sender.prompt import PromptBuilder
 from gensc.sender.segment import SEGMENTERS, get_segmenter
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from gensc.common.cli import main
+from gensc.app.cli import main
 
 
 def test_bench_pipeline_json(tiny_cache, tmp_path, capsys):

@@ -1,6 +1,6 @@
 """Wrong configuration makes a service exit with a clear message, never start half-configured."""
 
-from gensc.common.cli import main
+from gensc.app.cli import main
 
 
 def test_channel_serve_rejects_unknown_modulation(capsys):

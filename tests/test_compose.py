@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from gensc.common.cli import build_parser
+from gensc.app.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,8 +9,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gensc.common.client import SendOptions, send, write_report
-from gensc.common.launch import local_stack
+from gensc.app.client import SendOptions, send, write_report
+from gensc.app.launch import local_stack
 
 pytestmark = pytest.mark.slow
 MODEL_ARGS = ["--profile", "tiny", "--image-size", "64", "--device", "cpu"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from gensc.common.client import SendOptions, send
+from gensc.app.client import SendOptions, send
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,8 @@ import string
 import numpy as np
 import pytest
 
+from gensc.app.payload import main, payload_table
 from gensc.common.packet import Packet, encode
-from gensc.common.payload import main, payload_table
 from gensc.common.quant import quantize
 
 KB = 1000  # the targets read as decimal kilobytes, the stricter reading
@@ -36,8 +36,8 @@ def test_text_latent_8_bit_fits_16_5_kb():
 def test_text_latent_8_bit_fits_16_5_kb_on_tiny_vae_latents(sender):
     from skimage import data
 
+    from gensc.app.payload import EXAMPLE_CAPTION
     from gensc.common.images import resize
-    from gensc.common.payload import EXAMPLE_CAPTION
 
     for name in ("astronaut", "coffee", "chelsea"):
         z = sender.encoder(resize(getattr(data, name)(), 512))

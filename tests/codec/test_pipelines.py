@@ -130,7 +130,7 @@ def test_strength_resolution(receiver):
 
 
 def test_auto_follows_the_link_snr(sender, photos):
-    from gensc.common.policy import DEFAULT_POLICY
+    from gensc.sender.policy import DEFAULT_POLICY
 
     low = sender.encode(photos["coffee"], mode="auto", link={"snr_db": -5.0})
     assert low.packet.mode == DEFAULT_POLICY.rules[0].mode and low.notes[0].startswith("auto: Es/N0 -5")

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from gensc.common.policy import (
+from gensc.sender.policy import (
     DEFAULT_POLICY,
     MAX_STRENGTH,
     MIN_STRENGTH,

@@ -10,8 +10,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from gensc.common import evaluate, plots
-from gensc.common.evaluate import EvalConfig, Harness, parse_snr
+from gensc.common.ranges import parse_values as parse_snr
+from gensc.evaluation import evaluate, plots
+from gensc.evaluation.evaluate import EvalConfig, Harness
 
 pytest.importorskip("gensc.channel.link", reason="the link simulator (gensc.channel.link) is not there yet")
 
@@ -47,7 +48,7 @@ class CountingSender:
 
 @pytest.fixture(scope="module")
 def models(tiny_profile):
-    from gensc.common.metrics import MetricConfig, MetricSuite
+    from gensc.evaluation.metrics import MetricConfig, MetricSuite
     from gensc.receiver.pipeline import ReceiverPipeline
     from gensc.sender.pipeline import SenderPipeline
 
@@ -142,7 +143,7 @@ def test_a_lost_packet_is_scored_as_grey_and_counted(models, tmp_path):
 
 
 def test_clip_score_uses_the_senders_caption_for_every_mode(models, tmp_path, tiny_clip):
-    from gensc.common.metrics import MetricConfig, MetricSuite
+    from gensc.evaluation.metrics import MetricConfig, MetricSuite
 
     sender, receiver, _ = models
     suite = MetricSuite(MetricConfig(names=("psnr", "clip"), clip_model=tiny_clip))
@@ -155,9 +156,9 @@ def test_clip_score_uses_the_senders_caption_for_every_mode(models, tmp_path, ti
 
 def test_classic_at_very_high_snr_equals_the_codecs_clean_psnr(models, tmp_path, photos):
     from gensc.common.errors import GenscError
-    from gensc.common.metrics import psnr_ssim
     from gensc.common.modes import MODES
     from gensc.common.packet import to_wire
+    from gensc.evaluation.metrics import psnr_ssim
 
     if "classic" not in MODES:
         pytest.skip("the codec has no 'classic' mode yet")
@@ -213,7 +214,7 @@ def test_fingerprint_ignores_the_grid_but_not_the_settings():
 
 
 def test_cli_presets_flags_and_registration():
-    from gensc.common.cli import build_parser
+    from gensc.app.cli import build_parser
 
     parser = build_parser()
     args = parser.parse_args(["eval", "--preset", "paper001", "--images", "somewhere", "--n-images", "5"])
@@ -235,7 +236,7 @@ def test_cli_presets_flags_and_registration():
 
 @pytest.mark.slow
 def test_sweep_through_the_running_services(tiny_cache, tmp_path):
-    from gensc.common.launch import local_stack
+    from gensc.app.launch import local_stack
 
     model_args = ["--profile", "tiny", "--image-size", "64", "--device", "cpu"]
     with local_stack(tmp_path / "logs", common=model_args, channel=["--no-realtime"]) as addrs:

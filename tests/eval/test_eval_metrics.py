@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from gensc.common.metrics import (
+from gensc.evaluation.metrics import (
     METRICS,
     MS_SSIM_BETAS,
     MetricConfig,
@@ -122,7 +122,7 @@ def test_clip_score_matches_torchmetrics_with_the_same_model(tiny_clip):
     from torchmetrics.multimodal.clip_score import CLIPScore
     from transformers import CLIPModel, CLIPProcessor
 
-    from gensc.common.metrics import ClipFeatureTensors
+    from gensc.evaluation.metrics import ClipFeatureTensors
 
     path = tiny_clip
     s = MetricSuite(MetricConfig(names=("clip",), clip_model=path))

@@ -4,7 +4,7 @@ Runs the three services as separate processes on loopback (tiny profile, ``laten
 512x512 by default: a [4, 64, 64] 8-bit latent, a ~16 KB packet), streams N images one at a
 time and reports, per image, ``total - (encode + channel + reconstruct)``: everything but model
 compute and the link simulation (virtual airtime: the proxy does not wait). p50 / p95 in ms,
-split per hop (``gensc.common.client.hop_times``).
+split per hop (``gensc.app.client.hop_times``).
 
 In the same run it measures the floor: the same three hops as three processes, carrying
 messages of the same sizes as raw bytes through pass-through relays (grpcio's sync API, the
@@ -32,9 +32,9 @@ def _percentile(xs: list[float], q: float) -> float:
 
 
 def services(args) -> int:
-    from gensc.common.client import SendOptions, send
-    from gensc.common.demo import sample_images
-    from gensc.common.launch import local_stack
+    from gensc.app.client import SendOptions, send
+    from gensc.app.demo import sample_images
+    from gensc.app.launch import local_stack
     from gensc.common.rpc import RpcConfig
 
     images = sample_images(["astronaut"]) * (args.n + args.warmup)
@@ -176,8 +176,8 @@ def pipeline(args) -> int:
 
     import torch
 
+    from gensc.app.demo import sample_images
     from gensc.channel.link import Link, LinkConfig
-    from gensc.common.demo import sample_images
     from gensc.common.models import resolve_profile
     from gensc.common.packet import to_wire
     from gensc.receiver.pipeline import ReceiverPipeline

@@ -21,7 +21,7 @@ def _start(role: str, args: list[str], log_dir: Path, env: dict[str, str]) -> tu
     cmd = [
         sys.executable,
         "-m",
-        "gensc.common.cli",
+        "gensc.app.cli",
         role,
         "serve",
         "--host",

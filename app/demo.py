@@ -40,9 +40,11 @@ def profile_statement(profile) -> str:
 
 
 def run(args) -> int:
-    from gensc.common.cli import link_overrides, profile_from, send_options
-    from gensc.common.client import format_table, send, write_report
-    from gensc.common.launch import local_stack
+    from gensc.app.cli import progress_bar, send_options
+    from gensc.app.client import format_table, send, write_report
+    from gensc.app.launch import local_stack
+    from gensc.channel.cli import link_overrides
+    from gensc.common.service import profile_from, rpc_config
 
     out = Path(args.out)
     print("resolving the model profile (the tiny one is built on first use)...", file=sys.stderr)
@@ -70,9 +72,7 @@ def run(args) -> int:
             + ", ".join(f"{k} {v}" for k, v in addrs.items()),
             file=sys.stderr,
         )
-        from gensc.common.cli import _progress, rpc_config
-
-        update, close = _progress(len(images))
+        update, close = progress_bar(len(images))
         opts = send_options(args)
         opts = type(opts)(**{**opts.to_dict(), "link": {}})  # link settings went to the proxy
         records = send(addrs["sender"], images, opts, rpc_config(args), progress=update)
@@ -93,7 +93,8 @@ def run(args) -> int:
 
 
 def add_command(sub) -> None:
-    from gensc.common.cli import add_model_args, add_rpc_args, add_send_options
+    from gensc.app.cli import add_send_options
+    from gensc.common.service import add_model_args, add_rpc_args
 
     p = sub.add_parser("demo", help="run all three services locally on the scikit-image photos")
     p.add_argument("--out", default="demo-out")

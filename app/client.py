@@ -186,7 +186,7 @@ def _add_metrics(rec: dict[str, Any], original: bytes) -> None:
     ref = resize(ref, recon.shape[0]) if recon.shape[0] == recon.shape[1] else ref
     rec["_reference"] = ref
     try:
-        from gensc.common.metrics import psnr_ssim
+        from gensc.evaluation.metrics import psnr_ssim
 
         rec["metrics"] = psnr_ssim(ref, recon)
     except ImportError:

@@ -8,7 +8,7 @@
 In process by default: the profile's SenderPipeline and ReceiverPipeline are loaded once, one
 ``gensc.channel.link.Link`` is built per SNR point, and each (mode, image) is encoded once and
 sent at every SNR point. ``--via-services HOST:PORT`` sends through running services instead
-(``gensc.common.client.send`` with per-point link overrides; every point re-encodes there).
+(``gensc.app.client.send`` with per-point link overrides; every point re-encodes there).
 
 The image subset is drawn once from ``--subset-seed`` (a prefix of one permutation, so a larger
 ``--n-images`` extends the same subset) and is the same at every SNR point. Channel noise for
@@ -23,7 +23,7 @@ Output folder:
                      "images", "recon", "metrics" {"available", "notes"}, "points", "rows", "run"}
     results.csv     the rows, one line each, flat columns
     summary.md      a table per mode x SNR and every note
-    *.png           plots, made by gensc.common.plots from results.json alone
+    *.png           plots, made by gensc.evaluation.plots from results.json alone
     images/         reconstructions (--save-images; always when FID is computed)
 
 A row: key, mode, sent_mode (what the packet carried; differs for "auto"), snr_db, snr_kind,
@@ -62,6 +62,7 @@ from typing import Any
 import numpy as np
 
 from gensc.common import quant
+from gensc.common.ranges import parse_values
 
 SCHEMA = "gensc.eval/1"
 AUTO = "auto"  # gensc.common.modes.AUTO: the sender picks a mode from the link's SNR
@@ -166,7 +167,7 @@ class EvalConfig:
     mode_recon: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-mode overrides
     budget_from: str | None = None  # budget-taking modes (classic) get this mode's body bytes
     lost_as: str = "grey"  # how a lost packet is scored: "grey" image, or "skip" (no metrics)
-    metrics: dict[str, Any] = field(default_factory=dict)  # gensc.common.metrics.MetricConfig
+    metrics: dict[str, Any] = field(default_factory=dict)  # gensc.evaluation.metrics.MetricConfig
     save_images: bool = False
     via_services: str | None = None
     preset: str | None = None
@@ -206,33 +207,6 @@ class EvalConfig:
             raise ValueError(f"--n-images must be >= 1, got {self.n_images}")
         if self.quant_bits is not None and not 1 <= self.quant_bits <= 8:
             raise ValueError(f"--quant-bits must be in 1..8, got {self.quant_bits}")
-
-
-def parse_snr(text: str) -> tuple[float, ...]:
-    """``"-5:20:2.5"`` (start:stop:step, stop included), ``"5,7.5,10"`` or ``"10"`` -> dB values."""
-    text = text.strip()
-    try:
-        if ":" in text:
-            parts = [float(p) for p in text.split(":")]
-            if len(parts) != 3:
-                raise ValueError
-            start, stop, step = parts
-            if step <= 0 or stop < start:
-                raise ValueError
-            n = int(math.floor((stop - start) / step + 1e-9)) + 1
-            values = tuple(round(start + i * step, 6) for i in range(n))
-        else:
-            values = tuple(float(p) for p in text.split(",") if p.strip())
-    except ValueError:
-        raise ValueError(
-            f"bad SNR list {text!r}: give start:stop:step (step > 0, stop >= start), "
-            "a comma list or one value"
-        ) from None
-    if not values or not all(math.isfinite(v) for v in values):
-        raise ValueError(f"bad SNR list {text!r}")
-    if len(set(values)) != len(values):
-        raise ValueError(f"SNR list {text!r} repeats a value")
-    return values
 
 
 def _scalar(text: str) -> Any:
@@ -282,7 +256,7 @@ def parse_mode_recon(items: list[str]) -> dict[str, dict[str, Any]]:
 
 def load_images(spec: str) -> list[tuple[str, bytes]]:
     """``skimage`` (the four demo photos), ``skimage:NAME,...`` or a folder -> [(name, bytes)]."""
-    from gensc.common.demo import SAMPLES, sample_images
+    from gensc.app.demo import SAMPLES, sample_images
 
     if spec == "skimage" or spec.startswith("skimage:"):
         names = spec.split(":", 1)[1].split(",") if ":" in spec else list(SAMPLES)
@@ -495,8 +469,8 @@ class Harness:
             )
 
     def _load_suite(self) -> None:
-        from gensc.common.metrics import MetricConfig, MetricSuite
         from gensc.common.models import pick_device
+        from gensc.evaluation.metrics import MetricConfig, MetricSuite
 
         if self.suite is None:
             mc = dict(self.config.metrics)
@@ -702,7 +676,7 @@ class Harness:
     # -------------------------------------------------------------- through the services
 
     def _point_via_services(self, mode: str, snr: float, items: list[tuple[str, bytes]]) -> list[dict]:
-        from gensc.common.client import SendOptions, send
+        from gensc.app.client import SendOptions, send
 
         s = self.recon_settings(mode)
         opts = SendOptions(
@@ -828,7 +802,7 @@ class Harness:
         return self.suite.fid(refs, tests)
 
     def _results(self, rows, images, subset, started, wall_s) -> dict[str, Any]:
-        from gensc.common.demo import profile_statement
+        from gensc.app.demo import profile_statement
 
         c = self.config
         profile = self.profile
@@ -1121,7 +1095,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> EvalConfig:
     """Flags > preset > defaults -> EvalConfig (ValueError on bad values)."""
-    from gensc.common.metrics import parse_metric_names
+    from gensc.evaluation.metrics import parse_metric_names
 
     preset = PRESETS.get(args.preset or "", {})
 
@@ -1143,7 +1117,7 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
         dtype=args.dtype,
         allow_download=args.allow_download,
         modes=tuple(m.strip() for m in pick("modes").split(",") if m.strip()),
-        snr_db=parse_snr(pick("snr_db")),
+        snr_db=parse_values(pick("snr_db"), "SNR list"),
         snr_kind=pick("snr_kind"),
         modulation=pick("modulation"),
         code=pick("code"),
@@ -1183,7 +1157,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out)
     if not args.no_plots:
-        from gensc.common import plots
+        from gensc.evaluation import plots
 
         made = plots.make_plots(out / "results.json", out)
         print(f"plots: {', '.join(p.name for p in made)}", file=sys.stderr)
@@ -1199,7 +1173,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from gensc.common import plots
+    from gensc.evaluation import plots
 
     return plots.main([args.results] + (["--out", args.plot_out] if args.plot_out else []))
 
@@ -1224,7 +1198,7 @@ def add_command(sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m gensc.common.evaluate ...``: the same as ``gensc eval ...``."""
+    """``python -m gensc.evaluation.evaluate ...``: the same as ``gensc eval ...``."""
     parser = argparse.ArgumentParser(prog="gensc")
     add_command(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["eval", *(sys.argv[1:] if argv is None else argv)])

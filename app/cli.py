@@ -1,0 +1,141 @@
+"""The ``gensc`` command line. Every command is ``main(argv)``; results go out as JSON files.
+
+gensc sender serve | channel serve | receiver serve     the three services (each package
+                                                         registers its own commands)
+gensc send IMAGES... --sender HOST:PORT --out DIR        client: report.json + reconstructions
+gensc demo                                               all three locally + sample photos
+gensc bench services | pipeline                          benchmarks that print JSON
+gensc channel ber | channel bench                        link simulator checks
+gensc payload | eval                                     bytes per packet part; SNR sweeps
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from gensc.common.service import add_rpc_args, env, rpc_config
+
+
+def add_send_options(p: argparse.ArgumentParser) -> None:
+    from gensc.channel.cli import add_link_args
+
+    p.add_argument("--mode", default=None, help="transmission mode (default: the sender's)")
+    p.add_argument("--quant-bits", type=int, default=None)
+    p.add_argument("--strength", type=float, default=None)
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--guidance", type=float, default=None)
+    p.add_argument("--diffusion-seed", type=int, default=None, help="the receiver's diffusion seed")
+    p.add_argument("--window", type=int, default=1, help="images in flight at once")
+    add_link_args(p)
+
+
+def send_options(args):
+    from gensc.app.client import SendOptions
+    from gensc.channel.cli import link_overrides
+
+    return SendOptions(
+        mode=args.mode,
+        quant_bits=args.quant_bits,
+        strength=args.strength,
+        steps=args.steps,
+        guidance=args.guidance,
+        seed=args.diffusion_seed,
+        link=link_overrides(args),
+        window=args.window,
+    )
+
+
+def progress_bar(total: int):
+    """(update(record), close()) of a tqdm bar on stderr; no-ops without tqdm."""
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover
+        return (lambda rec: None), lambda: None
+    bar = tqdm(total=total, unit="img", desc="images", file=sys.stderr)
+    return (lambda rec: bar.update(1)), bar.close
+
+
+def _send(args) -> int:
+    from gensc.app.client import format_table, send, write_report
+
+    target = args.sender or env("GENSC_SENDER_ADDR")
+    if not target:
+        print("gensc send: pass --sender HOST:PORT or set GENSC_SENDER_ADDR", file=sys.stderr)
+        return 2
+    images = []
+    for path in args.images:
+        try:
+            images.append((Path(path).name, Path(path).read_bytes()))
+        except OSError as e:
+            print(f"gensc send: cannot read {path}: {e.strerror}", file=sys.stderr)
+            return 2
+    opts = send_options(args)
+    update, close = progress_bar(len(images))
+    records = send(target, images, opts, rpc_config(args), progress=update)
+    close()
+    meta = {
+        "command": "send",
+        "sender": target,
+        "options": opts.to_dict(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    path = write_report(records, Path(args.out), meta)
+    print(format_table(records))
+    print(f"report: {path}")
+    return 0 if all(r["status"] == "ok" for r in records) else 1
+
+
+def _health(args) -> int:
+    from gensc.common.rpc import wait_healthy
+
+    try:
+        wait_healthy(args.address, timeout_s=args.timeout_s)
+    except TimeoutError as e:
+        print(str(e), file=sys.stderr)
+        return 1
+    print(f"{args.address} SERVING")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from gensc.app import bench, demo, payload
+    from gensc.channel import cli as channel_cli
+    from gensc.evaluation import evaluate
+    from gensc.receiver import cli as receiver_cli
+    from gensc.sender import cli as sender_cli
+
+    parser = argparse.ArgumentParser(
+        prog="gensc", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for role, module in (("sender", sender_cli), ("channel", channel_cli), ("receiver", receiver_cli)):
+        rsub = sub.add_parser(role, help=f"{role} commands").add_subparsers(dest="subcommand", required=True)
+        module.add_commands(rsub)
+    p = sub.add_parser("send", help="send images through a running sender")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--sender", default=None, help="sender address (env GENSC_SENDER_ADDR)")
+    p.add_argument("--out", default="results", help="output folder")
+    add_send_options(p)
+    add_rpc_args(p)
+    p.set_defaults(func=_send)
+    p = sub.add_parser("health", help="exit 0 when the service at ADDRESS reports SERVING")
+    p.add_argument("address")
+    p.add_argument("--timeout-s", type=float, default=5.0)
+    p.set_defaults(func=_health)
+    demo.add_command(sub)
+    bench.add_command(sub)
+    payload.add_command(sub)
+    evaluate.add_command(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

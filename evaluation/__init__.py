@@ -1,0 +1,1 @@
+"""gensc.evaluation: SNR sweeps over modes, metrics and plots (``gensc eval``)."""

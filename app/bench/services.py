@@ -23,15 +23,12 @@ import sys
 import time
 from pathlib import Path
 
+from gensc.app.bench.stats import summary as _summary
+
 _FLOOR_METHOD = "/gensc.bench.Floor/Echo"
 
 
-def _percentile(xs: list[float], q: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, max(0, round(q / 100 * (len(xs) - 1))))]
-
-
-def services(args) -> int:
+def run(args) -> int:
     from gensc.app.client import SendOptions, send
     from gensc.app.demo import sample_images
     from gensc.app.launch import local_stack
@@ -89,16 +86,6 @@ def services(args) -> int:
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(result, indent=2) + "\n")
     return 0
-
-
-def _summary(xs: list[float]) -> dict[str, float]:
-    return {
-        "p50": statistics.median(xs),
-        "p95": _percentile(xs, 95),
-        "mean": statistics.fmean(xs),
-        "min": min(xs),
-        "max": max(xs),
-    }
 
 
 def _floor_server(port_q, target: str | None, send_bytes: int, reply_bytes: int) -> None:
@@ -170,108 +157,12 @@ def grpc_floor(sizes: dict[str, int], n: int, warmup: int) -> list[float]:
     return times[warmup:]
 
 
-def pipeline(args) -> int:
-    """In-process per-stage latency of sender -> link -> receiver, one image at a time."""
-    import platform
-
-    import torch
-
-    from gensc.app.demo import sample_images
-    from gensc.channel.link import Link, LinkConfig
-    from gensc.common.models import resolve_profile
-    from gensc.common.packet import to_wire
-    from gensc.receiver.pipeline import ReceiverPipeline
-    from gensc.sender.pipeline import SenderPipeline
-
-    profile = resolve_profile(args.profile, image_size=args.image_size)
-    sender = SenderPipeline(profile, device=args.device, dtype=args.dtype, mode=args.mode)
-    receiver = ReceiverPipeline(profile, device=args.device, dtype=args.dtype)
-    settings = receiver.defaults()
-    if args.steps or args.strength:
-        from dataclasses import replace
-
-        settings = replace(
-            settings, steps=args.steps or settings.steps, strength=args.strength or settings.strength
-        )
-    link = Link(LinkConfig(modulation=args.modulation, code=args.code, snr_db=args.snr_db))
-    images = sample_images(["astronaut", "coffee", "chelsea", "rocket"])
-    rows = []
-    for i in range(args.warmup + args.n):
-        name, data = images[i % len(images)]
-        enc = sender.encode(data)
-        header, body = to_wire(enc.packet)
-        t0 = time.perf_counter()
-        out = link.transmit(header, body, seed=i)
-        channel_ms = (time.perf_counter() - t0) * 1e3
-        rebuilt = receiver.reconstruct(out.header, out.body, settings)
-        notes = rebuilt.notes
-        if i >= args.warmup:
-            rows.append(
-                {
-                    **enc.timings,
-                    "channel": channel_ms,
-                    **rebuilt.timings,
-                    "airtime": out.report.airtime_s * 1e3,
-                }
-            )
-    stages = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
-    total = stages["encode"] + stages["channel"] + stages["reconstruct"]
-    result = {
-        "benchmark": "pipeline",
-        "what": "median ms per stage, in process (no gRPC), one image at a time",
-        "weights": "random" if profile.random_weights else "real",
-        "profile": profile.to_dict(),
-        "device": sender.device,
-        "device_name": torch.cuda.get_device_name()
-        if sender.device.startswith("cuda")
-        else platform.processor() or platform.machine(),
-        "torch_threads": torch.get_num_threads(),
-        "dtype": args.dtype,
-        "mode": args.mode,
-        "recon": {
-            "steps": settings.steps,
-            "strength": settings.strength if settings.strength is not None else "per packet (see notes)",
-            "guidance": settings.guidance,
-        },
-        "receiver_notes": notes,
-        "link": link.config.to_dict(),
-        "images": len(rows),
-        "stages_ms": stages,
-        "compute_total_ms": total,
-        "airtime_ms": stages["airtime"],
-        "peak_gpu_mem_gib": torch.cuda.max_memory_allocated() / 2**30
-        if sender.device.startswith("cuda")
-        else None,
-    }
-    print(json.dumps(result, indent=2))
-    if args.json_out:
-        Path(args.json_out).write_text(json.dumps(result, indent=2) + "\n")
-    return 0
-
-
-def add_command(sub) -> None:
-    p = sub.add_parser("bench", help="benchmarks that print JSON")
-    bsub = p.add_subparsers(dest="bench", required=True)
-    s = bsub.add_parser("services", help="gRPC overhead across the three hops")
+def add_parser(bsub) -> None:
+    s = bsub.add_parser("services", help="gRPC overhead across the three hops, beside the grpcio floor")
     s.add_argument("--n", type=int, default=50)
     s.add_argument("--warmup", type=int, default=5)
     s.add_argument("--mode", default="latent")
     s.add_argument("--image-size", type=int, default=512)
     s.add_argument("--logs", default="results/bench-logs")
     s.add_argument("--json-out", default=None)
-    s.set_defaults(func=services)
-    s = bsub.add_parser("pipeline", help="per-stage latency in process (sd15-shapes: true SD 1.5 cost)")
-    s.add_argument("--profile", default="sd15-shapes")
-    s.add_argument("--image-size", type=int, default=None)
-    s.add_argument("--device", default="auto")
-    s.add_argument("--dtype", default="auto")
-    s.add_argument("--mode", default="text+latent")
-    s.add_argument("--steps", type=int, default=None)
-    s.add_argument("--strength", type=float, default=None)
-    s.add_argument("--modulation", default="16qam")
-    s.add_argument("--code", default="ldpc-1/2")
-    s.add_argument("--snr-db", type=float, default=10.0)
-    s.add_argument("--n", type=int, default=4)
-    s.add_argument("--warmup", type=int, default=1)
-    s.add_argument("--json-out", default=None)
-    s.set_defaults(func=pipeline)
+    s.set_defaults(func=run)

@@ -1,7 +1,8 @@
 """``gensc payload``: bytes per part of one packet, like seed 001's Table 1. No models needed.
 
-The packet is built with the real layout (gensc.common.packet.encode), so the table is what
-would go on the link, from the shapes of a ``--image-size`` image: a ``[4, S/8, S/8]`` latent,
+The packet is built by the mode's own build (gensc.common.modes) with the real layout
+(gensc.common.packet.encode), so the table is what would go on the link, from the shapes of a
+``--image-size`` image: a ``[4, S/8, S/8]`` latent,
 a caption or structured prompt (``--caption``; the defaults below are examples of typical
 length), and for key+text a key mask of ``round(key_fraction * cells)`` cells. What the shapes
 do not fix is made up and said so in ``assumptions``: the latent values are a seeded N(0, 1)
@@ -24,9 +25,8 @@ import numpy as np
 
 from gensc.common.classic import DEFAULT_BPP, budget_for
 from gensc.common.codecs import ASCII_CHARS, LATENT_CODECS
-from gensc.common.modes import MODES, get_mode
+from gensc.common.modes import MODES, Build, get_mode
 from gensc.common.packet import DEFAULT_BLOCK_CELLS, Packet, encode
-from gensc.common.quant import quantize
 
 EXAMPLE_CAPTION = "a woman in a space suit holding an american flag"
 EXAMPLE_PROMPT = (
@@ -48,6 +48,26 @@ def key_blob(hw: tuple[int, int], key_fraction: float) -> np.ndarray:
     return top_k_mask(score.astype(np.float64), key_cell_count(key_fraction, hw))
 
 
+class ExampleModels:
+    """The sender's models replaced by example shapes (gensc.common.modes.SenderModels): the given
+    text as caption and prompt, a fixed latent, the key cells nearest the centre."""
+
+    def __init__(self, text: str, latent: np.ndarray) -> None:
+        self.text, self.latent = text, latent
+
+    def caption(self, image: np.ndarray) -> str:
+        return self.text
+
+    def encode_latent(self, image: np.ndarray) -> np.ndarray:
+        return self.latent
+
+    def key_mask(self, image: np.ndarray, latent_hw: tuple[int, int], key_fraction: float) -> np.ndarray:
+        return key_blob(latent_hw, key_fraction)
+
+    def prompt(self, image: np.ndarray, region: np.ndarray | None) -> tuple[str, list[str]]:
+        return self.text, []
+
+
 def payload_table(
     mode: str,
     *,
@@ -67,28 +87,26 @@ def payload_table(
     hw = (image_size // VAE_DOWNSAMPLE,) * 2
     shape = (LATENT_CHANNELS, *hw)
     text = caption if caption is not None else (EXAMPLE_PROMPT if m.text == "prompt" else EXAMPLE_CAPTION)
-    z = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    models = ExampleModels(text, np.random.default_rng(seed).standard_normal(shape).astype(np.float32))
     assumptions = [f"latent {list(shape)} from a {image_size}x{image_size} image (VAE downsamples by 8)"]
-    fields: dict[str, Any] = {"latent_codec": compress, "block_cells": block_cells}
     if m.text != "none":
         assumptions.append(f"text: {text!r} ({len(text)} characters)")
-    if m.latent == "quantised" and m.region == "full":
-        fields["latent"] = quantize(z, bits)
-    elif m.latent == "quantised":
-        mask = key_blob(hw, key_fraction)
+    image = np.full((image_size, image_size, 3), 128, np.uint8)
+    job = Build(image, models, bits, key_fraction, "jpeg", classic_bpp)
+    content = m.build(job)  # the mode's own build, from example shapes instead of models
+    assumptions += job.notes
+    if "mask" in content.fields:
+        mask = content.fields["mask"]
         assumptions.append(f"key mask: {int(mask.sum())} of {mask.size} cells, one blob at the centre")
-        if mask.any():
-            fields.update(latent=quantize(z, bits, mask), mask=mask)
-    elif m.latent == "float64":
-        fields.update(latent=z.astype(np.float64), text_codec="ascii-bits", raw_sections=True)
-        fields["latent_codec"] = "none"
+    if m.latent == "float64":
         assumptions.append(f"text sent as exactly {ASCII_CHARS} ASCII characters, one bit per byte")
     elif m.latent == "image":
         budget = budget_for(image_size, image_size, classic_bpp)
         assumptions.append(f"image file = its budget, {classic_bpp} bit/pixel (the JPEG sent is <= this)")
     if compress != "none" and m.latent == "quantised":
         assumptions.append(f"compressed size of a seeded N(0,1) latent (seed {seed}); real latents vary")
-    wire = encode(Packet(m.name, text.encode("utf-8") if m.text != "none" else b"", **fields))
+    layout = {"latent_codec": compress, "block_cells": block_cells}
+    wire = encode(Packet(m.name, content.text.encode("utf-8"), **{**layout, **content.fields}))
     sizes = dict(wire.sizes)
     if m.latent == "image":
         sizes["image"] = budget + 4  # the file and its CRC32

@@ -42,10 +42,11 @@ from typing import Any
 import numpy as np
 
 from gensc.app.payload import EXAMPLE_CAPTION
+from gensc.common.modes import MIN_LATENT_SHARE
 from gensc.common.packet import Packet, encode, parse
 from gensc.common.quant import latent_nmse, quantize
 from gensc.common.ranges import parse_values
-from gensc.receiver.pipeline import MIN_LATENT_SHARE, fill_missing
+from gensc.receiver.pipeline import fill_missing
 from gensc.sender.policy import strength_for_nmse
 
 PHOTOS = ("astronaut", "coffee", "chelsea")

@@ -1,9 +1,10 @@
-"""gRPC Channel service (the proxy): packet -> wire bytes -> simulated link -> receiver.
+"""gRPC Channel service (the proxy): wire bytes -> simulated link -> receiver.
 
-The proxy owns the link: each frame's packet is serialised (gensc.common.packet), its header and
-body cross ``gensc.channel.link.Link`` and only the received bytes go on to the receiver. Link
-settings come from the proxy's config; a client may override fields per item
-(``link_overrides``). In real-time mode the proxy waits each packet's airtime.
+The proxy owns the link and is a byte pipe: each frame's header and body (serialised once, by
+the sender) cross ``gensc.channel.link.Link`` and only the received bytes go on to the receiver,
+with the link's report. It knows nothing of the packet layout. Link settings come from the
+proxy's config; a client may override fields per item (``link_overrides``). In real-time mode
+the proxy waits each packet's airtime (``report.airtime_s``, which includes the propagation delay).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import time
 from gensc.channel.link import Link, LinkConfig
 from gensc.common import convert
 from gensc.common.errors import InvalidInput, error_fields
-from gensc.common.packet import to_wire
 from gensc.common.rpc import Forward, RpcConfig, create_channel, relay
 from gensc.proto import semcom_pb2 as pb
 from gensc.proto import semcom_pb2_grpc as pb_grpc
@@ -45,17 +45,17 @@ class ChannelServicer(pb_grpc.ChannelServicer):
             t0 = time.perf_counter()
             try:
                 link = self.link_for(convert.struct_to_dict(frame.link_overrides))
-                header, body = to_wire(convert.packet_from_proto(frame.packet))
-                out = link.transmit(header, body, seed=next(counter))
+                out = link.transmit(frame.header, frame.body, seed=next(counter))
             except Exception as e:  # noqa: BLE001 - every frame gets an answer
                 return pb.Delivery(item_id=frame.item_id, error=pb.ItemError(**error_fields(e, "channel")))
             if link.config.realtime:
-                time.sleep(out.report.airtime_s + link.config.propagation_delay_s)
+                time.sleep(out.report.airtime_s)  # symbols / symbol rate + propagation delay
             ms = {"channel": (time.perf_counter() - t0) * 1e3, "airtime": out.report.airtime_s * 1e3}
+            report = convert.report_to_proto(out.report)
             received = pb.ReceivedFrame(
-                item_id=frame.item_id, header=out.header, body=out.body, recon=frame.recon
+                item_id=frame.item_id, header=out.header, body=out.body, recon=frame.recon, report=report
             )
-            return Forward(received, (convert.report_to_proto(out.report), ms))
+            return Forward(received, (report, ms))
 
         def open_downstream(frames):
             return self.stub.Reconstruct(frames, timeout=self.rpc.deadline_s)

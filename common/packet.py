@@ -39,7 +39,7 @@ in the CRC32 (4 bytes, little-endian) of the bytes before it, except the latent 
 dtype 1, which is made of independently checked blocks::
 
     text    the caption or structured prompt, UTF-8, through the text codec    [+ CRC32]
-    mask    gensc.sender.segment.pack_mask of the [H, W] key mask (LSB first),
+    mask    pack_mask of the [H, W] key mask (LSB first, see pack_mask below),
             raw DEFLATE when MASK_ZLIB                                          [+ CRC32]
     latent  dtype 1: see below
             dtype 3/4: C*H*W little-endian floats, C order                      [+ CRC32]
@@ -292,12 +292,63 @@ def _block_log2(block_cells: int) -> int:
 
 
 def _encode_mask(mask: np.ndarray, crc: bool) -> tuple[bytes, bool]:
-    from gensc.sender.segment import pack_mask
-
     packed = pack_mask(mask)
     zipped = CODECS["zlib"].compress(packed)
     use_zip = len(zipped) < len(packed)
     return _seal(zipped if use_zip else packed, crc), use_zip
+
+
+# ----------------------------------------------------------------------------- key mask layout
+
+
+def pack_mask(mask: np.ndarray) -> bytes:
+    """Bit-pack a key mask for transmission.
+
+    Layout, byte by byte: the ``h * w`` cells are taken in row-major order (cell ``i`` is
+    ``mask[i // w, i % w]``); byte ``j`` holds cells ``8j .. 8j+7``, cell ``8j + b`` in bit ``b``
+    counted from the least significant bit (``np.packbits(..., bitorder="little")``); ``1`` means
+    key. The last byte's unused high bits are zero. Length is ``ceil(h * w / 8)`` bytes. There is no
+    header: ``(h, w)`` travels elsewhere and must be given to :func:`unpack_mask`.
+
+    Example: ``[[1, 0, 0], [0, 0, 0], [0, 0, 1]]`` -> cells 0 and 8 -> ``b"\\x01\\x01"``.
+
+    Args:
+        mask: ``bool`` array ``[h, w]``.
+
+    Returns:
+        ``ceil(h * w / 8)`` bytes.
+    """
+    mask = np.asarray(mask)
+    if mask.dtype != np.bool_ or mask.ndim != 2:
+        raise ValueError(f"mask must be a bool array [h, w], got dtype {mask.dtype} shape {list(mask.shape)}")
+    return np.packbits(mask.ravel(), bitorder="little").tobytes()
+
+
+def unpack_mask(data: bytes, hw: tuple[int, int]) -> np.ndarray:
+    """Inverse of :func:`pack_mask`.
+
+    Args:
+        data: exactly ``ceil(h * w / 8)`` bytes, laid out as :func:`pack_mask` documents.
+        hw: ``(h, w)`` of the mask.
+
+    Returns:
+        ``bool`` array ``[h, w]``.
+
+    Raises:
+        ValueError: if ``data`` has the wrong length or a padding bit is set (the payload is not a
+            mask of this size).
+    """
+    h, w = (int(v) for v in hw)
+    if h < 1 or w < 1:
+        raise ValueError(f"mask grid must be at least 1x1, got {h}x{w}")
+    n = h * w
+    expected = (n + 7) // 8
+    if len(data) != expected:
+        raise ValueError(f"mask of {h}x{w} needs {expected} bytes, got {len(data)}")
+    bits = np.unpackbits(np.frombuffer(bytes(data), dtype=np.uint8), bitorder="little")
+    if bits[n:].any():
+        raise ValueError("mask payload has padding bits set; it is not a packed mask")
+    return bits[:n].astype(bool).reshape(h, w)
 
 
 def _block_sizes(n_cells: int, block_cells: int) -> list[tuple[int, int]]:
@@ -603,8 +654,6 @@ def _decode_quantised(f: dict[str, int], sections: dict[str, bytes], chunk: byte
 def _decode_mask(f: dict[str, int], sections: dict[str, bytes], out: ParsedPacket) -> np.ndarray | None:
     if "mask" not in sections:
         return None
-    from gensc.sender.segment import unpack_mask
-
     h, w = f["h"], f["w"]
     data = sections["mask"]
     try:

@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
-import inspect
 import io
 import json
 import math
@@ -588,7 +587,7 @@ class Harness:
 
     def _encode(self, mode: str, name: str, data: bytes, snr: float | None = None) -> _Encoding:
         """Encode (mode, image) once per run; later SNR points reuse it ("auto": once per SNR)."""
-        from gensc.common.packet import parse, to_wire
+        from gensc.common.packet import parse
 
         key = (mode, name, snr if mode == AUTO else None)
         if key in self._encodings:
@@ -596,22 +595,16 @@ class Harness:
         kw: dict[str, Any] = {"mode": mode}
         if self.config.quant_bits is not None:
             kw["quant_bits"] = self.config.quant_bits
-        if mode == AUTO and snr is not None and _has_parameter(self.sender.encode, "link"):
+        if mode == AUTO and snr is not None:
             kw["link"] = self.link_overrides(snr)
-        budget_arg = _budget_parameter(self.sender.encode)
         if self.config.budget_from and mode != self.config.budget_from:
-            if budget_arg:
-                # the body bytes of the reference packet (the header rides its own code)
-                ref = self._encode(self.config.budget_from, name, data)
-                kw[budget_arg] = sum(v for k, v in ref.enc.payload.items() if k != "header")
-            else:
-                self.run_notes.add(
-                    f"--budget-from {self.config.budget_from} not applied: SenderPipeline.encode takes no "
-                    "per-call byte budget (the classic baseline uses the sender's own budget)"
-                )
+            # the reference packet's bytes beyond the fixed header fields: body + quantisation
+            # params, so both packets carry the same payload
+            ref = self._encode(self.config.budget_from, name, data)
+            kw["budget_bytes"] = sum(n for part, n in ref.enc.wire.sizes.items() if part != "header")
         enc = self.sender.encode(data, **kw)
         self.work.encodes += 1
-        header, body = to_wire(enc.packet)
+        header, body = enc.wire.header, enc.wire.body
         clean = parse(header, body)
         sent = None
         if clean.latent is not None:
@@ -638,7 +631,7 @@ class Harness:
         enc = e.enc
         r["reference"] = enc.image
         r["caption"] = enc.caption or None
-        r["sent_mode"] = enc.packet.mode
+        r["sent_mode"] = enc.mode
         r["payload_bytes"] = {**enc.payload, "total": sum(enc.payload.values())}
         r["notes"] += list(enc.notes)
         r["latent_nmse_clean"] = e.nmse_clean
@@ -855,20 +848,6 @@ def _sends_plain_caption(mode: str | None) -> bool:
 
     m = MODES.get(mode or "")
     return m is not None and getattr(m, "text", "caption" if m.caption else "none") == "caption"
-
-
-def _has_parameter(fn, name: str) -> bool:
-    """Whether ``fn`` takes keyword ``name`` (a ``**kwargs`` catch-all counts)."""
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-
-
-def _budget_parameter(encode) -> str | None:
-    """The name of a byte-budget keyword of ``SenderPipeline.encode``, if the codec has one."""
-    return next((n for n in ("budget_bytes", "byte_budget", "budget") if _has_parameter(encode, n)), None)
 
 
 def _safe(text: str) -> str:

@@ -17,49 +17,6 @@ class Image(_message.Message):
     data: bytes
     def __init__(self, name: _Optional[str] = ..., format: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
 
-class Tensor(_message.Message):
-    __slots__ = ("dtype", "shape", "data", "bits", "scale", "offset")
-    DTYPE_FIELD_NUMBER: _ClassVar[int]
-    SHAPE_FIELD_NUMBER: _ClassVar[int]
-    DATA_FIELD_NUMBER: _ClassVar[int]
-    BITS_FIELD_NUMBER: _ClassVar[int]
-    SCALE_FIELD_NUMBER: _ClassVar[int]
-    OFFSET_FIELD_NUMBER: _ClassVar[int]
-    dtype: str
-    shape: _containers.RepeatedScalarFieldContainer[int]
-    data: bytes
-    bits: int
-    scale: _containers.RepeatedScalarFieldContainer[float]
-    offset: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ..., bits: _Optional[int] = ..., scale: _Optional[_Iterable[float]] = ..., offset: _Optional[_Iterable[float]] = ...) -> None: ...
-
-class SemanticPacket(_message.Message):
-    __slots__ = ("version", "mode", "caption", "latent", "region_mask", "codec_params", "image_file", "strength_hint")
-    class CodecParamsEntry(_message.Message):
-        __slots__ = ("key", "value")
-        KEY_FIELD_NUMBER: _ClassVar[int]
-        VALUE_FIELD_NUMBER: _ClassVar[int]
-        key: str
-        value: str
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
-    VERSION_FIELD_NUMBER: _ClassVar[int]
-    MODE_FIELD_NUMBER: _ClassVar[int]
-    CAPTION_FIELD_NUMBER: _ClassVar[int]
-    LATENT_FIELD_NUMBER: _ClassVar[int]
-    REGION_MASK_FIELD_NUMBER: _ClassVar[int]
-    CODEC_PARAMS_FIELD_NUMBER: _ClassVar[int]
-    IMAGE_FILE_FIELD_NUMBER: _ClassVar[int]
-    STRENGTH_HINT_FIELD_NUMBER: _ClassVar[int]
-    version: int
-    mode: str
-    caption: bytes
-    latent: Tensor
-    region_mask: bytes
-    codec_params: _containers.ScalarMap[str, str]
-    image_file: bytes
-    strength_hint: float
-    def __init__(self, version: _Optional[int] = ..., mode: _Optional[str] = ..., caption: _Optional[bytes] = ..., latent: _Optional[_Union[Tensor, _Mapping]] = ..., region_mask: _Optional[bytes] = ..., codec_params: _Optional[_Mapping[str, str]] = ..., image_file: _Optional[bytes] = ..., strength_hint: _Optional[float] = ...) -> None: ...
-
 class Timings(_message.Message):
     __slots__ = ("ms",)
     class MsEntry(_message.Message):
@@ -191,16 +148,18 @@ class TransmitResult(_message.Message):
     def __init__(self, item_id: _Optional[str] = ..., name: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ..., mode: _Optional[str] = ..., profile: _Optional[str] = ..., caption: _Optional[str] = ..., payload: _Optional[_Union[PayloadSizes, _Mapping]] = ..., report: _Optional[_Union[ChannelReport, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Frame(_message.Message):
-    __slots__ = ("item_id", "packet", "recon", "link_overrides")
+    __slots__ = ("item_id", "recon", "link_overrides", "header", "body")
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
-    PACKET_FIELD_NUMBER: _ClassVar[int]
     RECON_FIELD_NUMBER: _ClassVar[int]
     LINK_OVERRIDES_FIELD_NUMBER: _ClassVar[int]
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
     item_id: str
-    packet: SemanticPacket
     recon: ReconOptions
     link_overrides: _struct_pb2.Struct
-    def __init__(self, item_id: _Optional[str] = ..., packet: _Optional[_Union[SemanticPacket, _Mapping]] = ..., recon: _Optional[_Union[ReconOptions, _Mapping]] = ..., link_overrides: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    header: bytes
+    body: bytes
+    def __init__(self, item_id: _Optional[str] = ..., recon: _Optional[_Union[ReconOptions, _Mapping]] = ..., link_overrides: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., header: _Optional[bytes] = ..., body: _Optional[bytes] = ...) -> None: ...
 
 class Delivery(_message.Message):
     __slots__ = ("item_id", "image", "error", "profile", "report", "timings", "notes")
@@ -221,16 +180,18 @@ class Delivery(_message.Message):
     def __init__(self, item_id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ..., profile: _Optional[str] = ..., report: _Optional[_Union[ChannelReport, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ReceivedFrame(_message.Message):
-    __slots__ = ("item_id", "header", "body", "recon")
+    __slots__ = ("item_id", "header", "body", "recon", "report")
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     HEADER_FIELD_NUMBER: _ClassVar[int]
     BODY_FIELD_NUMBER: _ClassVar[int]
     RECON_FIELD_NUMBER: _ClassVar[int]
+    REPORT_FIELD_NUMBER: _ClassVar[int]
     item_id: str
     header: bytes
     body: bytes
     recon: ReconOptions
-    def __init__(self, item_id: _Optional[str] = ..., header: _Optional[bytes] = ..., body: _Optional[bytes] = ..., recon: _Optional[_Union[ReconOptions, _Mapping]] = ...) -> None: ...
+    report: ChannelReport
+    def __init__(self, item_id: _Optional[str] = ..., header: _Optional[bytes] = ..., body: _Optional[bytes] = ..., recon: _Optional[_Union[ReconOptions, _Mapping]] = ..., report: _Optional[_Union[ChannelReport, _Mapping]] = ...) -> None: ...
 
 class Reconstruction(_message.Message):
     __slots__ = ("item_id", "image", "error", "profile", "timings", "notes")

@@ -1,4 +1,5 @@
-"""The receiver's stages: parse -> dequantise -> diffuse (img2img / txt2img / VAE decode) -> PNG.
+"""The receiver's stages: parse -> the mode's rebuild (gensc.common.modes: img2img, blend,
+txt2img or VAE decode on this module's ``Generator``) -> PNG.
 
 Input is only what came off the link (header and body bytes). A damaged section is handled,
 not fatal, and every decision is written in the notes:
@@ -26,16 +27,12 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from gensc.common.classic import decode_image_file
-from gensc.common.codecs import CodecError
-from gensc.common.errors import InvalidInput, PacketLost
-from gensc.common.images import encode_png, resize
+from gensc.common.errors import InvalidInput
+from gensc.common.images import encode_png
 from gensc.common.models import Profile, from_pretrained, pick_device, pick_dtype
-from gensc.common.modes import get_mode
+from gensc.common.modes import Rebuild, get_mode
 from gensc.common.packet import ParsedPacket, parse
 from gensc.common.timing import Stopwatch, device_sync
-
-MIN_LATENT_SHARE = 0.25  # below this share of the sent cells intact, the latent is not used
 
 
 @dataclass(frozen=True)
@@ -176,9 +173,12 @@ class Generator:
             ).images
         return _to_uint8(out[0])
 
-    def decode(self, latent: np.ndarray) -> np.ndarray:
+    def decode(self, latent: np.ndarray, known: np.ndarray | None = None) -> np.ndarray:
+        """VAE decode; unknown values (``known`` False) are first filled from their neighbours."""
         import torch
 
+        if known is not None:
+            latent = fill_missing(latent, known)
         z = torch.from_numpy(latent)[None].to(self.device, self.dtype) / self.vae.config.scaling_factor
         with self.lock, torch.inference_mode():
             x = self.vae.decode(z).sample
@@ -267,11 +267,10 @@ class ReceiverPipeline:
         notes = list(pkt.notes)
         mode = get_mode(pkt.mode)
         size = self.profile.image_size
-        with watch.stage("diffuse" if mode.recon != "image" else "decode_image"):
-            if mode.recon == "image":
-                image = self._classic(pkt, size, notes)
-            else:
-                image = self._generate(pkt, mode, self._strength(s, pkt, mode, notes), size, notes)
+        with watch.stage("decode_image" if mode.latent == "image" else "diffuse"):
+            s = self._strength(s, pkt, mode, notes) if mode.latent != "image" else s
+            job = Rebuild(pkt, self.generator, s, size, self.profile.name, notes)
+            image = mode.rebuild(job)
         with watch.stage("png"):
             png = encode_png(image)
         watch.ms["reconstruct"] = sum(watch.ms.values())
@@ -294,52 +293,3 @@ class ReceiverPipeline:
         elif source:
             notes.append(f"strength {value:g} from {source}")
         return replace(s, strength=value)
-
-    def _generate(self, pkt: ParsedPacket, mode, s: ReconSettings, size: int, notes: list[str]) -> np.ndarray:
-        caption = pkt.caption
-        if mode.caption and caption is None:
-            notes.append("caption damaged: generating without it")
-        if pkt.latent_shape is not None and pkt.latent_shape[1:] != (size // 8, size // 8):
-            raise PacketLost(
-                f"latent {list(pkt.latent_shape)} does not fit this receiver's "
-                f"{size}x{size} images (profile {self.profile.name!r})"
-            )
-        if mode.recon == "txt2img":
-            return self.generator.txt2img(caption or "", size, s)
-        latent, known = pkt.latent, pkt.known
-        if latent is not None:
-            sent = pkt.sent if pkt.sent is not None else np.ones(latent.shape[1:], bool)
-            share = float(known.all(axis=0)[sent].mean()) if sent.any() else 0.0
-            if share < MIN_LATENT_SHARE and mode.recon != "decode":
-                notes.append(f"latent: only {share:.0%} of the sent cells usable (< {MIN_LATENT_SHARE:.0%})")
-                latent = None
-        if latent is None:
-            if not mode.caption:
-                raise PacketLost("the latent is damaged beyond use and this mode sends no text")
-            if caption is None:
-                raise PacketLost("latent and caption both damaged: nothing to rebuild from")
-            if mode.latent != "none" and (pkt.latent_shape is not None or "latent" in pkt.damaged):
-                notes.append("latent damaged beyond use: falling back to text-only generation")
-            else:
-                notes.append("no latent values sent: text-only generation")
-            return self.generator.txt2img(caption, size, s)
-        if mode.recon == "decode":
-            if not known.all():
-                notes.append(f"latent: {int((~known).sum())} unknown values filled from their neighbours")
-            return self.generator.decode(fill_missing(latent, known))
-        if known.all() and mode.recon == "img2img":
-            return self.generator.img2img(latent, caption or "", s)
-        return self.generator.blend(latent, known, caption or "", s)
-
-    def _classic(self, pkt: ParsedPacket, size: int, notes: list[str]) -> np.ndarray:
-        damaged = "latent" in pkt.damaged
-        try:
-            image = decode_image_file(pkt.image or b"", best_effort=damaged)
-        except CodecError as e:
-            raise PacketLost(f"classic image {'damaged and ' if damaged else ''}undecodable: {e}") from None
-        if damaged:
-            notes.append("classic image damaged on the link: best-effort decode")
-        if image.shape[:2] != (size, size):
-            notes.append(f"classic image is {image.shape[1]}x{image.shape[0]}; resized to {size}x{size}")
-            image = resize(image, size)
-        return image

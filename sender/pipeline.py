@@ -1,10 +1,7 @@
-"""The sender's stages: decode -> caption (BLIP) -> VAE encode -> quantise -> packet.
+"""The sender's stages: decode -> the mode's build (caption, VAE encode, segment, prompt,
+quantise: gensc.common.modes) -> packet -> wire bytes (serialised once, here).
 
-Per mode (gensc.common.modes): ``text`` captions; ``latent`` encodes and quantises;
-``text+latent`` does both; ``key+text`` encodes, segments key cells (gensc.sender.segment),
-quantises only those and describes the rest with a structured prompt (gensc.sender.prompt);
-``paper`` sends the caption and the raw float64 latent (seed 001); ``classic`` sends a JPEG/WebP
-at a byte budget (gensc.common.classic); ``auto`` asks gensc.sender.policy first.
+``auto`` asks gensc.sender.policy for a mode (from the link's SNR) first.
 
 Latent convention (owned here and by ``gensc.receiver.pipeline.Generator``): a gensc latent is
 the VAE posterior mean multiplied by ``vae.config.scaling_factor`` (0.18215 for SD 1.5), i.e. the
@@ -18,15 +15,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from gensc.common.classic import DEFAULT_BPP, ClassicCodec, budget_for
-from gensc.common.codecs import ASCII_CHARS
+from gensc.common.classic import DEFAULT_BPP, ClassicCodec
 from gensc.common.errors import InvalidInput
 from gensc.common.images import DEFAULT_MAX_PIXELS, decode_image, resize
 from gensc.common.models import Profile, from_pretrained, pick_device, pick_dtype
-from gensc.common.modes import AUTO, DEFAULT_MODE, get_mode
-from gensc.common.packet import DEFAULT_BLOCK_CELLS, Packet
+from gensc.common.modes import AUTO, DEFAULT_MODE, Build, get_mode
+from gensc.common.packet import DEFAULT_BLOCK_CELLS, Packet, Wire
 from gensc.common.packet import encode as encode_packet
-from gensc.common.quant import quantize
 from gensc.common.timing import Stopwatch, device_sync
 from gensc.sender.policy import DEFAULT_POLICY, Policy, link_esn0_db
 from gensc.sender.prompt import PromptBuilder
@@ -126,17 +121,33 @@ class CodecConfig:
 
 @dataclass
 class Encoded:
+    """One encoded image: the packet as built, its wire bytes (serialised once, here), and what
+    went into it. ``wire.sizes`` are the bytes per part on the link (``payload``)."""
+
     packet: Packet
+    wire: Wire
     caption: str  # the text sent: the caption, or the structured prompt in key+text
     image: np.ndarray  # the uint8 [S, S, 3] image that was encoded (after resizing)
-    payload: dict[str, int]
     timings: dict[str, float]
     notes: list[str] = field(default_factory=list)
     latent: np.ndarray | None = None  # the float32 latent before quantisation (modes that send one)
 
+    @property
+    def mode(self) -> str:
+        return self.packet.mode
+
+    @property
+    def payload(self) -> dict[str, int]:
+        return self.wire.sizes
+
 
 class SenderPipeline:
-    """Turns encoded image files into semantic packets for one model profile."""
+    """Turns encoded image files into semantic packets for one model profile.
+
+    It is also the ``SenderModels`` every mode's build asks (gensc.common.modes.base): caption,
+    encode_latent, key_mask and prompt. One encode at a time owns the models (tokenizers keep
+    per-call state), so streams may call ``encode`` from any thread.
+    """
 
     def __init__(
         self,
@@ -171,6 +182,21 @@ class SenderPipeline:
         self._sync = device_sync(self.device)
         self._lock = threading.Lock()
 
+    # SenderModels: what the modes' builds ask of the models.
+
+    def caption(self, image: np.ndarray) -> str:
+        return self.captioner(image)
+
+    def encode_latent(self, image: np.ndarray) -> np.ndarray:
+        return self.encoder(image)
+
+    def key_mask(self, image: np.ndarray, latent_hw: tuple[int, int], key_fraction: float) -> np.ndarray:
+        return self.segmenter(image, latent_hw, key_fraction)
+
+    def prompt(self, image: np.ndarray, region: np.ndarray | None) -> tuple[str, list[str]]:
+        p = self.prompts(image, region=region)
+        return p.render(), list(p.notes)
+
     def encode(
         self,
         data: bytes,
@@ -180,7 +206,7 @@ class SenderPipeline:
         link: dict | None = None,
         budget_bytes: int | None = None,
     ) -> Encoded:
-        """Encoded image file -> packet. Raises InvalidInput for bad images or options.
+        """Encoded image file -> packet and its wire bytes. Raises InvalidInput for bad images or options.
 
         ``link``: the client's link settings (LinkConfig field names, e.g. {"snr_db": 5}); mode
         "auto" reads the SNR from them, else from ``CodecConfig.snr_db``. ``budget_bytes``: the
@@ -216,87 +242,27 @@ class SenderPipeline:
                     f"x{self.profile.image_size}"
                 )
                 image = resize(image, self.profile.image_size)
-        build = getattr(self, "_build_" + m.name.replace("+", "_"))
-        call = _Call(bits, watch, notes, budget_bytes)
+        c = self.codec
+        job = Build(
+            image, self, bits, c.key_fraction, c.classic_format, c.classic_bpp, budget_bytes, watch, notes
+        )
         with self._lock:  # the models are shared by every stream: one call owns them at a time
-            caption, fields = build(image, call)
+            content = m.build(job)
         with watch.stage("packetise"):
             layout = {
-                "text_codec": self.codec.text_codec,
-                "latent_codec": self.codec.latent_codec,
-                "block_cells": self.codec.block_cells,
+                "text_codec": c.text_codec,
+                "latent_codec": c.latent_codec,
+                "block_cells": c.block_cells,
             }
             try:
-                packet = Packet(m.name, caption.encode("utf-8"), strength_hint=hint, **{**layout, **fields})
-                payload = encode_packet(packet).sizes
+                packet = Packet(
+                    m.name, content.text.encode("utf-8"), strength_hint=hint, **{**layout, **content.fields}
+                )
+                wire = encode_packet(packet)
             except ValueError as e:
                 raise InvalidInput(f"cannot build a {m.name!r} packet: {e}") from None
         watch.ms["encode"] = sum(watch.ms.values())
-        return Encoded(packet, caption, image, payload, watch.ms, notes, call.z)
-
-    # One builder per mode: image -> (text to send, extra Packet fields).
-
-    def _caption(self, image: np.ndarray, call: _Call) -> str:
-        with call.watch.stage("caption"):
-            return self.captioner(image)
-
-    def _latent(self, image: np.ndarray, call: _Call) -> np.ndarray:
-        with call.watch.stage("vae_encode"):
-            call.z = self.encoder(image)
-        return call.z
-
-    def _build_text(self, image: np.ndarray, call: _Call) -> tuple[str, dict]:
-        return self._caption(image, call), {}
-
-    def _build_latent(self, image: np.ndarray, call: _Call) -> tuple[str, dict]:
-        z = self._latent(image, call)
-        with call.watch.stage("quantise"):
-            return "", {"latent": quantize(z, call.bits)}
-
-    def _build_text_latent(self, image: np.ndarray, call: _Call) -> tuple[str, dict]:
-        _, fields = self._build_latent(image, call)
-        return self._caption(image, call), fields
-
-    def _build_key_text(self, image: np.ndarray, call: _Call) -> tuple[str, dict]:
-        z = self._latent(image, call)
-        with call.watch.stage("segment"):
-            mask = self.segmenter(image, z.shape[1:], self.codec.key_fraction)
-        with call.watch.stage("prompt"):
-            prompt = self.prompts(image, region=~mask if mask.any() and not mask.all() else None)
-        call.notes.extend(f"prompt: {n}" for n in prompt.notes)
-        if not mask.any():
-            call.notes.append("key+text: no key cells at this key fraction; sending the prompt only")
-            return prompt.render(), {}
-        with call.watch.stage("quantise"):
-            return prompt.render(), {"latent": quantize(z, call.bits, mask), "mask": mask}
-
-    def _build_paper(self, image: np.ndarray, call: _Call) -> tuple[str, dict]:
-        caption = self._caption(image, call)
-        if len(caption) > ASCII_CHARS or not caption.isascii():
-            call.notes.append(f"paper: caption sent as {ASCII_CHARS} ASCII characters (cut or '?'-replaced)")
-        z = self._latent(image, call)
-        return caption, {"latent": z.astype(np.float64), "text_codec": "ascii-bits", "raw_sections": True}
-
-    def _build_classic(self, image: np.ndarray, call: _Call) -> tuple[str, dict]:
-        budget = call.budget or budget_for(*image.shape[:2], self.codec.classic_bpp)
-        with call.watch.stage("classic_encode"):
-            result = ClassicCodec(self.codec.classic_format, budget).compress(image)
-        call.notes.append(
-            f"classic: {self.codec.classic_format} quality {result.quality}, {len(result.data)} bytes"
-            + (f" within a budget of {budget}" if result.fits else f", OVER the budget of {budget}")
-        )
-        return "", {"image": result.data}
-
-
-@dataclass
-class _Call:
-    """Per-call state of one ``encode`` (the pipeline itself is shared between threads)."""
-
-    bits: int
-    watch: Stopwatch
-    notes: list[str]
-    budget: int | None
-    z: np.ndarray | None = None
+        return Encoded(packet, wire, content.text, image, watch.ms, notes, job.latent)
 
 
 def _prompt_builder(captioner: Captioner, profile: Profile, allow_download: bool) -> PromptBuilder:

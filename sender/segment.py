@@ -49,9 +49,7 @@ __all__ = [
     "get_segmenter",
     "key_cell_count",
     "load_clipseg_segmenter",
-    "pack_mask",
     "top_k_mask",
-    "unpack_mask",
 ]
 
 CLIPSEG_DEFAULT_MODEL = "CIDAS/clipseg-rd64-refined"
@@ -171,59 +169,6 @@ def top_k_mask(score: np.ndarray, k: int) -> np.ndarray:
     flat = np.zeros(score.size, dtype=bool)
     flat[order[:k]] = True
     return flat.reshape(score.shape)
-
-
-# --------------------------------------------------------------------------------------------
-# Wire format of the mask
-# --------------------------------------------------------------------------------------------
-
-
-def pack_mask(mask: np.ndarray) -> bytes:
-    """Bit-pack a key mask for transmission.
-
-    Layout, byte by byte: the ``h * w`` cells are taken in row-major order (cell ``i`` is
-    ``mask[i // w, i % w]``); byte ``j`` holds cells ``8j .. 8j+7``, cell ``8j + b`` in bit ``b``
-    counted from the least significant bit (``np.packbits(..., bitorder="little")``); ``1`` means
-    key. The last byte's unused high bits are zero. Length is ``ceil(h * w / 8)`` bytes. There is no
-    header: ``(h, w)`` travels elsewhere and must be given to :func:`unpack_mask`.
-
-    Example: ``[[1, 0, 0], [0, 0, 0], [0, 0, 1]]`` -> cells 0 and 8 -> ``b"\\x01\\x01"``.
-
-    Args:
-        mask: ``bool`` array ``[h, w]``.
-
-    Returns:
-        ``ceil(h * w / 8)`` bytes.
-    """
-    mask = np.asarray(mask)
-    if mask.dtype != np.bool_ or mask.ndim != 2:
-        raise ValueError(f"mask must be a bool array [h, w], got dtype {mask.dtype} shape {list(mask.shape)}")
-    return np.packbits(mask.ravel(), bitorder="little").tobytes()
-
-
-def unpack_mask(data: bytes, hw: tuple[int, int]) -> np.ndarray:
-    """Inverse of :func:`pack_mask`.
-
-    Args:
-        data: exactly ``ceil(h * w / 8)`` bytes, laid out as :func:`pack_mask` documents.
-        hw: ``(h, w)`` of the mask.
-
-    Returns:
-        ``bool`` array ``[h, w]``.
-
-    Raises:
-        ValueError: if ``data`` has the wrong length or a padding bit is set (the payload is not a
-            mask of this size).
-    """
-    h, w = _check_hw(hw)
-    n = h * w
-    expected = (n + 7) // 8
-    if len(data) != expected:
-        raise ValueError(f"mask of {h}x{w} needs {expected} bytes, got {len(data)}")
-    bits = np.unpackbits(np.frombuffer(bytes(data), dtype=np.uint8), bitorder="little")
-    if bits[n:].any():
-        raise ValueError("mask payload has padding bits set; it is not a packed mask")
-    return bits[:n].astype(bool).reshape(h, w)
 
 
 # --------------------------------------------------------------------------------------------

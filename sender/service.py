@@ -32,7 +32,8 @@ class SenderServicer(pb_grpc.SenderServicer):
                 return _result(req, error=error_fields(e, "sender"))
             frame = pb.Frame(
                 item_id=req.item_id,
-                packet=convert.packet_to_proto(enc.packet),
+                header=enc.wire.header,
+                body=enc.wire.body,
                 recon=req.recon,
                 link_overrides=req.link_overrides,
             )
@@ -71,10 +72,10 @@ def _result(
 ) -> pb.TransmitResult:
     res = pb.TransmitResult(item_id=req.item_id, name=req.image.name)
     if enc is not None:
-        res.mode = enc.packet.mode
+        res.mode = enc.mode
         res.caption = enc.caption
-        res.payload.bytes.update(enc.payload)
-        res.payload.total = sum(enc.payload.values())
+        res.payload.bytes.update(enc.wire.sizes)
+        res.payload.total = sum(enc.wire.sizes.values())
         res.timings.ms.update(enc.timings)
         res.notes.extend(enc.notes)
     res.notes.extend(notes or [])

@@ -17,7 +17,6 @@ def run(args) -> int:
     from gensc.app.demo import sample_images
     from gensc.channel.link import Link, LinkConfig
     from gensc.common.models import resolve_profile
-    from gensc.common.packet import to_wire
     from gensc.receiver.pipeline import ReceiverPipeline
     from gensc.sender.pipeline import SenderPipeline
 
@@ -37,7 +36,7 @@ def run(args) -> int:
     for i in range(args.warmup + args.n):
         name, data = images[i % len(images)]
         enc = sender.encode(data)
-        header, body = to_wire(enc.packet)
+        header, body = enc.wire.header, enc.wire.body
         t0 = time.perf_counter()
         out = link.transmit(header, body, seed=i)
         channel_ms = (time.perf_counter() - t0) * 1e3

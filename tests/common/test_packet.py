@@ -6,7 +6,17 @@ import pytest
 
 from gensc.common.errors import PacketLost
 from gensc.common.modes import MODES
-from gensc.common.packet import HEADER_LEN, Packet, encode, parse, parse_header, to_wire, wire_sizes
+from gensc.common.packet import (
+    HEADER_LEN,
+    Packet,
+    encode,
+    pack_mask,
+    parse,
+    parse_header,
+    to_wire,
+    unpack_mask,
+    wire_sizes,
+)
 from gensc.common.quant import quantize
 
 CAPTION = b"a red cat on a mat"
@@ -206,3 +216,33 @@ def test_packet_checks_its_fields():
 def test_a_classic_payload_must_be_an_image_file():
     with pytest.raises(ValueError, match="not an image file"):
         encode(Packet("classic", image=b"definitely not a jpeg"))
+
+
+# ---------------------------------------------------------------------------- key mask layout
+
+
+@pytest.mark.parametrize("hw", [(1, 1), (3, 3), (8, 8), (13, 29), (64, 64)])
+def test_pack_round_trip(hw):
+    rng = np.random.default_rng(1)
+    mask = rng.random(hw) < 0.4
+    data = pack_mask(mask)
+    assert isinstance(data, bytes)
+    assert len(data) == (hw[0] * hw[1] + 7) // 8
+    np.testing.assert_array_equal(unpack_mask(data, hw), mask)
+
+
+def test_pack_layout_is_little_bit_order_raster():
+    mask = np.zeros((3, 3), bool)
+    mask[0, 0] = True  # cell 0 -> byte 0 bit 0
+    mask[2, 2] = True  # cell 8 -> byte 1 bit 0
+    mask[0, 2] = True  # cell 2 -> byte 0 bit 2
+    assert pack_mask(mask) == bytes([0b00000101, 0b00000001])
+
+
+def test_unpack_rejects_garbage():
+    with pytest.raises(ValueError, match="bytes"):
+        unpack_mask(b"\x00", (4, 4))
+    with pytest.raises(ValueError, match="padding"):
+        unpack_mask(b"\xff\xff", (3, 3))
+    with pytest.raises(ValueError):
+        pack_mask(np.zeros((2, 2), np.uint8))

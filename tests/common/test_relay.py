@@ -15,8 +15,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gensc.common import convert
-from gensc.common.packet import Packet
+from gensc.common.packet import Packet, to_wire
 from gensc.common.rpc import RpcConfig, create_channel, create_server
 from gensc.proto import semcom_pb2 as pb
 from gensc.proto import semcom_pb2_grpc as pb_grpc
@@ -58,7 +57,8 @@ def proxy():
 
 
 def _frame(item_id: str) -> pb.Frame:
-    return pb.Frame(item_id=item_id, packet=convert.packet_to_proto(Packet("text", b"a cat")))
+    header, body = to_wire(Packet("text", b"a cat"))
+    return pb.Frame(item_id=item_id, header=header, body=body)
 
 
 def test_duplicate_and_empty_ids_get_one_error_each_and_the_stream_ends(proxy):

@@ -1,4 +1,4 @@
-"""Tests for gensc.sender.segment: saliency and CLIPSeg segmenters, mask packing."""
+"""Tests for gensc.sender.segment: saliency and CLIPSeg segmenters."""
 
 from __future__ import annotations
 
@@ -15,9 +15,7 @@ from gensc.sender.segment import (
     get_segmenter,
     key_cell_count,
     load_clipseg_segmenter,
-    pack_mask,
     top_k_mask,
-    unpack_mask,
 )
 
 skdata = pytest.importorskip("skimage.data")
@@ -136,36 +134,6 @@ def test_saliency_flat_image_still_gives_exact_count():
     m = get_segmenter("saliency")(img, (8, 8), 0.25)
     assert int(m.sum()) == 16
     np.testing.assert_array_equal(m.ravel()[:16], True)  # all tied: raster order
-
-
-# ---------------------------------------------------------------------------- mask packing
-
-
-@pytest.mark.parametrize("hw", [(1, 1), (3, 3), (8, 8), (13, 29), (64, 64)])
-def test_pack_round_trip(hw):
-    rng = np.random.default_rng(1)
-    mask = rng.random(hw) < 0.4
-    data = pack_mask(mask)
-    assert isinstance(data, bytes)
-    assert len(data) == (hw[0] * hw[1] + 7) // 8
-    np.testing.assert_array_equal(unpack_mask(data, hw), mask)
-
-
-def test_pack_layout_is_little_bit_order_raster():
-    mask = np.zeros((3, 3), bool)
-    mask[0, 0] = True  # cell 0 -> byte 0 bit 0
-    mask[2, 2] = True  # cell 8 -> byte 1 bit 0
-    mask[0, 2] = True  # cell 2 -> byte 0 bit 2
-    assert pack_mask(mask) == bytes([0b00000101, 0b00000001])
-
-
-def test_unpack_rejects_garbage():
-    with pytest.raises(ValueError, match="bytes"):
-        unpack_mask(b"\x00", (4, 4))
-    with pytest.raises(ValueError, match="padding"):
-        unpack_mask(b"\xff\xff", (3, 3))
-    with pytest.raises(ValueError):
-        pack_mask(np.zeros((2, 2), np.uint8))
 
 
 # ---------------------------------------------------------------------------- clipseg

@@ -1,0 +1,34 @@
+"""``latent`` (wire id 2): the quantised latent only; the receiver runs the VAE decoder (the VAE
+as a transceiver)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gensc.common.errors import PacketLost
+from gensc.common.modes.base import Build, Content, Mode, Rebuild
+from gensc.common.quant import quantize
+
+
+def quantised_latent(job: Build) -> dict:
+    """Encode and quantise the whole latent at ``job.bits``: the packet's ``latent`` field."""
+    z = job.encode_latent()
+    with job.stage("quantise"):
+        return {"latent": quantize(z, job.bits)}
+
+
+class Latent(Mode):
+    def build(self, job: Build) -> Content:
+        return Content("", quantised_latent(job))
+
+    def rebuild(self, job: Rebuild) -> np.ndarray:
+        job.check_latent_fits()
+        pkt = job.packet
+        if pkt.latent is None:
+            raise PacketLost("the latent is damaged beyond use and this mode sends no text")
+        if not pkt.known.all():
+            job.notes.append(f"latent: {int((~pkt.known).sum())} unknown values filled from their neighbours")
+        return job.generator.decode(pkt.latent, pkt.known)
+
+
+MODE = Latent("latent", 2, "none", "quantised", "full", "quantised latent, VAE decode only")

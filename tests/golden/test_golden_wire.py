@@ -1,7 +1,7 @@
 """The same input gives byte-identical wire packets before and after the mode registry.
 
 tests/golden/wire_v2.json was recorded with the sender as it was before the registry (commit
-8987214, tests/golden/record.py): for each scikit-image photo and mode, the tiny models' outputs
+8987214, by wrapping its models' calls): for each scikit-image photo and mode, the tiny models' outputs
 (caption, latent, key mask, structured prompt) and the header and body it put on the wire. Here
 the current sender gets the same model outputs and must produce the same bytes. Recording the
 model outputs keeps the test about packet assembly, not about a CPU's floating-point rounding.
@@ -44,7 +44,8 @@ def _replay(pipe, monkeypatch, models: dict) -> None:
     monkeypatch.setattr(pipe, "caption", lambda image: models["caption"])
     monkeypatch.setattr(pipe, "encode_latent", latent)
     monkeypatch.setattr(pipe, "key_mask", lambda image, hw, f: np.array(models["mask"], bool))
-    monkeypatch.setattr(pipe, "prompt", lambda image, region: (models["prompt"], list(models["prompt_notes"])))
+    prompt = (models.get("prompt"), list(models.get("prompt_notes", [])))
+    monkeypatch.setattr(pipe, "prompt", lambda image, region: prompt)
 
 
 @pytest.mark.parametrize("case", GOLDEN["cases"], ids=lambda c: f"{c['photo']}-{c['mode']}-{c['snr_db']}")

@@ -16,50 +16,12 @@ import sys
 import time
 from pathlib import Path
 
+from gensc.app.client import add_send_options
 from gensc.common.service import add_rpc_args, env, rpc_config
 
 
-def add_send_options(p: argparse.ArgumentParser) -> None:
-    from gensc.channel.cli import add_link_args
-
-    p.add_argument("--mode", default=None, help="transmission mode (default: the sender's)")
-    p.add_argument("--quant-bits", type=int, default=None)
-    p.add_argument("--strength", type=float, default=None)
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--guidance", type=float, default=None)
-    p.add_argument("--diffusion-seed", type=int, default=None, help="the receiver's diffusion seed")
-    p.add_argument("--window", type=int, default=1, help="images in flight at once")
-    add_link_args(p)
-
-
-def send_options(args):
-    from gensc.app.client import SendOptions
-    from gensc.channel.cli import link_overrides
-
-    return SendOptions(
-        mode=args.mode,
-        quant_bits=args.quant_bits,
-        strength=args.strength,
-        steps=args.steps,
-        guidance=args.guidance,
-        seed=args.diffusion_seed,
-        link=link_overrides(args),
-        window=args.window,
-    )
-
-
-def progress_bar(total: int):
-    """(update(record), close()) of a tqdm bar on stderr; no-ops without tqdm."""
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover
-        return (lambda rec: None), lambda: None
-    bar = tqdm(total=total, unit="img", desc="images", file=sys.stderr)
-    return (lambda rec: bar.update(1)), bar.close
-
-
 def _send(args) -> int:
-    from gensc.app.client import format_table, send, write_report
+    from gensc.app.client import format_table, progress_bar, send, send_options, write_report
 
     target = args.sender or env("GENSC_SENDER_ADDR")
     if not target:

@@ -13,9 +13,11 @@ Record schema (one per image, in input order; documented in the README):
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import re
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -252,3 +254,44 @@ def format_table(records: list[dict[str, Any]]) -> str:
         )
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows)
+
+
+# ------------------------------------------------------------------ command-line flags of a client
+
+
+def add_send_options(p: argparse.ArgumentParser) -> None:
+    from gensc.channel.cli import add_link_args
+
+    p.add_argument("--mode", default=None, help="transmission mode (default: the sender's)")
+    p.add_argument("--quant-bits", type=int, default=None)
+    p.add_argument("--strength", type=float, default=None)
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--guidance", type=float, default=None)
+    p.add_argument("--diffusion-seed", type=int, default=None, help="the receiver's diffusion seed")
+    p.add_argument("--window", type=int, default=1, help="images in flight at once")
+    add_link_args(p)
+
+
+def send_options(args):
+    from gensc.channel.cli import link_overrides
+
+    return SendOptions(
+        mode=args.mode,
+        quant_bits=args.quant_bits,
+        strength=args.strength,
+        steps=args.steps,
+        guidance=args.guidance,
+        seed=args.diffusion_seed,
+        link=link_overrides(args),
+        window=args.window,
+    )
+
+
+def progress_bar(total: int):
+    """(update(record), close()) of a tqdm bar on stderr; no-ops without tqdm."""
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover
+        return (lambda rec: None), lambda: None
+    bar = tqdm(total=total, unit="img", desc="images", file=sys.stderr)
+    return (lambda rec: bar.update(1)), bar.close

@@ -40,8 +40,7 @@ def profile_statement(profile) -> str:
 
 
 def run(args) -> int:
-    from gensc.app.cli import progress_bar, send_options
-    from gensc.app.client import format_table, send, write_report
+    from gensc.app.client import format_table, progress_bar, send, send_options, write_report
     from gensc.app.launch import local_stack
     from gensc.channel.cli import link_overrides
     from gensc.common.service import profile_from, rpc_config
@@ -93,7 +92,7 @@ def run(args) -> int:
 
 
 def add_command(sub) -> None:
-    from gensc.app.cli import add_send_options
+    from gensc.app.client import add_send_options
     from gensc.common.service import add_model_args, add_rpc_args
 
     p = sub.add_parser("demo", help="run all three services locally on the scikit-image photos")

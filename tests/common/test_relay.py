@@ -14,28 +14,12 @@ import time
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from helpers import EchoReceiver, serve
 
 from gensc.common.packet import Packet, to_wire
-from gensc.common.rpc import RpcConfig, create_channel, create_server
+from gensc.common.rpc import RpcConfig, create_channel
 from gensc.proto import semcom_pb2 as pb
 from gensc.proto import semcom_pb2_grpc as pb_grpc
-
-
-class EchoReceiver(pb_grpc.ReceiverServicer):
-    """A receiver that answers every frame at once with a tiny image (the proxy's peer)."""
-
-    def __init__(self, hold: threading.Event | None = None) -> None:
-        self.hold = hold
-
-    def Reconstruct(self, request_iterator, context):
-        for frame in request_iterator:
-            if self.hold is not None:
-                self.hold.wait(30)
-            yield pb.Reconstruction(item_id=frame.item_id, image=pb.Image(name=frame.item_id, data=b"x"))
-
-
-def _serve(add, servicer, name, config=None):
-    return create_server(lambda s: add(servicer, s), [f"gensc.v1.{name}"], config=config or RpcConfig())
 
 
 @pytest.fixture()
@@ -44,8 +28,8 @@ def proxy():
     from gensc.channel.service import ChannelServicer
 
     rpc = RpcConfig(max_workers=4)
-    rx = _serve(pb_grpc.add_ReceiverServicer_to_server, EchoReceiver(), "Receiver")
-    ch = _serve(
+    rx = serve(pb_grpc.add_ReceiverServicer_to_server, EchoReceiver(), "Receiver")
+    ch = serve(
         pb_grpc.add_ChannelServicer_to_server,
         ChannelServicer(LinkConfig(snr_db=30.0), f"127.0.0.1:{rx.port}", rpc),
         "Channel",
@@ -100,8 +84,8 @@ def test_a_peer_that_never_answers_is_cut_by_the_item_timeout():
 
     hold = threading.Event()
     rpc = RpcConfig(item_timeout_s=1.0)
-    rx = _serve(pb_grpc.add_ReceiverServicer_to_server, EchoReceiver(hold), "Receiver")
-    ch = _serve(
+    rx = serve(pb_grpc.add_ReceiverServicer_to_server, EchoReceiver(hold), "Receiver")
+    ch = serve(
         pb_grpc.add_ChannelServicer_to_server,
         ChannelServicer(LinkConfig(snr_db=30.0), f"127.0.0.1:{rx.port}", rpc),
         "Channel",
@@ -122,7 +106,7 @@ def test_a_peer_that_never_answers_is_cut_by_the_item_timeout():
 def test_a_receiver_checks_ids_too(receiver):
     from gensc.receiver.service import ReceiverServicer
 
-    rx = _serve(pb_grpc.add_ReceiverServicer_to_server, ReceiverServicer(receiver), "Receiver")
+    rx = serve(pb_grpc.add_ReceiverServicer_to_server, ReceiverServicer(receiver), "Receiver")
     try:
         frames = [pb.ReceivedFrame(item_id=i) for i in ("a", "a", "")]
         with create_channel(f"127.0.0.1:{rx.port}") as ch:

@@ -1,0 +1,77 @@
+"""The channel proxy as a service: a byte pipe that owns the link."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from helpers import EchoReceiver, serve
+
+from gensc.common.rpc import RpcConfig, create_channel
+from gensc.proto import semcom_pb2 as pb
+from gensc.proto import semcom_pb2_grpc as pb_grpc
+
+
+def test_the_proxy_imports_no_packet_code():
+    code = (
+        "import sys, gensc.channel.service, gensc.channel.cli; "
+        "bad = sorted(m for m in sys.modules if m.startswith(('gensc.common.packet', 'gensc.common.codecs', "
+        "'gensc.common.modes', 'gensc.common.quant', 'gensc.sender', 'gensc.receiver', 'torch'))); "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_any_bytes_cross_and_the_report_goes_on_to_the_receiver():
+    from gensc.channel.link import LinkConfig
+    from gensc.channel.service import ChannelServicer
+
+    peer = EchoReceiver()
+    rx = serve(pb_grpc.add_ReceiverServicer_to_server, peer, "Receiver")
+    link = LinkConfig(snr_db=40.0, code="ldpc-1/2")
+    ch = serve(
+        pb_grpc.add_ChannelServicer_to_server,
+        ChannelServicer(link, f"127.0.0.1:{rx.port}", RpcConfig()),
+        "Channel",
+    )
+    try:
+        frame = pb.Frame(item_id="a", header=b"not a gensc header", body=bytes(range(256)) * 3)
+        with create_channel(f"127.0.0.1:{ch.port}") as c:
+            (answer,) = pb_grpc.ChannelStub(c).Relay(iter([frame]), timeout=20)
+        assert answer.HasField("image") and answer.report.code == "ldpc-1/2"
+        (got,) = peer.frames
+        assert got.header == frame.header and got.body == frame.body  # 40 dB: nothing flipped
+        assert got.report.info_bits == 8 * len(frame.body) and got.report.esn0_db == 40.0
+    finally:
+        ch.stop(0)
+        rx.stop(0)
+
+
+def test_realtime_waits_the_airtime_once():
+    """airtime_s already includes the propagation delay; the proxy must not add it again."""
+    from gensc.channel.link import LinkConfig
+    from gensc.channel.service import ChannelServicer
+
+    rx = serve(pb_grpc.add_ReceiverServicer_to_server, EchoReceiver(), "Receiver")
+    link = LinkConfig(symbol_rate_hz=20_000.0, propagation_delay_s=0.5, realtime=True)
+    ch = serve(
+        pb_grpc.add_ChannelServicer_to_server,
+        ChannelServicer(link, f"127.0.0.1:{rx.port}", RpcConfig()),
+        "Channel",
+    )
+    try:
+        frame = pb.Frame(item_id="a", header=b"h" * 30, body=b"b" * 2000)
+        with create_channel(f"127.0.0.1:{ch.port}") as c:
+            t0 = time.perf_counter()
+            (answer,) = pb_grpc.ChannelStub(c).Relay(iter([frame]), timeout=20)
+            elapsed = time.perf_counter() - t0
+        airtime = answer.report.airtime_s
+        assert airtime > 0.5 + 0.2  # the delay plus 4000 16QAM symbols of body (and the header) at 20 kBd
+        waited = answer.timings.ms["channel"] / 1e3
+        assert airtime <= waited < airtime + 0.3, (waited, airtime)  # a double wait would add 0.5 s
+        assert elapsed < airtime + 2.0
+    finally:
+        ch.stop(0)
+        rx.stop(0)

@@ -55,7 +55,10 @@ def start_service(
     """Run ``gensc <role> serve --host HOST --port PORT ARGS`` and return once it has bound its port.
 
     ``prefix`` goes before the command (``ip netns exec NS`` runs it in a network namespace);
-    ``env`` is added to this process's environment. Models may still be loading: see ``wait_ready``.
+    ``env`` is added to this process's environment. Each service runs in a session of its own:
+    where Linux shares CPU time out by session (autogroup), a service gets its own share, as on
+    a machine of its own, instead of splitting ours. Models may still be loading: see
+    ``wait_ready``.
     """
     name = name or role
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -70,6 +73,7 @@ def start_service(
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            start_new_session=True,  # its own scheduling group (Linux autogroup), like a machine of its own
         )
     service = Service(name, proc, "", log_path)
     deadline = time.monotonic() + 120

@@ -206,13 +206,8 @@ class _Relay:
         with self.lock:
             for item_id, item in list(self.items.items()):
                 if now - item.t_in > cfg.item_timeout_s:
-                    expired.append(
-                        (
-                            item,
-                            grpc.StatusCode.DEADLINE_EXCEEDED,
-                            f"no answer within {cfg.item_timeout_s:g} s",
-                        )
-                    )
+                    why = f"no answer within {cfg.item_timeout_s:g} s"
+                    expired.append((item, grpc.StatusCode.DEADLINE_EXCEEDED, why))
                 elif item.stream is None and now - item.waiting_since > cfg.peer_wait_s:
                     why = f"no healthy {self.downstream.kind} took it within {cfg.peer_wait_s:g} s"
                     expired.append((item, grpc.StatusCode.UNAVAILABLE, why + self.last_error))
@@ -296,6 +291,8 @@ class _Relay:
     def _take_slot(self) -> str | None:
         cfg = self.config
         with self.lock:
+            if self.closed:
+                return "the stream is ending"
             if self.holding >= cfg.max_in_flight_per_stream:
                 return (
                     f"this stream already has {cfg.max_in_flight_per_stream} items in flight "

@@ -19,7 +19,7 @@ from typing import Any
 import grpc
 
 from gensc.common.errors import ModelUnavailable
-from gensc.common.rpc import RpcConfig, create_server, serve_until_signal
+from gensc.common.rpc import LIMITS, RpcConfig, create_server, serve_until_signal
 
 log = logging.getLogger("gensc")
 
@@ -28,39 +28,71 @@ def env(name: str, default: Any = None) -> Any:
     return os.environ.get(name, default)
 
 
+def _setting(name: str, kind: type) -> Callable[[str], Any]:
+    """argparse type for the RpcConfig field ``name``: its range (gensc.common.rpc.LIMITS) in the error."""
+    lo, hi = LIMITS[name]
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not lo <= value <= hi:
+            what = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"must be {what} from {lo:g} to {hi:g}, got {text!r}")
+        return value
+
+    return parse
+
+
+# RpcConfig fields with a flag: name -> (environment variable, help)
+RPC_FLAGS = {
+    "max_message_mb": ("GENSC_MAX_MESSAGE_MB", "message size limit in MiB, both directions"),
+    "deadline_s": ("GENSC_DEADLINE_S", "deadline of each stream call"),
+    "item_timeout_s": (
+        "GENSC_ITEM_TIMEOUT_S",
+        "an item relayed downstream without an answer by then gets DEADLINE_EXCEEDED",
+    ),
+    "grace_s": ("GENSC_GRACE_S", "SIGTERM: how long calls in flight may finish"),
+    "max_workers": ("GENSC_MAX_WORKERS", "gRPC worker threads (one per open stream)"),
+    "max_in_flight_per_stream": (
+        "GENSC_MAX_IN_FLIGHT_PER_STREAM",
+        "relaying hops: items of one stream in flight; more get RESOURCE_EXHAUSTED",
+    ),
+    "max_in_flight": (
+        "GENSC_MAX_IN_FLIGHT",
+        "relaying hops: items of all streams in flight; more get RESOURCE_EXHAUSTED",
+    ),
+    "peer_wait_s": (
+        "GENSC_PEER_WAIT_S",
+        "relaying hops: how long an item waits for a healthy downstream peer before UNAVAILABLE",
+    ),
+    "pool_max_streams": ("GENSC_POOL_MAX_STREAMS", "relaying hops: downstream peers one stream uses at most"),
+    "pool_probe_s": ("GENSC_POOL_PROBE_S", "relaying hops: how often a busy stream looks for new peers"),
+    "max_connection_age_s": (
+        "GENSC_MAX_CONNECTION_AGE_S",
+        "servers: clients reconnect after this (and resolve DNS again); calls in flight carry on",
+    ),
+}
+
+
 def add_rpc_args(p: argparse.ArgumentParser) -> None:
+    """One flag per RPC_FLAGS entry (``--max-in-flight``, ...), default from its environment variable."""
     d = RpcConfig()
-    g = p.add_argument_group("gRPC")
-    g.add_argument(
-        "--max-message-mb",
-        type=int,
-        default=int(env("GENSC_MAX_MESSAGE_MB", d.max_message_mb)),
-        help="message size limit, both directions (env GENSC_MAX_MESSAGE_MB)",
-    )
-    g.add_argument(
-        "--deadline-s",
-        type=float,
-        default=float(env("GENSC_DEADLINE_S", d.deadline_s)),
-        help="deadline of each stream call (env GENSC_DEADLINE_S)",
-    )
-    g.add_argument(
-        "--item-timeout-s",
-        type=float,
-        default=float(env("GENSC_ITEM_TIMEOUT_S", d.item_timeout_s)),
-        help="an item relayed downstream without an answer by then gets DEADLINE_EXCEEDED",
-    )
-    g.add_argument("--grace-s", type=float, default=d.grace_s, help="SIGTERM grace for calls in flight")
-    g.add_argument("--max-workers", type=int, default=d.max_workers)
+    g = p.add_argument_group("gRPC (gensc.common.rpc.RpcConfig)")
+    for name, (var, text) in RPC_FLAGS.items():
+        default = getattr(d, name)
+        g.add_argument(
+            "--" + name.replace("_", "-"),
+            type=_setting(name, type(default)),
+            default=str(env(var, default)),  # argparse passes a string default through ``type``
+            help=f"{text} (default {default:g}, env {var})",
+        )
 
 
 def rpc_config(args: argparse.Namespace) -> RpcConfig:
-    return RpcConfig(
-        max_message_mb=args.max_message_mb,
-        deadline_s=args.deadline_s,
-        item_timeout_s=getattr(args, "item_timeout_s", RpcConfig.item_timeout_s),
-        grace_s=getattr(args, "grace_s", RpcConfig.grace_s),
-        max_workers=getattr(args, "max_workers", RpcConfig.max_workers),
-    )
+    """The RpcConfig of the flags ``add_rpc_args`` added (RpcConfig's defaults for any missing)."""
+    return RpcConfig(**{name: getattr(args, name) for name in RPC_FLAGS if hasattr(args, name)})
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 import yaml
 
 from gensc.app.cli import build_parser
+from gensc.common.rpc import pool_target
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,7 +24,7 @@ def test_three_services_with_health_checks_and_gpu_receiver():
     assert set(services) == {"sender", "channel", "receiver"}
     for svc in services.values():
         assert svc["healthcheck"]["test"][:2] == ["CMD", "gensc"]
-        assert svc["ports"]
+    assert services["sender"]["ports"] and services["channel"]["ports"]
     devices = services["receiver"]["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["capabilities"] == ["gpu"]
     assert services["channel"]["depends_on"]["receiver"]["condition"] == "service_healthy"
@@ -40,5 +41,17 @@ def test_every_command_is_a_valid_gensc_command_line():
 
 def test_dockerfile_copies_every_package_folder():
     text = (ROOT / "Dockerfile").read_text()
-    for part in ("proto", "common", "sender", "channel", "receiver"):
-        assert f"COPY {part} {part}" in text
+    parts = re.search(r"^PARTS = (\[.*\])$", (ROOT / "setup.py").read_text(), re.M).group(1)
+    for part in yaml.safe_load(parts):  # every folder the package maps, or `pip install .` fails
+        assert f"COPY {part} {part}" in text, part
+
+
+def test_receivers_scale_behind_dns_based_balancing():
+    """``--scale receiver=N`` needs a receiver without a fixed host port or container name; the
+    proxy then reaches all of them through one DNS name that gRPC resolves to every address."""
+    services = _compose()["services"]
+    receiver = services["receiver"]
+    assert "ports" not in receiver and "container_name" not in receiver
+    assert receiver["expose"] == ["50053"]
+    args = build_parser().parse_args(services["channel"]["command"])
+    assert args.receiver == "dns:///receiver:50053" == pool_target(args.receiver)

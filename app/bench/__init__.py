@@ -2,13 +2,14 @@
 
 services  gRPC overhead across the three hops beside the grpcio floor (gensc.app.bench.services)
 pipeline  per-stage latency in process (gensc.app.bench.pipeline)
+scale     images/s with one vs two receivers, a receiver killed mid-run (gensc.app.bench.scale)
 """
 
 from __future__ import annotations
 
 import importlib
 
-BENCHMARKS = ("services", "pipeline")
+BENCHMARKS = ("services", "pipeline", "scale")
 
 
 def add_command(sub) -> None:

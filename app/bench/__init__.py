@@ -2,13 +2,14 @@
 
 services  gRPC overhead across the three hops beside the grpcio floor (gensc.app.bench.services)
 pipeline  per-stage latency in process (gensc.app.bench.pipeline)
+quant     memory, start-up, latency and error of each --quantize scheme per model (gensc.app.bench.quant)
 """
 
 from __future__ import annotations
 
 import importlib
 
-BENCHMARKS = ("services", "pipeline")
+BENCHMARKS = ("services", "pipeline", "quant")
 
 
 def add_command(sub) -> None:

@@ -311,15 +311,18 @@ def _swap_linear(model: Any, name: str, device: str, dtype: Any) -> None:
                 continue
             w = child.weight.data
             has_bias = child.bias is not None
+            with torch.device("meta"):  # no throw-away random init; the weights come from ``child``
+                if name == "int8":
+                    new = bnb.nn.Linear8bitLt(
+                        child.in_features, child.out_features, has_bias, has_fp16_weights=False, threshold=6.0
+                    )
+                else:
+                    new = bnb.nn.Linear4bit(
+                        child.in_features, child.out_features, has_bias, compute_dtype=dtype, quant_type="nf4"
+                    )
             if name == "int8":
-                new = bnb.nn.Linear8bitLt(
-                    child.in_features, child.out_features, has_bias, has_fp16_weights=False, threshold=6.0
-                )
                 new.weight = bnb.nn.Int8Params(w, requires_grad=False, has_fp16_weights=False)
             else:
-                new = bnb.nn.Linear4bit(
-                    child.in_features, child.out_features, has_bias, compute_dtype=dtype, quant_type="nf4"
-                )
                 new.weight = bnb.nn.Params4bit(w, requires_grad=False, quant_type="nf4")
             if has_bias:
                 new.bias = torch.nn.Parameter(child.bias.data, requires_grad=False)
@@ -343,23 +346,29 @@ def quantised_layers(model: Any) -> dict[str, int]:
     return dict(counts)
 
 
-def parameter_bytes(model: Any) -> int:
+def parameter_bytes(model: Any, float_bytes: int | None = None) -> int:
     """Bytes held by a model's parameters and buffers, quantised ones counted as stored.
 
     transformers' ``get_memory_footprint`` counts ``numel x element_size``, which for an
     optimum-quanto weight gives the float size (its int8/packed int4 data, scales and shifts sit
     inside a tensor subclass) and for bitsandbytes leaves out the scales kept beside the weight.
     This walks tensor subclasses (``__tensor_flatten__``) and adds bitsandbytes' ``SCB`` (int8 row
-    scales) and 4-bit ``quant_state`` (absmax per block, code).
+    scales) and 4-bit ``quant_state`` (absmax per block, code). ``float_bytes``: count the layers
+    left unquantised at this many bytes per value instead of as stored (2: as if they were fp16,
+    as on a GPU, while a CPU computes in fp32).
     """
-    return sum(_tensor_bytes(t) for t in model.parameters()) + sum(_tensor_bytes(t) for t in model.buffers())
+    import torch
+
+    plain = (torch.Tensor, torch.nn.Parameter)
+    return sum(_tensor_bytes(t, float_bytes, plain) for t in (*model.parameters(), *model.buffers()))
 
 
-def _tensor_bytes(t: Any) -> int:
+def _tensor_bytes(t: Any, float_bytes: int | None = None, plain: tuple[type, ...] = ()) -> int:
     if hasattr(t, "__tensor_flatten__"):
         names, _ = t.__tensor_flatten__()
         return sum(_tensor_bytes(getattr(t, n)) for n in names)
-    n = t.numel() * t.element_size()
+    as_float = float_bytes is not None and type(t) in plain and t.is_floating_point()
+    n = t.numel() * (float_bytes if as_float else t.element_size())
     scb = getattr(t, "SCB", None)
     if scb is not None:
         n += scb.numel() * scb.element_size()
@@ -368,16 +377,3 @@ def _tensor_bytes(t: Any) -> int:
         n += sum(x.numel() * x.element_size() for x in (state.absmax, state.code) if x is not None)
         state = getattr(state, "state2", None)
     return n
-
-
-def count_parameters(model: Any, layers: Iterable[str] = ("Linear", "Conv2d")) -> dict[str, int]:
-    """Weights per layer type of a full-precision model: what each scheme could cover."""
-    import torch
-
-    out = {name: 0 for name in layers}
-    for m in model.modules():
-        name = type(m).__name__
-        if name in out and isinstance(getattr(m, "weight", None), torch.Tensor):
-            out[name] += m.weight.numel()
-    out["total"] = sum(p.numel() for p in model.parameters())
-    return out

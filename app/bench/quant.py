@@ -21,7 +21,9 @@ the same inputs and seeds:
 
 Row fields: component, scheme, library, quantised_layers {layer type: count}, param_bytes (stored
 bytes, see gensc.common.quantization.parameter_bytes), footprint_bytes (the library's
-``get_memory_footprint``), fp16_bytes (parameters x 2) and fraction_of_fp16, load_s (from
+``get_memory_footprint``), fp16_bytes (parameters x 2) and fraction_of_fp16, with
+fraction_of_fp16_rest_fp16 counting the layers left unquantised as fp16 (as on a GPU; the CPU
+keeps them in its fp32 compute dtype, so Linear-only schemes are above 1 there), load_s (from
 ``from_pretrained`` to ready), startup_ratio (load_s / the none row's), rss_before_load_gib and
 peak_rss_gib (the process), peak_cuda_gib (CUDA only), first_call_ms (the measured call) and
 latency_ms (median of ``--calls`` further calls; with ``--calls 0`` the first call), and the errors
@@ -339,9 +341,11 @@ def _model_sizes(*models) -> dict[str, Any]:
             layers[k] = layers.get(k, 0) + v
     n_params = sum(sum(p.numel() for p in m.parameters()) for m in models)
     param_bytes = sum(parameter_bytes(m) for m in models)
+    rest_fp16 = sum(parameter_bytes(m, float_bytes=2) for m in models)
     return {
         "quantised_layers": layers,
         "param_bytes": param_bytes,
+        "fraction_of_fp16_rest_fp16": rest_fp16 / (2 * n_params),
         "footprint_bytes": sum(_footprint(m) for m in models),
         "fp16_bytes": 2 * n_params,
         "fraction_of_fp16": param_bytes / (2 * n_params),

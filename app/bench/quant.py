@@ -104,8 +104,23 @@ def run(args) -> int:
                 row = _in_child(job, args.row_timeout_s)
                 rows.append(row)
                 print(f"{component} {scheme}: {_brief(row)}", file=sys.stderr, flush=True)
+                if args.json_out:  # after every row: a long run stopped early keeps what it measured
+                    _write(args.json_out, _result(args, profile, device, rows, started, complete=False))
+    result = _result(args, profile, device, rows, started, complete=True)
+    text = json.dumps(result, indent=2, default=float)
+    print(text)
+    if args.json_out:
+        _write(args.json_out, result)
+    return 0
+
+
+def _write(path: str, result: dict[str, Any]) -> None:
+    Path(path).write_text(json.dumps(result, indent=2, default=float) + "\n")
+
+
+def _result(args, profile, device: str, rows: list[dict[str, Any]], started: float, complete: bool) -> dict:
     _add_ratios(rows)
-    result = {
+    return {
         "benchmark": "quant",
         "what": "model weight quantisation per component and scheme: stored bytes, load time, peak "
         "memory, latency and error against the same model in full precision (see gensc.app.bench.quant)",
@@ -118,6 +133,7 @@ def run(args) -> int:
         "device_name": _device_name(device),
         "dtype": args.dtype,
         "torch_threads": _threads(),
+        "load_average_1min": os.getloadavg()[0],  # above the core count: shared, times inflated
         "versions": _versions(),
         "inputs": {
             "seed": args.seed,
@@ -130,12 +146,8 @@ def run(args) -> int:
         "rows": rows,
         "targets": _targets(rows),
         "wall_s": time.perf_counter() - started,
+        "complete": complete,  # False: the run stopped before its last row
     }
-    text = json.dumps(result, indent=2, default=float)
-    print(text)
-    if args.json_out:
-        Path(args.json_out).write_text(text + "\n")
-    return 0
 
 
 def _brief(row: dict[str, Any]) -> str:

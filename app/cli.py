@@ -4,7 +4,7 @@ gensc sender serve | channel serve | receiver serve     the three services (each
                                                          registers its own commands)
 gensc send IMAGES... --sender HOST:PORT --out DIR        client: report.json + reconstructions
 gensc demo                                               all three locally + sample photos
-gensc bench services | pipeline                          benchmarks that print JSON
+gensc bench services | pipeline | quant                  benchmarks that print JSON
 gensc channel ber | channel bench                        link simulator checks
 gensc payload | eval                                     bytes per packet part; SNR sweeps
 """

@@ -6,6 +6,8 @@ Record schema (one per image, in input order; documented in the README):
     timings_ms {encode, channel, reconstruct, transport, total, hops {hop: ms}, stages {stage: ms}},
     metrics {psnr_db, ssim} (against the original resized as the sender resized it),
     output (file name of the reconstruction in the output folder), notes [..],
+    models {sender, receiver: the quantised model weights, "unet int8 (bitsandbytes, N B), ..."} | null
+    (from their --quantize, see gensc.common.quantization),
     error {code, message, stage} | null
 ``transport`` is ``total`` minus the three compute stages: gRPC hops, serialisation and queueing.
 ``hops`` splits it per hop (see ``hop_times``).
@@ -140,6 +142,7 @@ def _error_record(item_id: str, name: str, code: str, message: str) -> dict[str,
 
 def _record(res: pb.TransmitResult, total_ms: float) -> dict[str, Any]:
     from gensc.common.models import PROFILES
+    from gensc.common.quantization import models_from_notes
 
     stages = dict(res.timings.ms)
     spans = {k: stages.pop(k) for k in SPANS if k in stages}
@@ -166,6 +169,7 @@ def _record(res: pb.TransmitResult, total_ms: float) -> dict[str, Any]:
         "metrics": None,
         "output": None,
         "notes": list(res.notes),
+        "models": models_from_notes(res.notes) or None,
         "error": json_format.MessageToDict(res.error, preserving_proto_field_name=True)
         if res.HasField("error")
         else None,

@@ -19,6 +19,7 @@ from typing import Any
 import grpc
 
 from gensc.common.errors import ModelUnavailable
+from gensc.common.quantization import COMPONENTS, DEFAULT_COMPONENTS, ENV_QUANTIZE, SCHEMES, QuantConfig
 from gensc.common.rpc import LIMITS, RpcConfig, create_server, serve_until_signal
 
 log = logging.getLogger("gensc")
@@ -108,10 +109,26 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default=env("GENSC_DEVICE", "auto"), help="auto, cpu, cuda, cuda:N")
     g.add_argument("--dtype", default=env("GENSC_DTYPE", "auto"), help="auto, fp32, fp16, bf16")
     g.add_argument(
+        "--quantize",
+        type=quant_config,
+        default=env(ENV_QUANTIZE, "none"),
+        help=f"model weights: {', '.join(SCHEMES)} for {', '.join(DEFAULT_COMPONENTS)}, with "
+        "per-component overrides, e.g. 'int8,unet=quanto-int8,vae_encoder=quanto-int8' (components: "
+        f"{', '.join(COMPONENTS)}; env {ENV_QUANTIZE}; see gensc.common.quantization)",
+    )
+    g.add_argument(
         "--allow-download",
         action="store_true",
         help="let from_pretrained download missing weights from the hub",
     )
+
+
+def quant_config(spec: str) -> QuantConfig:
+    """argparse type of ``--quantize``: a bad value stops the command before anything loads."""
+    try:
+        return QuantConfig.parse(spec)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def profile_from(args: argparse.Namespace):

@@ -48,8 +48,13 @@ def _serve(args: argparse.Namespace) -> int:
             quant_bits=args.quant_bits,
             codec=codec,
             policy=Policy.load(args.policy) if args.policy else DEFAULT_POLICY,
+            models=args.quantize,
         )
-        return f"profile {profile.name}" + (", RANDOM WEIGHTS" if profile.random_weights else "")
+        return (
+            f"profile {profile.name}"
+            + (", RANDOM WEIGHTS" if profile.random_weights else "")
+            + "".join(f"; {note}" for note in servicer.pipeline.model_notes)
+        )
 
     return serve(
         args, "sender", lambda s: pb_grpc.add_SenderServicer_to_server(servicer, s), "gensc.v1.Sender", load

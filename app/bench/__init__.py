@@ -3,13 +3,14 @@
 services  gRPC overhead across the three hops beside the grpcio floor (gensc.app.bench.services)
 pipeline  per-stage latency in process (gensc.app.bench.pipeline)
 scale     images/s with one vs two receivers, a receiver killed mid-run (gensc.app.bench.scale)
+quant     memory, start-up, latency and error of each --quantize scheme per model (gensc.app.bench.quant)
 """
 
 from __future__ import annotations
 
 import importlib
 
-BENCHMARKS = ("services", "pipeline", "scale")
+BENCHMARKS = ("services", "pipeline", "scale", "quant")
 
 
 def add_command(sub) -> None:

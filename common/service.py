@@ -18,14 +18,22 @@ from typing import Any
 
 import grpc
 
-from gensc.common.errors import ModelUnavailable
-from gensc.common.rpc import RpcConfig, create_server, serve_until_signal
+from gensc.common.errors import InvalidInput, ModelUnavailable
+from gensc.common.rpc import RpcConfig, TlsConfig, create_server, serve_until_signal
 
 log = logging.getLogger("gensc")
 
 
 def env(name: str, default: Any = None) -> Any:
-    return os.environ.get(name, default)
+    """``$name``, or ``default`` when it is unset or empty (compose passes unset variables as "")."""
+    return os.environ.get(name) or default
+
+
+def env_flag(name: str) -> bool:
+    value = env(name, "0").strip().lower()
+    if value not in ("0", "1", "true", "false", "yes", "no"):
+        raise SystemExit(f"gensc: {name} must be 1/0, true/false or yes/no, got {value!r}")
+    return value in ("1", "true", "yes")
 
 
 def add_rpc_args(p: argparse.ArgumentParser) -> None:
@@ -51,16 +59,73 @@ def add_rpc_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--grace-s", type=float, default=d.grace_s, help="SIGTERM grace for calls in flight")
     g.add_argument("--max-workers", type=int, default=d.max_workers)
+    g.add_argument(
+        "--keepalive-s",
+        type=float,
+        default=float(env("GENSC_KEEPALIVE_S", d.keepalive_s)),
+        help="ping a silent connection this often; servers accept pings 2x as often (env GENSC_KEEPALIVE_S)",
+    )
+    t = p.add_argument_group("security (TLS on every hop, bearer token)")
+    t.add_argument(
+        "--tls-cert",
+        default=env("GENSC_TLS_CERT"),
+        help="PEM certificate chain this process presents (env GENSC_TLS_CERT)",
+    )
+    t.add_argument("--tls-key", default=env("GENSC_TLS_KEY"), help="its PEM private key (env GENSC_TLS_KEY)")
+    t.add_argument(
+        "--tls-ca",
+        default=env("GENSC_TLS_CA"),
+        help="PEM CA certificates peers must chain to; a client without it trusts the system roots "
+        "(env GENSC_TLS_CA)",
+    )
+    t.add_argument(
+        "--tls-client-auth",
+        action="store_true",
+        default=env_flag("GENSC_TLS_CLIENT_AUTH"),
+        help="mutual TLS: servers demand a client certificate signed by --tls-ca (GENSC_TLS_CLIENT_AUTH=1)",
+    )
+    t.add_argument(
+        "--token-file",
+        default=env("GENSC_TOKEN_FILE"),
+        help="file holding the bearer token: servers demand it, clients and relaying hops send it "
+        "(env GENSC_TOKEN_FILE)",
+    )
 
 
 def rpc_config(args: argparse.Namespace) -> RpcConfig:
+    """The RpcConfig of ``add_rpc_args``' flags; raises InvalidInput naming a bad setting or file."""
+    tls = None
+    if args.tls_cert or args.tls_key or args.tls_ca or args.tls_client_auth:
+        tls = TlsConfig(
+            cert=args.tls_cert, key=args.tls_key, ca=args.tls_ca, client_auth=args.tls_client_auth
+        )
     return RpcConfig(
         max_message_mb=args.max_message_mb,
         deadline_s=args.deadline_s,
-        item_timeout_s=getattr(args, "item_timeout_s", RpcConfig.item_timeout_s),
-        grace_s=getattr(args, "grace_s", RpcConfig.grace_s),
-        max_workers=getattr(args, "max_workers", RpcConfig.max_workers),
+        item_timeout_s=args.item_timeout_s,
+        grace_s=args.grace_s,
+        max_workers=args.max_workers,
+        keepalive_s=args.keepalive_s,
+        tls=tls,
+        token_file=args.token_file,
     )
+
+
+def rpc_args(config: RpcConfig) -> list[str]:
+    """Flags that give a child process ``config``'s limits, timeouts, keepalive and security."""
+    out = [
+        *("--keepalive-s", str(config.keepalive_s), "--max-message-mb", str(config.max_message_mb)),
+        *("--deadline-s", str(config.deadline_s), "--item-timeout-s", str(config.item_timeout_s)),
+    ]
+    if config.tls is not None:
+        for flag, value in (("cert", config.tls.cert), ("key", config.tls.key), ("ca", config.tls.ca)):
+            if value is not None:
+                out += [f"--tls-{flag}", value]
+        if config.tls.client_auth:
+            out.append("--tls-client-auth")
+    if config.token_file is not None:
+        out += ["--token-file", config.token_file]
+    return out
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -111,7 +176,11 @@ def serve(
     and the message on stderr (a missing model fails within seconds, at start-up).
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    rpc = rpc_config(args)
+    try:
+        rpc = rpc_config(args)
+    except InvalidInput as e:
+        print(f"gensc {role} serve: {e}", file=sys.stderr, flush=True)
+        return 2
     srv = create_server(register, [service_name], host=args.host, port=args.port, config=rpc, serving=False)
     print(f"gensc {role} listening on {args.host}:{srv.port}", flush=True)
     if args.port_file:

@@ -28,6 +28,7 @@ import re
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,21 +141,22 @@ def send(
     with create_channel(target, rpc) as channel:
         stub = pb_grpc.SenderStub(channel)
         for attempt in range(options.retries + 1):
-            if attempt:
-                time.sleep(min(MAX_BACKOFF_S, options.backoff_s * 2 ** (attempt - 1)))
-            answers = _stream(stub, target, [(str(i), *images[i]) for i in todo], options, rpc)
-            again = []
-            for i in todo:
-                rec = answers[str(i)]
-                code = (rec.get("error") or {}).get("code")
-                if code in RETRYABLE and attempt < options.retries:
-                    failed_before[str(i)].append({"code": code, "message": rec["error"]["message"]})
-                    again.append(i)
-                else:
-                    done(str(i), rec, attempt + 1)
-            todo = again
             if not todo:
                 break
+            if attempt:
+                time.sleep(min(MAX_BACKOFF_S, options.backoff_s * 2 ** (attempt - 1)))
+            again: list[int] = []
+
+            def answered(item_id: str, rec: dict[str, Any], attempt: int = attempt, again=again) -> None:
+                code = (rec.get("error") or {}).get("code")
+                if code in RETRYABLE and attempt < options.retries:
+                    failed_before[item_id].append({"code": code, "message": rec["error"]["message"]})
+                    again.append(int(item_id))
+                else:
+                    done(item_id, rec, attempt + 1)
+
+            _stream(stub, target, [(str(i), *images[i]) for i in todo], options, rpc, answered)
+            todo = sorted(again)
     out = []
     for i, (_, data) in enumerate(images):
         rec = final[str(i)]
@@ -169,8 +171,10 @@ def _stream(
     items: list[tuple[str, str, bytes]],
     options: SendOptions,
     rpc: RpcConfig,
-) -> dict[str, dict[str, Any]]:
-    """One ``Transmit`` stream of ``(item_id, name, bytes)``: one record per item id, each once."""
+    answered: Callable[[str, dict[str, Any]], None],
+) -> None:
+    """One ``Transmit`` stream of ``(item_id, name, bytes)``: ``answered(item_id, record)`` once
+    per item, as its answer arrives (or, for the unanswered ones, when the stream ends)."""
     records: dict[str, dict[str, Any]] = {}
     names = {item_id: name for item_id, name, _ in items}
     sent_at: dict[str, float] = {}
@@ -193,18 +197,17 @@ def _stream(
             rec = _record(res, (time.perf_counter() - sent_at[res.item_id]) * 1e3)
             rec["name"] = names[res.item_id]  # the client's own name, never the service's
             records[res.item_id] = rec
+            answered(res.item_id, rec)
+        code, why = "UNKNOWN", "the stream ended without a result for it"
     except grpc.RpcError as e:
-        code = e.code() if hasattr(e, "code") else grpc.StatusCode.CANCELLED
-        details = (e.details() if hasattr(e, "details") else None) or code.name
-        for item_id, name, _ in items:
-            if item_id not in records:
-                records[item_id] = _error_record(item_id, name, code.name, f"sender {target}: {details}")
+        status = e.code() if hasattr(e, "code") else grpc.StatusCode.CANCELLED
+        details = (e.details() if hasattr(e, "details") else None) or status.name
+        code, why = status.name, f"sender {target}: {details}"
     finally:
         over.set()
     for item_id, name, _ in items:
         if item_id not in records:
-            records[item_id] = _error_record(item_id, name, "UNKNOWN", "no result came back")
-    return records
+            answered(item_id, _error_record(item_id, name, code, why))
 
 
 def load_resume(folder: Path, images: list[tuple[str, bytes]]) -> dict[int, dict[str, Any]]:

@@ -93,13 +93,19 @@ class InProcessStack(dict):
         from gensc.sender.service import SenderServicer
 
         if role == "receiver":
-            servicer, add = ReceiverServicer(self.pipelines["receiver"]), pb_grpc.add_ReceiverServicer_to_server
+            servicer, add = (
+                ReceiverServicer(self.pipelines["receiver"]),
+                pb_grpc.add_ReceiverServicer_to_server,
+            )
         elif role == "channel":
-            servicer = ChannelServicer(LinkConfig(snr_db=self.snr, code="ldpc-1/2"), self["receiver"], self.rpc)
+            servicer = ChannelServicer(
+                LinkConfig(snr_db=self.snr, code="ldpc-1/2"), self["receiver"], self.rpc
+            )
             add = pb_grpc.add_ChannelServicer_to_server
         else:
-            servicer, add = SenderServicer(self.pipelines["sender"], self["channel"], self.rpc), (
-                pb_grpc.add_SenderServicer_to_server
+            servicer, add = (
+                SenderServicer(self.pipelines["sender"], self["channel"], self.rpc),
+                (pb_grpc.add_SenderServicer_to_server),
             )
         name = f"gensc.v1.{role.capitalize()}"
         self.servers[role] = create_server(lambda s: add(servicer, s), [name], port=port, config=self.rpc)

@@ -261,3 +261,19 @@ def test_server_options_accept_the_clients_pings():
         opts = dict(RpcConfig(keepalive_s=keepalive_s).options())
         assert opts["grpc.http2.min_ping_interval_without_data_ms"] <= opts["grpc.keepalive_time_ms"]
         assert opts["grpc.keepalive_permit_without_calls"] == 1
+
+
+def test_gensc_health_speaks_tls_and_needs_no_token(certs, tmp_path, capsys):
+    from gensc.app.cli import main
+
+    (tmp_path / "token").write_text("health-token-123")
+    rpc = RpcConfig(tls=_tls(certs, "receiver", client_auth=True), token_file=str(tmp_path / "token"))
+    rx = _receiver(CountingReceiver(), rpc)
+    try:
+        flags = ["--tls-ca", str(certs / "ca.pem"), "--tls-cert", str(certs / "client.pem")]
+        flags += ["--tls-key", str(certs / "client-key.pem")]
+        assert main(["health", f"127.0.0.1:{rx.port}", *flags]) == 0
+        assert "SERVING" in capsys.readouterr().out
+        assert main(["health", f"127.0.0.1:{rx.port}", "--timeout-s", "1"]) == 1  # plaintext
+    finally:
+        rx.stop(0)

@@ -122,9 +122,11 @@ class RpcConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.max_message_mb <= 2047:  # gRPC counts message bytes in an int32
             raise InvalidInput(f"max_message_mb must be in 1..2047, got {self.max_message_mb}")
-        for name in ("deadline_s", "health_timeout_s", "item_timeout_s", "keepalive_s"):
+        for name in ("deadline_s", "health_timeout_s", "item_timeout_s"):
             if not getattr(self, name) > 0:
                 raise InvalidInput(f"{name} must be > 0 s, got {getattr(self, name)}")
+        if not 0.1 <= self.keepalive_s <= 86400:
+            raise InvalidInput(f"keepalive_s must be in 0.1..86400 s, got {self.keepalive_s}")
         if not self.grace_s >= 0:
             raise InvalidInput(f"grace_s must be >= 0 s, got {self.grace_s}")
         if not 1 <= self.max_workers <= 1024:

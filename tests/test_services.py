@@ -109,9 +109,8 @@ def test_sender_down_gives_unavailable_per_image(photos):
 def test_receiver_down_gives_unavailable_per_image(tiny_cache, photos, tmp_path):
     with local_stack(tmp_path, common=MODEL_ARGS, receiver_target=_dead_address()) as addrs:
         t0 = time.monotonic()
-        recs = send(
-            addrs["sender"], [("a.png", photos["astronaut"]), ("b", b"junk"), ("c.png", photos["coffee"])]
-        )
+        images = [("a.png", photos["astronaut"]), ("b", b"junk"), ("c.png", photos["coffee"])]
+        recs = send(addrs["sender"], images, SendOptions(retries=0))  # one attempt: the time bound
         assert time.monotonic() - t0 < 30
     assert [r["error"]["code"] for r in recs] == ["UNAVAILABLE", "INVALID_ARGUMENT", "UNAVAILABLE"]
     assert "receiver" in recs[0]["error"]["message"]

@@ -40,7 +40,7 @@ def test_every_command_is_a_valid_gensc_command_line():
 
 def test_dockerfile_copies_every_package_folder():
     text = (ROOT / "Dockerfile").read_text()
-    for part in ("proto", "common", "sender", "channel", "receiver"):
+    for part in ("proto", "common", "sender", "channel", "receiver", "app", "evaluation"):
         assert f"COPY {part} {part}" in text
 
 

@@ -12,7 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from gensc.common.rpc import wait_healthy
+from gensc.common.rpc import RpcConfig, wait_healthy
+from gensc.common.service import rpc_args
 
 
 @dataclass
@@ -67,7 +68,7 @@ def start_service(
     log_path = log_dir / f"{name}.log"
     cmd = [*prefix, sys.executable, "-m", "gensc.app.cli", role, "serve", "--host", host, "--port", str(port)]
     cmd += ["--port-file", str(port_file), *args]
-    with open(log_path, "wb") as log:
+    with open(log_path, "ab") as log:  # a restart appends
         proc = subprocess.Popen(
             cmd,
             stdout=log,
@@ -86,7 +87,7 @@ def start_service(
     return service
 
 
-def wait_ready(services: Sequence[Service], timeout_s: float) -> None:
+def wait_ready(services: Sequence[Service], timeout_s: float, rpc: RpcConfig | None = None) -> None:
     """Return once every service reports SERVING; raise with the failing one's log otherwise."""
     deadline = time.monotonic() + timeout_s
     for s in services:
@@ -94,51 +95,93 @@ def wait_ready(services: Sequence[Service], timeout_s: float) -> None:
             if s.proc.poll() is not None:
                 raise RuntimeError(f"{s.name} exited:\n{s.tail()}")
             try:
-                wait_healthy(s.address, timeout_s=2.0)
+                wait_healthy(s.address, timeout_s=2.0, config=rpc or RpcConfig())
                 break
             except TimeoutError:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{s.name} not ready:\n{s.tail()}") from None
 
 
+class LocalStack(dict):
+    """The services' addresses by name (``stack["sender"]``), plus the processes behind them.
+
+    ``start(role, args, name=)`` runs one (``rpc``'s TLS, token, limits and keepalive flags are
+    added, gensc.common.service.rpc_args); ``kill(name)`` ends one with SIGKILL (a crash: no
+    graceful stop); ``restart(name)`` starts it again on the same port with the same arguments
+    and waits until it reports SERVING; ``pid(name)`` gives its process id (memory readings).
+    """
+
+    def __init__(
+        self, log_dir: Path, rpc: RpcConfig | None = None, env: dict[str, str] | None = None
+    ) -> None:
+        super().__init__()
+        self.log_dir, self.rpc, self.env = log_dir, rpc or RpcConfig(), env or {}
+        self.services: dict[str, Service] = {}
+        self._launch: dict[str, tuple[str, list[str]]] = {}
+
+    def start(self, role: str, args: Sequence[str], *, name: str | None = None, port: int = 0) -> Service:
+        name = name or role
+        self._launch[name] = (role, list(args))
+        flags = rpc_args(self.rpc)
+        service = start_service(role, [*flags, *args], self.log_dir, name=name, port=port, env=self.env)
+        self.services[name], self[name] = service, service.address
+        return service
+
+    def pid(self, name: str) -> int:
+        return self.services[name].proc.pid
+
+    def kill(self, name: str) -> None:
+        self.services[name].proc.kill()
+        self.services[name].proc.wait()
+
+    def restart(self, name: str, ready_timeout_s: float = 300.0) -> None:
+        role, args = self._launch[name]
+        self.start(role, args, name=name, port=int(self[name].rsplit(":", 1)[1]))
+        self.wait_ready([name], ready_timeout_s)
+
+    def wait_ready(self, names: Sequence[str], timeout_s: float) -> None:
+        wait_ready([self.services[n] for n in names], timeout_s, self.rpc)
+
+    def stop(self) -> None:
+        for s in self.services.values():
+            if s.proc.poll() is None:
+                s.proc.send_signal(signal.SIGTERM)
+        for s in self.services.values():
+            s.stop()
+
+
 @contextmanager
 def local_stack(
     log_dir: Path,
     *,
-    common: list[str] = (),
-    sender: list[str] = (),
-    channel: list[str] = (),
-    receiver: list[str] = (),
+    common: Sequence[str] = (),
+    sender: Sequence[str] = (),
+    channel: Sequence[str] = (),
+    receiver: Sequence[str] = (),
     ready_timeout_s: float = 900.0,
     receiver_target: str | None = None,
     receivers: int = 1,
-) -> Iterator[dict[str, str]]:
+    rpc: RpcConfig | None = None,
+) -> Iterator[LocalStack]:
     """Run receiver(s), channel and sender on 127.0.0.1 (port 0 each); yield their addresses.
 
-    ``common`` arguments go to the sender and receivers (model profile flags). Models load in
-    parallel; this returns once all report SERVING, or raises with the failing log. With
-    ``receivers`` > 1 the proxy gets them all as one pool (``ip:port,ip:port``, the
-    ``receiver`` address); with ``receiver_target`` none is started and the proxy forwards there.
+    ``common`` arguments go to the sender and receivers (model profile flags); ``rpc``'s TLS,
+    token, limits and keepalive go to all of them. Models load in parallel; this returns once
+    all report SERVING, or raises with the failing log. With ``receivers`` > 1 the proxy gets
+    them all as one pool (``ip:port,ip:port``, the ``receiver`` address); with
+    ``receiver_target`` none is started and the proxy forwards there.
     """
-    started: list[Service] = []
-    addrs: dict[str, str] = {}
+    stack = LocalStack(log_dir, rpc)
     try:
         if receiver_target is None:
-            for k in range(receivers):
-                name = "receiver" if receivers == 1 else f"receiver-{k}"
-                started.append(start_service("receiver", [*common, *receiver], log_dir, name=name))
-            addrs["receiver"] = ",".join(s.address for s in started)
+            names = ["receiver"] if receivers == 1 else [f"receiver-{k}" for k in range(receivers)]
+            pool = [stack.start("receiver", [*common, *receiver], name=n).address for n in names]
+            stack["receiver"] = ",".join(pool)
         else:
-            addrs["receiver"] = receiver_target
-        started.append(start_service("channel", ["--receiver", addrs["receiver"], *channel], log_dir))
-        addrs["channel"] = started[-1].address
-        started.append(start_service("sender", ["--channel", addrs["channel"], *common, *sender], log_dir))
-        addrs["sender"] = started[-1].address
-        wait_ready(started, ready_timeout_s)
-        yield addrs
+            stack["receiver"] = receiver_target
+        stack.start("channel", ["--receiver", stack["receiver"], *channel])
+        stack.start("sender", ["--channel", stack["channel"], *common, *sender])
+        stack.wait_ready(list(stack.services), ready_timeout_s)
+        yield stack
     finally:
-        for s in started:
-            if s.proc.poll() is None:
-                s.proc.send_signal(signal.SIGTERM)
-        for s in started:
-            s.stop()
+        stack.stop()

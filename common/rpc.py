@@ -7,10 +7,20 @@ health turns NOT_SERVING, new calls are refused, calls in flight finish the item
 and take no more (a relay upstream sends the rest to its other peers), and after ``grace_s``
 seconds they are cancelled (their clients see an explicit status for every unanswered item).
 Every client call passes a deadline. Client channels to a pool: ``create_channel``.
+
+Security, both optional and set once in ``RpcConfig`` for every hop a process serves or calls:
+TLS (``TlsConfig``: a server presents its certificate, a client checks it against the CA;
+with ``client_auth`` the server demands a client certificate too: mutual TLS), and a bearer
+token (``token_file``): a server lets a call through only with ``authorization: Bearer
+<token>`` (``TokenInterceptor``, constant-time compare; the health service stays open), and
+every channel this module creates sends it. Keepalive: clients ping every ``keepalive_s`` on a
+silent connection and servers accept pings twice as often, so a slow item is never cut with
+GOAWAY "too_many_pings" (gRPC's server default allows one ping per 5 minutes).
 """
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import json
 import logging
@@ -21,12 +31,13 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent import futures
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from gensc.common.errors import GenscError
+from gensc.common.errors import GenscError, InvalidInput, clean_message
 
 log = logging.getLogger("gensc.rpc")
 
@@ -46,7 +57,77 @@ LIMITS: dict[str, tuple[float, float]] = {
     "pool_max_streams": (1, 64),
     "pool_probe_s": (0.1, 3600.0),
     "max_connection_age_s": (1.0, 7 * 86400.0),
+    "keepalive_s": (0.1, 86400.0),
 }
+
+
+def _read_pem(path: str, what: str) -> bytes:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise InvalidInput(f"cannot read the TLS {what} {path}: {e.strerror}") from None
+    if b"-----BEGIN " not in data:
+        raise InvalidInput(f"the TLS {what} {path} is not a PEM file")
+    return data
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """TLS for one process, on its server and on the channels it opens (PEM file paths).
+
+    ``cert``/``key``: this process's certificate chain and private key; a server presents them,
+    and a client presents them when the server asks (mutual TLS). ``ca``: the CA certificates
+    that peers must chain to; a client without one trusts the system's roots. ``client_auth``:
+    a server demands a client certificate signed by ``ca`` (mutual TLS). A certificate used on
+    both sides needs both extended key usages (``gensc certs`` writes such certificates).
+    """
+
+    cert: str | None = None
+    key: str | None = None
+    ca: str | None = None
+    client_auth: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.cert is None) != (self.key is None):
+            raise InvalidInput("--tls-cert and --tls-key go together: give both or neither")
+        if self.cert is None and self.ca is None:
+            raise InvalidInput("TLS needs --tls-cert and --tls-key (to serve) or --tls-ca (to call)")
+        if self.client_auth and self.ca is None:
+            raise InvalidInput("mutual TLS (--tls-client-auth) needs --tls-ca, the client certificates' CA")
+        for path, what in ((self.cert, "certificate"), (self.key, "key"), (self.ca, "CA")):
+            if path is not None:
+                _read_pem(path, what)  # fail at start-up, naming the file
+
+    def server_credentials(self) -> grpc.ServerCredentials:
+        if self.cert is None or self.key is None:
+            raise InvalidInput("a TLS server needs --tls-cert and --tls-key")
+        return grpc.ssl_server_credentials(
+            [(_read_pem(self.key, "key"), _read_pem(self.cert, "certificate"))],
+            root_certificates=_read_pem(self.ca, "CA") if self.ca else None,
+            require_client_auth=self.client_auth,
+        )
+
+    def channel_credentials(self) -> grpc.ChannelCredentials:
+        pair = self.cert is not None and self.key is not None
+        return grpc.ssl_channel_credentials(
+            root_certificates=_read_pem(self.ca, "CA") if self.ca else None,
+            private_key=_read_pem(self.key, "key") if pair else None,
+            certificate_chain=_read_pem(self.cert, "certificate") if pair else None,
+        )
+
+
+def read_token(path: str) -> str:
+    """The bearer token in ``path`` (one line; surrounding whitespace ignored). Never logged."""
+    try:
+        token = Path(path).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        why = e.strerror if isinstance(e, OSError) else "not ASCII text"
+        raise InvalidInput(f"cannot read the token file {path}: {why}") from None
+    if not token:
+        raise InvalidInput(f"the token file {path} is empty")
+    if not all(33 <= ord(c) < 127 for c in token):
+        raise InvalidInput(f"the token in {path} must be one word of printable ASCII (no spaces)")
+    return token
 
 
 @dataclass(frozen=True)
@@ -76,23 +157,37 @@ class RpcConfig:
     pool_max_streams: int = 8
     pool_probe_s: float = 5.0
     max_connection_age_s: float = 300.0
+    keepalive_s: float = 30.0  # clients ping a silent connection this often; servers accept 2x as often
+    tls: TlsConfig | None = None  # None: plaintext
+    token_file: str | None = None  # bearer token: servers demand it, channels send it (None: no token)
 
     def __post_init__(self) -> None:
         for f in fields(self):
+            if f.name not in LIMITS:
+                continue
             lo, hi = LIMITS[f.name]
             value = getattr(self, f.name)
             kind = int if isinstance(f.default, int) else int | float
             if isinstance(value, bool) or not isinstance(value, kind) or not lo <= value <= hi:
                 what = "a whole number" if kind is int else "a number"
-                raise ValueError(f"{f.name} must be {what} from {lo:g} to {hi:g}, got {value!r}")
+                raise InvalidInput(f"{f.name} must be {what} from {lo:g} to {hi:g}, got {value!r}")
+        if self.token_file is not None:
+            read_token(self.token_file)  # fail at start-up, naming the file
+
+    @property
+    def max_message_bytes(self) -> int:
+        return self.max_message_mb * 1024 * 1024
 
     def options(self) -> list[tuple[str, Any]]:
-        size = self.max_message_mb * 1024 * 1024
+        """Channel and server arguments; the keepalive ones agree by construction."""
+        ping_ms = round(self.keepalive_s * 1000)
         return [
-            ("grpc.max_send_message_length", size),
-            ("grpc.max_receive_message_length", size),
-            ("grpc.keepalive_time_ms", 30_000),
-            ("grpc.keepalive_timeout_ms", 10_000),
+            ("grpc.max_send_message_length", self.max_message_bytes),
+            ("grpc.max_receive_message_length", self.max_message_bytes),
+            # client side: ping a connection that has been silent for keepalive_s, drop it when
+            # no answer comes within keepalive_timeout (a peer that vanished)
+            ("grpc.keepalive_time_ms", ping_ms),
+            ("grpc.keepalive_timeout_ms", min(10_000, ping_ms)),
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.max_pings_without_data", 0),
             # clients: try a lost peer again after 0.2 s, then at most every 2 s (gRPC's default
@@ -102,13 +197,17 @@ class RpcConfig:
             ("grpc.max_reconnect_backoff_ms", 2000),
             # servers: GOAWAY after this age (calls in flight finish), clients re-resolve
             ("grpc.max_connection_age_ms", int(self.max_connection_age_s * 1000)),
+            # server side: accept those pings (gRPC's default is one per 5 minutes and 2 strikes,
+            # then GOAWAY "too_many_pings": every item slower than ~90 s died, issue 16)
+            ("grpc.http2.min_ping_interval_without_data_ms", ping_ms // 2),
+            ("grpc.http2.max_ping_strikes", 2),
         ]
 
 
 def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """Domain exception -> (status code, message). Unknown exceptions never leak their text."""
     if isinstance(exc, GenscError):
-        return getattr(grpc.StatusCode, exc.code), str(exc)
+        return getattr(grpc.StatusCode, exc.code), clean_message(str(exc))
     if isinstance(exc, grpc.RpcError):
         if not hasattr(exc, "code"):  # grpcio raises a bare RpcError when the call was cancelled
             return grpc.StatusCode.CANCELLED, "the call was cancelled"
@@ -177,6 +276,71 @@ class StreamInterceptor(grpc.ServerInterceptor):
         return handler._replace(stream_stream=stream_stream)
 
 
+class TokenInterceptor(grpc.ServerInterceptor):
+    """Lets a call through only with ``authorization: Bearer <token>`` in its metadata.
+
+    The compare is constant-time (``hmac.compare_digest``); a missing or wrong token gets
+    UNAUTHENTICATED before any handler runs. The health service (``OPEN``) needs no token, so
+    orchestrators can probe. The log names the method and whether the token was missing or
+    wrong, never a token.
+    """
+
+    OPEN = ("/grpc.health.v1.Health/",)
+
+    def __init__(self, token: str) -> None:
+        self._expected = f"Bearer {token}".encode()
+
+    def intercept_service(self, continuation, handler_call_details):
+        method = handler_call_details.method
+        if method.startswith(self.OPEN):
+            return continuation(handler_call_details)
+        got = ""
+        for key, value in handler_call_details.invocation_metadata or ():
+            if key == "authorization" and isinstance(value, str):
+                got = value
+        if hmac.compare_digest(got.encode(), self._expected):
+            return continuation(handler_call_details)
+        why = "missing" if not got else "wrong"
+        log.warning("refused %s: %s token", method, why)
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+
+        def deny(request, context):
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, f"{why} token: send authorization: Bearer <token>")
+
+        kind = ("stream" if handler.request_streaming else "unary") + "_"
+        kind += "stream" if handler.response_streaming else "unary"
+        return handler._replace(**{kind: deny})
+
+
+class _SendToken(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    """Adds ``authorization: Bearer <token>`` to every call on a channel."""
+
+    def __init__(self, token: str) -> None:
+        self._entry = ("authorization", f"Bearer {token}")
+
+    def _details(self, details):
+        return details._replace(metadata=[*(details.metadata or ()), self._entry])
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation, details, requests):
+        return continuation(self._details(details), requests)
+
+    def intercept_stream_stream(self, continuation, details, requests):
+        return continuation(self._details(details), requests)
+
+
 @dataclass
 class Server:
     server: grpc.Server
@@ -209,23 +373,28 @@ def create_server(
 
     With ``serving=False`` health reports NOT_SERVING until ``Server.set_serving()`` (models loading).
     """
+    from grpc_reflection.v1alpha import reflection
+
     streams = StreamInterceptor()
+    interceptors: list[grpc.ServerInterceptor] = [streams, ErrorInterceptor()]
+    if config.token_file is not None:
+        interceptors.insert(0, TokenInterceptor(read_token(config.token_file)))
+        if config.tls is None and host not in ("127.0.0.1", "localhost", "::1"):
+            log.warning("a token without TLS crosses the network in clear: add --tls-cert/--tls-key")
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.max_workers),
-        interceptors=[streams, ErrorInterceptor()],
+        interceptors=interceptors,
         options=config.options(),
     )
     register(server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = list(service_names)
-    try:
-        from grpc_reflection.v1alpha import reflection
-
-        reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    except ImportError:
-        pass
-    bound = server.add_insecure_port(f"{host}:{port}")
+    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    if config.tls is not None:
+        bound = server.add_secure_port(f"{host}:{port}", config.tls.server_credentials())
+    else:
+        bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise OSError(f"could not bind {host}:{port}")
     wildcard = host in ("0.0.0.0", "::", "[::]", "")
@@ -287,7 +456,8 @@ def pool_target(target: str) -> str:
 
 
 def create_channel(target: str, config: RpcConfig = RpcConfig(), *, health_service: str = "") -> grpc.Channel:
-    """A client channel to ``target`` (see ``pool_target``).
+    """A client channel to ``target`` (see ``pool_target``) with the config's limits, keepalive,
+    TLS and token.
 
     With ``health_service`` the channel balances calls over every address the target resolves to
     (gRPC's ``round_robin``) and uses only peers whose health service reports that name SERVING
@@ -304,9 +474,14 @@ def create_channel(target: str, config: RpcConfig = RpcConfig(), *, health_servi
             ("grpc.service_config", json.dumps(service_config)),
             ("grpc.service_config_disable_resolution", 1),  # ignore any config in DNS TXT records
         ]
-    channel = grpc.insecure_channel(pool_target(target), options=options)
+    if config.tls is not None:
+        channel = grpc.secure_channel(pool_target(target), config.tls.channel_credentials(), options=options)
+    else:
+        channel = grpc.insecure_channel(pool_target(target), options=options)
     if health_service:
         grpc.channel_ready_future(channel)  # connect to every peer now, not at the first call
+    if config.token_file is not None:
+        channel = grpc.intercept_channel(channel, _SendToken(read_token(config.token_file)))
     return channel
 
 

@@ -18,15 +18,23 @@ from typing import Any
 
 import grpc
 
-from gensc.common.errors import ModelUnavailable
+from gensc.common.errors import InvalidInput, ModelUnavailable
 from gensc.common.quantization import COMPONENTS, DEFAULT_COMPONENTS, ENV_QUANTIZE, SCHEMES, QuantConfig
-from gensc.common.rpc import LIMITS, RpcConfig, create_server, serve_until_signal
+from gensc.common.rpc import LIMITS, RpcConfig, TlsConfig, create_server, serve_until_signal
 
 log = logging.getLogger("gensc")
 
 
 def env(name: str, default: Any = None) -> Any:
-    return os.environ.get(name, default)
+    """``$name``, or ``default`` when it is unset or empty (compose passes unset variables as "")."""
+    return os.environ.get(name) or default
+
+
+def env_flag(name: str) -> bool:
+    value = env(name, "0").strip().lower()
+    if value not in ("0", "1", "true", "false", "yes", "no"):
+        raise SystemExit(f"gensc: {name} must be 1/0, true/false or yes/no, got {value!r}")
+    return value in ("1", "true", "yes")
 
 
 def _setting(name: str, kind: type) -> Callable[[str], Any]:
@@ -74,6 +82,10 @@ RPC_FLAGS = {
         "GENSC_MAX_CONNECTION_AGE_S",
         "servers: clients reconnect after this (and resolve DNS again); calls in flight carry on",
     ),
+    "keepalive_s": (
+        "GENSC_KEEPALIVE_S",
+        "clients ping a silent connection this often; servers accept pings twice as often",
+    ),
 }
 
 
@@ -89,11 +101,55 @@ def add_rpc_args(p: argparse.ArgumentParser) -> None:
             default=str(env(var, default)),  # argparse passes a string default through ``type``
             help=f"{text} (default {default:g}, env {var})",
         )
+    t = p.add_argument_group("security (TLS on every hop, bearer token)")
+    t.add_argument(
+        "--tls-cert",
+        default=env("GENSC_TLS_CERT"),
+        help="PEM certificate chain this process presents (env GENSC_TLS_CERT)",
+    )
+    t.add_argument("--tls-key", default=env("GENSC_TLS_KEY"), help="its PEM private key (env GENSC_TLS_KEY)")
+    t.add_argument(
+        "--tls-ca",
+        default=env("GENSC_TLS_CA"),
+        help="PEM CA certificates peers must chain to; a client without it trusts the system roots "
+        "(env GENSC_TLS_CA)",
+    )
+    t.add_argument(
+        "--tls-client-auth",
+        action="store_true",
+        default=env_flag("GENSC_TLS_CLIENT_AUTH"),
+        help="mutual TLS: servers demand a client certificate signed by --tls-ca (GENSC_TLS_CLIENT_AUTH=1)",
+    )
+    t.add_argument(
+        "--token-file",
+        default=env("GENSC_TOKEN_FILE"),
+        help="file holding the bearer token: servers demand it, clients and relaying hops send it "
+        "(env GENSC_TOKEN_FILE)",
+    )
 
 
 def rpc_config(args: argparse.Namespace) -> RpcConfig:
-    """The RpcConfig of the flags ``add_rpc_args`` added (RpcConfig's defaults for any missing)."""
-    return RpcConfig(**{name: getattr(args, name) for name in RPC_FLAGS if hasattr(args, name)})
+    """The RpcConfig of the flags ``add_rpc_args`` added (RpcConfig's defaults for any missing);
+    raises InvalidInput naming a bad setting or file."""
+    tls_args = {k: getattr(args, f"tls_{k}", None) for k in ("cert", "key", "ca")}
+    client_auth = bool(getattr(args, "tls_client_auth", False))
+    tls = TlsConfig(**tls_args, client_auth=client_auth) if any(tls_args.values()) or client_auth else None
+    values = {name: getattr(args, name) for name in RPC_FLAGS if hasattr(args, name)}
+    return RpcConfig(**values, tls=tls, token_file=getattr(args, "token_file", None))
+
+
+def rpc_args(config: RpcConfig) -> list[str]:
+    """Flags that give a child process ``config``'s limits, timeouts, keepalive and security."""
+    out = [arg for name in RPC_FLAGS for arg in ("--" + name.replace("_", "-"), str(getattr(config, name)))]
+    if config.tls is not None:
+        for flag, value in (("cert", config.tls.cert), ("key", config.tls.key), ("ca", config.tls.ca)):
+            if value is not None:
+                out += [f"--tls-{flag}", value]
+        if config.tls.client_auth:
+            out.append("--tls-client-auth")
+    if config.token_file is not None:
+        out += ["--token-file", config.token_file]
+    return out
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -160,7 +216,11 @@ def serve(
     and the message on stderr (a missing model fails within seconds, at start-up).
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    rpc = rpc_config(args)
+    try:
+        rpc = rpc_config(args)
+    except InvalidInput as e:
+        print(f"gensc {role} serve: {e}", file=sys.stderr, flush=True)
+        return 2
     srv = create_server(register, [service_name], host=args.host, port=args.port, config=rpc, serving=False)
     print(f"gensc {role} listening on {args.host}:{srv.port}", flush=True)
     if args.port_file:

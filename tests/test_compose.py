@@ -55,3 +55,28 @@ def test_receivers_scale_behind_dns_based_balancing():
     assert receiver["expose"] == ["50053"]
     args = build_parser().parse_args(services["channel"]["command"])
     assert args.receiver == "dns:///receiver:50053" == pool_target(args.receiver)
+
+
+def test_tls_override_gives_every_service_its_certificate_the_ca_and_the_token(monkeypatch, tmp_path):
+    """docker-compose.tls.yml on top: each service's environment parses into a mutual-TLS,
+    token-checking RpcConfig for its own certificate (files made by ``gensc certs``)."""
+    import argparse
+
+    from gensc.app.certs import make_certs
+    from gensc.common.service import add_rpc_args, rpc_config
+
+    text = re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", (ROOT / "docker-compose.tls.yml").read_text())
+    override = yaml.safe_load(text)["services"]
+    assert set(override) == set(_compose()["services"])
+    make_certs(tmp_path, ("sender", "channel", "receiver"), days=1)
+    d = str(tmp_path)
+    for name, svc in override.items():
+        assert svc["volumes"] == ["./certs:/certs:ro"]
+        env = {k: str(v).replace("/certs", d) for k, v in svc["environment"].items()}
+        assert env["GENSC_TLS_CERT"] == f"{d}/{name}.pem"
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        p = argparse.ArgumentParser()
+        add_rpc_args(p)  # defaults come from the environment
+        rpc = rpc_config(p.parse_args([]))
+        assert rpc.tls.client_auth and rpc.tls.ca == f"{d}/ca.pem" and rpc.token_file == f"{d}/token"

@@ -14,6 +14,7 @@ def _serve(args: argparse.Namespace) -> int:
     servicer = ReceiverServicer(None)
 
     def load() -> str:
+        from gensc.receiver.adapters import AdapterPlan
         from gensc.receiver.pipeline import ReceiverPipeline
 
         profile = profile_from(args)
@@ -23,6 +24,7 @@ def _serve(args: argparse.Namespace) -> int:
             dtype=args.dtype,
             allow_download=args.allow_download,
             models=args.quantize,
+            adapters=AdapterPlan.parse(args.lora, args.lora_by_snr),
         )
         return (
             f"profile {profile.name}"
@@ -43,4 +45,18 @@ def add_commands(sub) -> None:
     p = sub.add_parser("serve", help="run the receiver service")
     add_serve_args(p)
     add_model_args(p)
+    g = p.add_argument_group("LoRA adapters (gensc finetune writes them; gensc.receiver.adapters)")
+    g.add_argument(
+        "--lora",
+        action="append",
+        metavar="DIR[:SCALE]",
+        help="an adapter always on, at SCALE (default 1); repeatable",
+    )
+    g.add_argument(
+        "--lora-by-snr",
+        action="append",
+        metavar="LO:HI=DIR[:SCALE]",
+        help="an adapter for items whose link Es/N0 (dB, from the channel report) is in [LO, HI); "
+        "repeatable, bands must not overlap; write --lora-by-snr=-5:5=DIR for a negative LO",
+    )
     p.set_defaults(func=_serve)

@@ -34,6 +34,7 @@ from gensc.common.modes import Rebuild, get_mode
 from gensc.common.packet import ParsedPacket, parse
 from gensc.common.quantization import QuantConfig, load_component
 from gensc.common.timing import Stopwatch, device_sync
+from gensc.receiver.adapters import AdapterPlan, Adapters
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,8 @@ class Generator:
 
     A diffusers pipeline keeps per-call state on itself (``_guidance_scale``, the scheduler's
     timesteps, the tokenizer), so concurrent calls into it return wrong images silently. Every
-    call here holds ``self.lock``: one call at a time owns the pipeline.
+    call here holds ``self.lock``: one call at a time owns the pipeline. The lock is re-entrant,
+    so a caller can hold it across several calls (switching LoRA adapters, then generating).
     """
 
     def __init__(
@@ -124,14 +126,17 @@ class Generator:
         self.txt2img_pipe.set_progress_bar_config(disable=True)
         self.vae = self.img2img_pipe.vae
         self.device, self.dtype = device, dtype
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
 
     def _generator(self, seed: int):
         import torch
 
         return torch.Generator(device="cpu").manual_seed(seed)
 
-    def img2img(self, latent: np.ndarray, caption: str, s: ReconSettings) -> np.ndarray:
+    def img2img(
+        self, latent: np.ndarray, caption: str, s: ReconSettings, output_type: str = "np"
+    ) -> np.ndarray:
+        """uint8 [H, W, 3], or the final float32 [C, H, W] latent with ``output_type="latent"``."""
         import torch
 
         z = torch.from_numpy(latent)[None].to(self.device, self.dtype)
@@ -143,8 +148,10 @@ class Generator:
                 num_inference_steps=s.steps,
                 guidance_scale=s.guidance,
                 generator=self._generator(s.seed),
-                output_type="np",
+                output_type=output_type,
             ).images
+        if output_type == "latent":
+            return out[0].float().cpu().numpy()
         return _to_uint8(out[0])
 
     def blend(
@@ -276,6 +283,7 @@ class ReceiverPipeline:
         dtype: str = "auto",
         allow_download: bool = False,
         models: QuantConfig | None = None,
+        adapters: AdapterPlan | None = None,
     ) -> None:
         self.profile = profile
         self.device = pick_device(device)
@@ -291,6 +299,8 @@ class ReceiverPipeline:
         pipe = self.generator.img2img_pipe
         loaded = {"unet": pipe.unet, "text_encoder": pipe.text_encoder}
         self.model_notes = self.models.notes("receiver", loaded)  # on every result: what ran where
+        # LoRA (--lora, --lora-by-snr): loaded and checked now; one is chosen per item from its SNR
+        self.adapters = Adapters(adapters, pipe) if adapters else None
         self._sync = device_sync(self.device)
 
     def defaults(self) -> ReconSettings:
@@ -298,8 +308,14 @@ class ReceiverPipeline:
         p = self.profile
         return ReconSettings(strength=None, steps=p.steps, guidance=p.guidance)
 
-    def reconstruct(self, header: bytes, body: bytes, settings: ReconSettings | None = None) -> Rebuilt:
-        """Raises PacketLost when nothing usable arrived, InvalidInput for bad settings."""
+    def reconstruct(
+        self, header: bytes, body: bytes, settings: ReconSettings | None = None, snr_db: float | None = None
+    ) -> Rebuilt:
+        """Raises PacketLost when nothing usable arrived, InvalidInput for bad settings.
+
+        ``snr_db``: the link's Es/N0 for this item (the channel report), which picks the
+        SNR-keyed LoRA adapter (gensc.receiver.adapters); None when there is no report.
+        """
         s = settings or self.defaults()
         s.check()
         watch = Stopwatch(self._sync)
@@ -311,7 +327,12 @@ class ReceiverPipeline:
         with watch.stage("decode_image" if mode.latent == "image" else "diffuse"):
             s = self._strength(s, pkt, mode, notes) if mode.latent != "image" else s
             job = Rebuild(pkt, self.generator, s, size, self.profile.name, notes)
-            image = mode.rebuild(job)
+            with self.generator.lock:  # the adapter switch and the generation it is for, together
+                if self.adapters is not None and mode.latent != "image":
+                    name = self.adapters.choose(snr_db)
+                    self.adapters.activate(self.generator.img2img_pipe, name)
+                    notes.append(self.adapters.note(name, snr_db))
+                image = mode.rebuild(job)
         with watch.stage("png"):
             png = encode_png(image)
         watch.ms["reconstruct"] = sum(watch.ms.values())

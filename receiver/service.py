@@ -38,7 +38,8 @@ class ReceiverServicer(pb_grpc.ReceiverServicer):
                     raise ModelUnavailable("the receiver's models are still loading; retry shortly")
                 settings = settings_from_proto(frame.recon, self.pipeline.defaults())
                 res.profile = self.pipeline.profile.name
-                out = self.pipeline.reconstruct(frame.header, frame.body, settings)
+                snr_db = frame.report.esn0_db if frame.HasField("report") else None
+                out = self.pipeline.reconstruct(frame.header, frame.body, settings, snr_db=snr_db)
             except Exception as e:  # noqa: BLE001 - every frame gets an answer
                 res.error.CopyFrom(pb.ItemError(**error_fields(e, "receiver")))
             else:

@@ -8,13 +8,14 @@ load        concurrent client streams: errors, latency, memory growth (gensc.app
 faults      a hop killed mid-stream and restarted; a peer that hangs (gensc.app.bench.faults)
 fuzz        damaged packets into parse and through a receiver (gensc.app.bench.fuzz)
 bad-images  hostile image files mid-stream (gensc.app.bench.bad_images)
+lora        restore adapter and QLoRA: receiver latent NMSE, held-out images (gensc.app.bench.lora)
 """
 
 from __future__ import annotations
 
 import importlib
 
-BENCHMARKS = ("services", "pipeline", "scale", "quant", "load", "faults", "fuzz", "bad_images")
+BENCHMARKS = ("services", "pipeline", "scale", "quant", "load", "faults", "fuzz", "bad_images", "lora")
 
 
 def add_command(sub) -> None:

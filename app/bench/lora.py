@@ -1,0 +1,225 @@
+"""``gensc bench lora``: does a ``restore`` adapter help the receiver, and does QLoRA keep it on a
+quantised base?
+
+Trains two adapters with ``gensc finetune``'s code on the training images (sender -> real link at
+Es/N0 drawn from ``--esn0-db``): one on the full-precision UNet, one (QLoRA) on the UNet loaded
+with ``--quantize``. Then, on held-out images sent through the link at ``--test-points`` Es/N0
+values spread over the same range, it runs the receiver's own rebuild (``ReceiverPipeline`` with
+the adapter loaded through ``--lora``'s code, gensc.receiver.adapters) and compares the latent the
+receiver's diffusion ends with (before the VAE decoder) against the latent the sender sent:
+
+    nmse[base, adapter] = mean over items of sum((out - sent)^2) / sum(sent^2)
+
+Rows: full precision without / with its adapter; quantised without / with the QLoRA adapter.
+Ratios: ``restore_ratio`` = with / without on full precision (target <= 0.7);
+``qlora_gap_closed`` = (quantised - quantised+QLoRA) / (quantised - full precision), the share of
+the gap that quantisation opened which the QLoRA adapter closes (target >= 0.5; above 1 when it
+also removes damage the full-precision base leaves). Prints JSON (``--json-out`` also writes it).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+TRAIN_IMAGES = "skimage:astronaut,coffee,chelsea,rocket"
+TEST_IMAGES = "skimage:cat,hubble_deep_field,immunohistochemistry,colorwheel"
+
+
+class _LatentOut:
+    """The receiver's generator, but img2img / blend return their final latent (no VAE decode)."""
+
+    def __init__(self, generator: Any) -> None:
+        self.g = generator
+
+    def img2img(self, latent, caption, s):
+        return self.g.img2img(latent, caption, s, output_type="latent")
+
+    def blend(self, latent, known, caption, s):
+        return self.g.blend(latent, known, caption, s, output_type="latent")
+
+    def txt2img(self, caption, size, s):
+        from gensc.common.errors import PacketLost
+
+        raise PacketLost("latent unusable: text-only generation (no latent to compare)")
+
+    def decode(self, latent, known):
+        raise NotImplementedError
+
+
+def output_latent(pipeline: Any, header: bytes, body: bytes, settings: Any, snr_db: float) -> tuple:
+    """The receiver's rebuild of one packet, ending at the latent; (latent, notes)."""
+    from gensc.common.modes import Rebuild, get_mode
+    from gensc.common.packet import parse
+
+    pkt = parse(header, body)
+    notes: list[str] = []
+    job = Rebuild(pkt, _LatentOut(pipeline.generator), settings, pipeline.profile.image_size, "", notes)
+    with pipeline.generator.lock:
+        if pipeline.adapters is not None:
+            name = pipeline.adapters.choose(snr_db)
+            pipeline.adapters.activate(pipeline.generator.img2img_pipe, name)
+            notes.append(pipeline.adapters.note(name, snr_db))
+        return get_mode(pkt.mode).rebuild(job), notes
+
+
+def test_items(sender: Any, images: list, config: Any, points: int) -> list[dict[str, Any]]:
+    """Held-out packets: each image (centre crop) at ``points`` Es/N0 values over the range."""
+    from gensc.app.finetune import crops
+    from gensc.channel.link import Link, LinkConfig
+
+    lo, hi = config.esn0_db
+    snrs = np.linspace(lo, hi, points).tolist() if points > 1 else [(lo + hi) / 2]
+    items = []
+    for k, (name, data) in enumerate(images):
+        enc = sender.encode(
+            crops(data, 1, np.random.default_rng(0))[0], mode="text+latent", quant_bits=config.quant_bits
+        )
+        for j, snr in enumerate(snrs):
+            link = Link(LinkConfig(modulation=config.modulation, code=config.code, snr_db=snr))
+            out = link.transmit(enc.wire.header, enc.wire.body, seed=1000 * k + j)
+            items.append(
+                {"image": name, "esn0_db": snr, "header": out.header, "body": out.body, "sent": enc.latent}
+            )
+    return items
+
+
+def score(pipeline: Any, items: list[dict[str, Any]]) -> dict[str, Any]:
+    from gensc.common.errors import PacketLost
+    from gensc.common.quant import latent_nmse
+    from gensc.receiver.pipeline import ReconSettings
+
+    p = pipeline.profile
+    s = ReconSettings(strength=p.strength, steps=p.steps, guidance=p.guidance, seed=0)
+    values, lost, notes = [], 0, set()
+    for it in items:
+        try:
+            z, more = output_latent(pipeline, it["header"], it["body"], s, it["esn0_db"])
+        except PacketLost:
+            lost += 1
+            continue
+        notes.update(more)
+        values.append(latent_nmse(it["sent"], z))
+    return {
+        "nmse": float(np.mean(values)) if values else None,
+        "n": len(values),
+        "lost": lost,
+        "notes": sorted(notes),
+    }
+
+
+def run(args) -> int:
+    from gensc.app.finetune import FinetuneConfig, load_sender, parse_targets, train
+    from gensc.common.models import pick_device, resolve_profile
+    from gensc.common.quantization import QuantConfig
+    from gensc.evaluation.evaluate import load_images
+    from gensc.receiver.adapters import AdapterPlan, AdapterSpec
+    from gensc.receiver.pipeline import ReceiverPipeline
+
+    lo, _, hi = args.esn0_db.partition(":")
+    config = FinetuneConfig(
+        profile=args.profile,
+        images=args.train_images,
+        views=args.views,
+        draws=args.draws,
+        esn0_db=(float(lo), float(hi or lo)),
+        quant_bits=args.quant_bits,
+        objective="restore",
+        rank=args.rank,
+        alpha=float(args.rank),
+        targets=parse_targets(args.targets),
+        steps=args.steps,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        device=args.device,
+        seed=args.seed,
+    )
+    config.check()
+    device = pick_device(args.device)
+    profile = resolve_profile(args.profile)
+    work = Path(args.work or tempfile.mkdtemp(prefix="gensc-bench-lora-"))
+    t0 = time.perf_counter()
+    sender = load_sender(profile, config, device)
+    trained = {}
+    for label, quantize in (("restore", "none"), ("qlora", args.quantize)):
+        cfg = FinetuneConfig(**{**config.__dict__, "quantize": quantize})
+        r = train(cfg, work / label, progress=not args.no_progress, sender=sender)
+        trained[label] = {
+            k: r[k] for k in ("trainable_parameters", "adapter_bytes", "s_per_step", "data", "receiver")
+        }
+        trained[label]["loss_first"], trained[label]["loss_last"] = (
+            r["loss"][0]["loss"],
+            r["loss"][-1]["loss"],
+        )
+        trained[label]["data"] = {k: v for k, v in r["data"].items() if k != "esn0_db"}
+    items = test_items(sender, load_images(args.test_images), config, args.test_points)
+    rows = {}
+    for label, quantize, adapter in (
+        ("full", "none", None),
+        ("full+restore", "none", "restore"),
+        (f"{args.quantize}", args.quantize, None),
+        (f"{args.quantize}+qlora", args.quantize, "qlora"),
+    ):
+        plan = AdapterPlan(always=(AdapterSpec(str(work / adapter)),)) if adapter else None
+        pipe = ReceiverPipeline(profile, device=device, models=QuantConfig.parse(quantize), adapters=plan)
+        rows[label] = score(pipe, items)
+        del pipe
+    full, full_a = rows["full"]["nmse"], rows["full+restore"]["nmse"]
+    q, q_a = rows[args.quantize]["nmse"], rows[f"{args.quantize}+qlora"]["nmse"]
+    gap = None if None in (q, full) else q - full
+    result = {
+        "benchmark": "lora",
+        "label": f"random weights, {profile.name} profile, {device.upper()}"
+        + (" (outputs are not meaningful images)" if profile.random_weights else ""),
+        "config": {
+            **config.to_dict(),
+            "quantize": args.quantize,
+            "train_images": args.train_images,
+            "test_images": args.test_images,
+            "test_points": args.test_points,
+        },
+        "trained": trained,
+        "test_items": len(items),
+        "rows": rows,
+        "restore_ratio": None if None in (full, full_a) else full_a / full,
+        "quantisation_gap": gap,
+        "qlora_gap_closed": None if not gap or q_a is None else (q - q_a) / gap,
+        "targets": {"restore_ratio": "<= 0.7", "qlora_gap_closed": ">= 0.5"},
+        "wall_s": round(time.perf_counter() - t0, 1),
+    }
+    text = json.dumps(result, indent=1)
+    print(text)
+    if args.json_out:
+        Path(args.json_out).write_text(text + "\n")
+    return 0
+
+
+def add_parser(bsub) -> None:
+    s = bsub.add_parser(
+        "lora", help="restore adapter and QLoRA: receiver latent NMSE on held-out images", description=__doc__
+    )
+    s.add_argument("--profile", default="tiny")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--train-images", default=TRAIN_IMAGES)
+    s.add_argument("--test-images", default=TEST_IMAGES, help="held out: not among --train-images")
+    s.add_argument("--esn0-db", default="7:12", help="LO:HI (dB): training draws and test points")
+    s.add_argument("--test-points", type=int, default=3, help="Es/N0 values per test image")
+    s.add_argument("--views", type=int, default=3)
+    s.add_argument("--draws", type=int, default=2)
+    s.add_argument("--quant-bits", type=int, default=4)
+    s.add_argument("--rank", type=int, default=4)
+    s.add_argument("--targets", default="wide", help="a gensc finetune --targets value (default wide)")
+    s.add_argument("--steps", type=int, default=120)
+    s.add_argument("--lr", type=float, default=1e-2)
+    s.add_argument("--batch-size", type=int, default=4)
+    s.add_argument("--quantize", default="quanto-int4", help="the QLoRA base (default quanto-int4)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--work", default=None, help="folder for the adapters (default a temporary one)")
+    s.add_argument("--no-progress", action="store_true")
+    s.add_argument("--json-out", default=None)
+    s.set_defaults(func=run)

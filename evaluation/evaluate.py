@@ -65,6 +65,7 @@ from gensc.common.ranges import parse_values
 
 SCHEMA = "gensc.eval/1"
 AUTO = "auto"  # gensc.common.modes.AUTO: the sender picks a mode from the link's SNR
+LORA_SUFFIX = "@lora"  # "MODE@lora": MODE rebuilt by a receiver with the --lora adapter on
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 LOST_AS = ("grey", "skip")
 GREY = 128
@@ -171,6 +172,7 @@ class EvalConfig:
     save_images: bool = False
     via_services: str | None = None
     preset: str | None = None
+    lora: str | None = None  # a receiver LoRA adapter DIR[:SCALE]; modes "MODE@lora" run with it
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -183,6 +185,8 @@ class EvalConfig:
         d["metrics"] = {k: v for k, v in d["metrics"].items() if k not in ("device", "batch_size")}
         if d["quantize"] == "none":  # results written before --quantize existed keep their fingerprint
             d.pop("quantize")
+        if d["lora"] is None:  # and before --lora existed
+            d.pop("lora")
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def check(self) -> None:
@@ -192,8 +196,17 @@ class EvalConfig:
         if not self.modes:
             raise ValueError("no modes given")
         for m in self.modes:
-            if m != AUTO:
-                get_mode(m)
+            base = m.removesuffix(LORA_SUFFIX)
+            if base != m and not self.lora:
+                raise ValueError(f"mode {m!r} needs --lora DIR[:SCALE] (the adapter it runs with)")
+            if base != AUTO:
+                get_mode(base)
+        if self.lora:
+            from gensc.receiver.adapters import AdapterSpec
+
+            AdapterSpec.parse(self.lora)
+            if self.via_services:
+                raise ValueError("--lora runs in process; through services, start the receiver with --lora")
         for m in self.mode_recon:
             if m not in self.modes:
                 raise ValueError(f"--mode-recon names mode {m!r}, which is not in --modes {list(self.modes)}")
@@ -474,6 +487,17 @@ class Harness:
             self.receiver = ReceiverPipeline(
                 profile, device=c.device, dtype=c.dtype, allow_download=c.allow_download, models=models
             )
+        if c.lora and getattr(self, "receiver_lora", None) is None:  # a second receiver, adapter on
+            from gensc.receiver.adapters import AdapterPlan, AdapterSpec
+
+            self.receiver_lora = ReceiverPipeline(
+                profile,
+                device=c.device,
+                dtype=c.dtype,
+                allow_download=c.allow_download,
+                models=models,
+                adapters=AdapterPlan(always=(AdapterSpec.parse(c.lora),)),
+            )
 
     def _load_suite(self) -> None:
         from gensc.common.models import pick_device
@@ -597,6 +621,7 @@ class Harness:
         """Encode (mode, image) once per run; later SNR points reuse it ("auto": once per SNR)."""
         from gensc.common.packet import parse
 
+        mode = mode.removesuffix(LORA_SUFFIX)  # MODE@lora sends what MODE sends
         key = (mode, name, snr if mode == AUTO else None)
         if key in self._encodings:
             return self._encodings[key]
@@ -660,7 +685,8 @@ class Harness:
         stages = {f"encode.{k}": v for k, v in enc.timings.items() if k != "encode"}
         timings = {"encode": enc.timings.get("encode", 0.0), "channel": channel_ms}
         try:
-            rebuilt = self.receiver.reconstruct(out.header, out.body, settings)
+            receiver = self.receiver_lora if mode.endswith(LORA_SUFFIX) else self.receiver
+            rebuilt = receiver.reconstruct(out.header, out.body, settings)
         except PacketLost as err:
             r.update(status="lost", error=str(err))
             timings["reconstruct"] = None
@@ -848,6 +874,13 @@ class Harness:
                 "via_services": c.via_services,
             },
         }
+
+
+def _with_lora(modes: tuple[str, ...], lora: str | None) -> tuple[str, ...]:
+    """With --lora, every mode also runs as ``MODE@lora`` (one more line per plot and table)."""
+    if not lora:
+        return modes
+    return modes + tuple(f"{m}{LORA_SUFFIX}" for m in modes if not m.endswith(LORA_SUFFIX))
 
 
 def _sends_plain_caption(mode: str | None) -> bool:
@@ -1080,6 +1113,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("run")
     g.add_argument("--preset", choices=tuple(PRESETS), help="the papers' settings (explicit flags win)")
     g.add_argument("--via-services", metavar="HOST:PORT", help="send through a running sender instead")
+    g.add_argument(
+        "--lora",
+        metavar="DIR[:SCALE]",
+        help="also rebuild every mode with this LoRA adapter (gensc finetune): modes MODE@lora, one more "
+        "line per plot and table; loads a second receiver",
+    )
     g.add_argument("--out", default="eval-out", help="output folder")
     g.add_argument("--overwrite", action="store_true", help="discard finished rows in OUT and start again")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -1111,7 +1150,7 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
         dtype=args.dtype,
         quantize=QuantConfig.parse(args.quantize).spec,
         allow_download=args.allow_download,
-        modes=tuple(m.strip() for m in pick("modes").split(",") if m.strip()),
+        modes=_with_lora(tuple(m.strip() for m in pick("modes").split(",") if m.strip()), args.lora),
         snr_db=parse_values(pick("snr_db"), "SNR list"),
         snr_kind=pick("snr_kind"),
         modulation=pick("modulation"),
@@ -1137,6 +1176,7 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
         save_images=args.save_images,
         via_services=args.via_services,
         preset=args.preset,
+        lora=args.lora,
     )
 
 

@@ -292,3 +292,28 @@ def test_finetune_end_to_end_is_seeded_and_resumes_to_the_same_adapter(tiny_cach
     assert saved["config"]["objective"] == "restore" and saved["adapter_bytes"] > 0
     with pytest.raises(InvalidInput, match="written with other settings"):
         train(FinetuneConfig(steps=5, **kw), tmp_path / "b", resume=True, progress=False, sender=sender)
+
+
+def test_eval_lora_adds_mode_at_lora_rows_rebuilt_with_the_adapter(sender, receiver, adapter_dir, tmp_path):
+    from gensc.evaluation.evaluate import EvalConfig, Harness
+
+    out, _ = adapter_dir
+    config = EvalConfig(
+        images="skimage:astronaut",
+        profile="tiny",
+        image_size=64,
+        device="cpu",
+        modes=("text+latent", "text+latent@lora"),
+        snr_db=(20.0,),
+        metrics={"names": ("psnr",), "device": "cpu"},
+        lora=str(out),
+    )
+    results = Harness(config, tmp_path / "eval", sender=sender, receiver=receiver, progress=False).run()
+    rows = {r["mode"]: r for r in results["rows"]}
+    assert set(rows) == {"text+latent", "text+latent@lora"}
+    assert all(r["status"] == "ok" for r in rows.values())
+    assert any(n.startswith("lora: restore@1") for n in rows["text+latent@lora"]["notes"])
+    assert not any(n.startswith("lora:") for n in rows["text+latent"]["notes"])
+    assert rows["text+latent"]["metrics"]["psnr_db"] != rows["text+latent@lora"]["metrics"]["psnr_db"]
+    with pytest.raises(ValueError, match="needs --lora"):
+        EvalConfig(modes=("text+latent@lora",)).check()

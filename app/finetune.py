@@ -69,9 +69,10 @@ UNET_TARGETS_WIDE = UNET_TARGETS + (
 )
 TARGET_PRESETS = {"attention": UNET_TARGETS, "wide": UNET_TARGETS_WIDE}
 TEXT_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")  # CLIP's attention projections
-# QLoRA: schemes whose frozen layers peft can wrap and back-propagate through, per device kind.
-# bitsandbytes for diffusers models needs a GPU (diffusers refuses, and the CPU layers swapped in by
-# hand have no backward here); optimum-quanto's QLinear is an nn.Linear that peft wraps anywhere.
+# QLoRA: the device kinds each base scheme may train an adapter on. bitsandbytes for diffusers
+# models needs a GPU (diffusers refuses without one; training through the layers gensc swaps in by
+# hand on the CPU is untested, so it is refused); optimum-quanto's QLinear/QConv2d subclass
+# nn.Linear/nn.Conv2d, which peft wraps on any device (tested on the CPU).
 QLORA_DEVICES = {
     "none": ("cpu", "cuda", "mps", "xpu"),
     "int8": ("cuda",),

@@ -337,6 +337,7 @@ class LoraTrainer:
 
         from gensc.common.models import from_pretrained
         from gensc.common.quantization import load_component
+        from gensc.receiver.adapters import plain_lora_convs
 
         self.config, self.device = config, device
         self.autocast = check_device(config, device)
@@ -358,6 +359,7 @@ class LoraTrainer:
             raise InvalidInput(
                 f"--targets {','.join(config.targets)}: {str(e).splitlines()[0][:300]}"
             ) from None
+        plain_lora_convs(self.unet)  # LoRA convolutions on a quanto base (QLoRA)
         self.text_lora = None
         if config.text_encoder:
             self.text_lora = lora_config(config.rank, config.alpha, TEXT_TARGETS)
@@ -482,14 +484,16 @@ class LoraTrainer:
     # ---------------------------------------------------------------------------- saving
 
     def lora_state(self) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        """(UNet, text encoder) LoRA weights in diffusers' layout, as diffusers' example saves them."""
-        from diffusers.utils import convert_state_dict_to_diffusers
+        """(UNet, text encoder) LoRA weights with peft's key names (``lora_A``/``lora_B``).
+
+        diffusers' example converts them with ``convert_state_dict_to_diffusers`` first; that
+        renames attention layers' keys only, and ``load_lora_weights`` then drops those of an
+        adapter that also covers convolutions (``--targets wide``). peft's names load whole.
+        """
         from peft.utils import get_peft_model_state_dict
 
-        unet = convert_state_dict_to_diffusers(get_peft_model_state_dict(self.unet))
-        text = None
-        if self.config.text_encoder:
-            text = convert_state_dict_to_diffusers(get_peft_model_state_dict(self.text_encoder))
+        unet = get_peft_model_state_dict(self.unet)
+        text = get_peft_model_state_dict(self.text_encoder) if self.config.text_encoder else None
         return unet, text
 
     def save(self, out: Path) -> int:

@@ -145,6 +145,42 @@ def _lora_layers(weights: Path) -> int:
         return sum(1 for k in f.keys() if ".lora_A." in k or ".lora.down." in k or ".lora_down." in k)
 
 
+def plain_lora_convs(model: Any) -> int:
+    """Make every LoRA A/B convolution a plain ``nn.Conv2d``; returns how many were replaced.
+
+    peft builds a convolution's LoRA matrices with the base layer's own class; on an
+    optimum-quanto base (``--quantize quanto-*``) that is a ``QConv2d`` with no quantised weight,
+    whose forward fails. The replacement keeps the shape and the weights.
+    """
+    import torch
+
+    n = 0
+    for m in model.modules():
+        for attr in ("lora_A", "lora_B"):
+            layers = getattr(m, attr, None)
+            if not isinstance(layers, torch.nn.ModuleDict):
+                continue
+            for key, conv in list(layers.items()):
+                if not isinstance(conv, torch.nn.Conv2d) or type(conv) is torch.nn.Conv2d:
+                    continue
+                plain = torch.nn.Conv2d(
+                    conv.in_channels,
+                    conv.out_channels,
+                    conv.kernel_size,
+                    conv.stride,
+                    conv.padding,
+                    bias=False,
+                    device=conv.weight.device,
+                    dtype=conv.weight.dtype,
+                )
+                plain.weight = torch.nn.Parameter(
+                    conv.weight.detach().clone(), requires_grad=conv.weight.requires_grad
+                )
+                layers[key] = plain
+                n += 1
+    return n
+
+
 def _loaded_layers(pipe: Any, name: str) -> int:
     n = 0
     for model in (pipe.unet, pipe.text_encoder):
@@ -185,6 +221,7 @@ class Adapters:
             raise ModelUnavailable(
                 f"LoRA adapter {spec.path!r} does not fit this receiver's models: {first}"
             ) from None
+        plain_lora_convs(pipe.unet)
         loaded = _loaded_layers(pipe, name)
         if expected == 0 or loaded != expected:
             raise ModelUnavailable(

@@ -189,6 +189,8 @@ def run(args) -> int:
         "restore_ratio": None if None in (full, full_a) else full_a / full,
         "quantisation_gap": gap,
         "qlora_gap_closed": None if not gap or q_a is None else (q - q_a) / gap,
+        # the QLoRA adapter on the quantised base against the adapter on full precision
+        "qlora_vs_full_adapter": None if None in (q_a, full_a) else q_a / full_a,
         "targets": {"restore_ratio": "<= 0.7", "qlora_gap_closed": ">= 0.5"},
         "wall_s": round(time.perf_counter() - t0, 1),
     }

@@ -23,7 +23,7 @@ Objectives (x_t = sqrt(a_t) x0 + sqrt(1 - a_t) eps, a_t the scheduler's cumulati
   x0_hat = (x_t - sqrt(1 - a_t) eps_hat) / sqrt(a_t); the loss is MSE(x0_hat, the sent latent).
   The receiver learns to undo quantisation and channel damage.
 
-Output folder (``--out``): ``pytorch_lora_weights.safetensors`` (diffusers' LoRA layout, written by
+Output folder (``--out``): ``pytorch_lora_weights.safetensors`` (peft's key names, written by
 ``StableDiffusionPipeline.save_lora_weights`` from ``get_peft_model_state_dict``, with the
 ``LoraConfig`` in its metadata: ``load_lora_weights`` loads it), ``adapter_config.json`` (the
 UNet's peft ``LoraConfig``), ``train.json`` (the config, the data summary, the loss log and the

@@ -5,6 +5,9 @@ the sender) cross ``gensc.channel.link.Link`` and only the received bytes go on 
 with the link's report. It knows nothing of the packet layout. Link settings come from the
 proxy's config; a client may override fields per item (``link_overrides``). In real-time mode
 the proxy waits each packet's airtime (``report.airtime_s``, which includes the propagation delay).
+A frame may say how many of the body's leading bytes matter most (``protected_bytes``, a count
+the sender computed); the proxy passes that count to the link, which sends them with its
+unequal-error-protection settings, and learns nothing else about the bytes.
 """
 
 from __future__ import annotations
@@ -45,7 +48,13 @@ class ChannelServicer(pb_grpc.ChannelServicer):
             t0 = time.perf_counter()
             try:
                 link = self.link_for(convert.struct_to_dict(frame.link_overrides))
-                out = link.transmit(frame.header, frame.body, seed=next(counter))
+                if frame.protected_bytes > len(frame.body):
+                    raise InvalidInput(
+                        f"protected_bytes {frame.protected_bytes} exceeds the body's {len(frame.body)} bytes"
+                    )
+                out = link.transmit(
+                    frame.header, frame.body, seed=next(counter), protected=frame.protected_bytes
+                )
             except Exception as e:  # noqa: BLE001 - every frame gets an answer
                 return pb.Delivery(item_id=frame.item_id, error=pb.ItemError(**error_fields(e, "channel")))
             if link.config.realtime:

@@ -41,7 +41,7 @@ class ItemError(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., stage: _Optional[str] = ...) -> None: ...
 
 class ChannelReport(_message.Message):
-    __slots__ = ("modulation", "code", "snr_db", "snr_kind", "esn0_db", "ebn0_db", "info_bits", "coded_bits", "symbols", "airtime_s", "bit_errors_raw", "bit_errors", "header_ok", "body_crc_ok", "ideal_header", "fading", "erased")
+    __slots__ = ("modulation", "code", "snr_db", "snr_kind", "esn0_db", "ebn0_db", "info_bits", "coded_bits", "symbols", "airtime_s", "bit_errors_raw", "bit_errors", "header_ok", "body_crc_ok", "ideal_header", "fading", "erased", "protected_bytes", "protected_modulation", "protected_code", "protected_symbols", "protected_bit_errors")
     MODULATION_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     SNR_DB_FIELD_NUMBER: _ClassVar[int]
@@ -59,6 +59,11 @@ class ChannelReport(_message.Message):
     IDEAL_HEADER_FIELD_NUMBER: _ClassVar[int]
     FADING_FIELD_NUMBER: _ClassVar[int]
     ERASED_FIELD_NUMBER: _ClassVar[int]
+    PROTECTED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    PROTECTED_MODULATION_FIELD_NUMBER: _ClassVar[int]
+    PROTECTED_CODE_FIELD_NUMBER: _ClassVar[int]
+    PROTECTED_SYMBOLS_FIELD_NUMBER: _ClassVar[int]
+    PROTECTED_BIT_ERRORS_FIELD_NUMBER: _ClassVar[int]
     modulation: str
     code: str
     snr_db: float
@@ -76,7 +81,12 @@ class ChannelReport(_message.Message):
     ideal_header: bool
     fading: str
     erased: bool
-    def __init__(self, modulation: _Optional[str] = ..., code: _Optional[str] = ..., snr_db: _Optional[float] = ..., snr_kind: _Optional[str] = ..., esn0_db: _Optional[float] = ..., ebn0_db: _Optional[float] = ..., info_bits: _Optional[int] = ..., coded_bits: _Optional[int] = ..., symbols: _Optional[int] = ..., airtime_s: _Optional[float] = ..., bit_errors_raw: _Optional[int] = ..., bit_errors: _Optional[int] = ..., header_ok: _Optional[bool] = ..., body_crc_ok: _Optional[bool] = ..., ideal_header: _Optional[bool] = ..., fading: _Optional[str] = ..., erased: _Optional[bool] = ...) -> None: ...
+    protected_bytes: int
+    protected_modulation: str
+    protected_code: str
+    protected_symbols: int
+    protected_bit_errors: int
+    def __init__(self, modulation: _Optional[str] = ..., code: _Optional[str] = ..., snr_db: _Optional[float] = ..., snr_kind: _Optional[str] = ..., esn0_db: _Optional[float] = ..., ebn0_db: _Optional[float] = ..., info_bits: _Optional[int] = ..., coded_bits: _Optional[int] = ..., symbols: _Optional[int] = ..., airtime_s: _Optional[float] = ..., bit_errors_raw: _Optional[int] = ..., bit_errors: _Optional[int] = ..., header_ok: _Optional[bool] = ..., body_crc_ok: _Optional[bool] = ..., ideal_header: _Optional[bool] = ..., fading: _Optional[str] = ..., erased: _Optional[bool] = ..., protected_bytes: _Optional[int] = ..., protected_modulation: _Optional[str] = ..., protected_code: _Optional[str] = ..., protected_symbols: _Optional[int] = ..., protected_bit_errors: _Optional[int] = ...) -> None: ...
 
 class ReconOptions(_message.Message):
     __slots__ = ("strength", "steps", "guidance", "seed")
@@ -148,18 +158,20 @@ class TransmitResult(_message.Message):
     def __init__(self, item_id: _Optional[str] = ..., name: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ..., mode: _Optional[str] = ..., profile: _Optional[str] = ..., caption: _Optional[str] = ..., payload: _Optional[_Union[PayloadSizes, _Mapping]] = ..., report: _Optional[_Union[ChannelReport, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Frame(_message.Message):
-    __slots__ = ("item_id", "recon", "link_overrides", "header", "body")
+    __slots__ = ("item_id", "recon", "link_overrides", "header", "body", "protected_bytes")
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     RECON_FIELD_NUMBER: _ClassVar[int]
     LINK_OVERRIDES_FIELD_NUMBER: _ClassVar[int]
     HEADER_FIELD_NUMBER: _ClassVar[int]
     BODY_FIELD_NUMBER: _ClassVar[int]
+    PROTECTED_BYTES_FIELD_NUMBER: _ClassVar[int]
     item_id: str
     recon: ReconOptions
     link_overrides: _struct_pb2.Struct
     header: bytes
     body: bytes
-    def __init__(self, item_id: _Optional[str] = ..., recon: _Optional[_Union[ReconOptions, _Mapping]] = ..., link_overrides: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., header: _Optional[bytes] = ..., body: _Optional[bytes] = ...) -> None: ...
+    protected_bytes: int
+    def __init__(self, item_id: _Optional[str] = ..., recon: _Optional[_Union[ReconOptions, _Mapping]] = ..., link_overrides: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., header: _Optional[bytes] = ..., body: _Optional[bytes] = ..., protected_bytes: _Optional[int] = ...) -> None: ...
 
 class Delivery(_message.Message):
     __slots__ = ("item_id", "image", "error", "profile", "report", "timings", "notes")

@@ -146,7 +146,9 @@ class Rebuild:
         sent = pkt.sent if pkt.sent is not None else np.ones(pkt.latent.shape[1:], bool)
         share = float(pkt.known[:, sent].mean()) if sent.any() else 0.0
         if share < MIN_LATENT_SHARE:
-            self.notes.append(f"latent: only {share:.0%} of the sent values usable (< {MIN_LATENT_SHARE:.0%})")
+            self.notes.append(
+                f"latent: only {share:.0%} of the sent values usable (< {MIN_LATENT_SHARE:.0%})"
+            )
             return None
         return pkt.latent, pkt.known
 

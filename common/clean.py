@@ -9,10 +9,11 @@ The model, per channel, for a received code ``y`` (b bits) in a damaged block:
 
 * prior of the sent code ``x``: a Student-t (``TAIL_DOF`` degrees of freedom) centred on the
   median of the 8 received neighbours in the same channel (edges reflected), with the robust
-  spread ``s = 1.4826 * MAD`` of the residuals ``y - median`` over the whole channel, at most
-  ``MAX_SPREAD`` of the code range (quantisation maps a channel's min..max onto the codes, and
-  its values spread over several standard deviations of that range; without the cap, heavy
-  damage would widen ``s`` until garbage looked plausible);
+  spread ``s = 1.4826 * MAD`` of the residuals ``y - median`` over the channel's intact values
+  (when at least ``MIN_REFERENCE``), else over all of them and then at most ``MAX_SPREAD`` of
+  the code range (quantisation maps a channel's min..max onto the codes, and its values spread
+  over several standard deviations of that range; without the cap, heavy damage would widen
+  ``s`` until garbage looked plausible);
 * channel: every bit flipped independently with probability p, so ``x = y XOR m`` for an error
   pattern ``m`` has likelihood ``p^|m| (1 - p)^(b - |m|)``;
 * p: given (``bit_error_rate``, e.g. from the share of blocks that passed their CRC), or
@@ -41,7 +42,8 @@ TAIL_DOF = 3.0
 EM_DOF = 4.0
 EM_ITERATIONS = 8
 EM_START = 0.01
-MAX_SPREAD = 1 / 8  # of the code range, 2^bits - 1
+MAX_SPREAD = 1 / 8  # of the code range, 2^bits - 1, when no intact reference is at hand
+MIN_REFERENCE = 64  # intact values in a channel enough to set its prior
 MAX_BER = 0.45
 MIN_BER = 1e-7
 _MAD_TO_STD = 1.4826
@@ -59,29 +61,53 @@ class CleanResult:
     estimated: bool
 
 
+@dataclass(frozen=True)
+class _Context:
+    """One channel's suspect values and their prior: codes ``y`` [n], the neighbour medians
+    ``centre`` [n] and the residual spread ``spread``."""
+
+    y: np.ndarray
+    centre: np.ndarray
+    spread: float
+
+
 class CodeCleaner:
     """Flags implausible codes among the suspect ones (see the module docstring).
 
-    ``__call__(codes, bits, suspect, bit_error_rate=None) -> CleanResult``: ``codes`` uint8
-    [C, H, W] holding ``bits``-bit values (1..8); ``suspect`` bool [C, H, W], True for the values
-    that came from a damaged block; ``bit_error_rate`` the per-bit flip probability when known.
+    ``__call__(codes, bits, suspect, intact=None, bit_error_rate=None) -> CleanResult``:
+    ``codes`` uint8 [C, H, W] holding ``bits``-bit values (1..8); ``suspect`` bool [C, H, W],
+    True for the values that came from a damaged block; ``intact`` bool [C, H, W], the values
+    known right (from blocks that passed their CRC; default: none), whose statistics set the
+    prior when there are at least ``MIN_REFERENCE`` of them in a channel; ``bit_error_rate`` the
+    per-bit flip probability when known.
     """
 
     def __init__(
         self, tail_dof: float = TAIL_DOF, em_dof: float = EM_DOF, em_iterations: int = EM_ITERATIONS
-    ):
+    ) -> None:
         if tail_dof <= 0 or em_dof <= 0 or em_iterations < 0:
             raise ValueError("tail degrees of freedom must be > 0 and EM iterations >= 0")
         self.tail_dof, self.em_dof, self.em_iterations = tail_dof, em_dof, em_iterations
 
     def __call__(
-        self, codes: np.ndarray, bits: int, suspect: np.ndarray, bit_error_rate: float | None = None
+        self,
+        codes: np.ndarray,
+        bits: int,
+        suspect: np.ndarray,
+        intact: np.ndarray | None = None,
+        bit_error_rate: float | None = None,
     ) -> CleanResult:
         codes = np.asarray(codes)
         suspect = np.asarray(suspect, bool)
-        if codes.ndim != 3 or suspect.shape != codes.shape or not 1 <= bits <= 8:
+        intact = np.zeros(codes.shape, bool) if intact is None else np.asarray(intact, bool)
+        if (
+            codes.ndim != 3
+            or suspect.shape != codes.shape
+            or intact.shape != codes.shape
+            or not 1 <= bits <= 8
+        ):
             raise ValueError(
-                f"codes and suspect must be [C, H, W] of one shape, bits 1..8; got {codes.shape}"
+                f"codes, suspect and intact must be [C, H, W] alike, bits 1..8; got {codes.shape}"
             )
         plausible = np.ones(codes.shape, bool)
         if not suspect.any():
@@ -89,51 +115,26 @@ class CodeCleaner:
         masks = np.arange(1 << bits, dtype=np.int64)
         weight = np.array([bin(int(m)).count("1") for m in masks], np.float64)  # flipped bits
         where = [np.flatnonzero(suspect[ch].ravel()) for ch in range(codes.shape[0])]
-        context = [self._context(codes[ch], where[ch], bits) for ch in range(codes.shape[0])]
+        context = [_context(codes[ch], where[ch], intact[ch], bits) for ch in range(codes.shape[0])]
         estimated = bit_error_rate is None
         p = self._estimate(context, masks, weight, bits) if estimated else float(bit_error_rate)
         p = float(np.clip(p, MIN_BER, MAX_BER))
-        for ch, (y, pred, s) in enumerate(context):
-            if y.size == 0:
-                continue
-            keep = np.empty(y.size, bool)
-            for a in range(0, y.size, _CHUNK):
+        for ch, ctx in enumerate(context):
+            keep = np.empty(ctx.y.size, bool)
+            for a in range(0, ctx.y.size, _CHUNK):
                 part = slice(a, a + _CHUNK)
-                keep[part] = self._posterior_clean(y[part], pred[part], s, p, masks, weight) >= 0.5
-            flat = plausible[ch].reshape(-1)
-            flat[where[ch]] = keep
+                lp = _log_prior(ctx.y[part], ctx.centre[part], ctx.spread, masks, self.tail_dof)
+                keep[part] = _posterior_clean(lp, p, weight) >= 0.5
+            plausible[ch].reshape(-1)[where[ch]] = keep
         return CleanResult(plausible, p, estimated)
 
-    @staticmethod
-    def _context(channel: np.ndarray, idx: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray, float]:
-        """(received codes, neighbour medians) at ``idx`` and the channel's robust residual spread."""
-        x = channel.astype(np.float64)
-        footprint = np.ones((3, 3), bool)
-        footprint[1, 1] = False
-        pred = median_filter(x, footprint=footprint, mode="reflect")
-        r = x - pred
-        s = _MAD_TO_STD * float(np.median(np.abs(r - np.median(r))))
-        s = max(min(s, MAX_SPREAD * ((1 << bits) - 1)), 0.5)
-        return channel.ravel()[idx].astype(np.int64), pred.ravel()[idx], s
-
-    def _log_prior(self, y, pred, s, masks, dof) -> np.ndarray:
-        cand = y[:, None] ^ masks[None, :]  # [n, 2^b]: the sent code under each error pattern
-        d2 = ((cand - pred[:, None]) / s) ** 2
-        return -0.5 * (dof + 1.0) * np.log1p(d2 / dof)
-
-    def _posterior_clean(self, y, pred, s, p, masks, weight) -> np.ndarray:
-        """P(no bit flipped | y) for each received code."""
-        ll = self._log_prior(y, pred, s, masks, self.tail_dof) + weight * np.log(p / (1.0 - p))
-        ll -= ll.max(axis=1, keepdims=True)
-        e = np.exp(ll)
-        return e[:, 0] / e.sum(axis=1)
-
-    def _estimate(self, context, masks, weight, bits) -> float:
+    def _estimate(self, context: list[_Context], masks, weight, bits) -> float:
         """EM estimate of p over (a sample of) the suspect values."""
-        n = sum(y.size for y, _, _ in context)
+        n = sum(c.y.size for c in context)
         step = max(1, n // _EM_SAMPLE)
-        priors = [self._log_prior(y[::step], pred[::step], s, masks, self.em_dof) for y, pred, s in context]
-        prior = np.concatenate([lp for lp in priors if lp.size])
+        prior = np.concatenate(
+            [_log_prior(c.y[::step], c.centre[::step], c.spread, masks, self.em_dof) for c in context]
+        )
         p = EM_START
         for _ in range(self.em_iterations):
             ll = prior + weight * np.log(p / (1.0 - p))
@@ -142,6 +143,36 @@ class CodeCleaner:
             post /= post.sum(axis=1, keepdims=True)
             p = float(np.clip((post @ weight).mean() / bits, MIN_BER, MAX_BER))
         return p
+
+
+def _context(channel: np.ndarray, idx: np.ndarray, intact: np.ndarray, bits: int) -> _Context:
+    """The prior of one channel's suspect values at flat indices ``idx``: the median of the 8
+    neighbours, and the residuals' robust spread over the intact values when there are enough of
+    them, else over all values, capped at ``MAX_SPREAD`` of the code range."""
+    x = channel.astype(np.float64)
+    footprint = np.ones((3, 3), bool)
+    footprint[1, 1] = False
+    pred = median_filter(x, footprint=footprint, mode="reflect")
+    enough = int(intact.sum()) >= MIN_REFERENCE
+    res = (x - pred)[intact] if enough else (x - pred).ravel()
+    s = _MAD_TO_STD * float(np.median(np.abs(res - np.median(res))))
+    s = max(s if enough else min(s, MAX_SPREAD * ((1 << bits) - 1)), 0.5)
+    return _Context(channel.ravel()[idx].astype(np.int64), pred.ravel()[idx], s)
+
+
+def _log_prior(y, centre, spread, masks, dof) -> np.ndarray:
+    """log prior [n, 2^b] (up to a constant) of the sent code under each error pattern: a
+    Student-t with ``dof`` degrees of freedom around ``centre``."""
+    cand = (y[:, None] ^ masks[None, :]).astype(np.float64)
+    return -0.5 * (dof + 1.0) * np.log1p(((cand - centre[:, None]) / spread) ** 2 / dof)
+
+
+def _posterior_clean(log_prior: np.ndarray, p: float, weight: np.ndarray) -> np.ndarray:
+    """P(no bit flipped | y) for each received code."""
+    ll = log_prior + weight * np.log(p / (1.0 - p))
+    ll -= ll.max(axis=1, keepdims=True)
+    e = np.exp(ll)
+    return e[:, 0] / e.sum(axis=1)
 
 
 def crc_bit_error_rate(intact: int, blocks: int, bits_per_block: float) -> float | None:

@@ -811,7 +811,9 @@ def _clean(f, top: _Part, blocks, cells, suspect, out) -> np.ndarray:
     intact = int((top.state == _INTACT).sum())
     mean_bits = 8 * sum(packed_size(n * c, top.bits) for _, n in blocks) / len(blocks)
     p = crc_bit_error_rate(intact, len(blocks), mean_bits)
-    result = CodeCleaner()(grid.reshape(c, h, w), top.bits, sus.reshape(c, h, w), p)
+    ref = np.zeros((c, h * w), bool)
+    ref[:, cells] = np.repeat((top.state == _INTACT), [n for _, n in blocks])[None, :]
+    result = CodeCleaner()(grid.reshape(c, h, w), top.bits, sus.reshape(c, h, w), ref.reshape(c, h, w), p)
     out.bit_error_rate = result.bit_error_rate
     return result.plausible.reshape(c, h * w)[:, cells].T
 

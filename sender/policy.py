@@ -1,4 +1,5 @@
-"""SNR-adaptive transmission policy: mode ``auto`` picks a mode, quantisation and img2img strength.
+"""SNR-adaptive transmission policy: mode ``auto`` picks a mode, quantisation, img2img strength
+and the link: modulation, code rate and the unequal-error-protection split.
 
 Both seed papers leave this as future work (seed 001: "send only y under ... poor channel
 conditions"). gensc's policy is a small table: each row applies from its ``min_esn0_db`` up to
@@ -17,6 +18,16 @@ strength whose starting noise level (SD's schedule, noise-to-signal ratio
 latent's relative error, floored at ``MIN_STRENGTH`` (the caption still needs some steps) and
 capped at ``MAX_STRENGTH``.
 
+Link choice. A rule may name the link settings it was derived with (``modulation``, ``code``,
+``uep_code``, ``uep_modulation``; None leaves that setting to the proxy) and the MSB plane
+count of the UEP split (``msb_planes``). The sender passes the chosen settings to the proxy in
+the frame's ``link_overrides``. The client's own link settings win: when a request pins any of
+``modulation``, ``code``, ``uep_code`` or ``uep_modulation``, the table's link choice is not
+applied; the policy then uses its table for that link (``fixed``, keyed ``"MODULATION/CODE"``;
+a code pinned without a modulation means 16QAM, the proxy's default) if it has one, else the
+main table's mode, bits and strength, and says so. The SNR itself (``snr_db``, ``snr_kind``) is
+always the client's.
+
 Override: ``Policy.load(path)`` reads the same table from JSON (``Policy.to_dict`` writes it).
 """
 
@@ -24,7 +35,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,15 +48,29 @@ MAX_STRENGTH = 0.9
 SD_BETA_START, SD_BETA_END, SD_TRAIN_STEPS = 0.00085, 0.012, 1000
 
 
+LINK_FIELDS = ("modulation", "code", "uep_code", "uep_modulation")
+
+
 @dataclass(frozen=True)
 class Rule:
-    """From ``min_esn0_db`` (dB, Es/N0) up: send ``mode`` at ``bits`` with img2img ``strength``."""
+    """From ``min_esn0_db`` (dB, Es/N0) up: send ``mode`` at ``bits`` with img2img ``strength``,
+    on the link settings named (None: the proxy's), with ``msb_planes`` MSB planes in the UEP
+    prefix (None: the sender's default)."""
 
     min_esn0_db: float
     mode: str
     bits: int = 8
     strength: float | None = None
     why: str = ""
+    modulation: str | None = None
+    code: str | None = None
+    uep_code: str | None = None
+    uep_modulation: str | None = None
+    msb_planes: int | None = None
+
+    @property
+    def link(self) -> dict[str, str]:
+        return {k: getattr(self, k) for k in LINK_FIELDS if getattr(self, k) is not None}
 
 
 @dataclass(frozen=True)
@@ -54,6 +79,34 @@ class Decision:
     bits: int
     strength: float | None
     note: str
+    link: dict[str, str] = field(default_factory=dict)  # link settings to pass to the proxy
+    msb_planes: int | None = None
+
+
+def _check_rules(rules: tuple[Rule, ...], what: str) -> None:
+    if not rules:
+        raise ValueError(f"policy {what} needs at least one rule")
+    for r in rules:
+        get_mode(r.mode)
+        if not 1 <= r.bits <= 8:
+            raise ValueError(f"policy rule bits must be in 1..8, got {r.bits}")
+        if r.strength is not None and not 0.0 < r.strength <= 1.0:
+            raise ValueError(f"policy rule strength must be in (0, 1], got {r.strength}")
+        if r.msb_planes is not None and not 0 <= r.msb_planes < r.bits:
+            raise ValueError(f"policy rule msb_planes must be in 0..bits-1, got {r.msb_planes}")
+        if r.link:
+            _check_link(r.link)
+    edges = [r.min_esn0_db for r in rules]
+    if edges != sorted(edges) or len(set(edges)) != len(edges):
+        raise ValueError(f"policy {what} must have increasing min_esn0_db, got {edges}")
+
+
+def _check_link(link: dict[str, Any]) -> None:
+    try:
+        from gensc.channel.link import LinkConfig
+    except ImportError:  # pragma: no cover - the channel package ships with the sender
+        return
+    LinkConfig().replace(**link)
 
 
 @dataclass(frozen=True)
@@ -62,39 +115,51 @@ class Policy:
     unknown: Rule  # when no SNR is known
     link: str  # the link the table was derived for
     source: str = ""
+    fixed: dict[str, tuple[Rule, ...]] = field(default_factory=dict)  # "MODULATION/CODE" -> rules
 
     def __post_init__(self) -> None:
-        if not self.rules:
-            raise ValueError("a policy needs at least one rule")
-        for r in (*self.rules, self.unknown):
-            get_mode(r.mode)
-            if not 1 <= r.bits <= 8:
-                raise ValueError(f"policy rule bits must be in 1..8, got {r.bits}")
-            if r.strength is not None and not 0.0 < r.strength <= 1.0:
-                raise ValueError(f"policy rule strength must be in (0, 1], got {r.strength}")
-        edges = [r.min_esn0_db for r in self.rules]
-        if edges != sorted(edges) or len(set(edges)) != len(edges):
-            raise ValueError(f"policy rules must have increasing min_esn0_db, got {edges}")
+        _check_rules(self.rules, "rules")
+        _check_rules((self.unknown,), "unknown rule")
+        for key, rules in self.fixed.items():
+            if key.count("/") < 1 or any(r.link for r in rules):
+                raise ValueError(
+                    f"fixed table {key!r}: key 'MODULATION/CODE' and rules without link settings"
+                )
+            _check_rules(rules, f"table {key!r}")
 
-    def choose(self, esn0_db: float | None) -> Decision:
-        """The rule for this Es/N0 (dB); below the first row's threshold the first row applies."""
+    def choose(self, esn0_db: float | None, pinned: dict[str, Any] | None = None) -> Decision:
+        """The rule for this Es/N0 (dB); below the first row's threshold the first row applies.
+
+        ``pinned``: the request's link settings; any of LINK_FIELDS there keeps the table's link
+        choice out (see the module docstring).
+        """
+        pinned = {k: v for k, v in (pinned or {}).items() if k in LINK_FIELDS}
         if esn0_db is None or not math.isfinite(esn0_db):
             r = self.unknown
             return Decision(r.mode, r.bits, r.strength, f"auto: SNR unknown, chose {_describe(r)}")
-        r = self.rules[0]
-        for rule in self.rules:
-            if esn0_db >= rule.min_esn0_db:
-                r = rule
-        return Decision(
-            r.mode, r.bits, r.strength, f"auto: Es/N0 {esn0_db:g} dB on {self.link}, chose {_describe(r)}"
+        if not pinned:
+            r = _lookup(self.rules, esn0_db)
+            note = f"auto: Es/N0 {esn0_db:g} dB on {self.link}, chose {_describe(r)}"
+            return Decision(r.mode, r.bits, r.strength, note, r.link, r.msb_planes)
+        key = f"{pinned.get('modulation', '16qam')}/{pinned.get('code')}"
+        if set(pinned) <= {"modulation", "code"} and key in self.fixed:
+            r = _lookup(self.fixed[key], esn0_db)
+            note = f"auto: Es/N0 {esn0_db:g} dB on the client's link {key}, chose {_describe(r)}"
+            return Decision(r.mode, r.bits, r.strength, note, {}, r.msb_planes)
+        r = _lookup(self.rules, esn0_db)
+        note = (
+            f"auto: Es/N0 {esn0_db:g} dB; the client pinned the link ({_link_text(pinned)}), so the "
+            f"table's link choice is not applied; chose {_describe(r, link=False)}"
         )
+        return Decision(r.mode, r.bits, r.strength, note, {}, None)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "link": self.link,
             "source": self.source,
-            "unknown": asdict(self.unknown),
-            "rules": [asdict(r) for r in self.rules],
+            "unknown": _rule_dict(self.unknown),
+            "rules": [_rule_dict(r) for r in self.rules],
+            "fixed": {k: [_rule_dict(r) for r in rules] for k, rules in self.fixed.items()},
         }
 
     @classmethod
@@ -105,8 +170,9 @@ class Policy:
                 unknown=Rule(**d["unknown"]),
                 link=str(d["link"]),
                 source=str(d.get("source", "")),
+                fixed={k: tuple(Rule(**r) for r in rules) for k, rules in d.get("fixed", {}).items()},
             )
-        except (KeyError, TypeError) as e:
+        except (KeyError, TypeError, AttributeError) as e:
             raise ValueError(f"not a policy table: {e}") from None
 
     @classmethod
@@ -141,9 +207,33 @@ def link_esn0_db(link: dict[str, Any]) -> tuple[float | None, str | None]:
         return None, f"auto: cannot convert the link's {link.get('snr_kind')!r} SNR to Es/N0 here ({e})"
 
 
-def _describe(r: Rule) -> str:
+def _lookup(rules: tuple[Rule, ...], esn0_db: float) -> Rule:
+    r = rules[0]
+    for rule in rules:
+        if esn0_db >= rule.min_esn0_db:
+            r = rule
+    return r
+
+
+def _rule_dict(r: Rule) -> dict[str, Any]:
+    """A rule as JSON, leaving out link settings it does not name."""
+    return {k: v for k, v in asdict(r).items() if v is not None or k in ("strength",)}
+
+
+def _link_text(link: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in link.items())
+
+
+def _describe(r: Rule, link: bool = True) -> str:
     s = f"{r.mode!r}" + (f" at {r.bits} bits" if get_mode(r.mode).latent == "quantised" else "")
     s += f", strength {r.strength:g}" if r.strength is not None else ""
+    if link and r.link:
+        s += f" over {_link_text(r.link)}"
+        s += (
+            f", top {r.msb_planes} bit planes protected"
+            if r.msb_planes and (r.uep_code or r.uep_modulation)
+            else ""
+        )
     return s + (f" ({r.why})" if r.why else "")
 
 

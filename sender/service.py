@@ -35,7 +35,8 @@ class SenderServicer(pb_grpc.SenderServicer):
                 header=enc.wire.header,
                 body=enc.wire.body,
                 recon=req.recon,
-                link_overrides=req.link_overrides,
+                link_overrides=convert.dict_to_struct(enc.link),  # the request's + mode auto's choice
+                protected_bytes=enc.wire.protected,
             )
             return Forward(frame, enc)
 

@@ -2,13 +2,14 @@
 
 services  gRPC overhead across the three hops beside the grpcio floor (gensc.app.bench.services)
 pipeline  per-stage latency in process (gensc.app.bench.pipeline)
+degradation  latent NMSE of every scheme against Es/N0 and Eb/N0 (gensc.app.bench.degradation)
 """
 
 from __future__ import annotations
 
 import importlib
 
-BENCHMARKS = ("services", "pipeline")
+BENCHMARKS = ("services", "pipeline", "degradation")
 
 
 def add_command(sub) -> None:

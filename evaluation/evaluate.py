@@ -30,6 +30,7 @@ A row: key, mode, sent_mode (what the packet carried; differs for "auto"), snr_d
 image, image_index, status ("ok" | "lost" | "error"),
 scored_as ("reconstruction" | "grey" | null), caption, payload_bytes {part..., total},
 channel (the link's ChannelReport as a dict), ber, latent_nmse, latent_nmse_clean,
+latent_values (what became of the sent latent values: used / cleaned / erased, in process),
 metrics {psnr_db, ssim, ms_ssim, vsi, lpips, clip_score: float | null},
 timings_ms {encode, channel, reconstruct, total, stages}, notes, error, output, fingerprint.
 A point (mode x SNR): counts, and mean/std/n of every metric, ber, latent NMSE, payload
@@ -103,7 +104,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper001": {
         "profile": "sd15",
         "image_size": 512,
-        "modes": "text,text+latent,paper",
+        # gensc's own beside the prototype's: text+latent and auto lay the packet out for the
+        # uncoded link (raw blocks and plain text, used when damaged; gensc.sender.layout)
+        "modes": "text,text+latent,paper,auto",
         "snr_db": "5:10:1.25",
         "snr_kind": "ebn0",
         "modulation": "16qam",
@@ -595,8 +598,8 @@ class Harness:
         kw: dict[str, Any] = {"mode": mode}
         if self.config.quant_bits is not None:
             kw["quant_bits"] = self.config.quant_bits
-        if mode == AUTO and snr is not None:
-            kw["link"] = self.link_overrides(snr)
+        # the link the sender knows: auto reads the SNR, every mode lays its packet out for the code
+        kw["link"] = self.link_overrides(self.config.snr_db[0] if snr is None else snr)
         if self.config.budget_from and mode != self.config.budget_from:
             # the reference packet's bytes beyond the fixed header fields: body + quantisation
             # params, so both packets carry the same payload
@@ -637,13 +640,18 @@ class Harness:
         r["latent_nmse_clean"] = e.nmse_clean
         t0 = time.perf_counter()
         out = self._link(snr).transmit(
-            e.header, e.body, seed=channel_seed(self.config.channel_seed, name, snr)
+            e.header,
+            e.body,
+            seed=channel_seed(self.config.channel_seed, name, snr),
+            protected=enc.wire.protected,
         )
         channel_ms = (time.perf_counter() - t0) * 1e3
         r["channel"] = dict(out.report.to_dict())
         if e.sent_latent is not None:
             try:
-                r["latent_nmse"] = latent_nmse(e.sent_latent, parse(out.header, out.body).latent)
+                received = parse(out.header, out.body)
+                r["latent_nmse"] = latent_nmse(e.sent_latent, received.latent)
+                r["latent_values"] = received.latent_values  # used / cleaned / erased
             except PacketLost:
                 r["latent_nmse"] = None
             if r["latent_nmse"] is None:
@@ -771,6 +779,7 @@ class Harness:
                     "ber": ber,
                     "latent_nmse": r.get("latent_nmse"),
                     "latent_nmse_clean": r.get("latent_nmse_clean"),
+                    "latent_values": r.get("latent_values"),
                     "metrics": by_row.get(i, {}),
                     "timings_ms": r.get("timings_ms"),
                     "notes": r.get("notes", []),
@@ -865,6 +874,13 @@ def _stats(values: list[float | None]) -> dict[str, float | int | None]:
     return {"mean": float(np.mean(xs)), "std": float(np.std(xs)), "n": len(xs)}
 
 
+def _value_shares(rows: list[dict[str, Any]]) -> dict[str, float] | None:
+    """Shares of the sent latent values the receiver used, cleaned and erased, over the rows."""
+    vals = [r["latent_values"] for r in rows if r.get("latent_values")]
+    n = sum(v["sent"] for v in vals)
+    return {k: sum(v.get(k, 0) for v in vals) / n for k in ("used", "cleaned", "erased")} if n else None
+
+
 def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """One point (mode x SNR) from its rows: counts, and mean/std/n of every number."""
     first = rows[0]
@@ -885,6 +901,7 @@ def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "ber": _stats([r.get("ber") for r in rows]),
         "latent_nmse": _stats([r.get("latent_nmse") for r in rows]),
         "latent_nmse_clean": _stats([r.get("latent_nmse_clean") for r in rows]),
+        "latent_values": _value_shares(rows),
         "payload_bytes": _stats([(r.get("payload_bytes") or {}).get("total") for r in rows]),
         "symbols": _stats([x.get("symbols") for x in ch]),
         "airtime_s": _stats([x.get("airtime_s") for x in ch]),

@@ -48,7 +48,7 @@ MAX_BER = 0.45
 MIN_BER = 1e-7
 _MAD_TO_STD = 1.4826
 _CHUNK = 8192  # values per step: memory is chunk x 2^bits floats
-_EM_SAMPLE = 8192  # damaged values the EM step looks at, at most (evenly spaced)
+_EM_SAMPLE = 2048  # damaged values the EM step looks at, at most (evenly spaced)
 
 
 @dataclass(frozen=True)
@@ -136,8 +136,9 @@ class CodeCleaner:
             [_log_prior(c.y[::step], c.centre[::step], c.spread, masks, self.em_dof) for c in context]
         )
         p = EM_START
+        weight = weight.astype(np.float32)
         for _ in range(self.em_iterations):
-            ll = prior + weight * np.log(p / (1.0 - p))
+            ll = prior + weight * np.float32(np.log(p / (1.0 - p)))
             ll -= ll.max(axis=1, keepdims=True)
             post = np.exp(ll)
             post /= post.sum(axis=1, keepdims=True)
@@ -163,13 +164,14 @@ def _context(channel: np.ndarray, idx: np.ndarray, intact: np.ndarray, bits: int
 def _log_prior(y, centre, spread, masks, dof) -> np.ndarray:
     """log prior [n, 2^b] (up to a constant) of the sent code under each error pattern: a
     Student-t with ``dof`` degrees of freedom around ``centre``."""
-    cand = (y[:, None] ^ masks[None, :]).astype(np.float64)
-    return -0.5 * (dof + 1.0) * np.log1p(((cand - centre[:, None]) / spread) ** 2 / dof)
+    cand = (y[:, None] ^ masks[None, :]).astype(np.float32)
+    d = (cand - centre[:, None].astype(np.float32)) / np.float32(spread)
+    return np.float32(-0.5 * (dof + 1.0)) * np.log1p(d * d / np.float32(dof))
 
 
 def _posterior_clean(log_prior: np.ndarray, p: float, weight: np.ndarray) -> np.ndarray:
     """P(no bit flipped | y) for each received code."""
-    ll = log_prior + weight * np.log(p / (1.0 - p))
+    ll = log_prior + weight.astype(np.float32) * np.float32(np.log(p / (1.0 - p)))
     ll -= ll.max(axis=1, keepdims=True)
     e = np.exp(ll)
     return e[:, 0] / e.sum(axis=1)

@@ -56,7 +56,9 @@ def test_auto_reads_the_snr_from_the_link_overrides(stack, photos):
 
     low, high = auto(-3.0), auto(25.0)
     assert low["status"] == "ok" and high["status"] == "ok", (low["error"], high["error"])
-    assert low["mode"] == "text" and "latent" not in low["payload_bytes"]
+    # the policy's link choice reaches the proxy through the frame's link overrides
+    assert (low["channel"]["modulation"], low["channel"]["code"]) == ("qpsk", "ldpc-1/3")
+    assert (high["channel"]["modulation"], high["channel"]["code"]) == ("16qam", "ldpc-2/3")
     assert high["mode"] == "text+latent" and "latent" in high["payload_bytes"]
     assert any(n.startswith("auto: Es/N0 25 dB") for n in high["notes"])
     assert any(n.startswith("strength") and "sender's hint" in n for n in high["notes"])

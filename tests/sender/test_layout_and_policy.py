@@ -86,7 +86,7 @@ def test_policy_table_lookups_choose_the_link():
     assert p.choose(2).link == {"modulation": "qpsk", "code": "ldpc-1/3"}
     d = p.choose(5)
     assert d.link == {"code": "none", "uep_code": "ldpc-1/2", "uep_modulation": "qpsk"} and d.msb_planes == 4
-    assert "top 4 bit planes protected" in d.note
+    assert "caption and the top 4 bit planes on qpsk + ldpc-1/2" in d.note
     assert p.choose(12).link == {"modulation": "64qam", "code": "ldpc-2/3"}
     assert p.choose(None).link == {} and p.choose(None).bits == 8
 

@@ -156,7 +156,7 @@ def add_link_args(p: argparse.ArgumentParser, defaults: dict | None = None) -> N
         if isinstance(default, bool):
             g.add_argument(flag, dest=f"link_{f.name}", action=argparse.BooleanOptionalAction, default=None)
         else:
-            numeric = isinstance(default, int) or default is None
+            numeric = isinstance(default, int) or (default is None and "int" in str(f.type))
             kind = float if isinstance(default, float) else int if numeric else str
             g.add_argument(flag, dest=f"link_{f.name}", type=kind, default=None, help=f"default {default!r}")
 

@@ -381,7 +381,7 @@ def reconstruction(names: list[str], grid: tuple[float, ...], seed_base: int, po
     return {
         "what": "tiny profile (RANDOM WEIGHTS) receiver, 128x128 photos, Es/N0 sweep, "
         "one channel draw per photo",
-        "profile": profile.to_dict(),
+        "profile": {k: v for k, v in profile.to_dict().items() if k not in ("sd_model", "captioner")},
         "rows": rows,
         "lost_with_header": lost_with_header,
         "wall_s": round(time.perf_counter() - t0, 1),

@@ -221,7 +221,7 @@ def test_cli_presets_flags_and_registration():
     assert args.func is evaluate.run
     c = evaluate.config_from_args(args)
     assert c.profile == "sd15" and c.image_size == 512 and c.n_images == 5
-    assert c.modes == ("text", "text+latent", "paper") and c.snr_kind == "ebn0"
+    assert c.modes == ("text", "text+latent", "paper", "auto") and c.snr_kind == "ebn0"
     assert c.snr_db == (5.0, 6.25, 7.5, 8.75, 10.0) and c.modulation == "16qam" and c.code == "none"
     assert (c.steps, c.strength, c.guidance) == (50, 0.6, 9.0) and c.mode_recon == {"text": {"guidance": 7.5}}
     assert c.link == {"ideal_header": True}

@@ -232,7 +232,7 @@ class SenderPipeline:
         hint, planes, link = None, None, dict(link or {})
         bits = self.quant_bits if quant_bits is None else quant_bits
         if name == AUTO:
-            esn0, why = link_esn0_db(link)
+            esn0, why = link_esn0_db(link, self.policy)
             notes += [why] if why else []
             decision = self.policy.choose(self.codec.snr_db if esn0 is None else esn0, pinned=link)
             name, hint, planes = decision.mode, decision.strength, decision.msb_planes

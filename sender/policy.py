@@ -180,11 +180,15 @@ class Policy:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
-def link_esn0_db(link: dict[str, Any]) -> tuple[float | None, str | None]:
+def link_esn0_db(link: dict[str, Any], policy: Policy | None = None) -> tuple[float | None, str | None]:
     """Es/N0 (dB) from link settings (LinkConfig field names), and a note when it cannot be had.
 
     ``snr_db`` is Es/N0 unless ``snr_kind`` says "ebn0"; Eb/N0 is converted with the channel's
-    own convention (gensc.channel.conventions.snr_point, which needs the channel package).
+    own convention (gensc.channel.conventions.snr_point, which needs the channel package), for
+    the link the settings name. When they name none and ``policy`` will choose it, Eb/N0 means
+    a different Es/N0 for each row's link (Es/N0 = Eb/N0 + 10 log10(bits per symbol x rate)):
+    the result is the Es/N0 of the last row whose own threshold it meets, so the row chosen
+    is one that works at the Es/N0 the link will really have.
     """
     snr = link.get("snr_db")
     if snr is None:
@@ -199,10 +203,19 @@ def link_esn0_db(link: dict[str, Any]) -> tuple[float | None, str | None]:
         from gensc.channel.link import LinkConfig
         from gensc.channel.modulation import get_constellation
 
-        cfg = LinkConfig().replace(**link)
-        rate = float(get_channel_code(cfg.code).nominal_rate)
-        bps = get_constellation(cfg.modulation).bits_per_symbol
-        return snr_point(cfg.snr_db, cfg.snr_kind, bps, rate).esn0_db, None
+        def esn0(settings: dict[str, Any]) -> float:
+            cfg = LinkConfig().replace(**settings)
+            rate = float(get_channel_code(cfg.code).nominal_rate)
+            bps = get_constellation(cfg.modulation).bits_per_symbol
+            return snr_point(cfg.snr_db, cfg.snr_kind, bps, rate).esn0_db
+
+        if policy is None or any(k in link for k in LINK_FIELDS):
+            return esn0(link), None
+        for rule in reversed(policy.rules):
+            value = esn0({**link, **rule.link})
+            if value >= rule.min_esn0_db:
+                return value, None
+        return esn0({**link, **policy.rules[0].link}), None
     except (ImportError, ValueError, TypeError) as e:
         return None, f"auto: cannot convert the link's {link.get('snr_kind')!r} SNR to Es/N0 here ({e})"
 

@@ -176,7 +176,7 @@ def auto_scheme(policy, snr_db: float, kind: str) -> tuple[Scheme, str]:
     """The scheme mode ``auto`` sends at this point, as the sender decides it."""
     from gensc.sender.policy import link_esn0_db
 
-    esn0, _ = link_esn0_db({"snr_db": snr_db, "snr_kind": kind})
+    esn0, _ = link_esn0_db({"snr_db": snr_db, "snr_kind": kind}, policy)
     d = policy.choose(esn0)
     link = {"modulation": "16qam", "code": "none", **d.link}
     return Scheme(AUTO, d.mode, d.bits, link, d.msb_planes or 0), d.note

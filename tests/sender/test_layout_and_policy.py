@@ -4,13 +4,14 @@ pinned link wins."""
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
 from gensc.common.errors import InvalidInput
 from gensc.sender.layout import UNCODED_BLOCK_CELLS, choose_layout
 from gensc.sender.pipeline import CodecConfig
-from gensc.sender.policy import DEFAULT_POLICY, Policy, Rule
+from gensc.sender.policy import DEFAULT_POLICY, Policy, Rule, link_esn0_db
 
 
 @pytest.mark.parametrize(
@@ -89,6 +90,20 @@ def test_policy_table_lookups_choose_the_link():
     assert "caption and the top 4 bit planes on qpsk + ldpc-1/2" in d.note
     assert p.choose(12).link == {"modulation": "64qam", "code": "ldpc-2/3"}
     assert p.choose(None).link == {} and p.choose(None).bits == 8
+
+
+def test_ebn0_without_a_pinned_link_meets_the_chosen_rows_threshold():
+    p = _table()
+    # Eb/N0 7 dB: 64QAM 2/3 would be Es/N0 7 + 6.02 = 13.0 >= 9: that row, at that Es/N0
+    assert link_esn0_db({"snr_db": 7.0, "snr_kind": "ebn0"}, p)[0] == pytest.approx(7 + 10 * math.log10(4))
+    # Eb/N0 2 dB: 64QAM 2/3 gives 8.0 < 9, UEP 16QAM uncoded + QPSK 1/2 (body's rate) 8.0 >= 4
+    assert link_esn0_db({"snr_db": 2.0, "snr_kind": "ebn0"}, p)[0] == pytest.approx(2 + 10 * math.log10(4))
+    # Eb/N0 -3 dB: only the first row: QPSK 1/3, Es/N0 = -3 + 10 log10(2/3)
+    assert link_esn0_db({"snr_db": -3.0, "snr_kind": "ebn0"}, p)[0] == pytest.approx(
+        -3 + 10 * math.log10(2 / 3)
+    )
+    pinned = {"snr_db": 7.0, "snr_kind": "ebn0", "code": "none"}  # a pinned link converts as named
+    assert link_esn0_db(pinned, p)[0] == pytest.approx(7 + 10 * math.log10(4))
 
 
 def test_a_pinned_link_wins():

@@ -512,48 +512,58 @@ def plot(result: dict[str, Any], path: str | Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = result["rows"]
-    fig, axes = plt.subplots(2, 2, figsize=(15, 10.5))
     shown = result["config"]["plot_schemes"]
-    styles = {AUTO: {"color": "black", "lw": 3, "zorder": 5}}
-    for ax, axis, label in ((axes[0, 0], "esn0", "Es/N0 (dB)"), (axes[0, 1], "ebn0", "Eb/N0 (dB)")):
+    palette = plt.get_cmap("tab20").colors
+    style = {n: {"color": palette[(2 * i) % 20 + (i // 10)], "lw": 1.3} for i, n in enumerate(shown)}
+    style[AUTO] = {"color": "black", "lw": 3.0, "zorder": 5}
+    for n in shown:
+        if n.endswith("-none") or n == "paper":
+            style[n]["ls"] = "--"
+
+    def label(name: str) -> str:
+        return (
+            "auto: the SNR policy's mode, bits and link" if name == AUTO else f"{name}: {SCHEMES[name].label}"
+        )
+
+    fig, axes = plt.subplots(2, 2, figsize=(15, 12))
+    for ax, axis, text in ((axes[0, 0], "esn0", "Es/N0 (dB)"), (axes[0, 1], "ebn0", "Eb/N0 (dB)")):
         for name in shown:
             pts = sorted((r["snr_db"], r["nmse"]) for r in rows if r["axis"] == axis and r["scheme"] == name)
             if pts:
                 x, y = zip(*pts, strict=True)
-                lab = name if name == AUTO else f"{name}: {SCHEMES[name].label}"
-                ax.semilogy(x, np.maximum(y, 1e-6), marker=".", label=lab, **styles.get(name, {"lw": 1.2}))
-        ax.set_xlabel(label + ", AWGN")
+                ax.semilogy(x, np.maximum(y, 1e-6), marker=".", label=label(name), **style[name])
+        ax.set_xlabel(text + ", AWGN")
         ax.set_ylabel("latent NMSE at the receiver (lost = 1)")
         ax.grid(True, which="both", alpha=0.3)
-        ax.set_title(f"latent NMSE vs {label}")
-    axes[0, 0].legend(fontsize=7, loc="lower left")
+        ax.set_title(f"latent NMSE vs {text}")
     ax = axes[1, 0]
     for name in shown:
         pts = sorted((r["snr_db"], r["symbols"]) for r in rows if r["axis"] == "esn0" and r["scheme"] == name)
         if pts:
             x, y = zip(*pts, strict=True)
-            ax.semilogy(x, y, marker=".", label=name, **styles.get(name, {"lw": 1.2}))
+            ax.semilogy(x, y, marker=".", **style[name])
     ax.set_xlabel("Es/N0 (dB)")
-    ax.set_ylabel("channel symbols per image")
+    ax.set_ylabel("channel symbols per image (header included)")
     ax.set_title("channel use")
     ax.grid(True, which="both", alpha=0.3)
     ax = axes[1, 1]
     recon = result.get("reconstruction")
     if recon:
-        for name in sorted({r["scheme"] for r in recon["rows"]}):
+        for name in [n for n in shown if any(r["scheme"] == n for r in recon["rows"])]:
             pts = sorted((r["esn0_db"], r["psnr_vs_clean_db"]) for r in recon["rows"] if r["scheme"] == name)
             x, y = zip(*pts, strict=True)
-            ax.plot(x, y, marker="o", label=name, **styles.get(name, {"lw": 1.2}))
-        ax.set_title("tiny profile, RANDOM WEIGHTS: PSNR vs the undamaged packet's output")
+            ax.plot(x, y, marker="o", **style[name])
+        ax.set_title("tiny profile, RANDOM WEIGHTS, 128x128: PSNR vs the undamaged packet's output")
         ax.set_xlabel("Es/N0 (dB)")
-        ax.set_ylabel("PSNR (dB, capped at 99)")
-        ax.legend(fontsize=7)
+        ax.set_ylabel("PSNR (dB, identical = 99)")
         ax.grid(True, alpha=0.3)
     else:
         ax.set_axis_off()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
     fig.suptitle(f"gensc bench degradation: {result['config']['latent_source']}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.tight_layout(rect=(0, 0.09, 1, 0.98))
+    fig.savefig(path, dpi=80)
     plt.close(fig)
 
 

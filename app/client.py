@@ -4,7 +4,8 @@ Record schema (one per image, in input order; documented in the README):
     name, item_id, status ("ok" | "error"), mode, profile, random_weights, caption,
     payload_bytes {part: bytes, ..., total}, channel {ChannelReport fields},
     timings_ms {encode, channel, reconstruct, transport, total, hops {hop: ms}, stages {stage: ms}},
-    metrics {psnr_db, ssim} (against the original resized as the sender resized it),
+    metrics {psnr_db, ssim} (against the original resized as the sender resized it; the same
+    definitions as ``gensc eval``: gensc.evaluation.metrics.psnr_ssim; psnr_db null when identical),
     output (file name of the reconstruction in the output folder), notes [..],
     error {code, message, stage} | null
 ``transport`` is ``total`` minus the three compute stages: gRPC hops, serialisation and queueing.
@@ -14,9 +15,6 @@ Record schema (one per image, in input order; documented in the README):
 from __future__ import annotations
 
 import argparse
-import io
-import json
-import re
 import sys
 import threading
 import time
@@ -29,6 +27,7 @@ import numpy as np
 from google.protobuf import json_format
 
 from gensc.common import convert
+from gensc.common.files import safe_filename, write_json
 from gensc.common.rpc import RpcConfig, create_channel
 from gensc.proto import semcom_pb2 as pb
 from gensc.proto import semcom_pb2_grpc as pb_grpc
@@ -179,24 +178,28 @@ def _add_metrics(rec: dict[str, Any], original: bytes) -> None:
     png = rec.get("_png")
     if png is None:
         return
-    from PIL import Image
-
+    from gensc.common.errors import InvalidInput
     from gensc.common.images import decode_image, resize
 
-    recon = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
-    ref, _ = decode_image(original)
+    try:
+        recon, _ = decode_image(png)
+        ref, _ = decode_image(original)
+    except InvalidInput as e:  # the sender decoded the original, so this is the reconstruction
+        rec["notes"].append(f"metrics skipped: {e}")
+        return
     ref = resize(ref, recon.shape[0]) if recon.shape[0] == recon.shape[1] else ref
-    rec["_reference"] = ref
+    rec["_reference"], rec["_image"] = ref, recon
     try:
         from gensc.evaluation.metrics import psnr_ssim
-
-        rec["metrics"] = psnr_ssim(ref, recon)
     except ImportError:
         rec["notes"].append("metrics skipped: scikit-image is not installed (pip install gensc[eval])")
+        return
+    rec["metrics"] = psnr_ssim(ref, recon)
 
 
-def _safe_name(name: str, index: int, used: set[str]) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).stem) or f"image{index}"
+def _stem(name: str, index: int, used: set[str]) -> str:
+    """A file stem for ``name`` that is safe and not yet in ``used``."""
+    stem = safe_filename(Path(name).stem, f"image{index}")
     out = stem if stem not in used else f"{stem}-{index}"
     used.add(out)
     return out
@@ -211,14 +214,13 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
     for i, rec in enumerate(records):
-        png, ref = rec.pop("_png", None), rec.pop("_reference", None)
+        png, ref, recon = rec.pop("_png", None), rec.pop("_reference", None), rec.pop("_image", None)
         if png is None:
             continue
-        stem = _safe_name(rec["name"], i, used)
+        stem = _stem(rec["name"], i, used)
         (out_dir / f"{stem}.png").write_bytes(png)
         rec["output"] = f"{stem}.png"
-        if side_by_side and ref is not None:
-            recon = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+        if side_by_side and ref is not None and recon is not None:
             gap = np.full((recon.shape[0], 8, 3), 255, np.uint8)
             Image.fromarray(np.concatenate([ref, gap, recon], axis=1)).save(out_dir / f"{stem}-compare.png")
             rec["compare"] = f"{stem}-compare.png"
@@ -228,9 +230,7 @@ def write_report(
         "summary": {"images": len(records), "ok": ok, "errors": len(records) - ok},
         "images": records,
     }
-    path = out_dir / "report.json"
-    path.write_text(json.dumps(report, indent=2, default=float) + "\n")
-    return path
+    return write_json(out_dir / "report.json", report)
 
 
 def format_table(records: list[dict[str, Any]]) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from gensc.common.errors import GenscError
+from gensc.common.errors import status_of
 
 log = logging.getLogger("gensc.rpc")
 
@@ -48,19 +48,20 @@ class RpcConfig:
         ]
 
 
-def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
-    """Domain exception -> (status code, message). Unknown exceptions never leak their text."""
-    if isinstance(exc, GenscError):
-        return getattr(grpc.StatusCode, exc.code), str(exc)
+def grpc_status(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    """``gensc.common.errors.status_of`` as a grpc.StatusCode, plus grpcio's own errors: a failed
+    downstream call keeps its status, and a bare RpcError (grpcio raises one when the call was
+    cancelled) is CANCELLED."""
     if isinstance(exc, grpc.RpcError):
-        if not hasattr(exc, "code"):  # grpcio raises a bare RpcError when the call was cancelled
+        if not hasattr(exc, "code"):
             return grpc.StatusCode.CANCELLED, "the call was cancelled"
         return exc.code(), exc.details() or ""
-    return grpc.StatusCode.INTERNAL, "internal error (see the server's log)"
+    code, message = status_of(exc)
+    return grpc.StatusCode[code], message
 
 
 class ErrorInterceptor(grpc.ServerInterceptor):
-    """Turns exceptions escaping a handler into status codes (see ``status_of``)."""
+    """Turns exceptions escaping a handler into status codes (see ``grpc_status``)."""
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
@@ -72,10 +73,7 @@ class ErrorInterceptor(grpc.ServerInterceptor):
             try:
                 yield from inner(request_iterator, context)
             except Exception as exc:  # noqa: BLE001 - the point of this class
-                code, message = status_of(exc)
-                if code == grpc.StatusCode.INTERNAL:
-                    log.exception("%s failed", handler_call_details.method)
-                context.abort(code, message)
+                context.abort(*grpc_status(exc))  # status_of logs what is not a GenscError
 
         return handler._replace(stream_stream=stream_stream)
 
@@ -274,8 +272,7 @@ def relay(
                 try:
                     step = prepare(req)
                 except Exception as e:  # noqa: BLE001 - prepare must not take the stream down
-                    log.exception("prepare failed")
-                    out.put(fail(req, None, *status_of(e)))
+                    out.put(fail(req, None, *grpc_status(e)))
                     continue
                 if not isinstance(step, Forward):
                     out.put(step)

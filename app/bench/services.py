@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from gensc.app.bench.stats import summary as _summary
+from gensc.common.files import json_text, write_json
 
 _FLOOR_METHOD = "/gensc.bench.Floor/Echo"
 
@@ -82,9 +83,9 @@ def run(args) -> int:
         "target": {"overhead_p50_ms": 3.0},
     }
     result["meets_target"] = result["overhead_ms"]["p50"] <= 3.0
-    print(json.dumps(result, indent=2))
+    print(json_text(result))
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.json_out, result)
     return 0
 
 

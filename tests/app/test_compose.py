@@ -7,7 +7,7 @@ import yaml
 
 from gensc.app.cli import build_parser
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _compose() -> dict:

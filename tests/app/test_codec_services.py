@@ -1,7 +1,7 @@
 """The codec's modes over the three real gRPC services, in process (tiny profile, port 0).
 
 The servicers run on the session's already loaded pipelines, so no model loads twice; the
-lead's tests/test_services.py covers the same modes with one process per service.
+tests/app/test_services.py covers the same modes with one process per service.
 """
 
 from __future__ import annotations

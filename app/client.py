@@ -100,8 +100,9 @@ def send(
     def requests():
         for i, (name, data) in enumerate(images):
             slots.acquire()
-            sent_at[str(i)] = time.perf_counter()
-            yield _request(str(i), name, data, options)
+            req = _request(str(i), name, data, options)
+            sent_at[str(i)] = time.perf_counter()  # total: from handing the request to gRPC
+            yield req
 
     with create_channel(target, rpc) as channel:
         stub = pb_grpc.SenderStub(channel)
@@ -137,7 +138,7 @@ def _error_record(item_id: str, name: str, code: str, message: str) -> dict[str,
     }
 
 
-def _record(res: pb.TransmitResult, total_ms: float) -> dict[str, Any]:
+def _record(res: pb.Result, total_ms: float) -> dict[str, Any]:
     from gensc.common.models import PROFILES
 
     stages = dict(res.timings.ms)

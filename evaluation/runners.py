@@ -14,6 +14,7 @@ mode and rerun.
 
 from __future__ import annotations
 
+import math
 import time
 import zlib
 from dataclasses import dataclass
@@ -201,7 +202,7 @@ class InProcessRunner:
                 nmse = _nmse(e.sent_latent, parse(out.header, out.body).latent)
             except PacketLost:
                 nmse = None
-            if nmse is None:
+            if nmse is None or not math.isfinite(nmse):  # written as null
                 notes.append("latent NMSE: no usable latent arrived (lost, damaged or non-finite)")
         settings = ReconSettings(**self.config.recon_settings(mode, self.profile))
         stages = {f"encode.{k}": v for k, v in enc.timings.items() if k != "encode"}

@@ -23,7 +23,7 @@ class EchoReceiver:
             self.frames.append(frame)
             if self.hold is not None:
                 self.hold.wait(30)
-            yield pb.Reconstruction(item_id=frame.item_id, image=pb.Image(name=frame.item_id, data=b"x"))
+            yield pb.Result(item_id=frame.item_id, image=pb.Image(name=frame.item_id, data=b"x"))
 
 
 def serve(add, servicer, name: str, config=None):

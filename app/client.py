@@ -236,10 +236,12 @@ def write_report(
 
 def format_table(records: list[dict[str, Any]]) -> str:
     """A plain-text table of the records for the terminal."""
+    from gensc.evaluation.rows import ber_of
+
     rows = [("image", "status", "mode", "payload B", "BER", "PSNR dB", "SSIM", "total ms", "caption")]
     for r in records:
         ch, m, t = r.get("channel") or {}, r.get("metrics") or {}, r.get("timings_ms") or {}
-        ber = ch["bit_errors"] / ch["info_bits"] if ch.get("info_bits") else None
+        ber = ber_of(ch)
         rows.append(
             (
                 r["name"],

@@ -97,10 +97,6 @@ class Row:
             raise ValueError(f"not a result row: missing {missing}, unknown {unknown}")
         return cls(**d)
 
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
 
 def ber_of(channel: dict[str, Any] | None) -> float | None:
     """Bit error rate from a link report: info-bit errors / info bits (None without a report)."""

@@ -6,27 +6,13 @@ table and says which model profile ran (with ``tiny``: the images come from rand
 
 from __future__ import annotations
 
-import io
 import sys
 import time
 from pathlib import Path
 
-SAMPLES = ("astronaut", "coffee", "chelsea", "rocket")
-
-
-def sample_images(names=SAMPLES) -> list[tuple[str, bytes]]:
-    """The named scikit-image sample photos as PNG bytes."""
-    from PIL import Image
-    from skimage import data
-
-    out = []
-    for name in names:
-        if not hasattr(data, name):
-            raise ValueError(f"unknown scikit-image sample {name!r}")
-        buf = io.BytesIO()
-        Image.fromarray(getattr(data, name)()).save(buf, format="PNG")
-        out.append((f"{name}.png", buf.getvalue()))
-    return out
+# The scikit-image sample photos live with the evaluation's data sets (gensc.evaluation.dataset);
+# the demo and the benchmarks send them too.
+from gensc.evaluation.dataset import SAMPLES, sample_images
 
 
 def profile_statement(profile) -> str:
@@ -63,9 +49,10 @@ def run(args) -> int:
         if isinstance(v, bool)
     ]
     images = sample_images(args.images.split(","))
+    rpc = rpc_config(args)
     print("starting receiver, channel and sender as separate processes...", file=sys.stderr)
     t0 = time.perf_counter()
-    with local_stack(out / "logs", common=model_args, channel=channel_args) as addrs:
+    with local_stack(out / "logs", common=model_args, channel=channel_args, rpc=rpc) as addrs:
         print(
             f"services ready in {time.perf_counter() - t0:.1f} s: "
             + ", ".join(f"{k} {v}" for k, v in addrs.items()),
@@ -74,7 +61,7 @@ def run(args) -> int:
         update, close = progress_bar(len(images))
         opts = send_options(args)
         opts = type(opts)(**{**opts.to_dict(), "link": {}})  # link settings went to the proxy
-        records = send(addrs["sender"], images, opts, rpc_config(args), progress=update)
+        records = send(addrs["sender"], images, opts, rpc, progress=update)
         close()
     meta = {
         "command": "demo",

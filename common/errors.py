@@ -9,6 +9,9 @@ Code that knows nothing of gRPC raises these; servicers and the interceptor turn
 from __future__ import annotations
 
 import logging
+import re
+
+_OBJECT_REPR = re.compile(r"<[^<>]*? at 0x[0-9A-Fa-f]+>")
 
 
 class GenscError(Exception):
@@ -33,16 +36,22 @@ class PacketLost(GenscError):
     code = "DATA_LOSS"
 
 
+def clean_message(text: str) -> str:
+    """``text`` without Python object reprs (``<_io.BytesIO object at 0x7f...>``): they say
+    nothing to a client and leak memory addresses."""
+    return _OBJECT_REPR.sub("the data", text)
+
+
 def status_of(exc: BaseException, where: str = "server") -> tuple[str, str]:
     """The one exception -> status map: (gRPC status code name, message).
 
-    A GenscError maps to its ``code`` with its message (bad input -> INVALID_ARGUMENT, model not
-    ready -> UNAVAILABLE, nothing usable arrived -> DATA_LOSS); anything else is a bug: it is
-    logged with its stack trace here and maps to INTERNAL with a message that leaks nothing.
-    ``where`` names the part in that message ("sender", "channel", ...).
+    A GenscError maps to its ``code`` with its message, object reprs removed (bad input ->
+    INVALID_ARGUMENT, model not ready -> UNAVAILABLE, nothing usable arrived -> DATA_LOSS);
+    anything else is a bug: it is logged with its stack trace here and maps to INTERNAL with a
+    message that leaks nothing. ``where`` names the part in that message ("sender", "channel", ...).
     """
     if isinstance(exc, GenscError):
-        return exc.code, str(exc)
+        return exc.code, clean_message(str(exc))
     logging.getLogger("gensc").error("unexpected error in the %s", where, exc_info=exc)
     return "INTERNAL", f"internal error in the {where} (see its log)"
 

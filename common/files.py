@@ -51,7 +51,8 @@ def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> Path:
 
 def safe_filename(text: str, fallback: str = "item") -> str:
     """``text`` with every run of characters other than ASCII letters, digits, ``.``, ``_`` and
-    ``-`` replaced by one ``_`` (``"text+latent"`` -> ``"text_latent"``); ``fallback`` when
-    nothing is left. No path separators survive, so the result stays inside its folder."""
-    out = _UNSAFE.sub("_", text).strip(".")
+    ``-`` replaced by one ``_`` (``"text+latent"`` -> ``"text_latent"``), without leading dots or
+    dashes (no hidden files, nothing a shell takes for an option) or trailing dots; ``fallback``
+    when nothing is left. No path separators survive, so the result stays inside its folder."""
+    out = _UNSAFE.sub("_", text).lstrip(".-").rstrip(".")
     return out or fallback

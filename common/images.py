@@ -5,7 +5,9 @@ Accepted: anything Pillow decodes (PNG, JPEG, WebP, TIFF, BMP, ...), single fram
 allocate). Modes other than RGB are converted with a note that travels back to the client:
 palette (P), greyscale (L, 1), alpha (LA, RGBA, PA: composited over white), CMYK, YCbCr,
 16-bit and 32-bit integer (I;16*, I: scaled to 8 bits by their full range). Floating-point
-images (F) and anything else are rejected.
+images (F) and anything else are rejected. Photos tagged with an EXIF orientation are turned
+upright first, as a viewer shows them (a note says so). Error messages never carry Python
+object reprs.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ import threading
 import warnings
 
 import numpy as np
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from gensc.common.errors import InvalidInput
+from gensc.common.errors import InvalidInput, clean_message
 
 DEFAULT_MAX_PIXELS = 40_000_000
 
@@ -33,8 +35,11 @@ def probe_image(data: bytes) -> tuple[str, int, int]:
     try:
         with Image.open(io.BytesIO(data)) as img:
             return str(img.format), *img.size
+    except UnidentifiedImageError:
+        raise InvalidInput(f"not a decodable image: no format recognises these {len(data)} bytes") from None
     except Exception as e:  # noqa: BLE001 - Pillow raises many kinds for a non-image
-        raise InvalidInput(f"not a decodable image ({type(e).__name__}: {str(e)[:120]})") from None
+        why = clean_message(str(e))[:120]
+        raise InvalidInput(f"not a decodable image ({type(e).__name__}: {why})") from None
 
 
 def decode_image(
@@ -81,13 +86,33 @@ def _decode(data: bytes, max_pixels: int, formats: tuple[str, ...] | None) -> tu
             if getattr(img, "n_frames", 1) > 1:
                 raise InvalidInput(f"{img.format} image has {img.n_frames} frames; send one frame")
             img.load()
-            return _to_rgb(img)
+            img, turned = _upright(img)
+            arr, notes = _to_rgb(img)
+            return arr, ([turned] if turned else []) + notes
     except InvalidInput:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise InvalidInput(f"not a decodable image ({type(e).__name__}: {e})") from None
+    except UnidentifiedImageError:
+        raise InvalidInput(f"not a decodable image: no format recognises these {len(data)} bytes") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise InvalidInput(f"not a decodable image ({type(e).__name__}: {clean_message(str(e))})") from None
     except Exception as e:  # noqa: BLE001 - a damaged file can make Pillow raise almost anything
-        raise InvalidInput(f"corrupt image data ({type(e).__name__}: {str(e)[:120]})") from None
+        why = clean_message(str(e))[:120]
+        raise InvalidInput(f"corrupt image data ({type(e).__name__}: {why})") from None
+
+
+def _upright(img: Image.Image) -> tuple[Image.Image, str | None]:
+    """Apply the EXIF orientation tag (2..8), as viewers show the photo; with a note saying so.
+
+    Cameras store pixels as the sensor read them and tag how to turn them; a photo sent as
+    stored arrives on its side. A damaged EXIF block is ignored (the pixels are kept as stored).
+    """
+    try:
+        orientation = img.getexif().get(0x0112, 1)
+        if orientation not in range(2, 9):
+            return img, None
+        return ImageOps.exif_transpose(img), f"turned upright by its EXIF orientation ({orientation})"
+    except Exception:  # noqa: BLE001 - a damaged EXIF block must not lose the image
+        return img, None
 
 
 def _to_rgb(img: Image.Image) -> tuple[np.ndarray, list[str]]:

@@ -56,6 +56,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default=os.environ.get("GENSC_DEVICE", "auto"), help="auto, cpu, cuda, cuda:N")
     g.add_argument("--dtype", default=os.environ.get("GENSC_DTYPE", "auto"), help="auto, fp32, fp16, bf16")
     g.add_argument(
+        "--quantize",
+        default=os.environ.get("GENSC_QUANTIZE", "none"),
+        help="model weights in process, e.g. int8 or nf4,unet=quanto-int8 (env GENSC_QUANTIZE; "
+        "see gensc.common.quantization); with --via-services the services' own setting applies",
+    )
+    g.add_argument(
         "--allow-download", action="store_true", help="let the SD/BLIP loaders download (metrics never do)"
     )
     g = p.add_argument_group("sweep and link")
@@ -113,6 +119,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> EvalConfig:
     """Flags > preset > defaults -> EvalConfig (ValueError on bad values)."""
+    from gensc.common.quantization import QuantConfig
     from gensc.evaluation.metrics import parse_metric_names
 
     preset = PRESETS.get(args.preset or "", {})
@@ -133,6 +140,7 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
         image_size=pick("image_size"),
         device=args.device,
         dtype=args.dtype,
+        quantize=QuantConfig.parse(args.quantize).spec,
         allow_download=args.allow_download,
         modes=tuple(m.strip() for m in pick("modes").split(",") if m.strip()),
         snr_db=parse_values(pick("snr_db"), "SNR list"),

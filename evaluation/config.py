@@ -97,6 +97,7 @@ class EvalConfig:
     image_size: int | None = None
     device: str = "auto"
     dtype: str = "auto"
+    quantize: str = "none"  # model weights (gensc.common.quantization); --via-services: the services' own
     allow_download: bool = False  # models only; metric weights are never downloaded
     modes: tuple[str, ...] = ("text", "latent", "text+latent")
     snr_db: tuple[float, ...] = (0.0, 5.0, 10.0, 15.0, 20.0)
@@ -127,6 +128,8 @@ class EvalConfig:
         for k in ("modes", "snr_db", "n_images", "save_images", "preset", "allow_download"):
             d.pop(k)
         d["metrics"] = {k: v for k, v in d["metrics"].items() if k not in ("device", "batch_size")}
+        if d["quantize"] == "none":  # results written before --quantize existed keep their fingerprint
+            d.pop("quantize")
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def check(self) -> None:
@@ -158,6 +161,9 @@ class EvalConfig:
             raise ValueError(f"--n-images must be >= 1, got {self.n_images}")
         if self.quant_bits is not None and not 1 <= self.quant_bits <= 8:
             raise ValueError(f"--quant-bits must be in 1..8, got {self.quant_bits}")
+        from gensc.common.quantization import QuantConfig
+
+        QuantConfig.parse(self.quantize)
 
     def link_settings(self, snr_db: float) -> dict[str, Any]:
         """The link at one SNR point, as LinkConfig field names (a client's link overrides)."""

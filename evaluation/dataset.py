@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+SAMPLES = ("astronaut", "coffee", "chelsea", "rocket")
+
+
+def sample_images(names=SAMPLES) -> list[tuple[str, bytes]]:
+    """The named scikit-image sample photos as PNG bytes (``gensc demo`` and the benchmarks send
+    them too)."""
+    from PIL import Image
+    from skimage import data
+
+    out = []
+    for name in names:
+        if not hasattr(data, name):
+            raise ValueError(f"unknown scikit-image sample {name!r}")
+        buf = io.BytesIO()
+        Image.fromarray(getattr(data, name)()).save(buf, format="PNG")
+        out.append((f"{name}.png", buf.getvalue()))
+    return out
 
 
 def load_images(spec: str) -> list[tuple[str, bytes]]:
     """``skimage`` (the four demo photos), ``skimage:NAME,...`` or a folder -> [(name, bytes)]."""
-    from gensc.app.demo import SAMPLES, sample_images
-
     if spec == "skimage" or spec.startswith("skimage:"):
         names = spec.split(":", 1)[1].split(",") if ":" in spec else list(SAMPLES)
         return sample_images([n.strip() for n in names if n.strip()])

@@ -58,6 +58,7 @@ HIGHER_IS_BETTER = {
     "fid": False,
 }
 SSIM_SIGMA = 1.5  # Wang et al. 2004's Gaussian window (11 x 11: scikit-image truncates at 3.5 sigma)
+SSIM_WINDOW = 11  # the window's side: SSIM needs images at least this many pixels on each side
 MS_SSIM_BETAS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # Wang et al. 2003, 5 scales
 MS_SSIM_KERNEL = 11
 # torchvision's file names for the LPIPS backbones, looked up in ``torch.hub.get_dir()/checkpoints``.
@@ -82,10 +83,14 @@ def ssim(reference: np.ndarray, test: np.ndarray) -> float:
     """SSIM of a uint8 ``[H, W, 3]`` pair as Wang et al. 2004 define it (their reference code,
     ``ssim_index.m``): Gaussian window of std ``SSIM_SIGMA`` (11 x 11), K1 0.01, K2 0.03, data range
     255, population covariances, averaged over the window positions inside the image and over the
-    3 channels. scikit-image with the settings its documentation gives for matching Wang et al."""
+    3 channels. scikit-image with the settings its documentation gives for matching Wang et al.
+    Raises ValueError for images smaller than the window (``SSIM_WINDOW`` on either side)."""
     from skimage.metrics import structural_similarity
 
     _check_pair(reference, test)
+    h, w = reference.shape[:2]
+    if min(h, w) < SSIM_WINDOW:
+        raise ValueError(f"SSIM needs at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels (its window), got {w}x{h}")
     return float(
         structural_similarity(
             reference,
@@ -99,9 +104,11 @@ def ssim(reference: np.ndarray, test: np.ndarray) -> float:
     )
 
 
-def psnr_ssim(reference: np.ndarray, test: np.ndarray) -> dict[str, float]:
-    """``psnr`` (dB) and ``ssim`` of one pair: the client's per-image check (report.json)."""
-    return {"psnr_db": psnr(reference, test), "ssim": ssim(reference, test)}
+def psnr_ssim(reference: np.ndarray, test: np.ndarray) -> dict[str, float | None]:
+    """``psnr`` (dB) and ``ssim`` of one pair: the client's per-image check (report.json).
+    ``ssim`` is None for an image smaller than SSIM's window (``SSIM_WINDOW``)."""
+    small = min(reference.shape[:2]) < SSIM_WINDOW
+    return {"psnr_db": psnr(reference, test), "ssim": None if small else ssim(reference, test)}
 
 
 def _check_pair(reference: np.ndarray, test: np.ndarray) -> None:

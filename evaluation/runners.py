@@ -122,11 +122,17 @@ class InProcessRunner:
         return self._links[snr_db]
 
     def load(self) -> None:
+        from gensc.common.quantization import QuantConfig
         from gensc.receiver.pipeline import ReceiverPipeline
         from gensc.sender.pipeline import SenderPipeline
 
         c, profile = self.config, self.profile
-        common = {"device": c.device, "dtype": c.dtype, "allow_download": c.allow_download}
+        common = {
+            "device": c.device,
+            "dtype": c.dtype,
+            "allow_download": c.allow_download,
+            "models": QuantConfig.parse(c.quantize),
+        }
         if self.sender is None:
             bits = {} if c.quant_bits is None else {"quant_bits": c.quant_bits}
             self.sender = SenderPipeline(profile, **common, **bits)

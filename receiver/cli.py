@@ -18,9 +18,17 @@ def _serve(args: argparse.Namespace) -> int:
 
         profile = profile_from(args)
         servicer.pipeline = ReceiverPipeline(
-            profile, device=args.device, dtype=args.dtype, allow_download=args.allow_download
+            profile,
+            device=args.device,
+            dtype=args.dtype,
+            allow_download=args.allow_download,
+            models=args.quantize,
         )
-        return f"profile {profile.name}" + (", RANDOM WEIGHTS" if profile.random_weights else "")
+        return (
+            f"profile {profile.name}"
+            + (", RANDOM WEIGHTS" if profile.random_weights else "")
+            + "".join(f"; {note}" for note in servicer.pipeline.model_notes)
+        )
 
     return serve(
         args,

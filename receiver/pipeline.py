@@ -32,6 +32,7 @@ from gensc.common.images import encode_png
 from gensc.common.models import Profile, from_pretrained, pick_device, pick_dtype
 from gensc.common.modes import Rebuild, get_mode
 from gensc.common.packet import ParsedPacket, parse
+from gensc.common.quantization import QuantConfig, load_component
 from gensc.common.timing import Stopwatch, device_sync
 
 
@@ -76,14 +77,42 @@ class Generator:
     call here holds ``self.lock``: one call at a time owns the pipeline.
     """
 
-    def __init__(self, source: str, *, device: str, dtype, allow_download: bool = False) -> None:
-        from diffusers import DDIMScheduler, StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
+    def __init__(
+        self,
+        source: str,
+        *,
+        device: str,
+        dtype,
+        allow_download: bool = False,
+        models: QuantConfig | None = None,
+    ) -> None:
+        from diffusers import (
+            DDIMScheduler,
+            StableDiffusionImg2ImgPipeline,
+            StableDiffusionPipeline,
+            UNet2DConditionModel,
+        )
+        from transformers import CLIPTextModel
 
+        models = models or QuantConfig()
+        load = dict(device=device, dtype=dtype, allow_download=allow_download)
         self.img2img_pipe = from_pretrained(
             StableDiffusionImg2ImgPipeline,
             source,
             "sd",
             allow_download=allow_download,
+            unet=load_component(
+                UNet2DConditionModel, source, "sd", "unet", models.scheme("unet"), subfolder="unet", **load
+            ),
+            text_encoder=load_component(
+                CLIPTextModel,
+                source,
+                "sd",
+                "text_encoder",
+                models.scheme("text_encoder"),
+                subfolder="text_encoder",
+                **load,
+            ),
             safety_checker=None,
             requires_safety_checker=False,
             dtype=dtype,
@@ -240,16 +269,28 @@ class ReceiverPipeline:
     """Turns received header/body bytes into a reconstructed image for one model profile."""
 
     def __init__(
-        self, profile: Profile, *, device: str = "auto", dtype: str = "auto", allow_download: bool = False
+        self,
+        profile: Profile,
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        allow_download: bool = False,
+        models: QuantConfig | None = None,
     ) -> None:
         self.profile = profile
         self.device = pick_device(device)
+        self.models = models or QuantConfig()  # model weight quantisation (--quantize)
+        self.models.check(self.device, "receiver")
         self.generator = Generator(
             profile.sd_model,
             device=self.device,
             dtype=pick_dtype(dtype, self.device),
             allow_download=allow_download,
+            models=self.models,
         )
+        pipe = self.generator.img2img_pipe
+        loaded = {"unet": pipe.unet, "text_encoder": pipe.text_encoder}
+        self.model_notes = self.models.notes("receiver", loaded)  # on every result: what ran where
         self._sync = device_sync(self.device)
 
     def defaults(self) -> ReconSettings:
@@ -264,7 +305,7 @@ class ReceiverPipeline:
         watch = Stopwatch(self._sync)
         with watch.stage("parse"):
             pkt = parse(header, body)
-        notes = list(pkt.notes)
+        notes = self.model_notes + list(pkt.notes)
         mode = get_mode(pkt.mode)
         size = self.profile.image_size
         with watch.stage("decode_image" if mode.latent == "image" else "diffuse"):

@@ -63,3 +63,21 @@ def photos() -> dict[str, bytes]:
 def make_png():
     """``make_png(array, mode=None, fmt="PNG") -> bytes``."""
     return png_bytes
+
+
+@pytest.fixture()
+def inproc_stack(sender, receiver):
+    """``inproc_stack(rpc=RpcConfig(), **kw) -> InProcessStack``, stopped after the test."""
+    stacks = []
+
+    def make(rpc=None, **kw):
+        from helpers import InProcessStack
+
+        from gensc.common.rpc import RpcConfig
+
+        stacks.append(InProcessStack(sender, receiver, rpc or RpcConfig(), **kw))
+        return stacks[-1]
+
+    yield make
+    for st in stacks:
+        st.stop()

@@ -64,3 +64,21 @@ def test_bench_services_json(tiny_cache, tmp_path):
     assert res["above_floor_ms_p50"] == pytest.approx(res["overhead_ms"]["p50"] - floor["p50"])
     assert res["meets_target"] == (res["above_floor_ms_p50"] <= res["target"]["above_floor_p50_ms"])
     assert len(res["setup"]["load_avg_1_5_15_before"]) == 3  # how busy the machine was
+
+
+def test_bench_quant_json(tiny_cache, tmp_path):
+    out = tmp_path / "q.json"
+    argv = ["bench", "quant", "--profile", "tiny", "--image-size", "64", "--device", "cpu"]
+    rc = main(
+        [*argv, "--components", "unet", "--schemes", "quanto-int8", "--calls", "0", "--json-out", str(out)]
+    )
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert res["weights"].startswith("RANDOM") and res["device"] == "cpu"
+    none, q8 = res["rows"]
+    assert (none["scheme"], q8["scheme"]) == ("none", "quanto-int8") and "error" not in q8
+    assert none["rel_error"] == 0 and 0 < q8["rel_error"] < 0.05
+    assert q8["param_bytes"] < 0.3 * none["param_bytes"]  # fp32 -> int8 weights
+    assert q8["quantised_layers"]["quanto.QConv2d"] > 0 and q8["peak_rss_gib"] > q8["rss_before_load_gib"] > 0
+    target = {t["target"]: t for t in res["targets"]}["unet quanto-int8 noise-prediction relative error"]
+    assert target["value"] == q8["rel_error"] and target["met"] is True

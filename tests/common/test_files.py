@@ -32,6 +32,8 @@ def test_write_json_leaves_no_temporary_file(tmp_path):
         ("../../etc/passwd", "_.._etc_passwd"),  # no separator left: it stays in its folder
         ("katze-ü.png", "katze-_.png"),
         ("..", "item"),
+        ("-rf", "rf"),
+        (".-.bashrc", "bashrc"),
         ("", "item"),
     ],
 )

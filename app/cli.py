@@ -77,7 +77,7 @@ def _health(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from gensc.app import bench, certs, demo, payload
     from gensc.channel import cli as channel_cli
-    from gensc.evaluation import evaluate
+    from gensc.evaluation import cli as evaluation_cli
     from gensc.receiver import cli as receiver_cli
     from gensc.sender import cli as sender_cli
 
@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_command(sub)
     bench.add_command(sub)
     payload.add_command(sub)
-    evaluate.add_command(sub)
+    evaluation_cli.add_command(sub)
     return parser
 
 

@@ -58,7 +58,7 @@ class ChannelServicer(pb_grpc.ChannelServicer):
                     frame.header, frame.body, seed=next(counter), protected=frame.protected_bytes
                 )
             except Exception as e:  # noqa: BLE001 - every frame gets an answer
-                return pb.Delivery(item_id=frame.item_id, error=pb.ItemError(**error_fields(e, "channel")))
+                return pb.Result(item_id=frame.item_id, error=pb.ItemError(**error_fields(e, "channel")))
             if link.config.realtime:
                 time.sleep(out.report.airtime_s)  # symbols / symbol rate + propagation delay
             ms = {"channel": (time.perf_counter() - t0) * 1e3, "airtime": out.report.airtime_s * 1e3}
@@ -68,21 +68,16 @@ class ChannelServicer(pb_grpc.ChannelServicer):
             )
             return Forward(received, (report, ms))
 
-        def finish(frame, ctx, rec: pb.Reconstruction, span_ms: float) -> pb.Delivery:
-            report, ms = ctx
-            d = pb.Delivery(item_id=frame.item_id, profile=rec.profile, report=report, notes=rec.notes)
-            d.timings.ms.update(ms)
-            d.timings.ms.update(rec.timings.ms)
-            d.timings.ms["channel_span"] = span_ms
-            if rec.HasField("image"):
-                d.image.CopyFrom(rec.image)
-            else:
-                d.error.CopyFrom(rec.error)
-            return d
+        def finish(frame, ctx, res: pb.Result, span_ms: float) -> pb.Result:
+            report, ms = ctx  # added to the receiver's result, which goes on as it came
+            res.report.CopyFrom(report)
+            res.timings.ms.update(ms)
+            res.timings.ms["channel_span"] = span_ms
+            return res
 
-        def fail(frame, ctx, code, message) -> pb.Delivery:
+        def fail(frame, ctx, code, message) -> pb.Result:
             where = "channel" if ctx is None else f"channel -> receiver {self.target}"
-            return pb.Delivery(
+            return pb.Result(
                 item_id=frame.item_id,
                 error=pb.ItemError(code=code.name, stage="channel", message=f"{where}: {message}"),
             )

@@ -90,7 +90,6 @@ What the receiver does with damage (``parse(..., salvage=True)``, the default):
 
 from __future__ import annotations
 
-import io
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -334,13 +333,12 @@ def _encode_text(p: Packet) -> tuple[str, bytes]:
 
 
 def _image_shape(data: bytes) -> tuple[int, int, int]:
-    from PIL import Image
+    from gensc.common.images import probe_image
 
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            w, h = im.size
-    except Exception as e:  # noqa: BLE001 - Pillow raises many kinds for a non-image
-        raise ValueError(f"the classic payload is not an image file ({type(e).__name__})") from None
+        _, w, h = probe_image(data)
+    except ValueError as e:
+        raise ValueError(f"the classic payload is not an image file ({e})") from None
     if max(h, w) > MAX_IMAGE_SIDE:
         raise ValueError(f"image of {w}x{h} is too large for a packet")
     return 3, h, w

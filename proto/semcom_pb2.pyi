@@ -100,22 +100,6 @@ class ReconOptions(_message.Message):
     seed: int
     def __init__(self, strength: _Optional[float] = ..., steps: _Optional[int] = ..., guidance: _Optional[float] = ..., seed: _Optional[int] = ...) -> None: ...
 
-class TransmitRequest(_message.Message):
-    __slots__ = ("item_id", "image", "mode", "quant_bits", "recon", "link_overrides")
-    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
-    IMAGE_FIELD_NUMBER: _ClassVar[int]
-    MODE_FIELD_NUMBER: _ClassVar[int]
-    QUANT_BITS_FIELD_NUMBER: _ClassVar[int]
-    RECON_FIELD_NUMBER: _ClassVar[int]
-    LINK_OVERRIDES_FIELD_NUMBER: _ClassVar[int]
-    item_id: str
-    image: Image
-    mode: str
-    quant_bits: int
-    recon: ReconOptions
-    link_overrides: _struct_pb2.Struct
-    def __init__(self, item_id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., mode: _Optional[str] = ..., quant_bits: _Optional[int] = ..., recon: _Optional[_Union[ReconOptions, _Mapping]] = ..., link_overrides: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
-
 class PayloadSizes(_message.Message):
     __slots__ = ("bytes", "total")
     class BytesEntry(_message.Message):
@@ -131,31 +115,47 @@ class PayloadSizes(_message.Message):
     total: int
     def __init__(self, bytes: _Optional[_Mapping[str, int]] = ..., total: _Optional[int] = ...) -> None: ...
 
-class TransmitResult(_message.Message):
-    __slots__ = ("item_id", "name", "image", "error", "mode", "profile", "caption", "payload", "report", "timings", "notes")
+class Result(_message.Message):
+    __slots__ = ("item_id", "image", "error", "profile", "timings", "notes", "report", "name", "mode", "caption", "payload")
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
-    NAME_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
-    MODE_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
-    CAPTION_FIELD_NUMBER: _ClassVar[int]
-    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
-    REPORT_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
     NOTES_FIELD_NUMBER: _ClassVar[int]
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    CAPTION_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     item_id: str
-    name: str
     image: Image
     error: ItemError
-    mode: str
     profile: str
-    caption: str
-    payload: PayloadSizes
-    report: ChannelReport
     timings: Timings
     notes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, item_id: _Optional[str] = ..., name: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ..., mode: _Optional[str] = ..., profile: _Optional[str] = ..., caption: _Optional[str] = ..., payload: _Optional[_Union[PayloadSizes, _Mapping]] = ..., report: _Optional[_Union[ChannelReport, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
+    report: ChannelReport
+    name: str
+    mode: str
+    caption: str
+    payload: PayloadSizes
+    def __init__(self, item_id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ..., profile: _Optional[str] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ..., report: _Optional[_Union[ChannelReport, _Mapping]] = ..., name: _Optional[str] = ..., mode: _Optional[str] = ..., caption: _Optional[str] = ..., payload: _Optional[_Union[PayloadSizes, _Mapping]] = ...) -> None: ...
+
+class TransmitRequest(_message.Message):
+    __slots__ = ("item_id", "image", "mode", "quant_bits", "recon", "link_overrides")
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    QUANT_BITS_FIELD_NUMBER: _ClassVar[int]
+    RECON_FIELD_NUMBER: _ClassVar[int]
+    LINK_OVERRIDES_FIELD_NUMBER: _ClassVar[int]
+    item_id: str
+    image: Image
+    mode: str
+    quant_bits: int
+    recon: ReconOptions
+    link_overrides: _struct_pb2.Struct
+    def __init__(self, item_id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., mode: _Optional[str] = ..., quant_bits: _Optional[int] = ..., recon: _Optional[_Union[ReconOptions, _Mapping]] = ..., link_overrides: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class Frame(_message.Message):
     __slots__ = ("item_id", "recon", "link_overrides", "header", "body", "protected_bytes")
@@ -173,24 +173,6 @@ class Frame(_message.Message):
     protected_bytes: int
     def __init__(self, item_id: _Optional[str] = ..., recon: _Optional[_Union[ReconOptions, _Mapping]] = ..., link_overrides: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., header: _Optional[bytes] = ..., body: _Optional[bytes] = ..., protected_bytes: _Optional[int] = ...) -> None: ...
 
-class Delivery(_message.Message):
-    __slots__ = ("item_id", "image", "error", "profile", "report", "timings", "notes")
-    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
-    IMAGE_FIELD_NUMBER: _ClassVar[int]
-    ERROR_FIELD_NUMBER: _ClassVar[int]
-    PROFILE_FIELD_NUMBER: _ClassVar[int]
-    REPORT_FIELD_NUMBER: _ClassVar[int]
-    TIMINGS_FIELD_NUMBER: _ClassVar[int]
-    NOTES_FIELD_NUMBER: _ClassVar[int]
-    item_id: str
-    image: Image
-    error: ItemError
-    profile: str
-    report: ChannelReport
-    timings: Timings
-    notes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, item_id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ..., profile: _Optional[str] = ..., report: _Optional[_Union[ChannelReport, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
-
 class ReceivedFrame(_message.Message):
     __slots__ = ("item_id", "header", "body", "recon", "report")
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
@@ -204,19 +186,3 @@ class ReceivedFrame(_message.Message):
     recon: ReconOptions
     report: ChannelReport
     def __init__(self, item_id: _Optional[str] = ..., header: _Optional[bytes] = ..., body: _Optional[bytes] = ..., recon: _Optional[_Union[ReconOptions, _Mapping]] = ..., report: _Optional[_Union[ChannelReport, _Mapping]] = ...) -> None: ...
-
-class Reconstruction(_message.Message):
-    __slots__ = ("item_id", "image", "error", "profile", "timings", "notes")
-    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
-    IMAGE_FIELD_NUMBER: _ClassVar[int]
-    ERROR_FIELD_NUMBER: _ClassVar[int]
-    PROFILE_FIELD_NUMBER: _ClassVar[int]
-    TIMINGS_FIELD_NUMBER: _ClassVar[int]
-    NOTES_FIELD_NUMBER: _ClassVar[int]
-    item_id: str
-    image: Image
-    error: ItemError
-    profile: str
-    timings: Timings
-    notes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, item_id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ..., profile: _Optional[str] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...

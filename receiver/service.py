@@ -1,4 +1,5 @@
-"""gRPC Receiver service: translates ReceivedFrame <-> ReceiverPipeline."""
+"""gRPC Receiver service: translates ReceivedFrame -> ReceiverPipeline -> Result (the message the
+channel and the sender add to on its way back)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ class ReceiverServicer(pb_grpc.ReceiverServicer):
     def Reconstruct(self, request_iterator, context):
         seen: set[str] = set()
         for frame in request_iterator:
-            res = pb.Reconstruction(item_id=frame.item_id)
+            res = pb.Result(item_id=frame.item_id)
             why = check_item_id(frame.item_id, seen)
             if why is not None:
                 res.error.CopyFrom(pb.ItemError(code="INVALID_ARGUMENT", message=why, stage="receiver"))

@@ -13,8 +13,8 @@ the latent NMSE of an 8-bit ``text+latent`` packet through the default link (16Q
 rate 1/2) against Es/N0. Below the code's waterfall whole LDPC codewords fail, latent blocks
 are lost and the NMSE is large; above it the latent arrives intact (quantisation error only).
 The rule that turns a latent NMSE into a strength is ``strength_for_nmse``: the smallest
-strength whose starting noise level (SD's schedule, noise-to-signal ratio
-``(1 - abar_t) / abar_t`` at the first img2img timestep) is at least ``NOISE_MARGIN`` times the
+strength whose starting noise level (SD's schedule from diffusers' DDIMScheduler, noise-to-signal
+ratio ``(1 - abar_t) / abar_t`` at the first img2img timestep) is at least ``NOISE_MARGIN`` times the
 latent's relative error, floored at ``MIN_STRENGTH`` (the caption still needs some steps) and
 capped at ``MAX_STRENGTH``.
 
@@ -33,6 +33,7 @@ Override: ``Policy.load(path)`` reads the same table from JSON (``Policy.to_dict
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -44,8 +45,17 @@ from gensc.common.modes import get_mode
 NOISE_MARGIN = 4.0
 MIN_STRENGTH = 0.3
 MAX_STRENGTH = 0.9
-# Stable Diffusion 1.x's training schedule ("scaled_linear", 1000 steps, 0.00085 -> 0.012).
-SD_BETA_START, SD_BETA_END, SD_TRAIN_STEPS = 0.00085, 0.012, 1000
+# Stable Diffusion 1.x's scheduler config (scheduler/scheduler_config.json of SD 1.5): the training
+# schedule ("scaled_linear", 1000 steps, betas 0.00085 -> 0.012) and DDIM's timestep offset.
+SD_SCHEDULER = {
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "steps_offset": 1,
+    "clip_sample": False,
+    "set_alpha_to_one": False,
+}
 
 
 LINK_FIELDS = ("modulation", "code", "uep_code", "uep_modulation")
@@ -249,21 +259,32 @@ def _describe(r: Rule, link: bool = True) -> str:
     return s + (f" ({r.why})" if r.why else "")
 
 
+@functools.lru_cache(maxsize=16)
+def _start_alphas_cumprod(steps: int) -> tuple[float, ...]:
+    """SD's ``alphas_cumprod`` at img2img's first timestep, for 1..``steps`` denoising steps.
+
+    From diffusers itself: a DDIMScheduler with SD 1.x's scheduler config, ``set_timesteps(steps)``,
+    and img2img's start (``StableDiffusionImg2ImgPipeline.get_timesteps``): with ``n`` denoising
+    steps the first timestep is ``timesteps[steps - n]``.
+    """
+    from diffusers import DDIMScheduler
+
+    scheduler = DDIMScheduler(**SD_SCHEDULER)  # this call's own: set_timesteps changes it
+    scheduler.set_timesteps(steps)
+    ts = scheduler.timesteps
+    return tuple(float(scheduler.alphas_cumprod[int(ts[steps - n])]) for n in range(1, steps + 1))
+
+
 def sd_noise_to_signal(strength: float, steps: int = 50) -> float:
     """``(1 - abar_t) / abar_t`` at img2img's first timestep for ``strength`` with ``steps`` DDIM steps.
 
-    DDIM (steps_offset 1) runs timesteps ``k * 1000 // steps + 1``; img2img starts at the
-    ``int(steps * strength)``-th from the end. SD's ``abar`` comes from the scaled-linear betas.
+    img2img runs ``int(steps * strength)`` denoising steps; ``abar_t`` is SD's noise schedule
+    (``_start_alphas_cumprod``). 0 when no step runs.
     """
     n = min(int(steps * strength), steps)
     if n < 1:
         return 0.0
-    t = (n - 1) * (SD_TRAIN_STEPS // steps) + 1
-    b0, b1 = math.sqrt(SD_BETA_START), math.sqrt(SD_BETA_END)
-    abar = 1.0
-    for i in range(t + 1):
-        beta = (b0 + (b1 - b0) * i / (SD_TRAIN_STEPS - 1)) ** 2
-        abar *= 1.0 - beta
+    abar = _start_alphas_cumprod(steps)[n - 1]
     return (1.0 - abar) / abar
 
 

@@ -118,6 +118,6 @@ def test_a_receiver_checks_ids_too(receiver):
 
 
 def test_bare_rpc_errors_are_cancellations_not_internal_failures(caplog):
-    from gensc.common.rpc import status_of
+    from gensc.common.rpc import grpc_status
 
-    assert status_of(grpc.RpcError())[0] == grpc.StatusCode.CANCELLED
+    assert grpc_status(grpc.RpcError())[0] == grpc.StatusCode.CANCELLED

@@ -12,14 +12,13 @@ import zlib
 
 import numpy as np
 import pytest
+from helpers import packet_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gensc.common.errors import InvalidInput, PacketLost
 from gensc.common.modes import MODES
 from gensc.common.packet import HEADER, ParsedPacket, parse, to_wire
-
-from .conftest import packet_for
 
 
 def fuzz(examples: int) -> settings:

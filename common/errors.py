@@ -31,6 +31,18 @@ class PacketLost(GenscError):
     code = "DATA_LOSS"
 
 
+class Overloaded(GenscError):
+    """The service already holds as many items as it may; this one was not admitted (retry later)."""
+
+    code = "RESOURCE_EXHAUSTED"
+
+
+class TimedOut(GenscError):
+    """An item's result did not come within its bound."""
+
+    code = "DEADLINE_EXCEEDED"
+
+
 def error_fields(exc: BaseException, stage: str) -> dict[str, str]:
     """Map an exception to ``ItemError`` fields; unknown exceptions never leak their text."""
     if isinstance(exc, GenscError):

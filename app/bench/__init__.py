@@ -2,13 +2,14 @@
 
 services  gRPC overhead across the three hops beside the grpcio floor (gensc.app.bench.services)
 pipeline  per-stage latency in process (gensc.app.bench.pipeline)
+receiver  the receiver engine per preset and concurrency vs a plain diffusers call (gensc.app.bench.receiver)
 """
 
 from __future__ import annotations
 
 import importlib
 
-BENCHMARKS = ("services", "pipeline")
+BENCHMARKS = ("services", "pipeline", "receiver")
 
 
 def add_command(sub) -> None:

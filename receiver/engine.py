@@ -199,8 +199,9 @@ class Engine:
             sizes = dict(sorted(self._batches.items()))
         return {"batches": sizes, "items": sum(k * v for k, v in sizes.items())}
 
-    def close(self, timeout_s: float = 10.0) -> None:
-        """Stop taking work; items still waiting get UNAVAILABLE; waits for a running batch."""
+    def close(self, timeout_s: float | None = 10.0) -> None:
+        """Stop taking work; items still waiting get UNAVAILABLE; waits up to ``timeout_s`` for a
+        running batch (None: until it ends)."""
         self._closed.set()
         self._inbox.put(_STOP)
         self._thread.join(timeout_s)

@@ -313,7 +313,7 @@ class ReceiverPipeline:
     def set_engine(self, config: EngineConfig) -> None:
         """Hand the models to a new engine with ``config`` (benchmarks compare batch sizes). The old
         engine stops first, so one thread owns the models at any time; call it while idle."""
-        self.engine.close()
+        self.engine.close(timeout_s=None)  # waits for a running batch: never two owners
         self.engine_config = config
         self.engine = Engine(self.generator.run, config)
 

@@ -8,8 +8,10 @@ sent through the link (16QAM + LDPC 1/2, AWGN), then rebuilt by ``ReceiverPipeli
 stream with one item in flight at a time (``--items-per-stream`` items each); images/s over the
 phase's wall clock, p50/p95 latency per item (submit -> PNG, queueing included), the engine's
 batch sizes, and peak memory (CUDA: the allocator's peak; CPU: peak resident set sampled every
-20 ms, and its rise over the phase's start). Where asked (``--unbatched``), the same phase with
-``max_batch`` 1 (for the presets in ``--unbatched-presets``), for batched / unbatched throughput.
+20 ms, and its rise over the phase's start), and the machine's 1-minute load average at the
+phase's start and end (other jobs on a shared machine slow every figure). Where asked
+(``--unbatched``, for the presets in ``--unbatched-presets``), the same phase with ``max_batch``
+1, for batched / unbatched throughput.
 
 Beside them, measured in the same run with the same model weights (shared modules), steps,
 strength and latents: a plain ``StableDiffusionImg2ImgPipeline`` call (DDIM, ``output_type="np"``)
@@ -25,6 +27,9 @@ import argparse
 import ctypes
 import gc
 import json
+import os
+import resource
+import sys
 import threading
 import time
 from dataclasses import replace
@@ -37,6 +42,7 @@ from gensc.app.bench.stats import summary
 from gensc.common.ranges import parse_values
 
 CAPTION = "a photo of a red cat sitting on a mat in a bright room"
+_START = time.perf_counter()
 
 
 def run(args) -> int:
@@ -56,7 +62,12 @@ def run(args) -> int:
     if not set(unbatched) <= set(concurrency):
         raise ValueError(f"--unbatched {args.unbatched} must be among --concurrency {args.concurrency}")
     presets = [get_preset(p) for p in args.presets.split(",")]
-    engine = EngineConfig(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue)
+    engine = EngineConfig(
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        max_queue=args.max_queue,
+        result_timeout_s=args.item_timeout_s,
+    )
     packets, decision = _packets(profile.image_size, args.snr_db, max(concurrency) * args.items_per_stream)
     mem = Memory(device)
     result: dict[str, Any] = {
@@ -70,11 +81,12 @@ def run(args) -> int:
         "device": device,
         "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else _cpu_name(platform),
         "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
         "dtype_flag": args.dtype,
         "steps": args.steps,
         "snr": {"esn0_db": args.snr_db, "policy": decision.note, "strength": decision.strength},
         "denoising_steps": int(args.steps * decision.strength),
-        "engine": {**engine.__dict__, "result_timeout_s": None},
+        "engine": dict(engine.__dict__),
         "items_per_stream": args.items_per_stream,
         "memory": mem.what,
         "plain": {},
@@ -86,11 +98,25 @@ def run(args) -> int:
         result["presets"][paths.preset] = rec
     result["targets"] = _targets(result)
     result["wall_s"] = time.perf_counter() - t_start
-    text = json.dumps(result, indent=2)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result["cpu_s"] = usage.ru_utime + usage.ru_stime  # all threads; ~2x wall on 2 free cores
+    text = _portable(json.dumps(result, indent=2))
     print(text)
     if args.json_out:
         Path(args.json_out).write_text(text + "\n")
     return 0
+
+
+def _log(msg: str) -> None:
+    """Progress on stderr (the JSON goes to stdout), with the seconds since the start."""
+    print(f"bench receiver [{time.perf_counter() - _START:.0f} s]: {msg}", file=sys.stderr, flush=True)
+
+
+def _portable(text: str) -> str:
+    """No machine paths in results: the model cache folder becomes $GENSC_CACHE, home ~."""
+    from gensc.common.models import cache_dir
+
+    return text.replace(str(cache_dir()), "$GENSC_CACHE").replace(str(Path.home()), "~")
 
 
 def _counts(text: str, what: str) -> list[int]:
@@ -187,8 +213,6 @@ class Memory:
 
 
 def _rss_gib() -> float:
-    import os
-
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
 
@@ -197,6 +221,7 @@ def _preset_phase(args, profile, device, paths, engine, packets, phases, mem, re
     from gensc.receiver.pipeline import ReceiverPipeline
 
     t0 = time.perf_counter()
+    _log(f"loading the {paths.preset} preset")
     receiver = ReceiverPipeline(profile, device=device, dtype=args.dtype, paths=paths, engine=engine)
     rec: dict[str, Any] = {
         "settings": paths.to_dict(),
@@ -216,12 +241,14 @@ def _preset_phase(args, profile, device, paths, engine, packets, phases, mem, re
         if args.fast_paths:
             result["fast_paths"] = _fast_paths(receiver, packets[0][2], args)
     for c in concurrency:
+        _log(f"{paths.preset}: concurrency {c}")
         rec["concurrency"][str(c)] = _phase(receiver, packets, c, per_stream, settings, mem)
     if paths.preset not in args.unbatched_presets.split(","):
         unbatched = []
     if unbatched:
         receiver.set_engine(replace(engine, max_batch=1))
     for c in unbatched:
+        _log(f"{paths.preset}: concurrency {c}, unbatched")
         phase = rec["concurrency"][str(c)]
         phase["unbatched"] = _phase(receiver, packets, c, per_stream, settings, mem)
         phase["batched_over_unbatched"] = phase["images_per_s"] / phase["unbatched"]["images_per_s"]
@@ -259,6 +286,7 @@ def _phase(receiver, packets, c: int, per_stream: int, settings, mem: Memory) ->
                 stages.append(out.timings)
                 notes.update(out.notes)
 
+    load = [round(os.getloadavg()[0], 2)]
     with mem:
         t0 = time.perf_counter()
         threads = [threading.Thread(target=stream, args=(k,)) for k in range(c)]
@@ -280,6 +308,7 @@ def _phase(receiver, packets, c: int, per_stream: int, settings, mem: Memory) ->
         else {},
         "batches": batches,
         "memory": mem.record(),
+        "load_avg_1min": [*load, round(os.getloadavg()[0], 2)],
         "notes": sorted(notes),
     }
 
@@ -300,7 +329,9 @@ def _plain_calls(receiver, packets, args, settings, strength: float, mem: Memory
     sync = device_sync(gen.device) or (lambda: None)
     out: dict[str, Any] = {"strength": strength, "steps": settings.steps}
     for guidance in (settings.guidance, 1.0):
+        _log(f"plain diffusers call, guidance {guidance:g}")
         times = []
+        load = [round(os.getloadavg()[0], 2)]
         with mem:
             for i in range(args.warmup + args.plain_n):
                 z = torch.from_numpy(packets[i][2])[None].to(gen.device, gen.dtype)
@@ -318,7 +349,9 @@ def _plain_calls(receiver, packets, args, settings, strength: float, mem: Memory
                 sync()
                 if i >= args.warmup:
                     times.append((time.perf_counter() - t) * 1e3)
-        out[f"guidance_{guidance:g}"] = {"latency_ms": summary(times), "memory": mem.record()}
+        load.append(round(os.getloadavg()[0], 2))
+        rec = {"latency_ms": summary(times), "memory": mem.record(), "load_avg_1min": load}
+        out[f"guidance_{guidance:g}"] = rec
     return out
 
 
@@ -355,6 +388,7 @@ def _fast_paths(receiver, latent: np.ndarray, args) -> dict[str, Any]:
         x = z.to(dtype).repeat(batch, 1, 1, 1)
         return lambda: model(x, 500, encoder_hidden_states=text.to(dtype).repeat(batch, 1, 1)).sample
 
+    _log("each fast path alone")
     out: dict[str, Any] = {"what": "ms per call, batch 1 unless said, one untimed run first"}
     base = timed(forward())
     out["unet_forward_ms"] = base
@@ -439,6 +473,7 @@ def add_parser(bsub) -> None:
     s.add_argument("--max-batch", type=int, default=4)
     s.add_argument("--max-wait-ms", type=float, default=50.0)
     s.add_argument("--max-queue", type=int, default=64)
+    s.add_argument("--item-timeout-s", type=float, default=7200.0, help="bound on each item's wait")
     s.add_argument("--warmup", type=int, default=1)
     s.add_argument("--plain-n", type=int, default=2, help="plain diffusers calls per guidance (0: none)")
     s.add_argument("--fast-paths", action=argparse.BooleanOptionalAction, default=True, help="time each one")

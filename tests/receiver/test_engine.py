@@ -9,6 +9,7 @@ gets alone, in a few pixels.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import replace
 
 import numpy as np
@@ -74,9 +75,9 @@ def _stream(addr: str, frames: list[pb.ReceivedFrame]) -> dict[str, pb.Reconstru
 
 
 def test_a_full_queue_answers_resource_exhausted_per_item_and_keeps_serving(make_receiver, serve_receiver):
-    receiver = make_receiver(max_batch=8, max_queue=3, max_wait_ms=5000)
+    receiver = make_receiver(max_batch=8, max_queue=3, max_wait_ms=3000)
     addr = serve_receiver(receiver)
-    # One more caller on its way: the scheduler waits for it (up to 5 s) before running the first
+    # One more caller on its way: the scheduler waits for it (up to 3 s) before running the first
     # three items, so the queue is full while the other seven frames arrive.
     with receiver.engine.caller():
         out = _stream(addr, _frames("a", 10))
@@ -105,9 +106,11 @@ def test_no_wait_is_unbounded(make_receiver):
 
 
 def test_engine_admission_is_bounded(make_receiver):
-    receiver = make_receiver(max_batch=2, max_queue=2, max_wait_ms=5000)
+    receiver = make_receiver(max_batch=4, max_queue=2, max_wait_ms=5000)
     work = Work("decode", 64, latent=_latent(0))
-    with receiver.engine.caller():  # hold the scheduler: it waits for this caller
+    with ExitStack() as callers:
+        for _ in range(3):  # three callers on their way, two items in: the scheduler waits
+            callers.enter_context(receiver.engine.caller())
         held = [receiver.engine.submit(work) for _ in range(2)]
         with pytest.raises(Overloaded, match="--max-queue 2"):
             receiver.engine.submit(work)

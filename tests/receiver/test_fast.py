@@ -172,3 +172,14 @@ def test_compile_with_inductor(make_receiver, faithful):
 def test_fast_path_settings_are_checked(kw, message):
     with pytest.raises(ValueError, match=message):
         FastPaths(**kw)
+
+
+def test_a_clients_guidance_wins_over_the_preset(make_receiver):
+    from gensc.proto import semcom_pb2 as pb
+    from gensc.receiver.service import settings_from_proto
+
+    r = make_receiver(paths=PRESETS["fast"], max_batch=1)
+    assert r.defaults().latent_guidance == 1.0
+    s = settings_from_proto(pb.ReconOptions(guidance=3.0), r.defaults())
+    assert s.guidance == 3.0 and s.latent_guidance is None
+    assert settings_from_proto(pb.ReconOptions(seed=5), r.defaults()).latent_guidance == 1.0

@@ -14,6 +14,8 @@ COPY common common
 COPY sender sender
 COPY channel channel
 COPY receiver receiver
+COPY app app
+COPY evaluation evaluation
 RUN if [ "$EXTRAS" != "channel" ]; then \
       pip install ${TORCH_INDEX:+--index-url $TORCH_INDEX} "torch==2.13.0"; \
     fi && pip install ".[$EXTRAS]"

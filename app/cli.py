@@ -3,8 +3,10 @@
 gensc sender serve | channel serve | receiver serve     the three services (each package
                                                          registers its own commands)
 gensc send IMAGES... --sender HOST:PORT --out DIR        client: report.json + reconstructions
+gensc certs DIR                                          development CA, certificates and token
 gensc demo                                               all three locally + sample photos
-gensc bench services | pipeline                          benchmarks that print JSON
+gensc bench services | pipeline | scale | quant | load | faults | fuzz | bad-images
+                                                         benchmarks that print JSON
 gensc channel ber | channel bench                        link simulator checks
 gensc payload | eval                                     bytes per packet part; SNR sweeps
 """
@@ -17,11 +19,12 @@ import time
 from pathlib import Path
 
 from gensc.app.client import add_send_options
+from gensc.common.errors import InvalidInput
 from gensc.common.service import add_rpc_args, env, rpc_config
 
 
 def _send(args) -> int:
-    from gensc.app.client import format_table, progress_bar, send, send_options, write_report
+    from gensc.app.client import format_table, load_resume, progress_bar, send, send_options, write_report
 
     target = args.sender or env("GENSC_SENDER_ADDR")
     if not target:
@@ -34,17 +37,26 @@ def _send(args) -> int:
         except OSError as e:
             print(f"gensc send: cannot read {path}: {e.strerror}", file=sys.stderr)
             return 2
-    opts = send_options(args)
-    update, close = progress_bar(len(images))
-    records = send(target, images, opts, rpc_config(args), progress=update)
+    opts, rpc = send_options(args), rpc_config(args)
+    done = load_resume(Path(args.resume), images) if args.resume else {}
+    todo = [(i, im) for i, im in enumerate(images) if i not in done]
+    if done:
+        print(f"resuming {args.resume}: {len(done)} images done, {len(todo)} to send", file=sys.stderr)
+    update, close = progress_bar(len(todo))
+    sent = send(target, [im for _, im in todo], opts, rpc, progress=update) if todo else []
     close()
+    by_index = {**done, **{i: rec for (i, _), rec in zip(todo, sent, strict=True)}}
+    records = [by_index[i] for i in range(len(images))]
+    for i, rec in enumerate(records):
+        rec["item_id"] = str(i)
     meta = {
         "command": "send",
         "sender": target,
         "options": opts.to_dict(),
+        "resumed_from": args.resume,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    path = write_report(records, Path(args.out), meta)
+    path = write_report(records, Path(args.out), meta, resume_dir=Path(args.resume) if args.resume else None)
     print(format_table(records))
     print(f"report: {path}")
     return 0 if all(r["status"] == "ok" for r in records) else 1
@@ -54,7 +66,7 @@ def _health(args) -> int:
     from gensc.common.rpc import wait_healthy
 
     try:
-        wait_healthy(args.address, timeout_s=args.timeout_s)
+        wait_healthy(args.address, timeout_s=args.timeout_s, config=rpc_config(args))
     except TimeoutError as e:
         print(str(e), file=sys.stderr)
         return 1
@@ -63,7 +75,7 @@ def _health(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from gensc.app import bench, demo, payload
+    from gensc.app import bench, certs, demo, payload
     from gensc.channel import cli as channel_cli
     from gensc.evaluation import evaluate
     from gensc.receiver import cli as receiver_cli
@@ -80,13 +92,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+")
     p.add_argument("--sender", default=None, help="sender address (env GENSC_SENDER_ADDR)")
     p.add_argument("--out", default="results", help="output folder")
+    p.add_argument(
+        "--resume",
+        default=None,
+        metavar="DIR",
+        help="skip images already OK in DIR/report.json (matched by file name); the new report has all",
+    )
     add_send_options(p)
     add_rpc_args(p)
     p.set_defaults(func=_send)
     p = sub.add_parser("health", help="exit 0 when the service at ADDRESS reports SERVING")
     p.add_argument("address")
     p.add_argument("--timeout-s", type=float, default=5.0)
+    add_rpc_args(p)
     p.set_defaults(func=_health)
+    certs.add_command(sub)
     demo.add_command(sub)
     bench.add_command(sub)
     payload.add_command(sub)
@@ -96,7 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except InvalidInput as e:  # a bad setting or file, named in the message
+        print(f"gensc {args.command}: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -6,9 +6,20 @@ Record schema (one per image, in input order; documented in the README):
     timings_ms {encode, channel, reconstruct, transport, total, hops {hop: ms}, stages {stage: ms}},
     metrics {psnr_db, ssim} (against the original resized as the sender resized it),
     output (file name of the reconstruction in the output folder), notes [..],
-    error {code, message, stage} | null
+    models {sender, receiver: the quantised model weights, "unet int8 (bitsandbytes, N B), ..."} | null
+    (from their --quantize, see gensc.common.quantization),
+    error {code, message, stage} | null,
+    attempts (how many times it was sent), retried_after [{code, message}] (the failed attempts)
 ``transport`` is ``total`` minus the three compute stages: gRPC hops, serialisation and queueing.
 ``hops`` splits it per hop (see ``hop_times``).
+
+No silent loss, no manual resend: every image gets exactly one record. An image that failed
+with a status worth retrying (``RETRYABLE``: a hop down or restarting, overloaded, too slow)
+is sent again on a new stream after a backoff, up to ``SendOptions.retries`` times; answers
+are matched by item id, so a retried image is counted once. An image whose request would be
+over the message-size limit is not sent: the client answers it itself (RESOURCE_EXHAUSTED),
+because gRPC would end the whole stream and lose the answers of the images in flight with it.
+File names that come back are never used as paths (``safe_name``).
 """
 
 from __future__ import annotations
@@ -16,10 +27,13 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import re
+import shutil
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,11 +43,14 @@ import numpy as np
 from google.protobuf import json_format
 
 from gensc.common import convert
+from gensc.common.errors import InvalidInput
 from gensc.common.rpc import RpcConfig, create_channel
 from gensc.proto import semcom_pb2 as pb
 from gensc.proto import semcom_pb2_grpc as pb_grpc
 
 COMPUTE = ("encode", "channel", "reconstruct")
+RETRYABLE = frozenset({"UNAVAILABLE", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED"})
+MAX_BACKOFF_S = 30.0
 SPANS = ("sender_span", "channel_span")  # each relay's own clock: item received -> result back
 
 
@@ -62,6 +79,16 @@ class SendOptions:
     seed: int | None = None
     link: dict[str, Any] = field(default_factory=dict)  # LinkConfig overrides, e.g. {"snr_db": 5}
     window: int = 1  # images in flight at once (1: latencies without queueing)
+    retries: int = 3  # resends of an image that failed with a RETRYABLE status
+    backoff_s: float = 0.5  # wait before the first resend; doubles each time, at most MAX_BACKOFF_S
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.window <= 1024:
+            raise InvalidInput(f"window must be in 1..1024 images, got {self.window}")
+        if not 0 <= self.retries <= 100:
+            raise InvalidInput(f"retries must be in 0..100, got {self.retries}")
+        if not 0 <= self.backoff_s <= MAX_BACKOFF_S:
+            raise InvalidInput(f"retry backoff must be in 0..{MAX_BACKOFF_S:g} s, got {self.backoff_s}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,38 +119,120 @@ def send(
     """Send ``(name, bytes)`` images through the sender at ``target``; one record per image.
 
     Never raises for an unreachable or failing service: unanswered images get an error record.
+    Images that failed with a RETRYABLE status are resent (see the module docstring); each
+    record says how many attempts it took. ``progress(record)`` is called once per image.
     """
     rpc = rpc or RpcConfig()
-    records: dict[str, dict[str, Any]] = {}
-    sent_at: dict[str, float] = {}
-    slots = threading.Semaphore(max(1, options.window))
+    final: dict[str, dict[str, Any]] = {}
+    failed_before: dict[str, list[dict[str, str]]] = {str(i): [] for i in range(len(images))}
 
-    def requests():
-        for i, (name, data) in enumerate(images):
-            slots.acquire()
-            sent_at[str(i)] = time.perf_counter()
-            yield _request(str(i), name, data, options)
+    def done(item_id: str, rec: dict[str, Any], attempts: int) -> None:
+        rec["attempts"], rec["retried_after"] = attempts, failed_before[item_id]
+        final[item_id] = rec
+        if progress is not None:
+            progress(rec)
 
+    todo = []
+    for i, (name, data) in enumerate(images):
+        size = _request(str(i), name, data, options).ByteSize()
+        if size > rpc.max_message_bytes:
+            why = (
+                f"not sent: the request is {size} bytes, over the message limit of {rpc.max_message_mb} MiB "
+                "(--max-message-mb; the services must allow as much)"
+            )
+            done(str(i), _error_record(str(i), name, "RESOURCE_EXHAUSTED", why), 0)
+        else:
+            todo.append(i)
     with create_channel(target, rpc) as channel:
         stub = pb_grpc.SenderStub(channel)
-        try:
-            for res in stub.Transmit(requests(), timeout=rpc.deadline_s):
-                elapsed = (time.perf_counter() - sent_at.get(res.item_id, time.perf_counter())) * 1e3
-                slots.release()
-                if res.item_id in sent_at and res.item_id not in records:
-                    records[res.item_id] = _record(res, elapsed)
-                    if progress is not None:
-                        progress(records[res.item_id])
-        except grpc.RpcError as e:
-            code, details = e.code(), e.details()
-            for i, (name, _) in enumerate(images):
-                if str(i) not in records:
-                    records[str(i)] = _error_record(str(i), name, code.name, f"sender {target}: {details}")
+        for attempt in range(options.retries + 1):
+            if not todo:
+                break
+            if attempt:
+                time.sleep(min(MAX_BACKOFF_S, options.backoff_s * 2 ** (attempt - 1)))
+            again: list[int] = []
+
+            def answered(item_id: str, rec: dict[str, Any], attempt: int = attempt, again=again) -> None:
+                code = (rec.get("error") or {}).get("code")
+                if code in RETRYABLE and attempt < options.retries:
+                    failed_before[item_id].append({"code": code, "message": rec["error"]["message"]})
+                    again.append(int(item_id))
+                else:
+                    done(item_id, rec, attempt + 1)
+
+            _stream(stub, target, [(str(i), *images[i]) for i in todo], options, rpc, answered)
+            todo = sorted(again)
     out = []
-    for i, (name, data) in enumerate(images):
-        rec = records.get(str(i)) or _error_record(str(i), name, "UNKNOWN", "no result came back")
+    for i, (_, data) in enumerate(images):
+        rec = final[str(i)]
         _add_metrics(rec, data)
         out.append(rec)
+    return out
+
+
+def _stream(
+    stub: pb_grpc.SenderStub,
+    target: str,
+    items: list[tuple[str, str, bytes]],
+    options: SendOptions,
+    rpc: RpcConfig,
+    answered: Callable[[str, dict[str, Any]], None],
+) -> None:
+    """One ``Transmit`` stream of ``(item_id, name, bytes)``: ``answered(item_id, record)`` once
+    per item, as its answer arrives (or, for the unanswered ones, when the stream ends)."""
+    records: dict[str, dict[str, Any]] = {}
+    names = {item_id: name for item_id, name, _ in items}
+    sent_at: dict[str, float] = {}
+    slots = threading.Semaphore(options.window)
+    over = threading.Event()
+
+    def requests():
+        for item_id, name, data in items:
+            while not slots.acquire(timeout=0.25):
+                if over.is_set():  # the call ended: stop feeding it
+                    return
+            sent_at[item_id] = time.perf_counter()
+            yield _request(item_id, name, data, options)
+
+    try:
+        for res in stub.Transmit(requests(), timeout=rpc.deadline_s):
+            if res.item_id not in sent_at or res.item_id in records:
+                continue  # not ours, or answered already: counted once
+            slots.release()
+            rec = _record(res, (time.perf_counter() - sent_at[res.item_id]) * 1e3)
+            rec["name"] = names[res.item_id]  # the client's own name, never the service's
+            records[res.item_id] = rec
+            answered(res.item_id, rec)
+        code, why = "UNKNOWN", "the stream ended without a result for it"
+    except grpc.RpcError as e:
+        status = e.code() if hasattr(e, "code") else grpc.StatusCode.CANCELLED
+        details = (e.details() if hasattr(e, "details") else None) or status.name
+        code, why = status.name, f"sender {target}: {details}"
+    finally:
+        over.set()
+    for item_id, name, _ in items:
+        if item_id not in records:
+            answered(item_id, _error_record(item_id, name, code, why))
+
+
+def load_resume(folder: Path, images: list[tuple[str, bytes]]) -> dict[int, dict[str, Any]]:
+    """The records of ``folder/report.json`` that are OK, by index into ``images`` (matched by name).
+
+    Raises InvalidInput when the report cannot be read.
+    """
+    path = folder / "report.json"
+    try:
+        report = json.loads(path.read_text())
+        old = [r for r in report["images"] if r.get("status") == "ok"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise InvalidInput(f"cannot resume from {path}: {getattr(e, 'strerror', None) or e}") from None
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for rec in old:
+        by_name.setdefault(rec.get("name"), []).append(rec)
+    out = {}
+    for i, (name, _) in enumerate(images):
+        if by_name.get(name):
+            out[i] = {**by_name[name].pop(0), "resumed_from": str(folder)}
     return out
 
 
@@ -140,6 +249,7 @@ def _error_record(item_id: str, name: str, code: str, message: str) -> dict[str,
 
 def _record(res: pb.TransmitResult, total_ms: float) -> dict[str, Any]:
     from gensc.common.models import PROFILES
+    from gensc.common.quantization import models_from_notes
 
     stages = dict(res.timings.ms)
     spans = {k: stages.pop(k) for k in SPANS if k in stages}
@@ -166,6 +276,7 @@ def _record(res: pb.TransmitResult, total_ms: float) -> dict[str, Any]:
         "metrics": None,
         "output": None,
         "notes": list(res.notes),
+        "models": models_from_notes(res.notes) or None,
         "error": json_format.MessageToDict(res.error, preserving_proto_field_name=True)
         if res.HasField("error")
         else None,
@@ -179,12 +290,20 @@ def _add_metrics(rec: dict[str, Any], original: bytes) -> None:
     png = rec.get("_png")
     if png is None:
         return
-    from PIL import Image
-
     from gensc.common.images import decode_image, resize
 
-    recon = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
-    ref, _ = decode_image(original)
+    try:
+        recon, _ = decode_image(png)
+    except InvalidInput as e:  # a service sent back something that is not an image
+        rec.pop("_png")
+        rec["status"] = "error"
+        why = f"the reconstruction that came back does not decode: {e}"
+        rec["error"] = {"code": "DATA_LOSS", "message": why, "stage": "client"}
+        return
+    try:
+        ref, _ = decode_image(original)
+    except InvalidInput:
+        return
     ref = resize(ref, recon.shape[0]) if recon.shape[0] == recon.shape[1] else ref
     rec["_reference"] = ref
     try:
@@ -195,26 +314,54 @@ def _add_metrics(rec: dict[str, Any], original: bytes) -> None:
         rec["notes"].append("metrics skipped: scikit-image is not installed (pip install gensc[eval])")
 
 
-def _safe_name(name: str, index: int, used: set[str]) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).stem) or f"image{index}"
-    out = stem if stem not in used else f"{stem}-{index}"
+MAX_STEM = 64
+
+
+def safe_name(name: str, index: int, used: set[str]) -> str:
+    """A file stem for ``name`` that is safe to write in the output folder and not in ``used``.
+
+    Names come back from a service: only the last path component's stem is kept, reduced to
+    ``[A-Za-z0-9._-]``, without leading dots or dashes (no hidden files, no options), at most
+    ``MAX_STEM`` characters; an empty result becomes ``image<index>``.
+    """
+    base = re.split(r"[/\\]", name)[-1]
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(base).stem).lstrip(".-")[:MAX_STEM] or f"image{index}"
+    out, n = stem, index
+    while out in used:
+        out, n = f"{stem}-{n}", n + 1
     used.add(out)
     return out
 
 
 def write_report(
-    records: list[dict[str, Any]], out_dir: Path, meta: dict[str, Any], side_by_side: bool = False
+    records: list[dict[str, Any]],
+    out_dir: Path,
+    meta: dict[str, Any],
+    side_by_side: bool = False,
+    resume_dir: Path | None = None,
 ) -> Path:
-    """Write each reconstruction as PNG (and original|reconstruction when asked) and report.json."""
+    """Write each reconstruction as PNG (and original|reconstruction when asked) and report.json.
+
+    Records resumed from ``resume_dir`` keep their files (copied over when ``out_dir`` differs).
+    """
     from PIL import Image
 
     out_dir.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
+    for rec in records:
+        if rec.get("resumed_from") and rec.get("output"):
+            for key in ("output", "compare"):
+                if rec.get(key):
+                    rec[key] = Path(rec[key]).name
+                    src = (resume_dir or out_dir) / rec[key]
+                    if src.is_file() and src.resolve() != (out_dir / rec[key]).resolve():
+                        shutil.copy2(src, out_dir / rec[key])
+            used.add(Path(rec["output"]).stem)
     for i, rec in enumerate(records):
         png, ref = rec.pop("_png", None), rec.pop("_reference", None)
         if png is None:
             continue
-        stem = _safe_name(rec["name"], i, used)
+        stem = safe_name(rec["name"], i, used)
         (out_dir / f"{stem}.png").write_bytes(png)
         rec["output"] = f"{stem}.png"
         if side_by_side and ref is not None:
@@ -269,6 +416,14 @@ def add_send_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--guidance", type=float, default=None)
     p.add_argument("--diffusion-seed", type=int, default=None, help="the receiver's diffusion seed")
     p.add_argument("--window", type=int, default=1, help="images in flight at once")
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=int(os.environ.get("GENSC_RETRIES") or 3),
+        help="resend an image that failed with UNAVAILABLE, RESOURCE_EXHAUSTED or DEADLINE_EXCEEDED "
+        "up to this many times, with exponential backoff (env GENSC_RETRIES)",
+    )
+    p.add_argument("--retry-backoff-s", type=float, default=0.5, help="first backoff; doubles each retry")
     add_link_args(p)
 
 
@@ -284,6 +439,8 @@ def send_options(args):
         seed=args.diffusion_seed,
         link=link_overrides(args),
         window=args.window,
+        retries=args.retries,
+        backoff_s=args.retry_backoff_s,
     )
 
 

@@ -63,9 +63,10 @@ def run(args) -> int:
         if isinstance(v, bool)
     ]
     images = sample_images(args.images.split(","))
+    rpc = rpc_config(args)
     print("starting receiver, channel and sender as separate processes...", file=sys.stderr)
     t0 = time.perf_counter()
-    with local_stack(out / "logs", common=model_args, channel=channel_args) as addrs:
+    with local_stack(out / "logs", common=model_args, channel=channel_args, rpc=rpc) as addrs:
         print(
             f"services ready in {time.perf_counter() - t0:.1f} s: "
             + ", ".join(f"{k} {v}" for k, v in addrs.items()),
@@ -74,7 +75,7 @@ def run(args) -> int:
         update, close = progress_bar(len(images))
         opts = send_options(args)
         opts = type(opts)(**{**opts.to_dict(), "link": {}})  # link settings went to the proxy
-        records = send(addrs["sender"], images, opts, rpc_config(args), progress=update)
+        records = send(addrs["sender"], images, opts, rpc, progress=update)
         close()
     meta = {
         "command": "demo",

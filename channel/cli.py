@@ -181,7 +181,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if not target:
         print("gensc channel serve: pass --receiver HOST:PORT or set GENSC_RECEIVER_ADDR", file=sys.stderr)
         return 2
-    servicer = ChannelServicer(config, target, rpc_config(args))
+    try:
+        servicer = ChannelServicer(config, target, rpc_config(args))
+    except ValueError as e:  # a receiver target gRPC cannot use
+        print(f"gensc channel serve: --receiver: {e}", file=sys.stderr)
+        return 2
 
     def load() -> str:
         from .link import warmup
@@ -203,7 +207,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
     s = subparsers.add_parser("serve", help="run the channel proxy: the link between sender and receiver")
     add_serve_args(s)
-    s.add_argument("--receiver", default=None, help="receiver address (env GENSC_RECEIVER_ADDR)")
+    s.add_argument(
+        "--receiver",
+        default=None,
+        help="receiver address, or a pool: dns:///name:port (every address of the name) or "
+        "ip:port,ip:port (env GENSC_RECEIVER_ADDR)",
+    )
     add_link_args(s, PROXY_LINK)
     s.set_defaults(func=_cmd_serve)
 

@@ -16,7 +16,8 @@ import time
 from gensc.channel.link import Link, LinkConfig
 from gensc.common import convert
 from gensc.common.errors import InvalidInput, error_fields
-from gensc.common.rpc import Forward, RpcConfig, create_channel, relay
+from gensc.common.relay import Downstream, Forward, relay
+from gensc.common.rpc import RpcConfig, create_channel
 from gensc.proto import semcom_pb2 as pb
 from gensc.proto import semcom_pb2_grpc as pb_grpc
 
@@ -24,7 +25,8 @@ from gensc.proto import semcom_pb2_grpc as pb_grpc
 class ChannelServicer(pb_grpc.ChannelServicer):
     def __init__(self, link_config: LinkConfig, receiver_target: str, rpc: RpcConfig) -> None:
         self.base, self.rpc, self.target = link_config, rpc, receiver_target
-        self.stub = pb_grpc.ReceiverStub(create_channel(receiver_target, rpc))
+        channel = create_channel(receiver_target, rpc, health_service="gensc.v1.Receiver")
+        self.receivers = Downstream(pb_grpc.ReceiverStub(channel).Reconstruct, "receiver", rpc)
         self._links: dict[LinkConfig, Link] = {}
         self._lock = threading.Lock()
 
@@ -57,9 +59,6 @@ class ChannelServicer(pb_grpc.ChannelServicer):
             )
             return Forward(received, (report, ms))
 
-        def open_downstream(frames):
-            return self.stub.Reconstruct(frames, timeout=self.rpc.deadline_s)
-
         def finish(frame, ctx, rec: pb.Reconstruction, span_ms: float) -> pb.Delivery:
             report, ms = ctx
             d = pb.Delivery(item_id=frame.item_id, profile=rec.profile, report=report, notes=rec.notes)
@@ -79,4 +78,4 @@ class ChannelServicer(pb_grpc.ChannelServicer):
                 error=pb.ItemError(code=code.name, stage="channel", message=f"{where}: {message}"),
             )
 
-        yield from relay(request_iterator, context, prepare, open_downstream, finish, fail, config=self.rpc)
+        yield from relay(request_iterator, context, prepare, self.receivers, finish, fail)

@@ -7,6 +7,9 @@ Code that knows nothing of gRPC raises these; servicers and the interceptor turn
 from __future__ import annotations
 
 import logging
+import re
+
+_OBJECT_REPR = re.compile(r"<[^<>]*? at 0x[0-9A-Fa-f]+>")
 
 
 class GenscError(Exception):
@@ -43,9 +46,15 @@ class TimedOut(GenscError):
     code = "DEADLINE_EXCEEDED"
 
 
+def clean_message(text: str) -> str:
+    """``text`` without Python object reprs (``<_io.BytesIO object at 0x7f...>``): they say
+    nothing to a client and leak memory addresses."""
+    return _OBJECT_REPR.sub("the data", text)
+
+
 def error_fields(exc: BaseException, stage: str) -> dict[str, str]:
     """Map an exception to ``ItemError`` fields; unknown exceptions never leak their text."""
     if isinstance(exc, GenscError):
-        return {"code": exc.code, "message": str(exc), "stage": stage}
+        return {"code": exc.code, "message": clean_message(str(exc)), "stage": stage}
     logging.getLogger("gensc").error("unexpected error in %s", stage, exc_info=exc)
     return {"code": "INTERNAL", "message": f"internal error in the {stage} (see its log)", "stage": stage}

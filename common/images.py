@@ -5,7 +5,9 @@ Accepted: anything Pillow decodes (PNG, JPEG, WebP, TIFF, BMP, ...), single fram
 allocate). Modes other than RGB are converted with a note that travels back to the client:
 palette (P), greyscale (L, 1), alpha (LA, RGBA, PA: composited over white), CMYK, YCbCr,
 16-bit and 32-bit integer (I;16*, I: scaled to 8 bits by their full range). Floating-point
-images (F) and anything else are rejected.
+images (F) and anything else are rejected. Photos tagged with an EXIF orientation are turned
+upright first, as a viewer shows them (a note says so). Error messages never carry Python
+object reprs.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ import io
 import warnings
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-from gensc.common.errors import InvalidInput
+from gensc.common.errors import InvalidInput, clean_message
 
 DEFAULT_MAX_PIXELS = 40_000_000
 
@@ -45,11 +47,30 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[
             img.load()
     except InvalidInput:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise InvalidInput(f"not a decodable image ({type(e).__name__}: {e})") from None
-    except (OSError, ValueError, SyntaxError) as e:
-        raise InvalidInput(f"corrupt image data ({e})") from None
-    return _to_rgb(img)
+    except UnidentifiedImageError:
+        raise InvalidInput(f"not a decodable image: no format recognises these {len(data)} bytes") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise InvalidInput(f"not a decodable image ({type(e).__name__}: {clean_message(str(e))})") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as e:
+        raise InvalidInput(f"corrupt image data ({clean_message(str(e))})") from None
+    img, turned = _upright(img)
+    arr, notes = _to_rgb(img)
+    return arr, ([turned] if turned else []) + notes
+
+
+def _upright(img: Image.Image) -> tuple[Image.Image, str | None]:
+    """Apply the EXIF orientation tag (2..8), as viewers show the photo; with a note saying so.
+
+    Cameras store pixels as the sensor read them and tag how to turn them; a photo sent as
+    stored arrives on its side. A damaged EXIF block is ignored (the pixels are kept as stored).
+    """
+    try:
+        orientation = img.getexif().get(0x0112, 1)
+        if orientation not in range(2, 9):
+            return img, None
+        return ImageOps.exif_transpose(img), f"turned upright by its EXIF orientation ({orientation})"
+    except Exception:  # noqa: BLE001 - a damaged EXIF block must not lose the image
+        return img, None
 
 
 def _to_rgb(img: Image.Image) -> tuple[np.ndarray, list[str]]:

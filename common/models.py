@@ -7,6 +7,7 @@ saved with ``save_pretrained`` and then loaded exactly like ``sd15``.
 
 Weights are looked up locally only (``local_files_only=True``) unless a download is allowed:
 a missing model fails within seconds with a message that names it and says how to provide it.
+Weights load from safetensors only: nothing is ever unpickled.
 """
 
 from __future__ import annotations
@@ -135,13 +136,25 @@ _HOW = {
 }
 
 
+def _loads_weights(cls: Any) -> bool:
+    """Whether ``cls.from_pretrained`` loads weights (a torch module or a diffusers pipeline),
+    as opposed to a tokenizer, processor or scheduler (JSON and text files only)."""
+    import torch
+
+    return isinstance(cls, type) and (issubclass(cls, torch.nn.Module) or hasattr(cls, "components"))
+
+
 def from_pretrained(cls: Any, source: str, kind: str, *, allow_download: bool = False, **kwargs: Any) -> Any:
     """``cls.from_pretrained(source, **kwargs)``, local files only unless allowed to download.
 
+    Weights load from safetensors files only (``use_safetensors=True``): a folder that offers
+    only pickled weights (``*.bin``, ``*.ckpt``: unpickling runs code) is refused, never loaded.
     Raises ModelUnavailable naming the model and how to provide it when it is not found.
     """
     if not source:
         raise ModelUnavailable(f"no {kind} model configured; {_HOW[kind]}")
+    if _loads_weights(cls):
+        kwargs["use_safetensors"] = True
     try:
         return cls.from_pretrained(source, local_files_only=not allow_download, **kwargs)
     except (OSError, ValueError) as e:

@@ -18,49 +18,138 @@ from typing import Any
 
 import grpc
 
-from gensc.common.errors import ModelUnavailable
-from gensc.common.rpc import RpcConfig, create_server, serve_until_signal
+from gensc.common.errors import InvalidInput, ModelUnavailable
+from gensc.common.quantization import COMPONENTS, DEFAULT_COMPONENTS, ENV_QUANTIZE, SCHEMES, QuantConfig
+from gensc.common.rpc import LIMITS, RpcConfig, TlsConfig, create_server, serve_until_signal
 
 log = logging.getLogger("gensc")
 
 
 def env(name: str, default: Any = None) -> Any:
-    return os.environ.get(name, default)
+    """``$name``, or ``default`` when it is unset or empty (compose passes unset variables as "")."""
+    return os.environ.get(name) or default
+
+
+def env_flag(name: str) -> bool:
+    value = env(name, "0").strip().lower()
+    if value not in ("0", "1", "true", "false", "yes", "no"):
+        raise SystemExit(f"gensc: {name} must be 1/0, true/false or yes/no, got {value!r}")
+    return value in ("1", "true", "yes")
+
+
+def _setting(name: str, kind: type) -> Callable[[str], Any]:
+    """argparse type for the RpcConfig field ``name``: its range (gensc.common.rpc.LIMITS) in the error."""
+    lo, hi = LIMITS[name]
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not lo <= value <= hi:
+            what = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"must be {what} from {lo:g} to {hi:g}, got {text!r}")
+        return value
+
+    return parse
+
+
+# RpcConfig fields with a flag: name -> (environment variable, help)
+RPC_FLAGS = {
+    "max_message_mb": ("GENSC_MAX_MESSAGE_MB", "message size limit in MiB, both directions"),
+    "deadline_s": ("GENSC_DEADLINE_S", "deadline of each stream call"),
+    "item_timeout_s": (
+        "GENSC_ITEM_TIMEOUT_S",
+        "an item relayed downstream without an answer by then gets DEADLINE_EXCEEDED",
+    ),
+    "grace_s": ("GENSC_GRACE_S", "SIGTERM: how long calls in flight may finish"),
+    "max_workers": ("GENSC_MAX_WORKERS", "gRPC worker threads (one per open stream)"),
+    "max_in_flight_per_stream": (
+        "GENSC_MAX_IN_FLIGHT_PER_STREAM",
+        "relaying hops: items of one stream in flight; more get RESOURCE_EXHAUSTED",
+    ),
+    "max_in_flight": (
+        "GENSC_MAX_IN_FLIGHT",
+        "relaying hops: items of all streams in flight; more get RESOURCE_EXHAUSTED",
+    ),
+    "peer_wait_s": (
+        "GENSC_PEER_WAIT_S",
+        "relaying hops: how long an item waits for a healthy downstream peer before UNAVAILABLE",
+    ),
+    "pool_max_streams": ("GENSC_POOL_MAX_STREAMS", "relaying hops: downstream peers one stream uses at most"),
+    "pool_probe_s": ("GENSC_POOL_PROBE_S", "relaying hops: how often a busy stream looks for new peers"),
+    "max_connection_age_s": (
+        "GENSC_MAX_CONNECTION_AGE_S",
+        "servers: clients reconnect after this (and resolve DNS again); calls in flight carry on",
+    ),
+    "keepalive_s": (
+        "GENSC_KEEPALIVE_S",
+        "clients ping a silent connection this often; servers accept pings twice as often",
+    ),
+}
 
 
 def add_rpc_args(p: argparse.ArgumentParser) -> None:
+    """One flag per RPC_FLAGS entry (``--max-in-flight``, ...), default from its environment variable."""
     d = RpcConfig()
-    g = p.add_argument_group("gRPC")
-    g.add_argument(
-        "--max-message-mb",
-        type=int,
-        default=int(env("GENSC_MAX_MESSAGE_MB", d.max_message_mb)),
-        help="message size limit, both directions (env GENSC_MAX_MESSAGE_MB)",
+    g = p.add_argument_group("gRPC (gensc.common.rpc.RpcConfig)")
+    for name, (var, text) in RPC_FLAGS.items():
+        default = getattr(d, name)
+        g.add_argument(
+            "--" + name.replace("_", "-"),
+            type=_setting(name, type(default)),
+            default=str(env(var, default)),  # argparse passes a string default through ``type``
+            help=f"{text} (default {default:g}, env {var})",
+        )
+    t = p.add_argument_group("security (TLS on every hop, bearer token)")
+    t.add_argument(
+        "--tls-cert",
+        default=env("GENSC_TLS_CERT"),
+        help="PEM certificate chain this process presents (env GENSC_TLS_CERT)",
     )
-    g.add_argument(
-        "--deadline-s",
-        type=float,
-        default=float(env("GENSC_DEADLINE_S", d.deadline_s)),
-        help="deadline of each stream call (env GENSC_DEADLINE_S)",
+    t.add_argument("--tls-key", default=env("GENSC_TLS_KEY"), help="its PEM private key (env GENSC_TLS_KEY)")
+    t.add_argument(
+        "--tls-ca",
+        default=env("GENSC_TLS_CA"),
+        help="PEM CA certificates peers must chain to; a client without it trusts the system roots "
+        "(env GENSC_TLS_CA)",
     )
-    g.add_argument(
-        "--item-timeout-s",
-        type=float,
-        default=float(env("GENSC_ITEM_TIMEOUT_S", d.item_timeout_s)),
-        help="an item relayed downstream without an answer by then gets DEADLINE_EXCEEDED",
+    t.add_argument(
+        "--tls-client-auth",
+        action="store_true",
+        default=env_flag("GENSC_TLS_CLIENT_AUTH"),
+        help="mutual TLS: servers demand a client certificate signed by --tls-ca (GENSC_TLS_CLIENT_AUTH=1)",
     )
-    g.add_argument("--grace-s", type=float, default=d.grace_s, help="SIGTERM grace for calls in flight")
-    g.add_argument("--max-workers", type=int, default=d.max_workers)
+    t.add_argument(
+        "--token-file",
+        default=env("GENSC_TOKEN_FILE"),
+        help="file holding the bearer token: servers demand it, clients and relaying hops send it "
+        "(env GENSC_TOKEN_FILE)",
+    )
 
 
 def rpc_config(args: argparse.Namespace) -> RpcConfig:
-    return RpcConfig(
-        max_message_mb=args.max_message_mb,
-        deadline_s=args.deadline_s,
-        item_timeout_s=getattr(args, "item_timeout_s", RpcConfig.item_timeout_s),
-        grace_s=getattr(args, "grace_s", RpcConfig.grace_s),
-        max_workers=getattr(args, "max_workers", RpcConfig.max_workers),
-    )
+    """The RpcConfig of the flags ``add_rpc_args`` added (RpcConfig's defaults for any missing);
+    raises InvalidInput naming a bad setting or file."""
+    tls_args = {k: getattr(args, f"tls_{k}", None) for k in ("cert", "key", "ca")}
+    client_auth = bool(getattr(args, "tls_client_auth", False))
+    tls = TlsConfig(**tls_args, client_auth=client_auth) if any(tls_args.values()) or client_auth else None
+    values = {name: getattr(args, name) for name in RPC_FLAGS if hasattr(args, name)}
+    return RpcConfig(**values, tls=tls, token_file=getattr(args, "token_file", None))
+
+
+def rpc_args(config: RpcConfig) -> list[str]:
+    """Flags that give a child process ``config``'s limits, timeouts, keepalive and security."""
+    out = [arg for name in RPC_FLAGS for arg in ("--" + name.replace("_", "-"), str(getattr(config, name)))]
+    if config.tls is not None:
+        for flag, value in (("cert", config.tls.cert), ("key", config.tls.key), ("ca", config.tls.ca)):
+            if value is not None:
+                out += [f"--tls-{flag}", value]
+        if config.tls.client_auth:
+            out.append("--tls-client-auth")
+    if config.token_file is not None:
+        out += ["--token-file", config.token_file]
+    return out
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -76,10 +165,26 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default=env("GENSC_DEVICE", "auto"), help="auto, cpu, cuda, cuda:N")
     g.add_argument("--dtype", default=env("GENSC_DTYPE", "auto"), help="auto, fp32, fp16, bf16")
     g.add_argument(
+        "--quantize",
+        type=quant_config,
+        default=env(ENV_QUANTIZE, "none"),
+        help=f"model weights: {', '.join(SCHEMES)} for {', '.join(DEFAULT_COMPONENTS)}, with "
+        "per-component overrides, e.g. 'int8,unet=quanto-int8,vae_encoder=quanto-int8' (components: "
+        f"{', '.join(COMPONENTS)}; env {ENV_QUANTIZE}; see gensc.common.quantization)",
+    )
+    g.add_argument(
         "--allow-download",
         action="store_true",
         help="let from_pretrained download missing weights from the hub",
     )
+
+
+def quant_config(spec: str) -> QuantConfig:
+    """argparse type of ``--quantize``: a bad value stops the command before anything loads."""
+    try:
+        return QuantConfig.parse(spec)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def profile_from(args: argparse.Namespace):
@@ -111,7 +216,11 @@ def serve(
     and the message on stderr (a missing model fails within seconds, at start-up).
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    rpc = rpc_config(args)
+    try:
+        rpc = rpc_config(args)
+    except InvalidInput as e:
+        print(f"gensc {role} serve: {e}", file=sys.stderr, flush=True)
+        return 2
     srv = create_server(register, [service_name], host=args.host, port=args.port, config=rpc, serving=False)
     print(f"gensc {role} listening on {args.host}:{srv.port}", flush=True)
     if args.port_file:

@@ -150,6 +150,7 @@ class EvalConfig:
     image_size: int | None = None
     device: str = "auto"
     dtype: str = "auto"
+    quantize: str = "none"  # model weights (gensc.common.quantization); --via-services: the services' own
     allow_download: bool = False  # models only; metric weights are never downloaded
     modes: tuple[str, ...] = ("text", "latent", "text+latent")
     snr_db: tuple[float, ...] = (0.0, 5.0, 10.0, 15.0, 20.0)
@@ -180,6 +181,8 @@ class EvalConfig:
         for k in ("modes", "snr_db", "n_images", "save_images", "preset", "allow_download"):
             d.pop(k)
         d["metrics"] = {k: v for k, v in d["metrics"].items() if k not in ("device", "batch_size")}
+        if d["quantize"] == "none":  # results written before --quantize existed keep their fingerprint
+            d.pop("quantize")
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def check(self) -> None:
@@ -206,6 +209,9 @@ class EvalConfig:
             raise ValueError(f"--n-images must be >= 1, got {self.n_images}")
         if self.quant_bits is not None and not 1 <= self.quant_bits <= 8:
             raise ValueError(f"--quant-bits must be in 1..8, got {self.quant_bits}")
+        from gensc.common.quantization import QuantConfig
+
+        QuantConfig.parse(self.quantize)
 
 
 def _scalar(text: str) -> Any:
@@ -453,18 +459,20 @@ class Harness:
         return self.profile
 
     def _load_models(self) -> None:
+        from gensc.common.quantization import QuantConfig
         from gensc.receiver.pipeline import ReceiverPipeline
         from gensc.sender.pipeline import SenderPipeline
 
         c, profile = self.config, self._resolve_profile()
+        models = QuantConfig.parse(c.quantize)
         if self.sender is None:
             kw = {} if c.quant_bits is None else {"quant_bits": c.quant_bits}
             self.sender = SenderPipeline(
-                profile, device=c.device, dtype=c.dtype, allow_download=c.allow_download, **kw
+                profile, device=c.device, dtype=c.dtype, allow_download=c.allow_download, models=models, **kw
             )
         if self.receiver is None:
             self.receiver = ReceiverPipeline(
-                profile, device=c.device, dtype=c.dtype, allow_download=c.allow_download
+                profile, device=c.device, dtype=c.dtype, allow_download=c.allow_download, models=models
             )
 
     def _load_suite(self) -> None:
@@ -1017,6 +1025,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default=os.environ.get("GENSC_DEVICE", "auto"), help="auto, cpu, cuda, cuda:N")
     g.add_argument("--dtype", default=os.environ.get("GENSC_DTYPE", "auto"), help="auto, fp32, fp16, bf16")
     g.add_argument(
+        "--quantize",
+        default=os.environ.get("GENSC_QUANTIZE", "none"),
+        help="model weights in process, e.g. int8 or nf4,unet=quanto-int8 (env GENSC_QUANTIZE; "
+        "see gensc.common.quantization); with --via-services the services' own setting applies",
+    )
+    g.add_argument(
         "--allow-download", action="store_true", help="let the SD/BLIP loaders download (metrics never do)"
     )
     g = p.add_argument_group("sweep and link")
@@ -1074,6 +1088,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> EvalConfig:
     """Flags > preset > defaults -> EvalConfig (ValueError on bad values)."""
+    from gensc.common.quantization import QuantConfig
     from gensc.evaluation.metrics import parse_metric_names
 
     preset = PRESETS.get(args.preset or "", {})
@@ -1094,6 +1109,7 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
         image_size=pick("image_size"),
         device=args.device,
         dtype=args.dtype,
+        quantize=QuantConfig.parse(args.quantize).spec,
         allow_download=args.allow_download,
         modes=tuple(m.strip() for m in pick("modes").split(",") if m.strip()),
         snr_db=parse_values(pick("snr_db"), "SNR list"),

@@ -32,10 +32,12 @@ def _serve(args: argparse.Namespace) -> int:
             allow_download=args.allow_download,
             paths=paths,
             engine=engine_config,
+            models=args.quantize,
         )
         servicer.pipeline = pipeline  # only now, warmed up: health turns SERVING after load()
         what = f"profile {profile.name}" + (", RANDOM WEIGHTS" if profile.random_weights else "")
-        return f"{what}; {', '.join(pipeline.applied)}; {engine_config}"
+        notes = "".join(f"; {note}" for note in pipeline.model_notes)
+        return f"{what}{notes}; {', '.join(pipeline.applied)}; {engine_config}"
 
     return serve(
         args,

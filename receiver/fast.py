@@ -158,9 +158,8 @@ def apply(gen: Any, paths: FastPaths, *, profile: Any, allow_download: bool = Fa
         ).to(gen.device)
         done.append(f"decoder taesd ({source})")
     if paths.channels_last:
-        gen.img2img_pipe.unet.to(memory_format=torch.channels_last)
-        gen.decoder.to(memory_format=torch.channels_last)
-        done.append("channels-last")
+        kept = channels_last(gen.img2img_pipe.unet) + channels_last(gen.decoder)
+        done.append("channels-last" + (f" ({kept} quantised conv weights kept as stored)" if kept else ""))
     backend = paths.compiles(gen.device)
     if backend:
         compiled = torch.compile(gen.img2img_pipe.unet, backend=backend)
@@ -168,6 +167,23 @@ def apply(gen: Any, paths: FastPaths, *, profile: Any, allow_download: bool = Fa
         gen.txt2img_pipe.unet = compiled
         done.append(f"torch.compile UNet ({backend})")
     return done
+
+
+def channels_last(model: Any) -> int:
+    """Put ``model``'s 4-D weights in NHWC memory format, as ``model.to(memory_format=...)`` does,
+    except quantised ones (``--quantize``, gensc.common.quantization): their packed storage has no
+    NHWC form (optimum-quanto int4 refuses it), so they stay as stored. Returns how many stayed."""
+    import torch
+
+    kept = 0
+    for p in model.parameters():
+        if p.dim() != 4:
+            continue
+        if type(p.data) is not torch.Tensor:  # a quantised tensor subclass
+            kept += 1
+            continue
+        p.data = p.data.contiguous(memory_format=torch.channels_last)
+    return kept
 
 
 def set_attention(gen: Any, name: str) -> None:

@@ -34,6 +34,7 @@ from gensc.common.images import encode_png
 from gensc.common.models import Profile, from_pretrained, pick_device, pick_dtype
 from gensc.common.modes import Rebuild, get_mode
 from gensc.common.packet import ParsedPacket, parse
+from gensc.common.quantization import QuantConfig, load_component
 from gensc.common.timing import Stopwatch, device_sync
 from gensc.receiver.engine import Engine, EngineConfig, QueuedGenerator, Work
 from gensc.receiver.fast import MAX_GUIDANCE, MAX_STEPS, PRESETS, FastPaths, apply, warm_up_works
@@ -82,14 +83,42 @@ class Generator:
     tiny autoencoder (gensc.receiver.fast).
     """
 
-    def __init__(self, source: str, *, device: str, dtype, allow_download: bool = False) -> None:
-        from diffusers import DDIMScheduler, StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
+    def __init__(
+        self,
+        source: str,
+        *,
+        device: str,
+        dtype,
+        allow_download: bool = False,
+        models: QuantConfig | None = None,
+    ) -> None:
+        from diffusers import (
+            DDIMScheduler,
+            StableDiffusionImg2ImgPipeline,
+            StableDiffusionPipeline,
+            UNet2DConditionModel,
+        )
+        from transformers import CLIPTextModel
 
+        models = models or QuantConfig()
+        load = dict(device=device, dtype=dtype, allow_download=allow_download)
         self.img2img_pipe = from_pretrained(
             StableDiffusionImg2ImgPipeline,
             source,
             "sd",
             allow_download=allow_download,
+            unet=load_component(
+                UNet2DConditionModel, source, "sd", "unet", models.scheme("unet"), subfolder="unet", **load
+            ),
+            text_encoder=load_component(
+                CLIPTextModel,
+                source,
+                "sd",
+                "text_encoder",
+                models.scheme("text_encoder"),
+                subfolder="text_encoder",
+                **load,
+            ),
             safety_checker=None,
             requires_safety_checker=False,
             dtype=dtype,
@@ -255,18 +284,32 @@ class ReceiverPipeline:
         allow_download: bool = False,
         paths: FastPaths | None = None,
         engine: EngineConfig | None = None,
+        models: QuantConfig | None = None,
     ) -> None:
         self.profile = profile
         self.device = pick_device(device)
         self.paths = paths or PRESETS["faithful"]
         self.engine_config = engine or EngineConfig()
         dtype = self.paths.dtype_name(self.device) if dtype == "auto" else dtype
+        self.models = models or QuantConfig()  # model weight quantisation (--quantize)
+        self.models.check(self.device, "receiver")
+        unet_scheme = self.models.scheme("unet").name
+        if self.paths.lcm_lora and unet_scheme != "none":
+            # bitsandbytes layers refuse the fused delta; optimum-quanto's frozen weights drop it silently
+            raise ValueError(
+                f"--lcm-lora cannot be fused into a quantised UNet (--quantize {self.models.spec}: "
+                f"unet {unet_scheme}); use --quantize ...,unet=none with --lcm-lora"
+            )
         self.generator = Generator(
             profile.sd_model,
             device=self.device,
             dtype=pick_dtype(dtype, self.device),
             allow_download=allow_download,
+            models=self.models,
         )
+        pipe = self.generator.img2img_pipe
+        loaded = {"unet": pipe.unet, "text_encoder": pipe.text_encoder}
+        self.model_notes = self.models.notes("receiver", loaded)  # on every result: what ran where
         self.applied = apply(self.generator, self.paths, profile=profile, allow_download=allow_download)
         self._sync = device_sync(self.device)
         if self.paths.compiles(self.device):
@@ -331,7 +374,7 @@ class ReceiverPipeline:
         with self.engine.caller():  # on its way to the engine: batches may wait for it
             with watch.stage("parse"):
                 pkt = parse(header, body)
-            notes = list(pkt.notes)
+            notes = self.model_notes + list(pkt.notes)
             mode = get_mode(pkt.mode)
             with watch.stage("decode_image" if mode.latent == "image" else "diffuse"):
                 s = self._strength(s, pkt, mode, notes) if mode.latent != "image" else s

@@ -16,10 +16,12 @@ from concurrent.futures import Future
 from dataclasses import replace
 
 from gensc.common.errors import ModelUnavailable, error_fields
-from gensc.common.rpc import POLL_S, check_item_id
+from gensc.common.rpc import check_item_id
 from gensc.proto import semcom_pb2 as pb
 from gensc.proto import semcom_pb2_grpc as pb_grpc
 from gensc.receiver.pipeline import ReceiverPipeline, ReconSettings
+
+POLL_S = 0.25  # how often a stream waiting for answers checks that its call is still active
 
 
 def settings_from_proto(opts: pb.ReconOptions, defaults: ReconSettings) -> ReconSettings:

@@ -18,7 +18,11 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     from gensc.common.service import rpc_config
 
-    servicer = SenderServicer(None, target, rpc_config(args))
+    try:
+        servicer = SenderServicer(None, target, rpc_config(args))
+    except ValueError as e:  # a channel target gRPC cannot use
+        print(f"gensc sender serve: --channel: {e}", file=sys.stderr)
+        return 2
 
     def load() -> str:
         from gensc.sender.pipeline import CodecConfig, SenderPipeline
@@ -44,8 +48,13 @@ def _serve(args: argparse.Namespace) -> int:
             quant_bits=args.quant_bits,
             codec=codec,
             policy=Policy.load(args.policy) if args.policy else DEFAULT_POLICY,
+            models=args.quantize,
         )
-        return f"profile {profile.name}" + (", RANDOM WEIGHTS" if profile.random_weights else "")
+        return (
+            f"profile {profile.name}"
+            + (", RANDOM WEIGHTS" if profile.random_weights else "")
+            + "".join(f"; {note}" for note in servicer.pipeline.model_notes)
+        )
 
     return serve(
         args, "sender", lambda s: pb_grpc.add_SenderServicer_to_server(servicer, s), "gensc.v1.Sender", load
@@ -59,7 +68,11 @@ def add_commands(sub) -> None:
 
     p = sub.add_parser("serve", help="run the sender service")
     add_serve_args(p)
-    p.add_argument("--channel", default=None, help="channel proxy address (env GENSC_CHANNEL_ADDR)")
+    p.add_argument(
+        "--channel",
+        default=None,
+        help="channel proxy address, or a pool: dns:///name:port or ip:port,ip:port (env GENSC_CHANNEL_ADDR)",
+    )
     p.add_argument("--mode", default=env("GENSC_MODE", DEFAULT_MODE))
     p.add_argument("--quant-bits", type=int, default=8)
     p.add_argument(

@@ -22,6 +22,7 @@ from gensc.common.models import Profile, from_pretrained, pick_device, pick_dtyp
 from gensc.common.modes import AUTO, DEFAULT_MODE, Build, get_mode
 from gensc.common.packet import DEFAULT_BLOCK_CELLS, Packet, Wire
 from gensc.common.packet import encode as encode_packet
+from gensc.common.quantization import QuantConfig, load_component
 from gensc.common.timing import Stopwatch, device_sync
 from gensc.sender.policy import DEFAULT_POLICY, Policy, link_esn0_db
 from gensc.sender.prompt import PromptBuilder
@@ -32,17 +33,27 @@ class Captioner:
     """BLIP image captioning. ``__call__(uint8 [H, W, 3]) -> str``."""
 
     def __init__(
-        self, source: str, *, device: str, dtype, allow_download: bool = False, max_new_tokens: int = 30
+        self,
+        source: str,
+        *,
+        device: str,
+        dtype,
+        allow_download: bool = False,
+        max_new_tokens: int = 30,
+        quantize: str = "none",
     ) -> None:
         from transformers import BlipForConditionalGeneration, BlipProcessor
 
         self.processor = from_pretrained(BlipProcessor, source, "captioner", allow_download=allow_download)
-        self.model = (
-            from_pretrained(
-                BlipForConditionalGeneration, source, "captioner", allow_download=allow_download, dtype=dtype
-            )
-            .to(device)
-            .eval()
+        self.model = load_component(
+            BlipForConditionalGeneration,
+            source,
+            "captioner",
+            "blip",
+            quantize,
+            device=device,
+            dtype=dtype,
+            allow_download=allow_download,
         )
         self.device, self.dtype, self.max_new_tokens = device, dtype, max_new_tokens
 
@@ -51,7 +62,7 @@ class Captioner:
 
         inputs = self.processor(images=image, return_tensors="pt").to(self.device)
         inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
-        with torch.inference_mode():
+        with torch.no_grad():  # not inference_mode: optimum-quanto int4 weights fail under it
             out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens)
         return self.processor.decode(out[0], skip_special_tokens=True).strip()
 
@@ -59,15 +70,21 @@ class Captioner:
 class LatentEncoder:
     """SD VAE encoder. ``__call__(uint8 [H, W, 3]) -> float32 [4, H/8, W/8]`` (x scaling factor)."""
 
-    def __init__(self, source: str, *, device: str, dtype, allow_download: bool = False) -> None:
+    def __init__(
+        self, source: str, *, device: str, dtype, allow_download: bool = False, quantize: str = "none"
+    ) -> None:
         from diffusers import AutoencoderKL
 
-        self.vae = (
-            from_pretrained(
-                AutoencoderKL, source, "sd", allow_download=allow_download, subfolder="vae", dtype=dtype
-            )
-            .to(device)
-            .eval()
+        self.vae = load_component(
+            AutoencoderKL,
+            source,
+            "sd",
+            "vae_encoder",
+            quantize,
+            device=device,
+            dtype=dtype,
+            allow_download=allow_download,
+            subfolder="vae",
         )
         self.device, self.dtype = device, dtype
 
@@ -75,7 +92,7 @@ class LatentEncoder:
         import torch
 
         x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].to(self.device, self.dtype) / 127.5 - 1.0
-        with torch.inference_mode():
+        with torch.no_grad():  # not inference_mode: optimum-quanto int4 weights fail under it
             mean = self.vae.encode(x).latent_dist.mean * self.vae.config.scaling_factor
         return mean[0].float().cpu().numpy()
 
@@ -161,6 +178,7 @@ class SenderPipeline:
         quant_bits: int = 8,
         codec: CodecConfig | None = None,
         policy: Policy | None = None,
+        models: QuantConfig | None = None,
     ) -> None:
         if mode != AUTO:
             get_mode(mode)
@@ -170,12 +188,24 @@ class SenderPipeline:
         self.policy = policy or DEFAULT_POLICY
         self.device = pick_device(device)
         torch_dtype = pick_dtype(dtype, self.device)
+        self.models = models or QuantConfig()  # model weight quantisation (--quantize)
+        self.models.check(self.device, "sender")
         self.captioner = Captioner(
-            profile.captioner, device=self.device, dtype=torch_dtype, allow_download=allow_download
+            profile.captioner,
+            device=self.device,
+            dtype=torch_dtype,
+            allow_download=allow_download,
+            quantize=self.models.scheme("blip").name,
         )
         self.encoder = LatentEncoder(
-            profile.sd_model, device=self.device, dtype=torch_dtype, allow_download=allow_download
+            profile.sd_model,
+            device=self.device,
+            dtype=torch_dtype,
+            allow_download=allow_download,
+            quantize=self.models.scheme("vae_encoder").name,
         )
+        loaded = {"blip": self.captioner.model, "vae_encoder": self.encoder.vae.encoder}
+        self.model_notes = self.models.notes("sender", loaded)  # on every result: what ran where
         self.prompts = _prompt_builder(self.captioner, profile, allow_download)
         seg_kwargs = {"allow_download": allow_download} if self.codec.segmenter == "clipseg" else {}
         self.segmenter = get_segmenter(self.codec.segmenter, **seg_kwargs)
@@ -216,7 +246,7 @@ class SenderPipeline:
             raise InvalidInput(f"byte budget must be >= 1, got {budget_bytes}")
 
         name = mode or self.mode
-        notes: list[str] = []
+        notes: list[str] = list(self.model_notes)
         hint = None
         bits = self.quant_bits if quant_bits is None else quant_bits
         if name == AUTO:

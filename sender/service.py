@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from gensc.common import convert
 from gensc.common.errors import ModelUnavailable, error_fields
-from gensc.common.rpc import Forward, RpcConfig, create_channel, relay
+from gensc.common.relay import Downstream, Forward, relay
+from gensc.common.rpc import RpcConfig, create_channel
 from gensc.proto import semcom_pb2 as pb
 from gensc.proto import semcom_pb2_grpc as pb_grpc
 from gensc.sender.pipeline import Encoded, SenderPipeline
@@ -13,8 +14,8 @@ from gensc.sender.pipeline import Encoded, SenderPipeline
 class SenderServicer(pb_grpc.SenderServicer):
     def __init__(self, pipeline: SenderPipeline | None, channel_target: str, rpc: RpcConfig) -> None:
         self.pipeline, self.rpc = pipeline, rpc
-        self.channel = create_channel(channel_target, rpc)
-        self.stub = pb_grpc.ChannelStub(self.channel)
+        self.channel = create_channel(channel_target, rpc, health_service="gensc.v1.Channel")
+        self.proxies = Downstream(pb_grpc.ChannelStub(self.channel).Relay, "channel proxy", rpc)
         self.target = channel_target
 
     def Transmit(self, request_iterator, context):
@@ -39,9 +40,6 @@ class SenderServicer(pb_grpc.SenderServicer):
             )
             return Forward(frame, enc)
 
-        def open_downstream(frames):
-            return self.stub.Relay(frames, timeout=self.rpc.deadline_s)
-
         def finish(req, enc: Encoded, delivery: pb.Delivery, span_ms: float) -> pb.TransmitResult:
             res = _result(req, enc=enc, notes=list(delivery.notes))
             res.profile = delivery.profile
@@ -60,7 +58,7 @@ class SenderServicer(pb_grpc.SenderServicer):
                 req, enc=enc, error={"code": code.name, "stage": "sender", "message": f"{where}: {message}"}
             )
 
-        yield from relay(request_iterator, context, prepare, open_downstream, finish, fail, config=self.rpc)
+        yield from relay(request_iterator, context, prepare, self.proxies, finish, fail)
 
 
 def _result(

@@ -84,3 +84,21 @@ def test_bench_receiver_json(tiny_cache, tmp_path):
     assert set(res["plain"]) >= {"guidance_2", "guidance_1"} and res["plain"]["strength"] == 0.3
     assert {"cfg_off", "attention", "channels_last", "decoder", "dtype", "compile"} <= set(res["fast_paths"])
     assert {"fast_over_plain", "faithful_over_plain", "fast_batched_over_unbatched_c2"} <= set(res["targets"])
+
+
+def test_bench_quant_json(tiny_cache, tmp_path):
+    out = tmp_path / "q.json"
+    argv = ["bench", "quant", "--profile", "tiny", "--image-size", "64", "--device", "cpu"]
+    rc = main(
+        [*argv, "--components", "unet", "--schemes", "quanto-int8", "--calls", "0", "--json-out", str(out)]
+    )
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert res["weights"].startswith("RANDOM") and res["device"] == "cpu"
+    none, q8 = res["rows"]
+    assert (none["scheme"], q8["scheme"]) == ("none", "quanto-int8") and "error" not in q8
+    assert none["rel_error"] == 0 and 0 < q8["rel_error"] < 0.05
+    assert q8["param_bytes"] < 0.3 * none["param_bytes"]  # fp32 -> int8 weights
+    assert q8["quantised_layers"]["quanto.QConv2d"] > 0 and q8["peak_rss_gib"] > q8["rss_before_load_gib"] > 0
+    target = {t["target"]: t for t in res["targets"]}["unet quanto-int8 noise-prediction relative error"]
+    assert target["value"] == q8["rel_error"] and target["met"] is True

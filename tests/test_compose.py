@@ -6,6 +6,7 @@ from pathlib import Path
 import yaml
 
 from gensc.app.cli import build_parser
+from gensc.common.rpc import pool_target
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,7 +24,7 @@ def test_three_services_with_health_checks_and_gpu_receiver():
     assert set(services) == {"sender", "channel", "receiver"}
     for svc in services.values():
         assert svc["healthcheck"]["test"][:2] == ["CMD", "gensc"]
-        assert svc["ports"]
+    assert services["sender"]["ports"] and services["channel"]["ports"]
     devices = services["receiver"]["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["capabilities"] == ["gpu"]
     assert services["channel"]["depends_on"]["receiver"]["condition"] == "service_healthy"
@@ -40,5 +41,42 @@ def test_every_command_is_a_valid_gensc_command_line():
 
 def test_dockerfile_copies_every_package_folder():
     text = (ROOT / "Dockerfile").read_text()
-    for part in ("proto", "common", "sender", "channel", "receiver"):
-        assert f"COPY {part} {part}" in text
+    parts = re.search(r"^PARTS = (\[.*\])$", (ROOT / "setup.py").read_text(), re.M).group(1)
+    for part in yaml.safe_load(parts):  # every folder the package maps, or `pip install .` fails
+        assert f"COPY {part} {part}" in text, part
+
+
+def test_receivers_scale_behind_dns_based_balancing():
+    """``--scale receiver=N`` needs a receiver without a fixed host port or container name; the
+    proxy then reaches all of them through one DNS name that gRPC resolves to every address."""
+    services = _compose()["services"]
+    receiver = services["receiver"]
+    assert "ports" not in receiver and "container_name" not in receiver
+    assert receiver["expose"] == ["50053"]
+    args = build_parser().parse_args(services["channel"]["command"])
+    assert args.receiver == "dns:///receiver:50053" == pool_target(args.receiver)
+
+
+def test_tls_override_gives_every_service_its_certificate_the_ca_and_the_token(monkeypatch, tmp_path):
+    """docker-compose.tls.yml on top: each service's environment parses into a mutual-TLS,
+    token-checking RpcConfig for its own certificate (files made by ``gensc certs``)."""
+    import argparse
+
+    from gensc.app.certs import make_certs
+    from gensc.common.service import add_rpc_args, rpc_config
+
+    text = re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", (ROOT / "docker-compose.tls.yml").read_text())
+    override = yaml.safe_load(text)["services"]
+    assert set(override) == set(_compose()["services"])
+    make_certs(tmp_path, ("sender", "channel", "receiver"), days=1)
+    d = str(tmp_path)
+    for name, svc in override.items():
+        assert svc["volumes"] == ["./certs:/certs:ro"]
+        env = {k: str(v).replace("/certs", d) for k, v in svc["environment"].items()}
+        assert env["GENSC_TLS_CERT"] == f"{d}/{name}.pem"
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        p = argparse.ArgumentParser()
+        add_rpc_args(p)  # defaults come from the environment
+        rpc = rpc_config(p.parse_args([]))
+        assert rpc.tls.client_auth and rpc.tls.ca == f"{d}/ca.pem" and rpc.token_file == f"{d}/token"

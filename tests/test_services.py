@@ -107,11 +107,11 @@ def test_sender_down_gives_unavailable_per_image(photos):
 
 
 def test_receiver_down_gives_unavailable_per_image(tiny_cache, photos, tmp_path):
-    with local_stack(tmp_path, common=MODEL_ARGS, receiver_target=_dead_address()) as addrs:
+    channel = ["--peer-wait-s", "2"]  # how long an item waits for a healthy receiver
+    with local_stack(tmp_path, common=MODEL_ARGS, receiver_target=_dead_address(), channel=channel) as addrs:
         t0 = time.monotonic()
-        recs = send(
-            addrs["sender"], [("a.png", photos["astronaut"]), ("b", b"junk"), ("c.png", photos["coffee"])]
-        )
+        images = [("a.png", photos["astronaut"]), ("b", b"junk"), ("c.png", photos["coffee"])]
+        recs = send(addrs["sender"], images, SendOptions(window=3, retries=0))  # one attempt: the time bound
         assert time.monotonic() - t0 < 30
     assert [r["error"]["code"] for r in recs] == ["UNAVAILABLE", "INVALID_ARGUMENT", "UNAVAILABLE"]
-    assert "receiver" in recs[0]["error"]["message"]
+    assert "no healthy receiver took it within 2 s" in recs[0]["error"]["message"]

@@ -77,3 +77,30 @@ def test_alpha_composited_over_white():
 def test_float_mode_rejected():
     with pytest.raises(InvalidInput, match="unsupported image mode"):
         decode_image(_encode(Image.fromarray(np.ones((4, 4), np.float32)), "TIFF"))
+
+
+def test_exif_orientation_is_applied_with_a_note(make_png):
+    stored = np.zeros((20, 40, 3), np.uint8)
+    stored[:, :20] = 255  # left half white as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # view rotated 90 degrees clockwise
+    buf = io.BytesIO()
+    Image.fromarray(stored).save(buf, format="PNG", exif=exif.tobytes())
+    upright, notes = decode_image(buf.getvalue())
+    assert upright.shape == (40, 20, 3)  # turned: the stored left half is now on top
+    assert upright[:20].min() == 255 and upright[20:].max() == 0
+    assert notes == ["turned upright by its EXIF orientation (6)"]
+    plain, notes = decode_image(make_png(stored))
+    assert plain.shape == (20, 40, 3) and notes == []
+
+
+def test_error_messages_carry_no_object_reprs():
+    from gensc.common.errors import clean_message, error_fields
+
+    with pytest.raises(InvalidInput) as e:
+        decode_image(b"not an image at all")
+    assert " at 0x" not in str(e.value) and "BytesIO" not in str(e.value)
+    assert clean_message("cannot identify image file <_io.BytesIO object at 0x7f3e0ecfefc0>") == (
+        "cannot identify image file the data"
+    )
+    assert "0x" not in error_fields(InvalidInput("bad <foo.Bar object at 0xdeadbeef>"), "sender")["message"]

@@ -63,3 +63,27 @@ def test_auto_falls_back_to_tiny_and_unknown_profile(tiny_cache, tmp_path, monke
         resolve_profile("sd21")
     with pytest.raises(ValueError, match="multiple of 8"):
         resolve_profile("tiny", image_size=100)
+
+
+def test_weights_load_from_safetensors_only(tmp_path, tiny_profile):
+    """A folder with only pickled weights (pytorch_model.bin: unpickling runs code) is refused."""
+    import torch
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    config = CLIPTextConfig(
+        vocab_size=99, hidden_size=8, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2
+    )
+    model = CLIPTextModel(config)
+    model.save_pretrained(tmp_path / "safe")
+    assert from_pretrained(CLIPTextModel, str(tmp_path / "safe"), "sd").config.hidden_size == 8
+    (tmp_path / "pickled").mkdir()
+    config.save_pretrained(tmp_path / "pickled")
+    torch.save(model.state_dict(), tmp_path / "pickled" / "pytorch_model.bin")
+    with pytest.raises(ModelUnavailable, match="could not be loaded"):
+        from_pretrained(CLIPTextModel, str(tmp_path / "pickled"), "sd")
+    # the profiles' folders hold safetensors weights and no pickles
+    from pathlib import Path
+
+    folders = [Path(tiny_profile.sd_model), Path(tiny_profile.captioner)]
+    assert not [p for d in folders for p in d.rglob("*") if p.suffix in (".bin", ".ckpt", ".pt", ".pkl")]
+    assert [p for d in folders for p in d.rglob("*.safetensors")]

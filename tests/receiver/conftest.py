@@ -10,14 +10,22 @@ import pytest
 
 @pytest.fixture(scope="module")
 def make_receiver(tiny_profile):
-    """``make_receiver(paths=None, **engine_settings)`` -> a ReceiverPipeline, closed after the module."""
+    """``make_receiver(paths=None, models=None, **engine_settings)`` -> a ReceiverPipeline, closed
+    after the module (``models``: a --quantize spec)."""
+    from gensc.common.quantization import QuantConfig
     from gensc.receiver.engine import EngineConfig
     from gensc.receiver.pipeline import ReceiverPipeline
 
     made = []
 
-    def make(paths=None, **engine):
-        r = ReceiverPipeline(tiny_profile, device="cpu", paths=paths, engine=EngineConfig(**engine))
+    def make(paths=None, models=None, **engine):
+        r = ReceiverPipeline(
+            tiny_profile,
+            device="cpu",
+            paths=paths,
+            engine=EngineConfig(**engine),
+            models=QuantConfig.parse(models),
+        )
         made.append(r)
         return r
 

@@ -183,3 +183,37 @@ def test_a_clients_guidance_wins_over_the_preset(make_receiver):
     s = settings_from_proto(pb.ReconOptions(guidance=3.0), r.defaults())
     assert s.guidance == 3.0 and s.latent_guidance is None
     assert settings_from_proto(pb.ReconOptions(seed=5), r.defaults()).latent_guidance == 1.0
+
+
+def test_the_fast_preset_runs_on_quantised_models(make_receiver):
+    """--quantize and the fast paths together: optimum-quanto int4 packs the UNet's conv weights,
+    which have no channels-last form, so they stay as stored while everything else goes NHWC."""
+    from gensc.common.quantization import quantised_layers
+
+    r = make_receiver(paths=PRESETS["fast"], models="quanto-int4", max_batch=2)
+    unet = r.generator.img2img_pipe.unet
+    convs = quantised_layers(unet).get("quanto.QConv2d", 0)
+    assert convs > 0 and f"channels-last ({convs} quantised conv weights kept as stored)" in r.applied
+    decoder = r.generator.decoder  # the tiny autoencoder: never quantised
+    convs3 = [m for m in decoder.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+    w = convs3[0].weight
+    assert w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
+    futures = [r.submit(*p) for p in (IMG2IMG, TXT2IMG, IMG2IMG)]
+    for f in futures:
+        out = f.result(timeout=300)
+        assert out.image.shape == (64, 64, 3)
+        assert any(n.startswith("receiver models: unet quanto-int4") for n in out.notes)
+
+
+@pytest.mark.parametrize("spec", ["int8", "quanto-int8,text_encoder=none"])
+def test_an_lcm_lora_with_a_quantised_unet_is_refused_before_loading(make_receiver, monkeypatch, spec):
+    """bitsandbytes layers fail on the fused delta and optimum-quanto's frozen weights ignore it
+    (the LCM scheduler would then run on the undistilled UNet): refused, naming both settings."""
+    import gensc.receiver.pipeline as pipeline
+
+    def no_load(*a, **kw):
+        raise AssertionError("models loaded before the settings were checked")
+
+    monkeypatch.setattr(pipeline, "Generator", no_load)
+    with pytest.raises(ValueError, match=r"--lcm-lora cannot be fused into a quantised UNet \(--quantize"):
+        make_receiver(paths=FastPaths(lcm_lora="latent-consistency/lcm-lora-sdv1-5"), models=spec)

@@ -1,0 +1,219 @@
+"""Model weight quantisation (gensc.common.quantization) on the tiny random-weight models, CPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gensc.common.quantization import (
+    SCHEMES,
+    QuantConfig,
+    load_component,
+    parameter_bytes,
+    quantised_layers,
+)
+
+CPU_SCHEMES = ("int8", "nf4", "quanto-int8", "quanto-int4")
+# output error against full precision on the tiny models (widths 32..64: no 4-bit groups of 128
+# fit, so quanto-int4 uses one scale per row; measured 0.2%, 4.2%, 1.2%, 20% on the UNet)
+UNET_TOLERANCE = {"int8": 0.01, "nf4": 0.1, "quanto-int8": 0.03, "quanto-int4": 0.35}
+
+
+def test_parse_plan_and_spec_round_trip():
+    q = QuantConfig.parse("int8")
+    assert q.plan("sender") == {"blip": "int8", "vae_encoder": "none"}
+    assert q.plan("receiver") == {"unet": "int8", "text_encoder": "int8"}
+    q = QuantConfig.parse(" nf4, vae_encoder=quanto-int8 ,unet=quanto-int4")
+    assert q.plan("sender") == {"blip": "nf4", "vae_encoder": "quanto-int8"}
+    assert q.plan("receiver") == {"unet": "quanto-int4", "text_encoder": "nf4"}
+    assert QuantConfig.parse(q.spec) == q
+    only = QuantConfig.parse("unet=int8")
+    assert only.plan("receiver") == {"unet": "int8", "text_encoder": "none"} and only.notes("sender") == []
+    assert QuantConfig.parse(None) == QuantConfig.parse("none") == QuantConfig()
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("int7", "unknown quantisation scheme 'int7'; known: none, int8, nf4, quanto-int8, quanto-int4"),
+        ("int8,vae=int8", "unknown component 'vae'; known: blip, vae_encoder, unet, text_encoder"),
+        ("unet=int8,unet=nf4", "component 'unet' twice"),
+        ("unet=int8,nf4", "only the first item may be a bare scheme"),
+        ("int8,unet=fp8", "unknown quantisation scheme 'fp8'"),
+    ],
+)
+def test_bad_settings_name_the_setting(spec, message):
+    with pytest.raises(ValueError) as e:
+        QuantConfig.parse(spec)
+    assert message in str(e.value)
+
+
+def test_a_scheme_that_cannot_run_on_the_device_fails_before_anything_loads():
+    q = QuantConfig.parse("int8,vae_encoder=quanto-int8")
+    q.check("cpu", "sender")
+    q.check("cuda:1", "receiver")
+    with pytest.raises(ValueError) as e:
+        q.check("mps", "receiver")
+    text = str(e.value)
+    assert "--quantize int8,vae_encoder=quanto-int8: unet int8" in text
+    assert "cannot run on device 'mps'" in text and "it runs on cpu, cuda" in text
+    assert text.endswith("On 'mps' use one of: none")
+
+
+def test_a_missing_library_is_named_with_its_install_command(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "optimum" else real(name, *a)
+    )
+    QuantConfig.parse("int8").check("cpu", "receiver")
+    with pytest.raises(ValueError, match=r"unet quanto-int4 needs the optimum-quanto package: pip install"):
+        QuantConfig.parse("quanto-int4").check("cpu", "receiver")
+
+
+def test_parameter_bytes_counts_quantised_weights_as_stored():
+    from optimum.quanto import freeze, qint8, quantize
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(256, 64), torch.nn.Conv2d(8, 16, 3))
+    full = (256 * 64 + 64 + 16 * 8 * 9 + 16) * 4
+    assert parameter_bytes(model) == full
+    quantize(model, weights=qint8)
+    freeze(model)
+    # int8 weights, one fp32 scale per output channel, fp32 biases, and quanto's two (unused)
+    # activation-scale buffers per layer, fp32 scalars
+    linear = 256 * 64 + 64 * 4 + 64 * 4 + 2 * 4
+    conv = 16 * 8 * 9 + 16 * 4 + 16 * 4 + 2 * 4
+    assert parameter_bytes(model) == linear + conv
+    assert quantised_layers(model) == {"quanto.QLinear": 1, "quanto.QConv2d": 1}
+
+
+@pytest.fixture(scope="module")
+def unet_reference(tiny_profile):
+    from diffusers import UNet2DConditionModel
+
+    model = load_component(
+        UNet2DConditionModel,
+        tiny_profile.sd_model,
+        "sd",
+        "unet",
+        "none",
+        device="cpu",
+        dtype=torch.float32,
+        subfolder="unet",
+    )
+    g = torch.Generator().manual_seed(0)
+    inputs = (torch.randn(1, 4, 8, 8, generator=g), torch.tensor([500]), torch.randn(1, 77, 32, generator=g))
+    with torch.no_grad():
+        return model, inputs, model(*inputs).sample
+
+
+@pytest.mark.parametrize("scheme", CPU_SCHEMES)
+def test_unet_loads_quantised_on_cpu_smaller_and_close(tiny_profile, unet_reference, scheme):
+    from diffusers import UNet2DConditionModel
+
+    full, inputs, ref = unet_reference
+    model = load_component(
+        UNet2DConditionModel,
+        tiny_profile.sd_model,
+        "sd",
+        "unet",
+        scheme,
+        device="cpu",
+        dtype=torch.float32,
+        subfolder="unet",
+    )
+    layers = quantised_layers(model)
+    n_linear = sum(type(m) is torch.nn.Linear for m in full.modules())
+    n_conv = sum(type(m) is torch.nn.Conv2d for m in full.modules())
+    if SCHEMES[scheme].library == "bitsandbytes":  # Linear only, swapped by hand (diffusers needs a GPU)
+        assert sum(layers.values()) == n_linear and all(k.startswith("bnb.") for k in layers)
+    else:
+        assert layers == {"quanto.QLinear": n_linear, "quanto.QConv2d": n_conv}
+    assert parameter_bytes(model) < 0.75 * parameter_bytes(full)
+    with torch.no_grad():
+        out = model(*inputs).sample
+    err = float((out - ref).norm() / ref.norm())
+    assert 0 < err < UNET_TOLERANCE[scheme]
+
+
+@pytest.mark.parametrize("scheme", CPU_SCHEMES)
+def test_transformers_models_load_through_their_quantisation_config(tiny_profile, scheme):
+    from transformers import BlipForConditionalGeneration, CLIPTextModel
+
+    def load(s):
+        return load_component(
+            CLIPTextModel,
+            tiny_profile.sd_model,
+            "sd",
+            "text_encoder",
+            s,
+            device="cpu",
+            dtype=torch.float32,
+            subfolder="text_encoder",
+        )
+
+    full, model = load("none"), load(scheme)
+    if SCHEMES[scheme].library == "bitsandbytes":
+        assert model.hf_quantizer.quantization_config.quant_method == "bitsandbytes"
+    assert quantised_layers(model) and parameter_bytes(model) < parameter_bytes(full)
+    ids = torch.arange(77)[None] % 300
+    with torch.no_grad():
+        ref, out = full(ids).last_hidden_state, model(ids).last_hidden_state
+    assert torch.isfinite(out).all() and 0 < float((out - ref).norm() / ref.norm()) < 0.5
+    blip = load_component(
+        BlipForConditionalGeneration,
+        tiny_profile.captioner,
+        "captioner",
+        "blip",
+        scheme,
+        device="cpu",
+        dtype=torch.float32,
+    )
+    assert quantised_layers(blip)
+    with torch.no_grad():
+        tokens = blip.generate(pixel_values=torch.zeros(1, 3, 32, 32), max_new_tokens=4, min_new_tokens=4)
+    assert tokens.shape[1] >= 4
+
+
+def test_vae_encoder_quantises_the_encoder_only(tiny_profile):
+    from diffusers import AutoencoderKL
+
+    vae = load_component(
+        AutoencoderKL,
+        tiny_profile.sd_model,
+        "sd",
+        "vae_encoder",
+        "quanto-int8",
+        device="cpu",
+        dtype=torch.float32,
+        subfolder="vae",
+    )
+    assert quantised_layers(vae.encoder) and not quantised_layers(vae.decoder)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("scheme", ("int8", "nf4"))
+def test_cuda_unet_loads_through_diffusers_bitsandbytes_config(tiny_profile, scheme):
+    from diffusers import UNet2DConditionModel
+
+    model = load_component(
+        UNet2DConditionModel,
+        tiny_profile.sd_model,
+        "sd",
+        "unet",
+        scheme,
+        device="cuda",
+        dtype=torch.float16,
+        subfolder="unet",
+    )
+    assert model.hf_quantizer.quantization_config.quant_method == "bitsandbytes"
+    assert quantised_layers(model) and next(model.parameters()).device.type == "cuda"
+    with torch.no_grad():
+        out = model(
+            torch.randn(1, 4, 8, 8, device="cuda", dtype=torch.float16),
+            torch.tensor([500], device="cuda"),
+            torch.randn(1, 77, 32, device="cuda", dtype=torch.float16),
+        ).sample
+    assert torch.isfinite(out).all()

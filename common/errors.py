@@ -36,6 +36,18 @@ class PacketLost(GenscError):
     code = "DATA_LOSS"
 
 
+class Overloaded(GenscError):
+    """The service already holds as many items as it may; this one was not admitted (retry later)."""
+
+    code = "RESOURCE_EXHAUSTED"
+
+
+class TimedOut(GenscError):
+    """An item's result did not come within its bound."""
+
+    code = "DEADLINE_EXCEEDED"
+
+
 def clean_message(text: str) -> str:
     """``text`` without Python object reprs (``<_io.BytesIO object at 0x7f...>``): they say
     nothing to a client and leak memory addresses."""

@@ -1,5 +1,6 @@
 """The receiver's stages: parse -> the mode's rebuild (gensc.common.modes: img2img, blend,
-txt2img or VAE decode on this module's ``Generator``) -> PNG.
+txt2img or VAE decode, submitted to the engine that owns this module's ``Generator``,
+gensc.receiver.engine) -> PNG.
 
 Input is only what came off the link (header and body bytes). A damaged section is handled,
 not fatal, and every decision is written in the notes:
@@ -28,17 +29,20 @@ img2img strength, first that applies: the client's explicit setting, the packet'
 from __future__ import annotations
 
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from gensc.common.errors import InvalidInput
+from gensc.common.errors import InvalidInput, ModelUnavailable, Overloaded
 from gensc.common.images import encode_png
 from gensc.common.models import Profile, from_pretrained, pick_device, pick_dtype
 from gensc.common.modes import Rebuild, get_mode
 from gensc.common.packet import ParsedPacket, parse
 from gensc.common.quantization import QuantConfig, load_component
 from gensc.common.timing import Stopwatch, device_sync
+from gensc.receiver.engine import Engine, EngineConfig, QueuedGenerator, Work
+from gensc.receiver.fast import MAX_GUIDANCE, MAX_STEPS, PRESETS, FastPaths, apply, warm_up_works
 
 
 @dataclass(frozen=True)
@@ -49,37 +53,39 @@ class ReconSettings:
     steps: int
     guidance: float
     seed: int = 0
+    latent_guidance: float | None = None  # guidance where a received latent carries the image; None: guidance
 
     def check(self) -> None:
         """Reject settings the scheduler cannot run (e.g. zero denoising steps)."""
+        if not 1 <= self.steps <= MAX_STEPS:
+            raise InvalidInput(f"steps must be in 1..{MAX_STEPS}, got {self.steps}")
+        for name in ("guidance", "latent_guidance"):
+            g = getattr(self, name)
+            if g is not None and not 0 <= g <= MAX_GUIDANCE:
+                raise InvalidInput(f"{name} must be in 0..{MAX_GUIDANCE:g}, got {g}")
         if self.strength is None:
-            if self.steps < 1:
-                raise InvalidInput(f"steps must be >= 1, got {self.steps}")
-            if self.guidance < 0:
-                raise InvalidInput(f"guidance must be >= 0, got {self.guidance}")
             return
         if not 0.0 < self.strength <= 1.0:
             raise InvalidInput(f"strength must be in (0, 1], got {self.strength}")
-        if self.steps < 1:
-            raise InvalidInput(f"steps must be >= 1, got {self.steps}")
         if int(self.steps * self.strength) < 1:
             raise InvalidInput(
                 f"steps x strength = {self.steps} x {self.strength} runs no denoising step; "
                 "raise steps or strength"
             )
-        if self.guidance < 0:
-            raise InvalidInput(f"guidance must be >= 0, got {self.guidance}")
 
 
 class Generator:
-    """Stable Diffusion from one folder: img2img, txt2img and VAE decode share the components.
+    """Stable Diffusion from one folder: img2img, blend, txt2img and decode, in batches.
 
     Latents are gensc latents (VAE mean x scaling factor, see gensc.sender.pipeline).
-    All methods return uint8 ``[H, W, 3]``.
+    ``run(works)`` takes 1..n ``gensc.receiver.engine.Work`` items of equal ``key`` and returns
+    one uint8 [S, S, 3] image (or float32 latent) per item, each drawn from its own seed.
 
-    A diffusers pipeline keeps per-call state on itself (``_guidance_scale``, the scheduler's
-    timesteps, the tokenizer), so concurrent calls into it return wrong images silently. Every
-    call here holds ``self.lock``: one call at a time owns the pipeline.
+    Not thread-safe: a diffusers pipeline keeps per-call state on itself (``_guidance_scale``,
+    the scheduler's timesteps, the tokenizer), so concurrent calls return wrong images silently.
+    One thread owns it, the scheduler thread of ``gensc.receiver.engine.Engine``; the modes reach
+    it through ``QueuedGenerator``. ``decoder`` turns latents into pixels: the SD VAE, or the
+    tiny autoencoder (gensc.receiver.fast).
     """
 
     def __init__(
@@ -128,95 +134,88 @@ class Generator:
         self.txt2img_pipe = StableDiffusionPipeline(**self.img2img_pipe.components)
         self.txt2img_pipe.set_progress_bar_config(disable=True)
         self.vae = self.img2img_pipe.vae
+        self.decoder = self.vae
         self.device, self.dtype = device, dtype
-        self.lock = threading.Lock()
+
+    def run(self, works: list[Work]) -> list[np.ndarray]:
+        """One batched call for ``works`` (equal ``Work.key``); one result per item, in order."""
+        import torch
+
+        w0 = works[0]
+        if w0.kind == "decode":
+            z = self._latents(
+                [fill_missing(w.latent, w.known) if w.known is not None else w.latent for w in works]
+            )
+        elif w0.kind == "txt2img":
+            z = self.txt2img_pipe(
+                prompt=[w.caption for w in works],
+                height=w0.size,
+                width=w0.size,
+                num_inference_steps=w0.steps,
+                guidance_scale=w0.guidance,
+                generator=[self._generator(w.seed) for w in works],
+                output_type="latent",
+            ).images
+        else:
+            z = self._img2img(works)
+        if w0.output == "latent":
+            return [x.float().cpu().numpy() for x in z]
+        with torch.inference_mode():
+            x = self.decoder.decode(z.to(self.decoder.dtype) / self.decoder.config.scaling_factor).sample
+        x = (x / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).float().cpu().numpy()
+        return [_to_uint8(xi) for xi in x]
 
     def _generator(self, seed: int):
         import torch
 
         return torch.Generator(device="cpu").manual_seed(seed)
 
-    def img2img(self, latent: np.ndarray, caption: str, s: ReconSettings) -> np.ndarray:
+    def _latents(self, latents: list[np.ndarray]):
         import torch
 
-        z = torch.from_numpy(latent)[None].to(self.device, self.dtype)
-        with self.lock:
-            out = self.img2img_pipe(
-                prompt=caption,
-                image=z,
-                strength=s.strength,
-                num_inference_steps=s.steps,
-                guidance_scale=s.guidance,
-                generator=self._generator(s.seed),
-                output_type="np",
-            ).images
-        return _to_uint8(out[0])
+        return torch.from_numpy(np.stack(latents)).to(self.device, self.dtype)
 
-    def blend(
-        self, latent: np.ndarray, known: np.ndarray, caption: str, s: ReconSettings, output_type: str = "np"
-    ) -> np.ndarray:
-        """img2img from ``fill_missing(latent, known)`` that keeps the known values.
+    def _img2img(self, works: list[Work]):
+        """img2img from each item's latent; for blend, from ``fill_missing(latent, known)`` while
+        keeping the known values.
 
-        After every denoising step the known values are re-imposed at the noise level of the next
-        timestep, ``scheduler.add_noise(z, noise, t_next)`` with one fixed noise draw (the clean
-        ``z`` after the last step), so they anchor the image while the unknown ones (key+text's
-        non-key cells, lost blocks, erased floats) are generated from the caption or prompt.
-        ``latent`` float32 [C, H, W], ``known`` bool [C, H, W]. Returns uint8 [H, W, 3], or the
-        final float32 [C, H, W] latent with ``output_type="latent"``.
+        blend: after every denoising step the known values are re-imposed at the noise level of
+        the next timestep, ``scheduler.add_noise(z, noise, t_next)`` with one fixed noise draw per
+        item (seed + 1; the clean ``z`` after the last step), so they anchor the image while the
+        unknown ones (key+text's non-key cells, lost blocks, erased floats) are generated from the
+        caption or prompt.
         """
         import torch
 
-        filled = fill_missing(latent, known)
-        z = torch.from_numpy(filled)[None].to(self.device, self.dtype)
-        keep = torch.from_numpy(np.ascontiguousarray(known))[None].to(self.device)
-        noise = torch.randn(z.shape, generator=self._generator(s.seed + 1)).to(self.device, self.dtype)
-        scheduler = self.img2img_pipe.scheduler
+        w0 = works[0]
+        blend = w0.kind == "blend"
+        z = self._latents([fill_missing(w.latent, w.known) if blend else w.latent for w in works])
+        callback = None
+        if blend:
+            keep = torch.from_numpy(np.stack([np.ascontiguousarray(w.known) for w in works])).to(self.device)
+            noise = torch.cat(
+                [torch.randn((1, *z.shape[1:]), generator=self._generator(w.seed + 1)) for w in works]
+            )
+            noise = noise.to(self.device, self.dtype)
+            scheduler = self.img2img_pipe.scheduler
 
-        def reimpose(pipe, i, t, kwargs):
-            ts = pipe.scheduler.timesteps
-            pos = int((ts == t).nonzero()[0, 0]) if (ts == t).any() else len(ts) - 1
-            ref = z if pos + 1 >= len(ts) else scheduler.add_noise(z, noise, ts[pos + 1 : pos + 2])
-            return {"latents": torch.where(keep, ref.to(kwargs["latents"].dtype), kwargs["latents"])}
+            def callback(pipe, i, t, kwargs):
+                ts = pipe.scheduler.timesteps
+                pos = int((ts == t).nonzero()[0, 0]) if (ts == t).any() else len(ts) - 1
+                ref = z if pos + 1 >= len(ts) else scheduler.add_noise(z, noise, ts[pos + 1 : pos + 2])
+                return {"latents": torch.where(keep, ref.to(kwargs["latents"].dtype), kwargs["latents"])}
 
-        with self.lock:
-            out = self.img2img_pipe(
-                prompt=caption,
-                image=z,
-                strength=s.strength,
-                num_inference_steps=s.steps,
-                guidance_scale=s.guidance,
-                generator=self._generator(s.seed),
-                callback_on_step_end=reimpose,
-                callback_on_step_end_tensor_inputs=["latents"],
-                output_type=output_type,
-            ).images
-        if output_type == "latent":
-            return out[0].float().cpu().numpy()
-        return _to_uint8(out[0])
-
-    def txt2img(self, caption: str, size: int, s: ReconSettings) -> np.ndarray:
-        with self.lock:
-            out = self.txt2img_pipe(
-                prompt=caption,
-                height=size,
-                width=size,
-                num_inference_steps=s.steps,
-                guidance_scale=s.guidance,
-                generator=self._generator(s.seed),
-                output_type="np",
-            ).images
-        return _to_uint8(out[0])
-
-    def decode(self, latent: np.ndarray, known: np.ndarray | None = None) -> np.ndarray:
-        """VAE decode; unknown values (``known`` False) are first filled from their neighbours."""
-        import torch
-
-        if known is not None:
-            latent = fill_missing(latent, known)
-        z = torch.from_numpy(latent)[None].to(self.device, self.dtype) / self.vae.config.scaling_factor
-        with self.lock, torch.inference_mode():
-            x = self.vae.decode(z).sample
-        return _to_uint8((x[0].float().permute(1, 2, 0).cpu().numpy() + 1.0) / 2.0)
+        return self.img2img_pipe(
+            prompt=[w.caption for w in works],
+            image=z,
+            strength=w0.strength,
+            num_inference_steps=w0.steps,
+            guidance_scale=w0.guidance,
+            generator=[self._generator(w.seed) for w in works],
+            callback_on_step_end=callback,
+            callback_on_step_end_tensor_inputs=["latents"],
+            output_type="latent",
+        ).images
 
 
 def _to_uint8(x: np.ndarray) -> np.ndarray:
@@ -271,7 +270,15 @@ class Rebuilt:
 
 
 class ReceiverPipeline:
-    """Turns received header/body bytes into a reconstructed image for one model profile."""
+    """Turns received header/body bytes into a reconstructed image for one model profile.
+
+    The models belong to one scheduler thread (``engine``, gensc.receiver.engine), which batches
+    compatible items from every caller; ``paths`` are the fast-path settings (gensc.receiver.fast,
+    default the ``faithful`` preset). ``reconstruct`` may be called from any number of threads.
+    ``submit`` runs it on the receiver's own item threads, at most ``engine.max_queue`` items at
+    once (the next one gets Overloaded, RESOURCE_EXHAUSTED), so one caller can keep many items in
+    flight. With a compiled UNet, the warm-up runs here, before the constructor returns.
+    """
 
     def __init__(
         self,
@@ -280,12 +287,24 @@ class ReceiverPipeline:
         device: str = "auto",
         dtype: str = "auto",
         allow_download: bool = False,
+        paths: FastPaths | None = None,
+        engine: EngineConfig | None = None,
         models: QuantConfig | None = None,
     ) -> None:
         self.profile = profile
         self.device = pick_device(device)
+        self.paths = paths or PRESETS["faithful"]
+        self.engine_config = engine or EngineConfig()
+        dtype = self.paths.dtype_name(self.device) if dtype == "auto" else dtype
         self.models = models or QuantConfig()  # model weight quantisation (--quantize)
         self.models.check(self.device, "receiver")
+        unet_scheme = self.models.scheme("unet").name
+        if self.paths.lcm_lora and unet_scheme != "none":
+            # bitsandbytes layers refuse the fused delta; optimum-quanto's frozen weights drop it silently
+            raise ValueError(
+                f"--lcm-lora cannot be fused into a quantised UNet (--quantize {self.models.spec}: "
+                f"unet {unet_scheme}); use --quantize ...,unet=none with --lcm-lora"
+            )
         self.generator = Generator(
             profile.sd_model,
             device=self.device,
@@ -296,31 +315,87 @@ class ReceiverPipeline:
         pipe = self.generator.img2img_pipe
         loaded = {"unet": pipe.unet, "text_encoder": pipe.text_encoder}
         self.model_notes = self.models.notes("receiver", loaded)  # on every result: what ran where
+        self.applied = apply(self.generator, self.paths, profile=profile, allow_download=allow_download)
         self._sync = device_sync(self.device)
+        if self.paths.compiles(self.device):
+            self._warm_up()
+        self.engine = Engine(self.generator.run, self.engine_config)
+        self._slots = threading.BoundedSemaphore(self.engine_config.max_queue)
+        self._items = ThreadPoolExecutor(self.engine_config.max_queue, thread_name_prefix="gensc-item")
 
     def defaults(self) -> ReconSettings:
-        """Profile settings; strength None (resolved per packet, see the module docstring)."""
-        p = self.profile
-        return ReconSettings(strength=None, steps=p.steps, guidance=p.guidance)
+        """Profile settings under the fast paths; strength None (resolved per packet, see the
+        module docstring)."""
+        p, f = self.profile, self.paths
+        return ReconSettings(
+            strength=None,
+            steps=f.default_steps(p.steps),
+            guidance=p.guidance if f.guidance is None else f.guidance,
+            latent_guidance=f.latent_guidance,
+        )
+
+    def _warm_up(self) -> None:
+        """Run every graph serving will need once (torch.compile compiles on first use)."""
+        s = self.defaults()
+        latent_guidance = s.guidance if s.latent_guidance is None else s.latent_guidance
+        size, batch = self.profile.image_size, self.engine_config.max_batch
+        for works in warm_up_works(size, latent_guidance, s.guidance, s.steps, batch):
+            self.generator.run(works)
+
+    def submit(self, header: bytes, body: bytes, settings: ReconSettings | None = None) -> Future:
+        """``reconstruct`` on an item thread; the future's result is a Rebuilt (or its error).
+
+        Raises Overloaded at once when ``max_queue`` items are already in flight.
+        """
+        if not self._slots.acquire(blocking=False):
+            n = self.engine_config.max_queue
+            raise Overloaded(f"receiver busy: {n} items already in flight (--max-queue {n}); retry later")
+        try:
+            fut = self._items.submit(self.reconstruct, header, body, settings)
+        except RuntimeError:  # the pool is shut down
+            self._slots.release()
+            raise ModelUnavailable("the receiver is stopping") from None
+        fut.add_done_callback(lambda _: self._slots.release())
+        return fut
+
+    def set_engine(self, config: EngineConfig) -> None:
+        """Hand the models to a new engine with ``config`` (benchmarks compare batch sizes). The old
+        engine stops first, so one thread owns the models at any time; call it while idle."""
+        self.engine.close(timeout_s=None)  # waits for a running batch: never two owners
+        self.engine_config = config
+        self.engine = Engine(self.generator.run, config)
+
+    def close(self) -> None:
+        """Stop the item threads and the engine (items still waiting get UNAVAILABLE)."""
+        self._items.shutdown(wait=False, cancel_futures=True)
+        self.engine.close()
 
     def reconstruct(self, header: bytes, body: bytes, settings: ReconSettings | None = None) -> Rebuilt:
         """Raises PacketLost when nothing usable arrived, InvalidInput for bad settings."""
         s = settings or self.defaults()
         s.check()
         watch = Stopwatch(self._sync)
-        with watch.stage("parse"):
-            pkt = parse(header, body)
-        notes = self.model_notes + list(pkt.notes)
-        mode = get_mode(pkt.mode)
-        size = self.profile.image_size
-        with watch.stage("decode_image" if mode.latent == "image" else "diffuse"):
-            s = self._strength(s, pkt, mode, notes) if mode.latent != "image" else s
-            job = Rebuild(pkt, self.generator, s, size, self.profile.name, notes)
-            image = mode.rebuild(job)
+        waited: dict[str, float] = {}
+        with self.engine.caller():  # on its way to the engine: batches may wait for it
+            with watch.stage("parse"):
+                pkt = parse(header, body)
+            notes = self.model_notes + list(pkt.notes)
+            mode = get_mode(pkt.mode)
+            with watch.stage("decode_image" if mode.latent == "image" else "diffuse"):
+                s = self._strength(s, pkt, mode, notes) if mode.latent != "image" else s
+                job = Rebuild(
+                    pkt,
+                    QueuedGenerator(self.engine, waited),
+                    s,
+                    self.profile.image_size,
+                    self.profile.name,
+                    notes,
+                )
+                image = mode.rebuild(job)
         with watch.stage("png"):
             png = encode_png(image)
         watch.ms["reconstruct"] = sum(watch.ms.values())
-        return Rebuilt(image, png, watch.ms, notes)
+        return Rebuilt(image, png, {**watch.ms, **waited}, notes)
 
     def _strength(self, s: ReconSettings, pkt: ParsedPacket, mode, notes: list[str]) -> ReconSettings:
         if s.strength is not None:

@@ -77,10 +77,19 @@ class _HeldReceiver:
     def __getattr__(self, name: str):
         return getattr(self.inner, name)
 
-    def reconstruct(self, *args, **kwargs):
+    def _wait_if_held(self) -> None:
         if self.hold.is_set():
             self.entered.set()
             self.release.wait(30)
+
+    def submit(self, *args, **kwargs):
+        """The receiver service admits items through ``submit`` (gensc.receiver.engine): hold there,
+        with the frame read by the receiver and its proxy waiting for the answer."""
+        self._wait_if_held()
+        return self.inner.submit(*args, **kwargs)
+
+    def reconstruct(self, *args, **kwargs):
+        self._wait_if_held()
         return self.inner.reconstruct(*args, **kwargs)
 
 

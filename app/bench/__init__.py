@@ -2,6 +2,7 @@
 
 services    gRPC overhead across the three hops beside the grpcio floor (gensc.app.bench.services)
 pipeline    per-stage latency in process (gensc.app.bench.pipeline)
+receiver    the receiver engine per preset and concurrency vs plain diffusers (gensc.app.bench.receiver)
 scale       images/s with one vs two receivers, a receiver killed mid-run (gensc.app.bench.scale)
 quant       memory, start-up, latency and error of each --quantize scheme (gensc.app.bench.quant)
 load        concurrent client streams: errors, latency, memory growth (gensc.app.bench.load)
@@ -18,6 +19,7 @@ import importlib
 BENCHMARKS = (
     "services",
     "pipeline",
+    "receiver",
     "scale",
     "quant",
     "load",

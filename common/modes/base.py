@@ -97,7 +97,7 @@ class Content:
 
 
 class Generator(Protocol):
-    """What a mode's rebuild may ask of the receiver's models (gensc.receiver.pipeline.Generator).
+    """What a mode's rebuild may ask of the receiver's models (gensc.receiver.engine.QueuedGenerator).
 
     Latents are float32 [C, H, W] gensc latents; ``known`` bool [C, H, W] marks received values;
     ``settings`` are the receiver's (steps, strength, guidance, seed). All return uint8 [S, S, 3].

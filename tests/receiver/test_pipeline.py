@@ -10,6 +10,7 @@ from helpers import packet_for
 from gensc.common.errors import InvalidInput, PacketLost
 from gensc.common.modes import MODES
 from gensc.common.packet import parse, to_wire, wire_sizes
+from gensc.receiver.engine import QueuedGenerator
 from gensc.receiver.pipeline import ReconSettings, fill_missing
 
 pytestmark = pytest.mark.slow
@@ -39,7 +40,7 @@ def test_blend_keeps_the_known_values_and_generates_the_rest(receiver):
     known = np.zeros((4, 8, 8), bool)
     known[:, 2:6, 2:6] = True
     s = ReconSettings(strength=0.75, steps=4, guidance=2.0)
-    out = receiver.generator.blend(z, known, "a cat", s, output_type="latent")
+    out = QueuedGenerator(receiver.engine).blend(z, known, "a cat", s, output_type="latent")
     assert np.allclose(out[known], z[known], atol=1e-6)
     assert not np.allclose(out[~known], fill_missing(z, known)[~known], atol=1e-3)
 

@@ -78,7 +78,7 @@ def _health(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from gensc.app import bench, certs, demo, finetune, payload
     from gensc.channel import cli as channel_cli
-    from gensc.evaluation import evaluate
+    from gensc.evaluation import cli as evaluation_cli
     from gensc.receiver import cli as receiver_cli
     from gensc.sender import cli as sender_cli
 
@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_command(sub)
     payload.add_command(sub)
     finetune.add_command(sub)
-    evaluate.add_command(sub)
+    evaluation_cli.add_command(sub)
     return parser
 
 

@@ -4,7 +4,8 @@ Record schema (one per image, in input order; documented in the README):
     name, item_id, status ("ok" | "error"), mode, profile, random_weights, caption,
     payload_bytes {part: bytes, ..., total}, channel {ChannelReport fields},
     timings_ms {encode, channel, reconstruct, transport, total, hops {hop: ms}, stages {stage: ms}},
-    metrics {psnr_db, ssim} (against the original resized as the sender resized it),
+    metrics {psnr_db, ssim} (against the original resized as the sender resized it; the same
+    definitions as ``gensc eval``: gensc.evaluation.metrics.psnr_ssim; psnr_db null when identical),
     output (file name of the reconstruction in the output folder), notes [..],
     models {sender, receiver: the quantised model weights, "unet int8 (bitsandbytes, N B), ..."} | null
     (from their --quantize, see gensc.common.quantization),
@@ -25,7 +26,6 @@ File names that come back are never used as paths (``safe_name``).
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import re
@@ -44,6 +44,7 @@ from google.protobuf import json_format
 
 from gensc.common import convert
 from gensc.common.errors import InvalidInput
+from gensc.common.files import safe_filename, write_json
 from gensc.common.rpc import RpcConfig, create_channel
 from gensc.proto import semcom_pb2 as pb
 from gensc.proto import semcom_pb2_grpc as pb_grpc
@@ -191,8 +192,9 @@ def _stream(
             while not slots.acquire(timeout=0.25):
                 if over.is_set():  # the call ended: stop feeding it
                     return
-            sent_at[item_id] = time.perf_counter()
-            yield _request(item_id, name, data, options)
+            req = _request(item_id, name, data, options)
+            sent_at[item_id] = time.perf_counter()  # total: from handing the request to gRPC
+            yield req
 
     try:
         for res in stub.Transmit(requests(), timeout=rpc.deadline_s):
@@ -247,7 +249,7 @@ def _error_record(item_id: str, name: str, code: str, message: str) -> dict[str,
     }
 
 
-def _record(res: pb.TransmitResult, total_ms: float) -> dict[str, Any]:
+def _record(res: pb.Result, total_ms: float) -> dict[str, Any]:
     from gensc.common.models import PROFILES
     from gensc.common.quantization import models_from_notes
 
@@ -305,13 +307,16 @@ def _add_metrics(rec: dict[str, Any], original: bytes) -> None:
     except InvalidInput:
         return
     ref = resize(ref, recon.shape[0]) if recon.shape[0] == recon.shape[1] else ref
-    rec["_reference"] = ref
+    rec["_reference"], rec["_image"] = ref, recon
     try:
-        from gensc.evaluation.metrics import psnr_ssim
-
-        rec["metrics"] = psnr_ssim(ref, recon)
+        from gensc.evaluation.metrics import SSIM_WINDOW, psnr_ssim
     except ImportError:
         rec["notes"].append("metrics skipped: scikit-image is not installed (pip install gensc[eval])")
+        return
+    rec["metrics"] = psnr_ssim(ref, recon)
+    if rec["metrics"]["ssim"] is None:
+        h, w = recon.shape[:2]
+        rec["notes"].append(f"ssim skipped: {w}x{h} is smaller than its {SSIM_WINDOW}x{SSIM_WINDOW} window")
 
 
 MAX_STEM = 64
@@ -325,7 +330,7 @@ def safe_name(name: str, index: int, used: set[str]) -> str:
     ``MAX_STEM`` characters; an empty result becomes ``image<index>``.
     """
     base = re.split(r"[/\\]", name)[-1]
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(base).stem).lstrip(".-")[:MAX_STEM] or f"image{index}"
+    stem = safe_filename(Path(base).stem, "")[:MAX_STEM].rstrip(".") or f"image{index}"
     out, n = stem, index
     while out in used:
         out, n = f"{stem}-{n}", n + 1
@@ -358,14 +363,13 @@ def write_report(
                         shutil.copy2(src, out_dir / rec[key])
             used.add(Path(rec["output"]).stem)
     for i, rec in enumerate(records):
-        png, ref = rec.pop("_png", None), rec.pop("_reference", None)
+        png, ref, recon = rec.pop("_png", None), rec.pop("_reference", None), rec.pop("_image", None)
         if png is None:
             continue
         stem = safe_name(rec["name"], i, used)
         (out_dir / f"{stem}.png").write_bytes(png)
         rec["output"] = f"{stem}.png"
-        if side_by_side and ref is not None:
-            recon = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+        if side_by_side and ref is not None and recon is not None:
             gap = np.full((recon.shape[0], 8, 3), 255, np.uint8)
             Image.fromarray(np.concatenate([ref, gap, recon], axis=1)).save(out_dir / f"{stem}-compare.png")
             rec["compare"] = f"{stem}-compare.png"
@@ -375,17 +379,17 @@ def write_report(
         "summary": {"images": len(records), "ok": ok, "errors": len(records) - ok},
         "images": records,
     }
-    path = out_dir / "report.json"
-    path.write_text(json.dumps(report, indent=2, default=float) + "\n")
-    return path
+    return write_json(out_dir / "report.json", report)
 
 
 def format_table(records: list[dict[str, Any]]) -> str:
     """A plain-text table of the records for the terminal."""
+    from gensc.evaluation.rows import ber_of
+
     rows = [("image", "status", "mode", "payload B", "BER", "PSNR dB", "SSIM", "total ms", "caption")]
     for r in records:
         ch, m, t = r.get("channel") or {}, r.get("metrics") or {}, r.get("timings_ms") or {}
-        ber = ch["bit_errors"] / ch["info_bits"] if ch.get("info_bits") else None
+        ber = ber_of(ch)
         rows.append(
             (
                 r["name"],
@@ -393,8 +397,8 @@ def format_table(records: list[dict[str, Any]]) -> str:
                 r.get("mode") or "-",
                 str((r.get("payload_bytes") or {}).get("total", "-")),
                 f"{ber:.2e}" if ber is not None else "-",
-                f"{m['psnr_db']:.2f}" if m else "-",
-                f"{m['ssim']:.3f}" if m else "-",
+                f"{m['psnr_db']:.2f}" if m.get("psnr_db") is not None else "-",
+                f"{m['ssim']:.3f}" if m.get("ssim") is not None else "-",
                 f"{t['total']:.0f}" if "total" in t else "-",
                 (r.get("caption") or (r["error"]["message"] if r.get("error") else ""))[:48],
             )

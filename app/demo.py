@@ -6,27 +6,13 @@ table and says which model profile ran (with ``tiny``: the images come from rand
 
 from __future__ import annotations
 
-import io
 import sys
 import time
 from pathlib import Path
 
-SAMPLES = ("astronaut", "coffee", "chelsea", "rocket")
-
-
-def sample_images(names=SAMPLES) -> list[tuple[str, bytes]]:
-    """The named scikit-image sample photos as PNG bytes."""
-    from PIL import Image
-    from skimage import data
-
-    out = []
-    for name in names:
-        if not hasattr(data, name):
-            raise ValueError(f"unknown scikit-image sample {name!r}")
-        buf = io.BytesIO()
-        Image.fromarray(getattr(data, name)()).save(buf, format="PNG")
-        out.append((f"{name}.png", buf.getvalue()))
-    return out
+# The scikit-image sample photos live with the evaluation's data sets (gensc.evaluation.dataset);
+# the demo and the benchmarks send them too.
+from gensc.evaluation.dataset import SAMPLES, sample_images
 
 
 def profile_statement(profile) -> str:

@@ -582,7 +582,7 @@ def train(
     import torch
 
     from gensc.common.models import pick_device, resolve_profile
-    from gensc.evaluation.evaluate import load_images
+    from gensc.evaluation.dataset import load_images
 
     config.check()
     device = pick_device(config.device)

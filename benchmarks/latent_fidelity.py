@@ -11,10 +11,10 @@ Three tables, every figure a mean over latents x channel seeds (per-run values k
                   repetition code) against ``paper`` (raw float64, 16QAM uncoded, header on the
                   ideal side channel as in the prototype: gensc.channel.paper.paper_config).
                   ``nmse_as_received`` is the parsed latent with NaN/inf kept (paper's raw floats:
-                  usually inf); ``nmse_receiver`` is what the receiver diffuses from: unusable
-                  values erased and filled from their neighbours (gensc.receiver.pipeline.
-                  fill_missing), and a latent lost beyond use (text-only fallback) counted as all
-                  zeros, NMSE 1.
+                  usually inf, written as null in the JSON); ``nmse_receiver`` is what the
+                  receiver diffuses from: unusable values erased and filled from their
+                  neighbours (gensc.receiver.pipeline.fill_missing), and a latent lost beyond
+                  use (text-only fallback) counted as all zeros, NMSE 1.
 ``policy_sweep``  8-bit text+latent on a fine Es/N0 grid (``--sweep``): share of packets whose
                   latent is usable, mean NMSE, the strength gensc.sender.policy.strength_for_nmse
                   gives, and how often the caption arrives, in that packet and in a text-only
@@ -30,7 +30,6 @@ codes depends on each channel's range/std ratio, which real latents set differen
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -42,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from gensc.app.payload import EXAMPLE_CAPTION
+from gensc.common.files import json_text
 from gensc.common.modes import MIN_LATENT_SHARE
 from gensc.common.packet import Packet, encode, parse
 from gensc.common.quant import latent_nmse, quantize
@@ -226,19 +226,6 @@ def policy_sweep(latents: dict[str, np.ndarray], grid: list[float], seeds: int) 
     return rows
 
 
-def _json_safe(x: Any) -> Any:
-    """JSON has no inf/NaN: they become the strings "inf", "-inf", "nan"."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return str(x)
-    if isinstance(x, dict):
-        return {k: _json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
-    if isinstance(x, np.generic):
-        return _json_safe(x.item())
-    return x
-
-
 def _floats(text: str) -> list[float]:
     return list(parse_values(text, "SNR grid"))
 
@@ -264,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {
         "benchmark": "latent_fidelity",
         "config": {**vars(args), "latent_source": source, "latents": list(latents)},
-        "nmse": "sum((received - sent)^2) / sum(sent^2) over the [C, H, W] latent (quant.latent_nmse)",
+        "nmse": "sum((received - sent)^2) / sum(sent^2) over the [C, H, W] latent "
+        "(quant.latent_nmse); null: infinite",
         "host": {"python": sys.version.split()[0], "machine": platform.machine(), "cpus": os.cpu_count()},
         "quantisation": quantisation_table(latents),
         "channel": channel_table(latents, _floats(args.esn0), args.seeds),
@@ -272,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.sweep:
         result["policy_sweep"] = policy_sweep(latents, _floats(args.sweep), args.sweep_seeds)
     result["wall_s"] = round(time.perf_counter() - t0, 1)
-    text = json.dumps(_json_safe(result), indent=1, allow_nan=False)
+    text = json_text(result, indent=1)  # inf (a raw float hit by the channel) is written as null
     if args.out:
         with open(args.out, "w") as f:
             f.write(text + "\n")

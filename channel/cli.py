@@ -8,7 +8,6 @@ The top-level CLI calls :func:`add_commands` on its ``channel`` subparsers; each
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -16,6 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from gensc.common.files import json_text
 from gensc.common.ranges import parse_values
 
 from .codes import CODES, get_channel_code
@@ -120,7 +120,7 @@ def run_ber(args: argparse.Namespace) -> dict:
 def _cmd_ber(args: argparse.Namespace) -> int:
     result = run_ber(args)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json_text(result))
     else:
         print(f"{'snr_db':>8} {'EsN0':>7} {'EbN0':>7} {'ber':>11} {'theory':>11} {'raw_ber':>11}")
         for p in result["points"]:
@@ -136,7 +136,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
 
     result = run_bench(quick=args.quick, repeats=args.repeats)
-    text = json.dumps(result, indent=2)
+    text = json_text(result)
     if args.output:
         with open(args.output, "w") as f:
             f.write(text + "\n")
@@ -156,7 +156,7 @@ def add_link_args(p: argparse.ArgumentParser, defaults: dict | None = None) -> N
         if isinstance(default, bool):
             g.add_argument(flag, dest=f"link_{f.name}", action=argparse.BooleanOptionalAction, default=None)
         else:
-            numeric = isinstance(default, int) or default is None
+            numeric = isinstance(default, int) or (default is None and "int" in str(f.type))
             kind = float if isinstance(default, float) else int if numeric else str
             g.add_argument(flag, dest=f"link_{f.name}", type=kind, default=None, help=f"default {default!r}")
 

@@ -38,7 +38,7 @@ class SnrPoint:
     noise_var: float
 
 
-def snr_point(snr_db: float, kind: str, bits_per_symbol: int, code_rate: float = 1.0) -> SnrPoint:
+def snr_point(snr_db: float, kind: str, bits_per_symbol: float, code_rate: float = 1.0) -> SnrPoint:
     """Convert an SNR in dB of the given ``kind`` to Es/N0, Eb/N0 and the noise variance N0.
 
     With unit symbol energy (Es = 1):
@@ -49,15 +49,17 @@ def snr_point(snr_db: float, kind: str, bits_per_symbol: int, code_rate: float =
     Args:
         snr_db: the SNR in dB.
         kind: ``"esn0"`` or ``"ebn0"`` — what ``snr_db`` means.
-        bits_per_symbol: modulation order in bits (1 for BPSK ... 8 for 256QAM).
+        bits_per_symbol: modulation order in bits (1 for BPSK ... 8 for 256QAM); a packet whose
+            parts use different modulations and codes (unequal error protection) passes its
+            information bits per body symbol with ``code_rate=1`` (gensc.channel.link).
         code_rate: information bits per coded bit (nominal rate of the channel code), in (0, 1].
     """
     if kind not in SNR_KINDS:
         raise ValueError(f"unknown snr kind {kind!r}; known: {', '.join(SNR_KINDS)}")
     if not math.isfinite(snr_db):
         raise ValueError(f"snr_db must be finite, got {snr_db!r}")
-    if bits_per_symbol < 1:
-        raise ValueError(f"bits_per_symbol must be >= 1, got {bits_per_symbol}")
+    if not bits_per_symbol > 0:
+        raise ValueError(f"bits_per_symbol must be > 0, got {bits_per_symbol}")
     if not 0.0 < code_rate <= 1.0:
         raise ValueError(f"code_rate must be in (0, 1], got {code_rate}")
     offset_db = 10.0 * math.log10(bits_per_symbol * code_rate)

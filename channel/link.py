@@ -14,6 +14,15 @@ Transmit chain (receive mirrors it)::
 Conventions (see :mod:`gensc.channel.conventions`): unit symbol energy; ``snr_db`` is Es/N0 or
 Eb/N0 per ``snr_kind``, Eb/N0 counting the code's nominal rate; LLRs are ln P0/P1.
 
+Unequal error protection (UEP): ``transmit(header, body, protected=k)`` sends the body's first
+``k`` bytes with ``uep_code`` / ``uep_modulation`` (each defaults to the body's) and the rest
+with ``code`` / ``modulation``, as two separately coded and mapped parts of one frame (header
+symbols, protected part, rest), through the same channel realisation. The link learns only the
+byte count, never what the bytes are. Without ``uep_code`` and ``uep_modulation`` set, ``k`` is
+ignored. With UEP and ``snr_kind="ebn0"``, Eb counts the packet's information bits over both
+parts' symbols (nominal rates): Es/N0 = Eb/N0 * 8 len(body) / sum_i 8 len(part_i) / (m_i R_i),
+so UEP pays for its stronger part at the same Eb/N0. Every report says what each part got.
+
 Report conventions (:class:`ChannelReport`):
 
 * ``info_bits`` = 8 * len(body); ``coded_bits`` = body bits on air after all coding (CRC, RS,
@@ -70,6 +79,8 @@ class LinkConfig:
 
     modulation: str = "16qam"
     code: str = "none"
+    uep_code: str | None = None  # the protected prefix's code (None: the body's)
+    uep_modulation: str | None = None  # the protected prefix's modulation (None: the body's)
     snr_db: float = 10.0
     snr_kind: str = "esn0"
     fading: str = "none"
@@ -128,6 +139,10 @@ def _validate(c: LinkConfig) -> list[str]:
 
     choice("modulation", tuple(MODULATIONS))
     choice("code", CODES)
+    for name, known in (("uep_code", CODES), ("uep_modulation", tuple(MODULATIONS))):
+        v = getattr(c, name)
+        if v is not None and (not isinstance(v, str) or v not in known):
+            err.append(f"{name}={v!r} unknown; known: None (the body's), {', '.join(known)}")
     choice("snr_kind", SNR_KINDS)
     choice("fading", FADING_MODELS)
     choice("equaliser", EQUALISERS)
@@ -177,6 +192,11 @@ class ChannelReport:
     ideal_header: bool
     fading: str
     erased: bool
+    protected_bytes: int = 0  # body bytes sent with the UEP settings (0: no UEP)
+    protected_modulation: str = ""
+    protected_code: str = ""
+    protected_symbols: int = 0  # of ``symbols``
+    protected_bit_errors: int = 0  # of ``bit_errors``
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -203,8 +223,96 @@ class _Received:
     no: np.ndarray | float
 
 
+@dataclass
+class _Sent:
+    """One body part on its way: its bytes, the outer-coded bytes, the coded bits (LDPC) or
+    scrambled bytes (hard decisions) on air, the LDPC segmentation, and its symbols."""
+
+    data: np.ndarray
+    outer: np.ndarray
+    coded: np.ndarray
+    coded_bits: int
+    air: np.ndarray | None
+    seg: Any
+    encoder: Any
+    symbols: np.ndarray
+
+
+class BodyChain:
+    """The body's transmit and receive chain for one (code, modulation) pair.
+
+    ``send(uint8[n]) -> _Sent`` (outer codes -> [LDPC -> interleaver] -> scrambler -> mapper);
+    ``receive(_Sent, _Received) -> (uint8[n], crc_ok | None, raw_errors)`` mirrors it (hard
+    decisions without LDPC, max-log LLRs and layered min-sum with it). The scrambler sequence and
+    the interleaver permutation restart for each chain's part, so a part decodes on its own.
+    """
+
+    def __init__(self, code: str, modulation: str, scrambler: Scrambler, interleaver: Interleaver) -> None:
+        self.code = get_channel_code(code)
+        self.constellation = get_constellation(modulation)
+        self.mapper = Mapper(self.constellation)
+        self.demapper = Demapper(self.constellation)
+        self.scrambler, self.interleaver = scrambler, interleaver
+
+    @property
+    def info_bits_per_symbol(self) -> float:
+        """Nominal information bits per symbol: bits per symbol x the code's nominal rate."""
+        return self.constellation.bits_per_symbol * float(self.code.nominal_rate)
+
+    def _ldpc(self, n_bits: int):
+        seg = segment(n_bits, self.code.ldpc_rate)
+        if seg.n_blocks == 0:
+            return seg, None
+        code = get_code(seg.k, seg.n, seg.bg)
+        return seg, LDPC5GEncoder(code)
+
+    def send(self, data: np.ndarray) -> _Sent:
+        m = self.constellation.bits_per_symbol
+        outer = self.code.outer_encode(data)
+        if not self.code.soft:
+            air = self.scrambler.scramble_bytes(outer)
+            return _Sent(data, outer, outer, 8 * outer.size, air, None, None, self.mapper.map_bytes(air))
+        seg, encoder = self._ldpc(8 * outer.size)
+        bits = np.unpackbits(outer)
+        if encoder is not None:
+            u = np.concatenate([bits, np.zeros(seg.pad, np.uint8)]).reshape(seg.n_blocks, -1)
+            coded = encoder(u).ravel()  # codeword bits, block after block
+        else:
+            coded = np.zeros(0, np.uint8)
+        air_bits = self.scrambler.scramble_bits(self.interleaver.interleave(coded))
+        pad = (-air_bits.size) % m
+        symbols = self.mapper.map_bits(np.concatenate([air_bits, np.zeros(pad, np.uint8)]))
+        return _Sent(data, outer, coded, coded.size, None, seg, encoder, symbols)
+
+    def receive(self, sent: _Sent, rx: _Received) -> tuple[np.ndarray, bool | None, int]:
+        if self.code.soft:
+            if sent.coded_bits:
+                llr = self.demapper.llr(rx.y, rx.no)[: sent.coded_bits]
+                llr = self.interleaver.deinterleave(self.scrambler.descramble_llr(llr))
+                raw_errors = int(np.count_nonzero((llr < 0) != (sent.coded == 1)))
+                dec = LDPC5GDecoder(sent.encoder)
+                u_hat = dec(llr.reshape(sent.seg.n_blocks, sent.seg.n)).ravel()[: 8 * sent.outer.size]
+                outer_rx = np.packbits(u_hat)
+            else:
+                raw_errors = 0
+                outer_rx = np.zeros(0, np.uint8)
+        else:
+            rx_bytes = self.demapper.hard_bytes(rx.y, sent.outer.size)
+            raw_errors = popcount_xor(rx_bytes, sent.air)
+            outer_rx = self.scrambler.scramble_bytes(rx_bytes)
+        body_rx, crc_ok = self.code.outer_decode(outer_rx, sent.data.size)
+        return body_rx, crc_ok, raw_errors
+
+    def erased_raw_errors(self, sent: _Sent) -> int:
+        """Raw errors when nothing arrives (zeros delivered): the ones among the coded bits."""
+        if self.code.soft:
+            return int(np.count_nonzero(sent.coded))
+        return popcount_xor(sent.coded, np.zeros_like(sent.coded))
+
+
 class Link:
-    """A configured link. ``transmit(header, body, seed=None) -> LinkOutput``; thread-safe.
+    """A configured link. ``transmit(header, body, seed=None, protected=0) -> LinkOutput``;
+    thread-safe.
 
     Expensive pieces (LDPC codes, interleaver permutations, scrambler sequence) are cached;
     numba kernels compile on first use (cached on disk afterwards).
@@ -214,13 +322,21 @@ class Link:
         if not isinstance(config, LinkConfig):
             raise TypeError(f"config must be a LinkConfig, got {type(config).__name__}")
         self.config = config
-        self.constellation = get_constellation(config.modulation)
-        self.mapper = Mapper(self.constellation)
-        self.demapper = Demapper(self.constellation)
+        self.scrambler = Scrambler()
+        self.interleaver = Interleaver()
+        self.body = BodyChain(config.code, config.modulation, self.scrambler, self.interleaver)
+        self.uep = None
+        if config.uep_code is not None or config.uep_modulation is not None:
+            self.uep = BodyChain(
+                config.uep_code or config.code,
+                config.uep_modulation or config.modulation,
+                self.scrambler,
+                self.interleaver,
+            )
+        self.constellation, self.code = self.body.constellation, self.body.code
         header_const = get_constellation(HEADER_MODULATION)
         self.header_mapper = Mapper(header_const)
         self.header_demapper = Demapper(header_const)
-        self.code = get_channel_code(config.code)
         self.header_codec = HeaderCodec(config.header_code)
         self.snr = snr_point(
             config.snr_db,
@@ -240,8 +356,6 @@ class Link:
         self.estimator = PilotChannelEstimator()
         self.equaliser = Equaliser(config.equaliser)
         self.erasure = PacketErasure(config.erasure_prob)
-        self.scrambler = Scrambler()
-        self.interleaver = Interleaver()
         self._entropy = np.random.SeedSequence(config.seed).entropy
         self._counter = itertools.count()
         self._lock = threading.Lock()
@@ -257,18 +371,21 @@ class Link:
             raise ValueError(f"seed must be None or an int >= 0, got {seed!r}")
         return np.random.SeedSequence(self._entropy, spawn_key=(1, seed))
 
-    def _ldpc(self, n_bits: int):
-        seg = segment(n_bits, self.code.ldpc_rate)
-        if seg.n_blocks == 0:
-            return seg, None
-        code = get_code(seg.k, seg.n, seg.bg)
-        return seg, LDPC5GEncoder(code)
+    def snr_for(self, parts: list[tuple[BodyChain, int]]):
+        """The SNR point of a packet whose body parts are (chain, bytes). One part: ``self.snr``.
+
+        Several (UEP) with ``snr_kind="ebn0"``: information bits per symbol over the whole body,
+        ``sum 8 n_i / sum (8 n_i / (m_i R_i))`` (see the module docstring)."""
+        if len(parts) == 1 or self.config.snr_kind == "esn0":
+            return self.snr
+        bits = sum(8 * n for _, n in parts)
+        symbols = sum(8 * n / chain.info_bits_per_symbol for chain, n in parts)
+        return snr_point(self.config.snr_db, self.config.snr_kind, bits / symbols, 1.0)
 
     def _channel(
-        self, segments: list[np.ndarray], noise: NormalSource, rng: np.random.Generator
+        self, segments: list[np.ndarray], no: float, noise: NormalSource, rng: np.random.Generator
     ) -> tuple[list[_Received], int]:
         """Send the concatenated segments; returns each segment equalised, and symbols on air."""
-        no = self.snr.noise_var
         if self.fading is None:
             out = []
             for x in segments:
@@ -301,108 +418,114 @@ class Link:
 
     # ------------------------------------------------------------------ transmit
 
-    def transmit(self, header: bytes, body: bytes, *, seed: int | None = None) -> LinkOutput:
-        """Send one packet; never sleeps (the caller waits ``report.airtime_s`` if realtime)."""
+    def transmit(
+        self, header: bytes, body: bytes, *, seed: int | None = None, protected: int = 0
+    ) -> LinkOutput:
+        """Send one packet; never sleeps (the caller waits ``report.airtime_s`` if realtime).
+
+        ``protected``: the body's first bytes to send with the UEP settings (0..len(body));
+        ignored when the config sets neither ``uep_code`` nor ``uep_modulation``.
+        """
         cfg = self.config
         head = _as_array(header, "header")
         data = _as_array(body, "body")
+        if not _is_int(protected) or not 0 <= protected <= data.size:
+            raise ValueError(
+                f"protected must be an int in 0..{data.size} (the body's length), got {protected!r}"
+            )
         ss = self._seed_sequence(seed)
         noise_ss, fading_ss, erasure_ss = ss.spawn(3)
-        m = self.constellation.bits_per_symbol
 
-        # ---- body TX
-        outer = self.code.outer_encode(data)
-        if self.code.soft:
-            seg, encoder = self._ldpc(8 * outer.size)
-            bits = np.unpackbits(outer)
-            if encoder is not None:
-                u = np.concatenate([bits, np.zeros(seg.pad, np.uint8)]).reshape(seg.n_blocks, -1)
-                coded = encoder(u).ravel()  # codeword bits, block after block
-            else:
-                coded = np.zeros(0, np.uint8)
-            air_bits = self.scrambler.scramble_bits(self.interleaver.interleave(coded))
-            pad = (-air_bits.size) % m
-            body_syms = self.mapper.map_bits(np.concatenate([air_bits, np.zeros(pad, np.uint8)]))
-            coded_bits = coded.size
-        else:
-            air_bytes = self.scrambler.scramble_bytes(outer)
-            body_syms = self.mapper.map_bytes(air_bytes)
-            coded_bits = 8 * outer.size
-            coded = outer
+        k = protected if self.uep is not None else 0
+        parts = [(self.uep, data[:k]), (self.body, data[k:])] if k else [(self.body, data)]
+        parts = [(chain, part) for chain, part in parts if part.size or chain is self.body]
+        sent = [chain.send(part) for chain, part in parts]
+        snr = self.snr_for([(chain, part.size) for chain, part in parts])
 
-        # ---- header TX
-        segments = [body_syms]
+        segments = [x.symbols for x in sent]
         if not cfg.ideal_header:
             hbits = self.header_codec.encode(head.tobytes())
             segments.insert(0, self.header_mapper.map_bits(hbits))
 
         erased = self.erasure.draw(np.random.default_rng(erasure_ss))
         if erased:
-            return self._erased(head, data, coded, coded_bits, segments)
+            return self._erased(head, data, parts, sent, segments, snr, k)
 
-        rx, n_symbols = self._channel(segments, NormalSource(noise_ss), np.random.default_rng(fading_ss))
+        rx, n_symbols = self._channel(
+            segments, snr.noise_var, NormalSource(noise_ss), np.random.default_rng(fading_ss)
+        )
 
-        # ---- header RX
         if cfg.ideal_header:
             header_rx, header_ok = head.tobytes(), True
         else:
             llr_h = self.header_demapper.llr(rx[0].y, rx[0].no)
             header_rx, header_ok = self.header_codec.decode(llr_h, head.size)
-        body_rx_seg = rx[-1]
 
-        # ---- body RX
-        if self.code.soft:
-            if coded_bits:
-                llr = self.demapper.llr(body_rx_seg.y, body_rx_seg.no)[:coded_bits]
-                llr = self.interleaver.deinterleave(self.scrambler.descramble_llr(llr))
-                raw_errors = int(np.count_nonzero((llr < 0) != (coded == 1)))
-                dec = LDPC5GDecoder(encoder)
-                u_hat = dec(llr.reshape(seg.n_blocks, seg.n)).ravel()[: 8 * outer.size]
-                outer_rx = np.packbits(u_hat)
-            else:
-                raw_errors = 0
-                outer_rx = np.zeros(0, np.uint8)
-        else:
-            rx_bytes = self.demapper.hard_bytes(body_rx_seg.y, outer.size)
-            raw_errors = popcount_xor(rx_bytes, air_bytes)
-            outer_rx = self.scrambler.scramble_bytes(rx_bytes)
-        body_rx, crc_ok = self.code.outer_decode(outer_rx, data.size)
-        bit_errors = popcount_xor(body_rx, data)
+        body_rx, crc_ok, raw_errors = [], [], 0
+        for (chain, _), x, r in zip(parts, sent, rx[len(rx) - len(sent) :], strict=True):
+            got, ok, raw = chain.receive(x, r)
+            body_rx.append(got)
+            crc_ok.append(ok)
+            raw_errors += raw
+        delivered = np.concatenate(body_rx) if body_rx else np.zeros(0, np.uint8)
         report = self._report(
-            data.size, coded_bits, n_symbols, raw_errors, bit_errors, header_ok, crc_ok, False
+            data.size,
+            sum(x.coded_bits for x in sent),
+            n_symbols,
+            raw_errors,
+            popcount_xor(delivered, data),
+            header_ok,
+            _all_ok(crc_ok),
+            False,
+            snr,
+            k,
+            sent[0].symbols.size if k else 0,
+            popcount_xor(delivered[:k], data[:k]),
         )
-        return LinkOutput(header=bytes(header_rx), body=body_rx.tobytes(), report=report)
+        return LinkOutput(header=bytes(header_rx), body=delivered.tobytes(), report=report)
 
-    def _erased(self, head, data, coded, coded_bits, segments) -> LinkOutput:
-        """Nothing arrives: zeros are delivered; ``coded`` holds the coded body (bits when
-        LDPC-coded, else bytes), whose ones count as raw errors."""
+    def _erased(self, head, data, parts, sent, segments, snr, k) -> LinkOutput:
+        """Nothing arrives: zeros are delivered; the ones among the coded bits count as raw errors."""
         cfg = self.config
         n_data = sum(s.size for s in segments)
         if self.fading is not None and self.pilots is not None:
             n_symbols = self.pilots.frame_length(n_data)
         else:
             n_symbols = n_data
-        if self.code.soft:
-            raw = int(np.count_nonzero(coded))
-        else:
-            raw = popcount_xor(coded, np.zeros_like(coded))
+        raw = sum(chain.erased_raw_errors(x) for (chain, _), x in zip(parts, sent, strict=True))
         header_rx = head.tobytes() if cfg.ideal_header else bytes(head.size)
         body_rx = np.zeros_like(data)
-        crc_ok = False if self.code.has_crc else None
+        crc_ok = _all_ok([False if chain.code.has_crc else None for chain, _ in parts])
         report = self._report(
             data.size,
-            coded_bits,
+            sum(x.coded_bits for x in sent),
             n_symbols,
             raw,
             popcount_xor(data, body_rx),
             cfg.ideal_header,
             crc_ok,
             True,
+            snr,
+            k,
+            sent[0].symbols.size if k else 0,
+            popcount_xor(data[:k], body_rx[:k]),
         )
         return LinkOutput(header=header_rx, body=body_rx.tobytes(), report=report)
 
     def _report(
-        self, n_bytes, coded_bits, n_symbols, raw_errors, bit_errors, header_ok, crc_ok, erased
+        self,
+        n_bytes,
+        coded_bits,
+        n_symbols,
+        raw_errors,
+        bit_errors,
+        header_ok,
+        crc_ok,
+        erased,
+        snr,
+        protected,
+        protected_symbols,
+        protected_errors,
     ) -> ChannelReport:
         cfg = self.config
         return ChannelReport(
@@ -410,8 +533,8 @@ class Link:
             code=cfg.code,
             snr_db=float(cfg.snr_db),
             snr_kind=cfg.snr_kind,
-            esn0_db=self.snr.esn0_db,
-            ebn0_db=self.snr.ebn0_db,
+            esn0_db=snr.esn0_db,
+            ebn0_db=snr.ebn0_db,
             info_bits=8 * n_bytes,
             coded_bits=int(coded_bits),
             symbols=int(n_symbols),
@@ -423,7 +546,18 @@ class Link:
             ideal_header=cfg.ideal_header,
             fading=cfg.fading,
             erased=bool(erased),
+            protected_bytes=int(protected),
+            protected_modulation=self.uep.constellation.name if protected else "",
+            protected_code=self.uep.code.name if protected else "",
+            protected_symbols=int(protected_symbols),
+            protected_bit_errors=int(protected_errors),
         )
+
+
+def _all_ok(flags: list[bool | None]) -> bool | None:
+    """CRC verdict of a body in parts: None when no part has a CRC, else whether all that do passed."""
+    known = [f for f in flags if f is not None]
+    return None if not known else all(known)
 
 
 def warmup() -> float:

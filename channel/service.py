@@ -5,6 +5,9 @@ the sender) cross ``gensc.channel.link.Link`` and only the received bytes go on 
 with the link's report. It knows nothing of the packet layout. Link settings come from the
 proxy's config; a client may override fields per item (``link_overrides``). In real-time mode
 the proxy waits each packet's airtime (``report.airtime_s``, which includes the propagation delay).
+A frame may say how many of the body's leading bytes matter most (``protected_bytes``, a count
+the sender computed); the proxy passes that count to the link, which sends them with its
+unequal-error-protection settings, and learns nothing else about the bytes.
 """
 
 from __future__ import annotations
@@ -47,9 +50,15 @@ class ChannelServicer(pb_grpc.ChannelServicer):
             t0 = time.perf_counter()
             try:
                 link = self.link_for(convert.struct_to_dict(frame.link_overrides))
-                out = link.transmit(frame.header, frame.body, seed=next(counter))
+                if frame.protected_bytes > len(frame.body):
+                    raise InvalidInput(
+                        f"protected_bytes {frame.protected_bytes} exceeds the body's {len(frame.body)} bytes"
+                    )
+                out = link.transmit(
+                    frame.header, frame.body, seed=next(counter), protected=frame.protected_bytes
+                )
             except Exception as e:  # noqa: BLE001 - every frame gets an answer
-                return pb.Delivery(item_id=frame.item_id, error=pb.ItemError(**error_fields(e, "channel")))
+                return pb.Result(item_id=frame.item_id, error=pb.ItemError(**error_fields(e, "channel")))
             if link.config.realtime:
                 time.sleep(out.report.airtime_s)  # symbols / symbol rate + propagation delay
             ms = {"channel": (time.perf_counter() - t0) * 1e3, "airtime": out.report.airtime_s * 1e3}
@@ -59,21 +68,16 @@ class ChannelServicer(pb_grpc.ChannelServicer):
             )
             return Forward(received, (report, ms))
 
-        def finish(frame, ctx, rec: pb.Reconstruction, span_ms: float) -> pb.Delivery:
-            report, ms = ctx
-            d = pb.Delivery(item_id=frame.item_id, profile=rec.profile, report=report, notes=rec.notes)
-            d.timings.ms.update(ms)
-            d.timings.ms.update(rec.timings.ms)
-            d.timings.ms["channel_span"] = span_ms
-            if rec.HasField("image"):
-                d.image.CopyFrom(rec.image)
-            else:
-                d.error.CopyFrom(rec.error)
-            return d
+        def finish(frame, ctx, res: pb.Result, span_ms: float) -> pb.Result:
+            report, ms = ctx  # added to the receiver's result, which goes on as it came
+            res.report.CopyFrom(report)
+            res.timings.ms.update(ms)
+            res.timings.ms["channel_span"] = span_ms
+            return res
 
-        def fail(frame, ctx, code, message) -> pb.Delivery:
+        def fail(frame, ctx, code, message) -> pb.Result:
             where = "channel" if ctx is None else f"channel -> receiver {self.target}"
-            return pb.Delivery(
+            return pb.Result(
                 item_id=frame.item_id,
                 error=pb.ItemError(code=code.name, stage="channel", message=f"{where}: {message}"),
             )

@@ -3,27 +3,24 @@
 ``ClassicCodec(fmt, budget_bytes).compress(uint8 [H, W, 3]) -> (file bytes, quality)`` picks the
 highest quality whose file fits the budget by binary search (file size grows with quality, so
 the search finds the largest fitting quality in about 7 encodes); if even the lowest quality does
-not fit, it sends that and says so. ``decompress(file bytes) -> uint8 [H, W, 3]`` decodes; a
-damaged file is decoded best-effort (Pillow's truncated-image loader) or raises CodecError,
-never anything else. The default budget matches an 8-bit full latent: ``DEFAULT_BPP`` = 0.5 bit
-per pixel (4 channels x 8 bits per 8x8 pixel cell), 16,384 bytes at 512x512.
+not fit, it sends that and says so. The receiver decodes the file with the one image decoder,
+``gensc.common.images.decode_image(data, formats=FILE_FORMATS, max_pixels=MAX_DECODED_PIXELS)``
+(best effort when the link damaged it). The default budget matches an 8-bit full latent:
+``DEFAULT_BPP`` = 0.5 bit per pixel (4 channels x 8 bits per 8x8 pixel cell), 16,384 bytes at
+512x512.
 """
 
 from __future__ import annotations
 
 import io
-import threading
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from gensc.common.codecs import CodecError
-
 FORMATS = {"jpeg": ("JPEG", 1, 95), "webp": ("WEBP", 0, 100)}  # Pillow name, quality range
+FILE_FORMATS = tuple(name for name, _, _ in FORMATS.values())  # what a classic packet may carry
 DEFAULT_BPP = 0.5
 MAX_DECODED_PIXELS = 8192 * 8192
-_TRUNCATED_LOCK = threading.Lock()  # Pillow's truncated-image switch is a module global
 
 
 def budget_for(height: int, width: int, bpp: float = DEFAULT_BPP) -> int:
@@ -75,45 +72,3 @@ class ClassicCodec:
             q = FORMATS[self.fmt][1]
             return ClassicResult(self.encode_at(image, q), q, False)
         return ClassicResult(best[0], best[1], True)
-
-
-def decode_image_file(data: bytes, *, best_effort: bool = False) -> np.ndarray:
-    """JPEG/WebP bytes -> uint8 [H, W, 3]. Raises CodecError (never anything else) when undecodable.
-
-    ``best_effort``: accept a truncated or damaged file as far as the decoder gets (Pillow's
-    LOAD_TRUNCATED_IMAGES, a module global: set under a lock, for this decode only); the caller
-    should say so in its notes.
-    """
-    if not data:
-        raise CodecError("no image bytes arrived")
-    if not best_effort:
-        return _decode(data)
-    from PIL import ImageFile
-
-    with _TRUNCATED_LOCK:
-        old = ImageFile.LOAD_TRUNCATED_IMAGES
-        ImageFile.LOAD_TRUNCATED_IMAGES = True
-        try:
-            return _decode(data)
-        finally:
-            ImageFile.LOAD_TRUNCATED_IMAGES = old
-
-
-def _decode(data: bytes) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
-                if im.format not in ("JPEG", "WEBP"):
-                    raise CodecError(f"expected a JPEG or WebP file, got {im.format}")
-                if im.size[0] * im.size[1] > MAX_DECODED_PIXELS:
-                    raise CodecError(f"image of {im.size[0]}x{im.size[1]} is implausibly large")
-                im.load()
-                return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
-    except CodecError:
-        raise
-    except Exception as e:  # noqa: BLE001 - a damaged file can make Pillow raise almost anything
-        why = "not a recognisable image file" if isinstance(e, UnidentifiedImageError) else str(e)[:120]
-        raise CodecError(f"image file does not decode: {type(e).__name__}: {why}") from None

@@ -33,7 +33,16 @@ def report_to_dict(msg: pb.ChannelReport) -> dict[str, Any]:
     d = json_format.MessageToDict(
         msg, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
     )
-    for k in ("info_bits", "coded_bits", "symbols", "bit_errors_raw", "bit_errors"):
+    for k in (
+        "info_bits",
+        "coded_bits",
+        "symbols",
+        "bit_errors_raw",
+        "bit_errors",
+        "protected_bytes",
+        "protected_symbols",
+        "protected_bit_errors",
+    ):
         d[k] = int(d.get(k, 0))
     d.setdefault("body_crc_ok", None)
     return d

@@ -1,4 +1,6 @@
-"""Domain exceptions. Each carries the gRPC status code name it maps to (see gensc.common.rpc).
+"""Domain exceptions and the one map from an exception to a status (``status_of``).
+
+Each exception carries the name of the gRPC status code it maps to.
 
 Code that knows nothing of gRPC raises these; servicers and the interceptor turn them into
 ``ItemError`` messages or status codes. Anything else maps to INTERNAL without a stack trace.
@@ -34,15 +36,39 @@ class PacketLost(GenscError):
     code = "DATA_LOSS"
 
 
+class Overloaded(GenscError):
+    """The service already holds as many items as it may; this one was not admitted (retry later)."""
+
+    code = "RESOURCE_EXHAUSTED"
+
+
+class TimedOut(GenscError):
+    """An item's result did not come within its bound."""
+
+    code = "DEADLINE_EXCEEDED"
+
+
 def clean_message(text: str) -> str:
     """``text`` without Python object reprs (``<_io.BytesIO object at 0x7f...>``): they say
     nothing to a client and leak memory addresses."""
     return _OBJECT_REPR.sub("the data", text)
 
 
-def error_fields(exc: BaseException, stage: str) -> dict[str, str]:
-    """Map an exception to ``ItemError`` fields; unknown exceptions never leak their text."""
+def status_of(exc: BaseException, where: str = "server") -> tuple[str, str]:
+    """The one exception -> status map: (gRPC status code name, message).
+
+    A GenscError maps to its ``code`` with its message, object reprs removed (bad input ->
+    INVALID_ARGUMENT, model not ready -> UNAVAILABLE, nothing usable arrived -> DATA_LOSS);
+    anything else is a bug: it is logged with its stack trace here and maps to INTERNAL with a
+    message that leaks nothing. ``where`` names the part in that message ("sender", "channel", ...).
+    """
     if isinstance(exc, GenscError):
-        return {"code": exc.code, "message": clean_message(str(exc)), "stage": stage}
-    logging.getLogger("gensc").error("unexpected error in %s", stage, exc_info=exc)
-    return {"code": "INTERNAL", "message": f"internal error in the {stage} (see its log)", "stage": stage}
+        return exc.code, clean_message(str(exc))
+    logging.getLogger("gensc").error("unexpected error in the %s", where, exc_info=exc)
+    return "INTERNAL", f"internal error in the {where} (see its log)"
+
+
+def error_fields(exc: BaseException, stage: str) -> dict[str, str]:
+    """``status_of`` as ``ItemError`` fields (code, message, stage): one item's answer."""
+    code, message = status_of(exc, stage)
+    return {"code": code, "message": message, "stage": stage}

@@ -13,30 +13,71 @@ object reprs.
 from __future__ import annotations
 
 import io
+import threading
 import warnings
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from gensc.common.errors import InvalidInput, clean_message
 
 DEFAULT_MAX_PIXELS = 40_000_000
 
 _PLAIN = {"RGB": None, "L": "RGB", "1": "RGB", "P": "RGBA", "CMYK": "RGB", "YCbCr": "RGB"}
+_TRUNCATED_LOCK = threading.Lock()  # Pillow's truncated-image switch is a module global
 
 
-def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, list[str]]:
+def probe_image(data: bytes) -> tuple[str, int, int]:
+    """(format, width, height) of an encoded image file from its header, without decoding the
+    pixels. Raises InvalidInput for empty or non-image bytes."""
+    if not data:
+        raise InvalidInput("empty image: no bytes received")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return str(img.format), *img.size
+    except UnidentifiedImageError:
+        raise InvalidInput(f"not a decodable image: no format recognises these {len(data)} bytes") from None
+    except Exception as e:  # noqa: BLE001 - Pillow raises many kinds for a non-image
+        why = clean_message(str(e))[:120]
+        raise InvalidInput(f"not a decodable image ({type(e).__name__}: {why})") from None
+
+
+def decode_image(
+    data: bytes,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    formats: tuple[str, ...] | None = None,
+    best_effort: bool = False,
+) -> tuple[np.ndarray, list[str]]:
     """Decode an encoded image file to uint8 RGB ``[H, W, 3]``; return it with conversion notes.
 
-    Raises InvalidInput for empty or non-image bytes, images over ``max_pixels``, zero-sized or
-    multi-frame images and unsupported modes.
+    ``formats``: accept only these Pillow format names (e.g. ("JPEG", "WEBP")); None: any.
+    ``best_effort``: decode a truncated or damaged file as far as the decoder gets (Pillow's
+    LOAD_TRUNCATED_IMAGES, a module global: set under a lock, for this decode only); the caller
+    should say so in its notes. Raises InvalidInput (never anything else) for empty or
+    non-image bytes, another format, images over ``max_pixels``, zero-sized or multi-frame
+    images and unsupported modes.
     """
     if not data:
         raise InvalidInput("empty image: no bytes received")
+    if not best_effort:
+        return _decode(data, max_pixels, formats)
+    with _TRUNCATED_LOCK:
+        old = ImageFile.LOAD_TRUNCATED_IMAGES
+        ImageFile.LOAD_TRUNCATED_IMAGES = True
+        try:
+            return _decode(data, max_pixels, formats)
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = old
+
+
+def _decode(data: bytes, max_pixels: int, formats: tuple[str, ...] | None) -> tuple[np.ndarray, list[str]]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
+            if formats is not None and img.format not in formats:
+                raise InvalidInput(f"expected a {' or '.join(formats)} file, got {img.format}")
             w, h = img.size
             if w * h > max_pixels:
                 raise InvalidInput(f"image is {w}x{h} = {w * h} pixels, over the limit of {max_pixels}")
@@ -45,17 +86,18 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[
             if getattr(img, "n_frames", 1) > 1:
                 raise InvalidInput(f"{img.format} image has {img.n_frames} frames; send one frame")
             img.load()
+            img, turned = _upright(img)
+            arr, notes = _to_rgb(img)
+            return arr, ([turned] if turned else []) + notes
     except InvalidInput:
         raise
     except UnidentifiedImageError:
         raise InvalidInput(f"not a decodable image: no format recognises these {len(data)} bytes") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise InvalidInput(f"not a decodable image ({type(e).__name__}: {clean_message(str(e))})") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as e:
-        raise InvalidInput(f"corrupt image data ({clean_message(str(e))})") from None
-    img, turned = _upright(img)
-    arr, notes = _to_rgb(img)
-    return arr, ([turned] if turned else []) + notes
+    except Exception as e:  # noqa: BLE001 - a damaged file can make Pillow raise almost anything
+        why = clean_message(str(e))[:120]
+        raise InvalidInput(f"corrupt image data ({type(e).__name__}: {why})") from None
 
 
 def _upright(img: Image.Image) -> tuple[Image.Image, str | None]:

@@ -132,6 +132,7 @@ _HOW = {
     "sd": f"pass --sd-model DIR or set {ENV_SD}=DIR (a diffusers folder with model_index.json)",
     "captioner": f"pass --caption-model DIR or set {ENV_CAPTIONER}=DIR (a transformers BLIP folder)",
     "segmenter": "pass model=DIR or set GENSC_SEGMENTER_MODEL=DIR (a transformers CLIPSeg folder)",
+    "taesd": "pass --taesd-model DIR (a diffusers AutoencoderTiny folder, e.g. of madebyollin/taesd)",
 }
 
 

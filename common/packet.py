@@ -20,6 +20,10 @@ Header (little-endian), ``HEADER_LEN`` = 30 bytes + ``8 * C`` for dtype 1::
       7    1  flags: bit0 NO_CRC   sections carry no CRC32 (paper mode's raw layout)
                      bit1 MASK     latent values only at the key cells; a mask section is present
                      bit2 MASK_ZLIB the mask section is raw-DEFLATE compressed
+                     bit3 PLANES   the quantised latent is split into bit planes (see below)
+                     bits4-6       with PLANES: m, the number of most significant planes in the
+                                   first part (1 <= m < bits); 0 without PLANES
+                     bit7          reserved, 0
       8    1  latent codec id (gensc.common.codecs: 0 none, 1 zlib, 2 zstd), dtype 1 only
       9    1  text codec id (0 none/UTF-8, 1 zlib, 2 zstd, 3 ascii-bits, 4 zlib-dict)
      10    1  log2 of the cells per latent block (dtype 1 only, else 0)
@@ -52,14 +56,40 @@ one shorter); block b's values are packed MSB-first at ``bits`` bits (gensc.comm
 pack_codes), ``raw_len(b) = ceil(cells_b * C * bits / 8)`` bytes. With latent codec ``none``
 the section is ``block_0 [+CRC32] block_1 [+CRC32] ...``. With a compressing codec it starts
 with an index, ``n_blocks x uint16`` stored lengths ``[+CRC32]``, and each block is stored
-compressed, or raw when compression did not make it shorter (stored length == raw_len). A block
-that fails its CRC, is truncated or does not decompress to exactly raw_len bytes is lost: its
-cells are marked unknown and the receiver regenerates them; the rest of the latent is used.
+compressed, or raw when compression did not make it shorter (stored length == raw_len).
+
+Bit planes (flag PLANES, latent codec ``none`` only; for unequal error protection). The section
+is two parts back to back, each cut into the same blocks of cells as above::
+
+    MSB part   block b: the top m bits of each of its codes, code >> (bits - m),
+               packed MSB-first at m bits:          ceil(cells_b * C * m / 8) bytes [+CRC32]
+    LSB part   block b: the low bits - m bits, code & (2^(bits-m) - 1),
+               packed MSB-first at bits - m bits:   ceil(cells_b * C * (bits-m) / 8) bytes [+CRC32]
+
+so ``code = (msb << (bits - m)) | lsb``. Example: 8-bit codes, m = 4, 512-cell blocks of 4
+channels: each MSB block is 1,024 + 4 bytes, then each LSB block 1,024 + 4 bytes.
+
+The protected prefix (``Wire.protected``): the body's leading bytes that matter most, text and
+mask sections and, with PLANES, the MSB part. The sender hands this byte count (only the count)
+to the link, which may send those bytes with a stronger code or modulation
+(gensc.channel.link, ``uep_code`` / ``uep_modulation``). Without CRCs (paper mode) it is 0.
+
+What the receiver does with damage (``parse(..., salvage=True)``, the default):
+
+* a quantised block stored raw (codec ``none``) whose CRC fails is *used*: its codes are taken
+  as received and cleaned (gensc.common.clean: values implausible against their neighbours are
+  marked unknown and regenerated). A damaged LSB-part block is used as received (its error is
+  below 2^(bits-m) levels); one that did not arrive leaves the low bits at mid-range;
+* a block that is truncated, compressed and damaged, or does not decompress to exactly raw_len
+  bytes is lost: its cells are marked unknown and the receiver regenerates them;
+* a damaged plain-text caption (codec ``none``) is decoded as far as it goes: its printable
+  characters are kept. A compressed section (text, mask, block index) cannot be used damaged.
+
+``salvage=False`` throws every section that fails its CRC away (the layout's behaviour before).
 """
 
 from __future__ import annotations
 
-import io
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -86,7 +116,9 @@ CRC_LEN = 4
 FLAG_NO_CRC = 0x01
 FLAG_MASK = 0x02
 FLAG_MASK_ZLIB = 0x04
-KNOWN_FLAGS = FLAG_NO_CRC | FLAG_MASK | FLAG_MASK_ZLIB
+FLAG_PLANES = 0x08
+PLANES_SHIFT, PLANES_FIELD = 4, 0x70  # flags bits 4-6: the MSB plane count m with PLANES
+KNOWN_FLAGS = FLAG_NO_CRC | FLAG_MASK | FLAG_MASK_ZLIB | FLAG_PLANES | PLANES_FIELD
 DTYPE_IDS = {"none": 0, "quantised": 1, "float32": 3, "float64": 4, "image": 8}
 _FLOAT_DTYPES = {3: np.dtype("<f4"), 4: np.dtype("<f8")}
 SECTIONS = ("caption", "mask", "latent")
@@ -113,6 +145,8 @@ class Packet:
     ``text_codec``: a name of gensc.common.codecs.TEXT_CODECS, or "auto" (the smallest of
     none/zlib/zlib-dict for this text). ``latent_codec``: none, zlib or zstd.
     ``strength_hint``: img2img strength the sender suggests (e.g. from the SNR policy), or None.
+    ``msb_planes``: 0, or m in 1..bits-1 to send the quantised latent as bit planes (flag PLANES:
+    the top m planes first, for unequal error protection); needs latent codec ``none``.
     """
 
     mode: str
@@ -125,6 +159,7 @@ class Packet:
     block_cells: int = DEFAULT_BLOCK_CELLS
     raw_sections: bool = False  # sections without CRC32 (paper mode)
     strength_hint: float | None = None
+    msb_planes: int = 0
     version: int = VERSION
 
     def __post_init__(self) -> None:
@@ -135,6 +170,10 @@ class Packet:
         _block_log2(self.block_cells)
         if self.strength_hint is not None and not 0.0 < self.strength_hint <= 1.0:
             raise ValueError(f"strength hint must be in (0, 1], got {self.strength_hint}")
+        if not isinstance(self.msb_planes, int) or not 0 <= self.msb_planes <= 7:
+            raise ValueError(f"msb_planes must be an int in 0..7, got {self.msb_planes!r}")
+        if self.msb_planes and self.latent_codec != "none":
+            raise ValueError(f"bit planes need latent codec 'none', got {self.latent_codec!r}")
 
 
 @dataclass
@@ -144,6 +183,12 @@ class ParsedPacket:
     ``latent``: float32 [C, H, W] with zeros where nothing usable arrived, or None when no
     latent is usable at all; ``known``: bool [C, H, W], True where ``latent`` holds received
     values. ``sent``: bool [H, W] cells the sender sent (the key mask, or all).
+    ``salvaged``: sections that failed their CRC but were used (see the module docstring).
+    ``latent_values``: for a quantised latent, what became of its sent values: ``sent``,
+    ``used`` (taken as received), ``from_damaged`` (of those, from blocks that failed their CRC),
+    ``cleaned`` (from damaged blocks, judged implausible: unknown), ``erased`` (blocks that could
+    not be read: unknown); used + cleaned + erased == sent. ``bit_error_rate``: the per-bit
+    error rate the cleaning assumed (None when nothing needed cleaning).
     """
 
     mode: str
@@ -156,6 +201,9 @@ class ParsedPacket:
     sent: np.ndarray | None = None
     image: bytes | None = None  # classic: the bytes that arrived (check "latent" in damaged)
     strength_hint: float | None = None
+    salvaged: list[str] = field(default_factory=list)
+    latent_values: dict[str, int] | None = None
+    bit_error_rate: float | None = None
 
 
 @dataclass(frozen=True)
@@ -164,6 +212,7 @@ class Wire:
     body: bytes
     sizes: dict[str, int]  # bytes per part on the link, CRCs counted with their section
     codecs: dict[str, str]  # the codecs actually used: {"text": ..., "latent": ...}
+    protected: int = 0  # the body's leading bytes that matter most (see the module docstring)
 
 
 # ----------------------------------------------------------------------------- writing
@@ -177,7 +226,7 @@ def encode(p: Packet) -> Wire:
     text_name, text = _encode_text(p)
     latent_codec = get_codec(p.latent_codec, LATENT_CODECS)
     dtype_id, bits, (c, h, w), params, latent, block_log2 = 0, 0, (0, 0, 0), b"", b"", 0
-    mask = b""
+    mask, msb_len = b"", 0
     if p.image:
         if p.latent is not None:
             raise ValueError("a packet carries an image file or a latent, not both")
@@ -197,7 +246,16 @@ def encode(p: Packet) -> Wire:
             cells = q.codes[:, m].T  # [n_key, C]
         else:
             cells = q.codes.reshape(c, -1).T  # [H*W, C]
-        latent = _encode_blocks(cells, bits, 1 << block_log2, latent_codec.name, crc)
+        m = p.msb_planes
+        if m and not m < bits:
+            raise ValueError(f"msb_planes must be below the {bits} quantisation bits, got {m}")
+        if m:
+            flags |= FLAG_PLANES | m << PLANES_SHIFT
+            msb = _encode_blocks(cells >> (bits - m), m, 1 << block_log2, "none", crc)
+            lsb = _encode_blocks(cells & ((1 << (bits - m)) - 1), bits - m, 1 << block_log2, "none", crc)
+            latent, msb_len = msb + lsb, len(msb)
+        else:
+            latent = _encode_blocks(cells, bits, 1 << block_log2, latent_codec.name, crc)
     elif p.latent is not None:
         arr = np.asarray(p.latent)
         dtype_id = {np.dtype(np.float32): 3, np.dtype(np.float64): 4}.get(arr.dtype)
@@ -208,6 +266,8 @@ def encode(p: Packet) -> Wire:
         (c, h, w), latent = arr.shape, _seal(arr.astype(_FLOAT_DTYPES[dtype_id]).tobytes(), crc)
     if dtype_id != 1:
         latent_codec = CODECS["none"]
+    if p.msb_planes and dtype_id != 1:
+        raise ValueError("bit planes need a quantised latent")
     hint = 0 if p.strength_hint is None else max(1, int(round(p.strength_hint * 100)))
     if len(text) > 0xFFFF or len(mask) > 0xFFFF or c > MAX_CHANNELS or max(h, w) > 0xFFFF:
         raise ValueError("packet too large for the v2 header (text, mask or shape)")
@@ -236,7 +296,8 @@ def encode(p: Packet) -> Wire:
     parts["image" if dtype_id == 8 else "latent"] = latent
     sizes = {k: len(v) for k, v in parts.items() if v}
     codecs = {"text": text_name if text else "none", "latent": latent_codec.name}
-    return Wire(header, text + mask + latent, sizes, codecs)
+    protected = 0 if not crc else len(text) + len(mask) + (msb_len if flags & FLAG_PLANES else 0)
+    return Wire(header, text + mask + latent, sizes, codecs, protected)
 
 
 def to_wire(p: Packet) -> tuple[bytes, bytes]:
@@ -272,13 +333,12 @@ def _encode_text(p: Packet) -> tuple[str, bytes]:
 
 
 def _image_shape(data: bytes) -> tuple[int, int, int]:
-    from PIL import Image
+    from gensc.common.images import probe_image
 
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            w, h = im.size
-    except Exception as e:  # noqa: BLE001 - Pillow raises many kinds for a non-image
-        raise ValueError(f"the classic payload is not an image file ({type(e).__name__})") from None
+        _, w, h = probe_image(data)
+    except ValueError as e:
+        raise ValueError(f"the classic payload is not an image file ({e})") from None
     if max(h, w) > MAX_IMAGE_SIDE:
         raise ValueError(f"image of {w}x{h} is too large for a packet")
     return 3, h, w
@@ -424,6 +484,11 @@ def _check_fields(f: dict[str, int], mode) -> None:
             raise bad(f"{name} section of {f[name]} bytes cannot hold its CRC")
     dtype, c, h, w = f["dtype_id"], f["c"], f["h"], f["w"]
     masked = bool(f["flags"] & FLAG_MASK)
+    planes = _msb_planes(f)
+    if (f["flags"] & PLANES_FIELD and not f["flags"] & FLAG_PLANES) or (
+        planes and not (dtype == 1 and f["latent_codec"] == 0 and 1 <= planes < f["bits"])
+    ):
+        raise bad(f"bit-plane flags 0x{f['flags']:02x} with latent dtype {dtype}, {f['bits']} bits")
     expected_dtype = {"none": {0}, "quantised": {0, 1}, "float64": {4}, "image": {8}}[mode.latent]
     if dtype not in expected_dtype and not (mode.latent == "float64" and dtype == 3):
         raise bad(f"latent dtype {dtype} in a {mode.name!r} packet")
@@ -459,13 +524,25 @@ def _check_fields(f: dict[str, int], mode) -> None:
         raw_mask = (h * w + 7) // 8
         if f["mask"] == 0 or (not f["flags"] & FLAG_MASK_ZLIB and f["mask"] != raw_mask + crc):
             raise bad(f"mask section of {f['mask']} bytes for a {h}x{w} grid")
-    elif f["latent_codec"] == 0 and f["latent"] != _raw_latent_len(h * w, c, f["bits"], f["block_log2"], crc):
+    elif f["latent_codec"] == 0 and f["latent"] != _raw_latent_len(
+        h * w, c, f["bits"], f["block_log2"], crc, planes
+    ):
         raise bad(f"latent section of {f['latent']} bytes for [{c},{h},{w}] at {f['bits']} bits")
 
 
-def _raw_latent_len(n_cells: int, c: int, bits: int, block_log2: int, crc: int) -> int:
+def _msb_planes(f: dict[str, int]) -> int:
+    """m, the MSB plane count of a PLANES packet; 0 without bit planes."""
+    return (f["flags"] & PLANES_FIELD) >> PLANES_SHIFT if f["flags"] & FLAG_PLANES else 0
+
+
+def _part_bits(bits: int, planes: int) -> tuple[int, ...]:
+    """Bits per code in each part of a quantised section: (bits,), or (m, bits - m) with planes."""
+    return (planes, bits - planes) if planes else (bits,)
+
+
+def _raw_latent_len(n_cells: int, c: int, bits: int, block_log2: int, crc: int, planes: int = 0) -> int:
     blocks = _block_sizes(n_cells, 1 << block_log2)
-    return sum(packed_size(count * c, bits) + crc for _, count in blocks)
+    return sum(packed_size(count * c, b) + crc for b in _part_bits(bits, planes) for _, count in blocks)
 
 
 class _Body:
@@ -480,6 +557,9 @@ class _Body:
         return chunk
 
 
+FAILED_CRC = "failed its CRC"
+
+
 def _check(chunk: bytes, expected: int, crc: bool) -> tuple[bytes | None, str | None]:
     """(payload, None) when ``chunk`` is whole and passes its CRC, else (None, why)."""
     if len(chunk) < expected:
@@ -488,12 +568,16 @@ def _check(chunk: bytes, expected: int, crc: bool) -> tuple[bytes | None, str | 
         return chunk, None
     data, (value,) = chunk[:-CRC_LEN], struct.unpack("<I", chunk[-CRC_LEN:])
     if zlib.crc32(data) != value:
-        return None, "failed its CRC"
+        return None, FAILED_CRC
     return data, None
 
 
-def parse(header: bytes, body: bytes) -> ParsedPacket:
-    """Parse what came off the link. Raises PacketLost only when the header is unusable."""
+def parse(header: bytes, body: bytes, *, salvage: bool = True) -> ParsedPacket:
+    """Parse what came off the link. Raises PacketLost only when the header is unusable.
+
+    ``salvage``: use what arrived in sections that failed their CRC where the layout allows
+    (see the module docstring); False throws them away.
+    """
     f = parse_header(header)
     mode = mode_by_wire_id(f["mode_id"])
     crc = not f["flags"] & FLAG_NO_CRC
@@ -515,6 +599,11 @@ def parse(header: bytes, body: bytes) -> ParsedPacket:
         data, why = _check(chunks[name], f[name], crc)
         if why is None:
             sections[name] = data
+        elif name == "caption" and salvage and _plain_text(f):
+            sections[name] = chunks[name][: f[name] - CRC_LEN]  # whatever arrived, CRC left off
+            out.damaged.append(name)
+            out.salvaged.append(name)
+            out.notes.append(f"caption section {why}: its printable characters are used")
         elif name == "latent" and f["dtype_id"] == 8:
             out.damaged.append("latent")
             out.notes.append(f"image section {why}")
@@ -528,8 +617,13 @@ def parse(header: bytes, body: bytes) -> ParsedPacket:
     elif f["dtype_id"] in _FLOAT_DTYPES and "latent" in sections:
         _decode_floats(f, sections["latent"], out)
     elif f["dtype_id"] == 1:
-        _decode_quantised(f, sections, chunks["latent"], crc, out)
+        _decode_quantised(f, sections, chunks["latent"], crc, out, salvage)
     return out
+
+
+def _plain_text(f: dict[str, int]) -> bool:
+    """True when the text section is stored as it is (usable even when damaged)."""
+    return codec_by_wire_id(f["text_codec"]).name == "none"
 
 
 def _decode_text(f: dict[str, int], sections: dict[str, bytes], out: ParsedPacket) -> str | None:
@@ -542,7 +636,15 @@ def _decode_text(f: dict[str, int], sections: dict[str, bytes], out: ParsedPacke
         out.damaged.append("caption")
         out.notes.append(f"caption section does not decode: {e}")
         return None
+    if "caption" in out.salvaged:
+        return printable(text) or None
     return text.decode("utf-8", errors="replace")
+
+
+def printable(data: bytes) -> str:
+    """The printable characters of damaged UTF-8 text (undecodable bytes and controls dropped)."""
+    text = data.decode("utf-8", errors="ignore")
+    return "".join(ch for ch in text if ch.isprintable()).strip()
 
 
 def _decode_floats(f: dict[str, int], data: bytes, out: ParsedPacket) -> None:
@@ -558,6 +660,7 @@ def _decode_floats(f: dict[str, int], data: bytes, out: ParsedPacket) -> None:
     out.latent = np.where(known, x, 0.0).astype(np.float32)
     out.known = known
     out.sent = np.ones((h, w), bool)
+    out.latent_values = {"sent": known.size, "used": known.size - bad, "cleaned": bad, "erased": 0}
 
 
 def sane_values(x: np.ndarray) -> np.ndarray:
@@ -582,7 +685,9 @@ def sane_values(x: np.ndarray) -> np.ndarray:
     return ok
 
 
-def _decode_quantised(f: dict[str, int], sections: dict[str, bytes], chunk: bytes, crc: bool, out) -> None:
+def _decode_quantised(
+    f: dict[str, int], sections: dict[str, bytes], chunk: bytes, crc: bool, out, salvage: bool
+) -> None:
     c, h, w, bits = f["c"], f["h"], f["w"], f["bits"]
     if f["flags"] & FLAG_MASK:
         sent = _decode_mask(f, sections, out)
@@ -596,59 +701,159 @@ def _decode_quantised(f: dict[str, int], sections: dict[str, bytes], chunk: byte
         _lose_latent(out, "its scale/offset are not finite")
         return
     cells = np.flatnonzero(sent)
-    codec = CODECS[codec_by_wire_id(f["latent_codec"]).name]
     blocks = _block_sizes(len(cells), 1 << f["block_log2"])
-    raw_lens = [packed_size(count * c, bits) for _, count in blocks]
-    k = CRC_LEN if crc else 0
     if not blocks:
         return
-    pos = 0
-    if codec.name == "none":
-        stored = raw_lens
-    else:
-        index, why = _check(chunk[: 2 * len(blocks) + k], 2 * len(blocks) + k, crc)
-        if why is not None:
-            _lose_latent(out, f"its block index {why}")
-            return
-        stored = list(struct.unpack(f"<{len(blocks)}H", index))
-        pos = 2 * len(blocks) + k
-    if pos + sum(stored) + k * len(blocks) != f["latent"]:
+    planes = _msb_planes(f)
+    k = CRC_LEN if crc else 0
+    codec = CODECS[codec_by_wire_id(f["latent_codec"]).name]
+    parts = [_read_part(chunk, 0, blocks, c, _part_bits(bits, planes)[0], codec, k, salvage)]
+    if isinstance(parts[0], str):
+        _lose_latent(out, parts[0])
+        return
+    if planes:
+        lsb = _read_part(chunk, parts[0].end, blocks, c, bits - planes, codec, k, salvage)
+        parts.append(lsb)
+    if parts[-1].end != f["latent"]:
         _lose_latent(out, "its block lengths do not add up to the section length")
         return
-    codes = np.zeros((c, h * w), np.uint8)
-    known_cells = np.zeros(h * w, bool)
-    lost = []
-    for i, ((start, count), raw_len, n) in enumerate(zip(blocks, raw_lens, stored, strict=True)):
-        data, why = _check(chunk[pos : pos + n + k], n + k, crc)
-        pos += n + k
-        if why is None and n != raw_len:
-            try:
-                data = codec.decompress(data, raw_len)
-            except CodecError as e:
-                data, why = None, f"does not decompress ({e})"
-        if why is None and (n > raw_len or len(data) != raw_len):
-            data, why = None, f"holds {len(data)} bytes, expected {raw_len}"
-        if why is not None:
-            lost.append(i)
-            continue
-        idx = cells[start : start + count]
-        codes[:, idx] = unpack_codes(data, bits, count * c).reshape(count, c).T
-        known_cells[idx] = True
-    if not known_cells.any():
+    top = parts[0]
+    if not (top.state != _LOST).any():
         _lose_latent(out, f"all {len(blocks)} of its blocks were lost")
         return
-    if lost:
-        out.damaged.append("latent")
-        n_lost = int(sent.sum() - known_cells.sum())
-        out.notes.append(
-            f"latent: {len(lost)} of {len(blocks)} blocks lost ({n_lost} of {int(sent.sum())} cells); "
-            "those cells are regenerated"
+    # per value (cell-major over the sent cells, [n, C]): which block state it came from
+    state = np.repeat(top.state, [count for _, count in blocks])
+    codes = top.codes.astype(np.int64)
+    if planes:
+        low = bits - planes
+        lsb_codes = np.where(
+            np.repeat(parts[1].state, [n for _, n in blocks])[:, None] == _LOST,
+            1 << (low - 1),
+            parts[1].codes,
         )
-    q = QuantizedTensor(codes.reshape(c, h, w), bits, scale, offset)
-    known = np.broadcast_to(known_cells.reshape(1, h, w), (c, h, w)).copy()
+        codes = (codes << low) | lsb_codes
+    suspect = np.repeat((state == _DAMAGED)[:, None], c, axis=1)
+    readable = np.repeat((state != _LOST)[:, None], c, axis=1)
+    plausible = _clean(f, top, blocks, cells, suspect, out) if suspect.any() else np.ones_like(suspect)
+    grid_codes = np.zeros((c, h * w), np.uint8)
+    grid_codes[:, cells] = codes.T
+    known = np.zeros((c, h * w), bool)
+    known[:, cells] = (readable & plausible).T
+    _report_values(out, blocks, parts, readable, suspect, plausible, planes)
+    q = QuantizedTensor(grid_codes.reshape(c, h, w), bits, scale, offset)
+    known = known.reshape(c, h, w)
     out.latent = np.where(known, dequantize(q), 0.0).astype(np.float32)
     out.known = known
     out.sent = sent
+
+
+_INTACT, _DAMAGED, _LOST = 0, 1, 2
+
+
+@dataclass
+class _Part:
+    """One part of a quantised section as read: codes [n_cells, C] of ``bits`` bits, each block's
+    state (_INTACT, _DAMAGED: failed its CRC but used as received, _LOST), and where it ended."""
+
+    codes: np.ndarray
+    state: np.ndarray
+    bits: int
+    end: int
+
+
+def _read_part(chunk, pos, blocks, c, bits, codec, k, salvage) -> _Part | str:
+    """Read one part's blocks from ``chunk`` at ``pos``; a string says why nothing can be read."""
+    raw_lens = [packed_size(count * c, bits) for _, count in blocks]
+    if codec.name == "none":
+        stored = raw_lens
+    else:
+        index, why = _check(chunk[pos : pos + 2 * len(blocks) + k], 2 * len(blocks) + k, bool(k))
+        if why is not None:
+            return f"its block index {why}"
+        stored = list(struct.unpack(f"<{len(blocks)}H", index))
+        pos += 2 * len(blocks) + k
+    codes = np.zeros((sum(n for _, n in blocks), c), np.uint8)
+    state = np.full(len(blocks), _LOST, np.uint8)
+    for i, ((start, count), raw_len, n) in enumerate(zip(blocks, raw_lens, stored, strict=True)):
+        piece = chunk[pos : pos + n + k]
+        data, why = _check(piece, n + k, bool(k))
+        pos += n + k
+        if why == FAILED_CRC and salvage and n == raw_len:
+            data, why, state[i] = piece[:n], None, _DAMAGED  # stored raw: use it as received
+        elif why is None:
+            state[i] = _INTACT
+        if why is None and n != raw_len:
+            try:
+                data = codec.decompress(data, raw_len)
+            except CodecError:
+                data, why = None, "does not decompress"
+        if why is None and (n > raw_len or len(data) != raw_len):
+            why = "wrong length"
+        if why is not None:
+            state[i] = _LOST
+            continue
+        codes[start : start + count] = unpack_codes(data, bits, count * c).reshape(count, c)
+    return _Part(codes, state, bits, pos)
+
+
+def _clean(f, top: _Part, blocks, cells, suspect, out) -> np.ndarray:
+    """Plausible [n_cells, C] for the values of the top part (gensc.common.clean). Cells not sent
+    (key+text) take their channel's median code, so they do not pull the neighbour estimates."""
+    from gensc.common.clean import CodeCleaner, crc_bit_error_rate
+
+    c, h, w = f["c"], f["h"], f["w"]
+    grid = np.repeat(np.median(top.codes, axis=0).astype(np.uint8)[:, None], h * w, axis=1)
+    grid[:, cells] = top.codes.T
+    sus = np.zeros((c, h * w), bool)
+    sus[:, cells] = suspect.T
+    intact = int((top.state == _INTACT).sum())
+    mean_bits = 8 * sum(packed_size(n * c, top.bits) for _, n in blocks) / len(blocks)
+    p = crc_bit_error_rate(intact, len(blocks), mean_bits)
+    ref = np.zeros((c, h * w), bool)
+    ref[:, cells] = np.repeat((top.state == _INTACT), [n for _, n in blocks])[None, :]
+    result = CodeCleaner()(grid.reshape(c, h, w), top.bits, sus.reshape(c, h, w), ref.reshape(c, h, w), p)
+    out.bit_error_rate = result.bit_error_rate
+    return result.plausible.reshape(c, h * w)[:, cells].T
+
+
+def _report_values(out, blocks, parts, readable, suspect, plausible, planes) -> None:
+    """Counts and notes: what became of each sent value (see ParsedPacket.latent_values)."""
+    top = parts[0]
+    n = readable.size
+    used = int((readable & plausible).sum())
+    from_damaged = int((suspect & plausible).sum())
+    cleaned = int((suspect & ~plausible).sum())
+    out.latent_values = {
+        "sent": n,
+        "used": used,
+        "from_damaged": from_damaged,
+        "cleaned": cleaned,
+        "erased": n - used - cleaned,
+    }
+    damaged = int((top.state == _DAMAGED).sum())
+    lost = int((top.state == _LOST).sum())
+    what = "MSB-plane blocks" if planes else "blocks"
+    if lost:
+        out.notes.append(
+            f"latent: {lost} of {len(blocks)} {what} lost ({n - int(readable.sum())} of {n} values); "
+            "those values are regenerated"
+        )
+    if damaged:
+        out.salvaged.append("latent")
+        out.notes.append(
+            f"latent: {damaged} of {len(blocks)} {what} failed their CRC and were used as received: "
+            f"{from_damaged} values kept, {cleaned} implausible ones cleaned (regenerated), "
+            f"assuming a bit error rate of {out.bit_error_rate:.2g}"
+        )
+    if planes:
+        low = parts[1].state
+        if (low != _INTACT).any():
+            out.notes.append(
+                f"latent: {int((low == _DAMAGED).sum())} LSB-plane blocks used damaged, "
+                f"{int((low == _LOST).sum())} lost (their low bits set to mid-range)"
+            )
+    if lost or damaged or (planes and (parts[1].state != _INTACT).any()):
+        out.damaged.append("latent")
 
 
 def _decode_mask(f: dict[str, int], sections: dict[str, bytes], out: ParsedPacket) -> np.ndarray | None:

@@ -40,7 +40,7 @@ from typing import Any
 
 import grpc
 
-from gensc.common.rpc import INSTANCE_KEY, RpcConfig, check_item_id, status_of
+from gensc.common.rpc import INSTANCE_KEY, RpcConfig, check_item_id, grpc_status
 
 log = logging.getLogger("gensc.relay")
 
@@ -276,8 +276,7 @@ class _Relay:
         try:
             step = self.prepare(req)
         except Exception as e:  # noqa: BLE001 - prepare must not take the stream down
-            log.exception("prepare failed")
-            self.out.put((self.fail(req, None, *status_of(e)), True))
+            self.out.put((self.fail(req, None, *grpc_status(e)), True))  # status_of logs a bug
             return
         if not isinstance(step, Forward):
             self.out.put((step, True))
@@ -405,8 +404,7 @@ class _Relay:
         try:
             result = self.finish(item.request, item.ctx, resp, span_ms)
         except Exception as e:  # noqa: BLE001 - every item gets an answer
-            log.exception("finish failed")
-            result = self.fail(item.request, item.ctx, *status_of(e))
+            result = self.fail(item.request, item.ctx, *grpc_status(e))  # status_of logs a bug
         self._answer(result, item.notes)
 
     def _lost(self, call: _Call, code: grpc.StatusCode, message: str) -> None:

@@ -216,6 +216,10 @@ def serve(
     and the message on stderr (a missing model fails within seconds, at start-up).
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # Before load() imports torch: its OpenMP threads otherwise keep spinning on the cores after
+    # every model call, just when the gRPC threads need them to send the result on (and on shared
+    # cores they slow the models too). OMP_WAIT_POLICY=ACTIVE in the environment keeps the spin.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         rpc = rpc_config(args)
     except InvalidInput as e:

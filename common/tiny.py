@@ -180,19 +180,57 @@ def _check_shapes(shapes: str) -> str:
     return shapes
 
 
+def build_taesd(out: Path, seed: int = 0, shapes: str = "tiny") -> None:
+    """Write a random-weight AutoencoderTiny folder (the tiny autoencoder, TAESD) to ``out``.
+
+    ``sd15-shapes``: TAESD's own shapes (diffusers' default config, 64 channels, 1.2 M decoder
+    parameters); ``tiny``: 8 channels, one block per level. Both decode a 4-channel latent at
+    1/8 of the image size, like SD's VAE.
+    """
+    import torch
+    from diffusers import AutoencoderTiny
+
+    torch.manual_seed(seed + 3)
+    if _check_shapes(shapes) == "sd15-shapes":
+        model = AutoencoderTiny()
+    else:
+        model = AutoencoderTiny(
+            encoder_block_out_channels=(8, 8, 8, 8),
+            decoder_block_out_channels=(8, 8, 8, 8),
+            num_encoder_blocks=(1, 1, 1, 1),
+            num_decoder_blocks=(1, 1, 1, 1),
+        )
+    model.save_pretrained(out)
+
+
 def ensure_random(root: Path, shapes: str = "tiny", seed: int = 0) -> tuple[Path, Path]:
-    """Return (sd_dir, blip_dir) of a random-weight profile under ``root``, building them once.
+    """Return (sd_dir, blip_dir) of a random-weight profile under ``root``, building them once."""
+
+    def build(tmp: Path) -> None:
+        build_sd(tmp / "sd", seed, shapes)
+        build_blip(tmp / "blip", seed, shapes)
+
+    target = _build_once(Path(root) / f"{_check_shapes(shapes)}-v{TINY_VERSION}-seed{seed}", build)
+    return target / "sd", target / "blip"
+
+
+def ensure_random_taesd(root: Path, shapes: str = "tiny", seed: int = 0) -> Path:
+    """Return the folder of a random-weight tiny autoencoder for ``shapes`` under ``root``, built once."""
+    target = Path(root) / f"{_check_shapes(shapes)}-taesd-v{TINY_VERSION}-seed{seed}"
+    return _build_once(target, lambda tmp: build_taesd(tmp / "taesd", seed, shapes)) / "taesd"
+
+
+def _build_once(target: Path, build) -> Path:
+    """Run ``build(tmp)`` once into ``target`` (marked READY).
 
     Safe against several processes building at once: each builds in a temporary folder and
     renames it into place; a loser of the race discards its copy.
     """
-    target = Path(root) / f"{_check_shapes(shapes)}-v{TINY_VERSION}-seed{seed}"
     if not (target / "READY").is_file():
-        Path(root).mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".tiny-build-", dir=root))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tiny-build-", dir=target.parent))
         try:
-            build_sd(tmp / "sd", seed, shapes)
-            build_blip(tmp / "blip", seed, shapes)
+            build(tmp)
             (tmp / "READY").write_text("ok\n")
             try:
                 os.rename(tmp, target)
@@ -202,4 +240,4 @@ def ensure_random(root: Path, shapes: str = "tiny", seed: int = 0) -> tuple[Path
                     os.rename(tmp, target)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    return target / "sd", target / "blip"
+    return target

@@ -1,14 +1,15 @@
 """Image quality metrics, each through a library. Inputs are uint8 RGB ``[H, W, 3]`` arrays.
 
-``psnr_ssim`` (scikit-image) is the client's quick per-image check. ``MetricSuite`` is the
-evaluation harness's set, batched on the CPU or a GPU:
+PSNR and SSIM have one definition each (``psnr`` and ``ssim`` below, on the CPU), used by the
+client's report.json (``psnr_ssim``) and by ``gensc eval`` (``MetricSuite``), so both give the
+same number for the same pair. ``MetricSuite``'s set, the others batched on the CPU or a GPU:
 
 ============  =========================================================  ===================
 result key    library call                                               needs
 ============  =========================================================  ===================
-psnr_db       torchmetrics ``peak_signal_noise_ratio`` (data range 255)  -
-ssim          torchmetrics ``structural_similarity_index_measure``       -
-              (Gaussian 11x11, sigma 1.5, K = 0.01 / 0.03; Wang 2004)
+psnr_db       ``psnr``: scikit-image ``peak_signal_noise_ratio`` (255)   -
+ssim          ``ssim``: scikit-image ``structural_similarity``, Wang     -
+              et al. 2004 (Gaussian 11x11, sigma 1.5, K = 0.01 / 0.03)
 ms_ssim       torchmetrics ``multiscale_structural_similarity_index_     images >= 176 px for
               measure`` (5 scales; fewer on small images, noted)         all 5 scales
 vsi           piq ``vsi``                                                piq (needs torchvision)
@@ -56,6 +57,8 @@ HIGHER_IS_BETTER = {
     "clip_score": True,
     "fid": False,
 }
+SSIM_SIGMA = 1.5  # Wang et al. 2004's Gaussian window (11 x 11: scikit-image truncates at 3.5 sigma)
+SSIM_WINDOW = 11  # the window's side: SSIM needs images at least this many pixels on each side
 MS_SSIM_BETAS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # Wang et al. 2003, 5 scales
 MS_SSIM_KERNEL = 11
 # torchvision's file names for the LPIPS backbones, looked up in ``torch.hub.get_dir()/checkpoints``.
@@ -67,16 +70,50 @@ LPIPS_BACKBONES = {
 FID_DEFAULT_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's cache name
 
 
-def psnr_ssim(reference: np.ndarray, test: np.ndarray) -> dict[str, float]:
-    """PSNR in dB (data range 255; inf for identical images) and SSIM (7x7 Gaussian-free window)."""
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+def psnr(reference: np.ndarray, test: np.ndarray) -> float:
+    """PSNR in dB of a uint8 ``[H, W, 3]`` pair: ``10 log10(255^2 / MSE)`` over all pixels and
+    channels (scikit-image; inf for identical images)."""
+    from skimage.metrics import peak_signal_noise_ratio
 
-    if reference.shape != test.shape:
-        raise ValueError(f"shapes differ: {reference.shape} vs {test.shape}")
-    return {
-        "psnr_db": float(peak_signal_noise_ratio(reference, test, data_range=255)),
-        "ssim": float(structural_similarity(reference, test, channel_axis=2, data_range=255)),
-    }
+    _check_pair(reference, test)
+    return float(peak_signal_noise_ratio(reference, test, data_range=255))
+
+
+def ssim(reference: np.ndarray, test: np.ndarray) -> float:
+    """SSIM of a uint8 ``[H, W, 3]`` pair as Wang et al. 2004 define it (their reference code,
+    ``ssim_index.m``): Gaussian window of std ``SSIM_SIGMA`` (11 x 11), K1 0.01, K2 0.03, data range
+    255, population covariances, averaged over the window positions inside the image and over the
+    3 channels. scikit-image with the settings its documentation gives for matching Wang et al.
+    Raises ValueError for images smaller than the window (``SSIM_WINDOW`` on either side)."""
+    from skimage.metrics import structural_similarity
+
+    _check_pair(reference, test)
+    h, w = reference.shape[:2]
+    if min(h, w) < SSIM_WINDOW:
+        raise ValueError(f"SSIM needs at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels (its window), got {w}x{h}")
+    return float(
+        structural_similarity(
+            reference,
+            test,
+            channel_axis=2,
+            data_range=255,
+            gaussian_weights=True,
+            sigma=SSIM_SIGMA,
+            use_sample_covariance=False,
+        )
+    )
+
+
+def psnr_ssim(reference: np.ndarray, test: np.ndarray) -> dict[str, float | None]:
+    """``psnr`` (dB) and ``ssim`` of one pair: the client's per-image check (report.json).
+    ``ssim`` is None for an image smaller than SSIM's window (``SSIM_WINDOW``)."""
+    small = min(reference.shape[:2]) < SSIM_WINDOW
+    return {"psnr_db": psnr(reference, test), "ssim": None if small else ssim(reference, test)}
+
+
+def _check_pair(reference: np.ndarray, test: np.ndarray) -> None:
+    if reference.shape != test.shape or reference.ndim != 3 or reference.shape[2] != 3:
+        raise ValueError(f"image pair must be equal [H, W, 3] arrays, got {reference.shape} vs {test.shape}")
 
 
 def parse_metric_names(text: str) -> tuple[str, ...]:
@@ -301,25 +338,18 @@ class MetricSuite:
 
     def _batch(self, refs, tests, captions) -> list[dict[str, float | None]]:
         import torch
-        from torchmetrics.functional.image import (
-            multiscale_structural_similarity_index_measure,
-            peak_signal_noise_ratio,
-            structural_similarity_index_measure,
-        )
+        from torchmetrics.functional.image import multiscale_structural_similarity_index_measure
 
         for a, b in zip(refs, tests, strict=True):
-            if a.shape != b.shape or a.ndim != 3 or a.shape[2] != 3:
-                raise ValueError(f"image pair must be equal [H, W, 3] arrays, got {a.shape} vs {b.shape}")
+            _check_pair(a, b)
         x, y = _to_tensor(tests, self.device), _to_tensor(refs, self.device)
         n = x.shape[0]
         cols: dict[str, list[float | None]] = {}
         with torch.inference_mode():
             if "psnr_db" in self.available:
-                v = peak_signal_noise_ratio(x, y, data_range=255.0, reduction="none", dim=(1, 2, 3))
-                cols["psnr_db"] = v.cpu().tolist()
+                cols["psnr_db"] = [psnr(a, b) for a, b in zip(refs, tests, strict=True)]
             if "ssim" in self.available:
-                v = structural_similarity_index_measure(x, y, data_range=255.0, reduction="none")
-                cols["ssim"] = v.cpu().tolist()
+                cols["ssim"] = [ssim(a, b) for a, b in zip(refs, tests, strict=True)]
             if "ms_ssim" in self.available:
                 cols["ms_ssim"] = self._ms_ssim(x, y, multiscale_structural_similarity_index_measure)
             if self._vsi is not None:
@@ -348,7 +378,15 @@ class MetricSuite:
                 f"{scales} of 5 scales: {side} px images are below the 176 px that 5 scales need "
                 "(weights renormalised); not comparable with standard 5-scale MS-SSIM"
             )
-        v = fn(x, y, data_range=255.0, kernel_size=MS_SSIM_KERNEL, betas=betas, reduction="none")
+        v = fn(
+            x,
+            y,
+            data_range=255.0,
+            kernel_size=MS_SSIM_KERNEL,
+            sigma=SSIM_SIGMA,
+            betas=betas,
+            reduction="none",
+        )
         return v.cpu().tolist()
 
     def _clip_one(self, image, caption: str | None) -> float | None:

@@ -41,7 +41,7 @@ class ItemError(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., stage: _Optional[str] = ...) -> None: ...
 
 class ChannelReport(_message.Message):
-    __slots__ = ("modulation", "code", "snr_db", "snr_kind", "esn0_db", "ebn0_db", "info_bits", "coded_bits", "symbols", "airtime_s", "bit_errors_raw", "bit_errors", "header_ok", "body_crc_ok", "ideal_header", "fading", "erased")
+    __slots__ = ("modulation", "code", "snr_db", "snr_kind", "esn0_db", "ebn0_db", "info_bits", "coded_bits", "symbols", "airtime_s", "bit_errors_raw", "bit_errors", "header_ok", "body_crc_ok", "ideal_header", "fading", "erased", "protected_bytes", "protected_modulation", "protected_code", "protected_symbols", "protected_bit_errors")
     MODULATION_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     SNR_DB_FIELD_NUMBER: _ClassVar[int]
@@ -59,6 +59,11 @@ class ChannelReport(_message.Message):
     IDEAL_HEADER_FIELD_NUMBER: _ClassVar[int]
     FADING_FIELD_NUMBER: _ClassVar[int]
     ERASED_FIELD_NUMBER: _ClassVar[int]
+    PROTECTED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    PROTECTED_MODULATION_FIELD_NUMBER: _ClassVar[int]
+    PROTECTED_CODE_FIELD_NUMBER: _ClassVar[int]
+    PROTECTED_SYMBOLS_FIELD_NUMBER: _ClassVar[int]
+    PROTECTED_BIT_ERRORS_FIELD_NUMBER: _ClassVar[int]
     modulation: str
     code: str
     snr_db: float
@@ -76,7 +81,12 @@ class ChannelReport(_message.Message):
     ideal_header: bool
     fading: str
     erased: bool
-    def __init__(self, modulation: _Optional[str] = ..., code: _Optional[str] = ..., snr_db: _Optional[float] = ..., snr_kind: _Optional[str] = ..., esn0_db: _Optional[float] = ..., ebn0_db: _Optional[float] = ..., info_bits: _Optional[int] = ..., coded_bits: _Optional[int] = ..., symbols: _Optional[int] = ..., airtime_s: _Optional[float] = ..., bit_errors_raw: _Optional[int] = ..., bit_errors: _Optional[int] = ..., header_ok: _Optional[bool] = ..., body_crc_ok: _Optional[bool] = ..., ideal_header: _Optional[bool] = ..., fading: _Optional[str] = ..., erased: _Optional[bool] = ...) -> None: ...
+    protected_bytes: int
+    protected_modulation: str
+    protected_code: str
+    protected_symbols: int
+    protected_bit_errors: int
+    def __init__(self, modulation: _Optional[str] = ..., code: _Optional[str] = ..., snr_db: _Optional[float] = ..., snr_kind: _Optional[str] = ..., esn0_db: _Optional[float] = ..., ebn0_db: _Optional[float] = ..., info_bits: _Optional[int] = ..., coded_bits: _Optional[int] = ..., symbols: _Optional[int] = ..., airtime_s: _Optional[float] = ..., bit_errors_raw: _Optional[int] = ..., bit_errors: _Optional[int] = ..., header_ok: _Optional[bool] = ..., body_crc_ok: _Optional[bool] = ..., ideal_header: _Optional[bool] = ..., fading: _Optional[str] = ..., erased: _Optional[bool] = ..., protected_bytes: _Optional[int] = ..., protected_modulation: _Optional[str] = ..., protected_code: _Optional[str] = ..., protected_symbols: _Optional[int] = ..., protected_bit_errors: _Optional[int] = ...) -> None: ...
 
 class ReconOptions(_message.Message):
     __slots__ = ("strength", "steps", "guidance", "seed")
@@ -89,6 +99,47 @@ class ReconOptions(_message.Message):
     guidance: float
     seed: int
     def __init__(self, strength: _Optional[float] = ..., steps: _Optional[int] = ..., guidance: _Optional[float] = ..., seed: _Optional[int] = ...) -> None: ...
+
+class PayloadSizes(_message.Message):
+    __slots__ = ("bytes", "total")
+    class BytesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    bytes: _containers.ScalarMap[str, int]
+    total: int
+    def __init__(self, bytes: _Optional[_Mapping[str, int]] = ..., total: _Optional[int] = ...) -> None: ...
+
+class Result(_message.Message):
+    __slots__ = ("item_id", "image", "error", "profile", "timings", "notes", "report", "name", "mode", "caption", "payload")
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    CAPTION_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    item_id: str
+    image: Image
+    error: ItemError
+    profile: str
+    timings: Timings
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    report: ChannelReport
+    name: str
+    mode: str
+    caption: str
+    payload: PayloadSizes
+    def __init__(self, item_id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ..., profile: _Optional[str] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ..., report: _Optional[_Union[ChannelReport, _Mapping]] = ..., name: _Optional[str] = ..., mode: _Optional[str] = ..., caption: _Optional[str] = ..., payload: _Optional[_Union[PayloadSizes, _Mapping]] = ...) -> None: ...
 
 class TransmitRequest(_message.Message):
     __slots__ = ("item_id", "image", "mode", "quant_bits", "recon", "link_overrides")
@@ -106,78 +157,21 @@ class TransmitRequest(_message.Message):
     link_overrides: _struct_pb2.Struct
     def __init__(self, item_id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., mode: _Optional[str] = ..., quant_bits: _Optional[int] = ..., recon: _Optional[_Union[ReconOptions, _Mapping]] = ..., link_overrides: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
-class PayloadSizes(_message.Message):
-    __slots__ = ("bytes", "total")
-    class BytesEntry(_message.Message):
-        __slots__ = ("key", "value")
-        KEY_FIELD_NUMBER: _ClassVar[int]
-        VALUE_FIELD_NUMBER: _ClassVar[int]
-        key: str
-        value: int
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
-    BYTES_FIELD_NUMBER: _ClassVar[int]
-    TOTAL_FIELD_NUMBER: _ClassVar[int]
-    bytes: _containers.ScalarMap[str, int]
-    total: int
-    def __init__(self, bytes: _Optional[_Mapping[str, int]] = ..., total: _Optional[int] = ...) -> None: ...
-
-class TransmitResult(_message.Message):
-    __slots__ = ("item_id", "name", "image", "error", "mode", "profile", "caption", "payload", "report", "timings", "notes")
-    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
-    NAME_FIELD_NUMBER: _ClassVar[int]
-    IMAGE_FIELD_NUMBER: _ClassVar[int]
-    ERROR_FIELD_NUMBER: _ClassVar[int]
-    MODE_FIELD_NUMBER: _ClassVar[int]
-    PROFILE_FIELD_NUMBER: _ClassVar[int]
-    CAPTION_FIELD_NUMBER: _ClassVar[int]
-    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
-    REPORT_FIELD_NUMBER: _ClassVar[int]
-    TIMINGS_FIELD_NUMBER: _ClassVar[int]
-    NOTES_FIELD_NUMBER: _ClassVar[int]
-    item_id: str
-    name: str
-    image: Image
-    error: ItemError
-    mode: str
-    profile: str
-    caption: str
-    payload: PayloadSizes
-    report: ChannelReport
-    timings: Timings
-    notes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, item_id: _Optional[str] = ..., name: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ..., mode: _Optional[str] = ..., profile: _Optional[str] = ..., caption: _Optional[str] = ..., payload: _Optional[_Union[PayloadSizes, _Mapping]] = ..., report: _Optional[_Union[ChannelReport, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
-
 class Frame(_message.Message):
-    __slots__ = ("item_id", "recon", "link_overrides", "header", "body")
+    __slots__ = ("item_id", "recon", "link_overrides", "header", "body", "protected_bytes")
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     RECON_FIELD_NUMBER: _ClassVar[int]
     LINK_OVERRIDES_FIELD_NUMBER: _ClassVar[int]
     HEADER_FIELD_NUMBER: _ClassVar[int]
     BODY_FIELD_NUMBER: _ClassVar[int]
+    PROTECTED_BYTES_FIELD_NUMBER: _ClassVar[int]
     item_id: str
     recon: ReconOptions
     link_overrides: _struct_pb2.Struct
     header: bytes
     body: bytes
-    def __init__(self, item_id: _Optional[str] = ..., recon: _Optional[_Union[ReconOptions, _Mapping]] = ..., link_overrides: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., header: _Optional[bytes] = ..., body: _Optional[bytes] = ...) -> None: ...
-
-class Delivery(_message.Message):
-    __slots__ = ("item_id", "image", "error", "profile", "report", "timings", "notes")
-    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
-    IMAGE_FIELD_NUMBER: _ClassVar[int]
-    ERROR_FIELD_NUMBER: _ClassVar[int]
-    PROFILE_FIELD_NUMBER: _ClassVar[int]
-    REPORT_FIELD_NUMBER: _ClassVar[int]
-    TIMINGS_FIELD_NUMBER: _ClassVar[int]
-    NOTES_FIELD_NUMBER: _ClassVar[int]
-    item_id: str
-    image: Image
-    error: ItemError
-    profile: str
-    report: ChannelReport
-    timings: Timings
-    notes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, item_id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ..., profile: _Optional[str] = ..., report: _Optional[_Union[ChannelReport, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
+    protected_bytes: int
+    def __init__(self, item_id: _Optional[str] = ..., recon: _Optional[_Union[ReconOptions, _Mapping]] = ..., link_overrides: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., header: _Optional[bytes] = ..., body: _Optional[bytes] = ..., protected_bytes: _Optional[int] = ...) -> None: ...
 
 class ReceivedFrame(_message.Message):
     __slots__ = ("item_id", "header", "body", "recon", "report")
@@ -192,19 +186,3 @@ class ReceivedFrame(_message.Message):
     recon: ReconOptions
     report: ChannelReport
     def __init__(self, item_id: _Optional[str] = ..., header: _Optional[bytes] = ..., body: _Optional[bytes] = ..., recon: _Optional[_Union[ReconOptions, _Mapping]] = ..., report: _Optional[_Union[ChannelReport, _Mapping]] = ...) -> None: ...
-
-class Reconstruction(_message.Message):
-    __slots__ = ("item_id", "image", "error", "profile", "timings", "notes")
-    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
-    IMAGE_FIELD_NUMBER: _ClassVar[int]
-    ERROR_FIELD_NUMBER: _ClassVar[int]
-    PROFILE_FIELD_NUMBER: _ClassVar[int]
-    TIMINGS_FIELD_NUMBER: _ClassVar[int]
-    NOTES_FIELD_NUMBER: _ClassVar[int]
-    item_id: str
-    image: Image
-    error: ItemError
-    profile: str
-    timings: Timings
-    notes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, item_id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ..., profile: _Optional[str] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -37,7 +37,7 @@ class SenderStub:
         self.Transmit = channel.stream_stream(
                 '/gensc.v1.Sender/Transmit',
                 request_serializer=gensc_dot_proto_dot_semcom__pb2.TransmitRequest.SerializeToString,
-                response_deserializer=gensc_dot_proto_dot_semcom__pb2.TransmitResult.FromString,
+                response_deserializer=gensc_dot_proto_dot_semcom__pb2.Result.FromString,
                 _registered_method=True)
 
 
@@ -56,7 +56,7 @@ def add_SenderServicer_to_server(servicer, server):
             'Transmit': grpc.stream_stream_rpc_method_handler(
                     servicer.Transmit,
                     request_deserializer=gensc_dot_proto_dot_semcom__pb2.TransmitRequest.FromString,
-                    response_serializer=gensc_dot_proto_dot_semcom__pb2.TransmitResult.SerializeToString,
+                    response_serializer=gensc_dot_proto_dot_semcom__pb2.Result.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -85,7 +85,7 @@ class Sender:
             target,
             '/gensc.v1.Sender/Transmit',
             gensc_dot_proto_dot_semcom__pb2.TransmitRequest.SerializeToString,
-            gensc_dot_proto_dot_semcom__pb2.TransmitResult.FromString,
+            gensc_dot_proto_dot_semcom__pb2.Result.FromString,
             options,
             channel_credentials,
             insecure,
@@ -109,7 +109,7 @@ class ChannelStub:
         self.Relay = channel.stream_stream(
                 '/gensc.v1.Channel/Relay',
                 request_serializer=gensc_dot_proto_dot_semcom__pb2.Frame.SerializeToString,
-                response_deserializer=gensc_dot_proto_dot_semcom__pb2.Delivery.FromString,
+                response_deserializer=gensc_dot_proto_dot_semcom__pb2.Result.FromString,
                 _registered_method=True)
 
 
@@ -128,7 +128,7 @@ def add_ChannelServicer_to_server(servicer, server):
             'Relay': grpc.stream_stream_rpc_method_handler(
                     servicer.Relay,
                     request_deserializer=gensc_dot_proto_dot_semcom__pb2.Frame.FromString,
-                    response_serializer=gensc_dot_proto_dot_semcom__pb2.Delivery.SerializeToString,
+                    response_serializer=gensc_dot_proto_dot_semcom__pb2.Result.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -157,7 +157,7 @@ class Channel:
             target,
             '/gensc.v1.Channel/Relay',
             gensc_dot_proto_dot_semcom__pb2.Frame.SerializeToString,
-            gensc_dot_proto_dot_semcom__pb2.Delivery.FromString,
+            gensc_dot_proto_dot_semcom__pb2.Result.FromString,
             options,
             channel_credentials,
             insecure,
@@ -181,7 +181,7 @@ class ReceiverStub:
         self.Reconstruct = channel.stream_stream(
                 '/gensc.v1.Receiver/Reconstruct',
                 request_serializer=gensc_dot_proto_dot_semcom__pb2.ReceivedFrame.SerializeToString,
-                response_deserializer=gensc_dot_proto_dot_semcom__pb2.Reconstruction.FromString,
+                response_deserializer=gensc_dot_proto_dot_semcom__pb2.Result.FromString,
                 _registered_method=True)
 
 
@@ -200,7 +200,7 @@ def add_ReceiverServicer_to_server(servicer, server):
             'Reconstruct': grpc.stream_stream_rpc_method_handler(
                     servicer.Reconstruct,
                     request_deserializer=gensc_dot_proto_dot_semcom__pb2.ReceivedFrame.FromString,
-                    response_serializer=gensc_dot_proto_dot_semcom__pb2.Reconstruction.SerializeToString,
+                    response_serializer=gensc_dot_proto_dot_semcom__pb2.Result.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -229,7 +229,7 @@ class Receiver:
             target,
             '/gensc.v1.Receiver/Reconstruct',
             gensc_dot_proto_dot_semcom__pb2.ReceivedFrame.SerializeToString,
-            gensc_dot_proto_dot_semcom__pb2.Reconstruction.FromString,
+            gensc_dot_proto_dot_semcom__pb2.Result.FromString,
             options,
             channel_credentials,
             insecure,

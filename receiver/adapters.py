@@ -8,12 +8,19 @@ Two kinds, both LoRA folders as ``gensc finetune`` writes them (diffusers' layou
   channel report the proxy forwards) lies in ``[LO, HI)``; ``LO``/``HI`` may be ``-inf``/``inf``.
   Bands must not overlap. An item with no report, or outside every band, uses none of them.
 
-The interface the receiver uses is narrow, so a batching scheduler can key batches on it:
-``Adapters(plan, pipe)`` loads and checks every folder once (a missing or mismatched adapter is an
-error at start-up, never per item), ``choose(snr_db) -> name | None`` picks the SNR-keyed adapter,
-``activate(pipe, name)`` switches the pipeline to the always-on adapters plus ``name`` (diffusers
-``set_adapters``; ``disable_lora`` when nothing is on), and ``note(name)`` is the line that names
-what ran in the result notes.
+How the receiver's engine (gensc.receiver.engine) uses them: ``Adapters(plan, pipe)`` loads and
+checks every folder once (a missing or mismatched adapter is an error at start-up, never per
+item). At admission (``ReceiverPipeline.submit``), ``choose(snr_db) -> name | None`` picks the
+item's SNR-keyed adapter and ``on(name)`` gives the adapters that item runs with, ``((name,
+scale), ...)``; that tuple travels on each of the item's ``Work`` items and is part of the batch
+key, so items with different adapters are never batched together. On the scheduler thread, right
+before a batched call, ``activate(pipe, on)`` switches the pipeline to exactly those adapters
+(diffusers ``set_adapters``; ``disable_lora`` when none). ``note(name)`` is the line that names
+what ran in the result notes (and so in the client's report.json).
+
+The engine's LCM-LoRA (``--lcm-lora``, gensc.receiver.fast) uses the same diffusers machinery under
+its own adapter name (``LCM_ADAPTER``, never given to a folder here): it is fused into the UNet
+and its LoRA layers unloaded before these adapters load, so they run on top of the fused weights.
 """
 
 from __future__ import annotations
@@ -28,6 +35,9 @@ from gensc.common.errors import ModelUnavailable
 
 WEIGHT_NAME = "pytorch_lora_weights.safetensors"  # diffusers' default LoRA file name
 MAX_SCALE = 8.0  # |SCALE| limit: beyond this an adapter swamps the base model
+LCM_ADAPTER = "gensc_lcm"  # the LCM-LoRA's adapter name (gensc.receiver.fast); reserved here
+
+On = tuple[tuple[str, float], ...]  # the adapters an item runs with: (name, scale) each
 
 
 def _float(text: str, what: str) -> float:
@@ -112,6 +122,11 @@ class AdapterPlan:
     def __bool__(self) -> bool:
         return bool(self.always or self.by_snr)
 
+    def check(self) -> None:
+        """ModelUnavailable when a folder or its weight file is missing (before anything loads)."""
+        for spec in (*self.always, *(b.adapter for b in self.by_snr)):
+            check_folder(spec.path)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "always": [{"path": a.path, "scale": a.scale} for a in self.always],
@@ -192,7 +207,8 @@ class Adapters:
     """Every adapter of ``plan`` loaded into ``pipe`` (names: the folder names, made unique).
 
     Raises ModelUnavailable at construction when a folder is missing, has no weights, or does not
-    fit the pipeline's models (a layer it names is not there, or has another shape).
+    fit the pipeline's models (a layer it names is not there, or has another shape). ``activate``
+    belongs to the thread that owns ``pipe`` (the engine's scheduler thread, once serving).
     """
 
     def __init__(self, plan: AdapterPlan, pipe: Any) -> None:
@@ -204,13 +220,13 @@ class Adapters:
             self._always.append(self._load(pipe, spec))
         for band in plan.by_snr:
             self._bands.append((band, self._load(pipe, band.adapter)))
-        self.activate(pipe, None)
+        self.activate(pipe, self.on(None))
 
     def _load(self, pipe: Any, spec: AdapterSpec) -> str:
         weights = check_folder(spec.path)
         base = re.sub(r"[^A-Za-z0-9_-]", "_", Path(spec.path).resolve().name) or "lora"
         name, i = base, 1
-        while name in self.names:
+        while name in self.names or name == LCM_ADAPTER:
             i += 1
             name = f"{base}_{i}"
         expected = _lora_layers(weights)
@@ -240,17 +256,27 @@ class Adapters:
     def active(self, name: str | None) -> list[str]:
         return self._always + ([name] if name is not None else [])
 
-    def activate(self, pipe: Any, name: str | None) -> None:
-        """Switch ``pipe`` to the always-on adapters plus ``name`` (None: only the always-on)."""
+    def on(self, name: str | None) -> On:
+        """The adapters an item with SNR-keyed adapter ``name`` runs with: the always-on ones plus
+        ``name`` (None: only the always-on), ``((name, scale), ...)``; part of the batch key."""
         if name is not None and name not in self.names:
             raise ValueError(f"unknown LoRA adapter {name!r}; loaded: {', '.join(self.names) or 'none'}")
-        names = self.active(name)
-        if not names:
+        return tuple((n, self.names[n].scale) for n in self.active(name))
+
+    def activate(self, pipe: Any, on: On) -> None:
+        """Switch ``pipe`` to exactly the adapters ``on`` (``on(name)``) at their scales; () turns
+        every adapter off."""
+        unknown = [n for n, _ in on if n not in self.names]
+        if unknown:
+            raise ValueError(
+                f"unknown LoRA adapter {unknown[0]!r}; loaded: {', '.join(self.names) or 'none'}"
+            )
+        if not on:
             if self.names:
                 pipe.disable_lora()
             return
         pipe.enable_lora()
-        pipe.set_adapters(names, adapter_weights=[self.names[n].scale for n in names])
+        pipe.set_adapters([n for n, _ in on], adapter_weights=[w for _, w in on])
 
     def note(self, name: str | None, snr_db: float | None = None) -> str:
         """The result note naming what ran: ``lora: restore@1 (Es/N0 3.2 dB in [0, 10))``."""

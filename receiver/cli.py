@@ -3,34 +3,46 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
+from gensc.common.errors import ModelUnavailable
 from gensc.common.service import add_model_args, add_serve_args, profile_from, serve
+from gensc.receiver import engine, fast
+from gensc.receiver.adapters import AdapterPlan
 
 
 def _serve(args: argparse.Namespace) -> int:
     from gensc.proto import semcom_pb2_grpc as pb_grpc
     from gensc.receiver.service import ReceiverServicer
 
+    try:  # settings are checked before anything binds or loads
+        paths = fast.paths_from_args(args)
+        engine_config = engine.config_from_args(args, result_timeout_s=args.item_timeout_s)
+        adapters = AdapterPlan.parse(args.lora, args.lora_by_snr)
+        adapters.check()  # every folder is there (whether it fits the models: at load)
+    except (ValueError, ModelUnavailable) as e:
+        print(f"gensc receiver serve: {e}", file=sys.stderr)
+        return 2
     servicer = ReceiverServicer(None)
 
     def load() -> str:
-        from gensc.receiver.adapters import AdapterPlan
         from gensc.receiver.pipeline import ReceiverPipeline
 
         profile = profile_from(args)
-        servicer.pipeline = ReceiverPipeline(
+        pipeline = ReceiverPipeline(
             profile,
             device=args.device,
             dtype=args.dtype,
             allow_download=args.allow_download,
+            paths=paths,
+            engine=engine_config,
             models=args.quantize,
-            adapters=AdapterPlan.parse(args.lora, args.lora_by_snr),
+            adapters=adapters,
         )
-        return (
-            f"profile {profile.name}"
-            + (", RANDOM WEIGHTS" if profile.random_weights else "")
-            + "".join(f"; {note}" for note in servicer.pipeline.model_notes)
-        )
+        servicer.pipeline = pipeline  # only now, warmed up: health turns SERVING after load()
+        what = f"profile {profile.name}" + (", RANDOM WEIGHTS" if profile.random_weights else "")
+        notes = "".join(f"; {note}" for note in pipeline.model_notes)
+        return f"{what}{notes}; {', '.join(pipeline.applied)}; {engine_config}"
 
     return serve(
         args,
@@ -45,6 +57,8 @@ def add_commands(sub) -> None:
     p = sub.add_parser("serve", help="run the receiver service")
     add_serve_args(p)
     add_model_args(p)
+    fast.add_args(p)
+    engine.add_args(p)
     g = p.add_argument_group("LoRA adapters (gensc finetune writes them; gensc.receiver.adapters)")
     g.add_argument(
         "--lora",

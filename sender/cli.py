@@ -37,6 +37,8 @@ def _serve(args: argparse.Namespace) -> int:
             classic_format=args.classic_format,
             classic_bpp=args.classic_bpp,
             snr_db=args.assume_snr_db,
+            code=args.assume_code,
+            msb_planes=args.msb_planes,
         )
         servicer.pipeline = SenderPipeline(
             profile,
@@ -85,8 +87,22 @@ def add_commands(sub) -> None:
     g = p.add_argument_group("codec (gensc.sender.pipeline.CodecConfig)")
     g.add_argument("--key-fraction", type=float, default=c.key_fraction, help="key+text: latent share")
     g.add_argument("--segmenter", default=c.segmenter, help="key-region segmenter: saliency, clipseg")
-    g.add_argument("--latent-codec", default=c.latent_codec, help="lossless latent codec: none, zlib, zstd")
-    g.add_argument("--text-codec", default=c.text_codec, help="caption codec (auto picks the smallest)")
+    g.add_argument(
+        "--latent-codec",
+        default=c.latent_codec,
+        help="lossless latent codec: auto (zlib; none on an uncoded or UEP link), none, zlib, zstd",
+    )
+    g.add_argument(
+        "--text-codec",
+        default=c.text_codec,
+        help="caption codec (auto: the smallest; plain on an uncoded link)",
+    )
+    g.add_argument(
+        "--msb-planes",
+        type=int,
+        default=None,
+        help="MSB bit planes sent first for unequal error protection (default: bits/2 on a UEP link)",
+    )
     g.add_argument("--classic-format", default=c.classic_format, help="classic baseline: jpeg or webp")
     g.add_argument("--classic-bpp", type=float, default=c.classic_bpp, help="classic byte budget, bit/pixel")
     g.add_argument(
@@ -94,6 +110,11 @@ def add_commands(sub) -> None:
         type=float,
         default=None,
         help="Es/N0 that mode auto assumes when a request's link settings do not say",
+    )
+    g.add_argument(
+        "--assume-code",
+        default=None,
+        help="link code the sender assumes when a request's link settings do not say (default: unknown)",
     )
     g.add_argument("--policy", default=None, help="JSON table overriding mode auto's SNR policy")
     add_model_args(p)

@@ -24,6 +24,8 @@ from gensc.common.packet import DEFAULT_BLOCK_CELLS, Packet, Wire
 from gensc.common.packet import encode as encode_packet
 from gensc.common.quantization import QuantConfig, load_component
 from gensc.common.timing import Stopwatch, device_sync
+from gensc.sender.layout import AUTO as CODEC_AUTO
+from gensc.sender.layout import choose_layout, corrects_errors
 from gensc.sender.policy import DEFAULT_POLICY, Policy, link_esn0_db
 from gensc.sender.prompt import PromptBuilder
 from gensc.sender.segment import SEGMENTERS, get_segmenter
@@ -102,20 +104,24 @@ class CodecConfig:
     """How the sender builds packets (frozen; ``to_dict`` for result files).
 
     key_fraction: share of latent cells sent as latents in key+text (seed 000's key regions).
-    segmenter: a gensc.sender.segment registry name. latent_codec / text_codec / block_cells:
-    see gensc.common.packet. classic_format / classic_bpp: the classic baseline's file format and
+    segmenter: a gensc.sender.segment registry name. latent_codec / text_codec / block_cells /
+    msb_planes: see gensc.common.packet; ``auto`` / None choose from the link the sender knows of
+    (gensc.sender.layout). classic_format / classic_bpp: the classic baseline's file format and
     byte budget in bits per pixel (0.5 = the bytes of an 8-bit full latent). snr_db: the link
-    Es/N0 (dB) mode "auto" assumes when a request does not say.
+    Es/N0 (dB) mode "auto" assumes when a request does not say. code: the link code the sender
+    assumes when a request does not say (None: unknown).
     """
 
     key_fraction: float = 0.3
     segmenter: str = "saliency"
-    latent_codec: str = "zlib"  # per block; keeps text+latent at 8 bits under 16.5 KB for 512x512
+    latent_codec: str = "auto"  # zlib per block unless the link is uncoded (gensc.sender.layout)
     text_codec: str = "auto"
-    block_cells: int = DEFAULT_BLOCK_CELLS
+    block_cells: int | None = None
+    msb_planes: int | None = None
     classic_format: str = "jpeg"
     classic_bpp: float = DEFAULT_BPP
     snr_db: float | None = None
+    code: str | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.key_fraction <= 1.0:
@@ -127,9 +133,12 @@ class CodecConfig:
         Packet(
             DEFAULT_MODE,
             text_codec=self.text_codec,
-            latent_codec=self.latent_codec,
-            block_cells=self.block_cells,
+            latent_codec="none" if self.latent_codec == CODEC_AUTO else self.latent_codec,
+            block_cells=self.block_cells or DEFAULT_BLOCK_CELLS,
+            msb_planes=self.msb_planes or 0,
         )
+        if self.code is not None:
+            corrects_errors(self.code)
         ClassicCodec(self.classic_format)
 
     def to_dict(self) -> dict:
@@ -148,6 +157,7 @@ class Encoded:
     timings: dict[str, float]
     notes: list[str] = field(default_factory=list)
     latent: np.ndarray | None = None  # the float32 latent before quantisation (modes that send one)
+    link: dict = field(default_factory=dict)  # link overrides for the proxy: the request's + auto's
 
     @property
     def mode(self) -> str:
@@ -239,21 +249,24 @@ class SenderPipeline:
         """Encoded image file -> packet and its wire bytes. Raises InvalidInput for bad images or options.
 
         ``link``: the client's link settings (LinkConfig field names, e.g. {"snr_db": 5}); mode
-        "auto" reads the SNR from them, else from ``CodecConfig.snr_db``. ``budget_bytes``: the
-        classic mode's file budget for this image (default ``CodecConfig.classic_bpp``).
+        "auto" reads the SNR from them, else from ``CodecConfig.snr_db``, and adds the link
+        settings the policy chose (the client's own settings win: gensc.sender.policy); the
+        codecs follow the link known (gensc.sender.layout). ``budget_bytes``: the classic mode's
+        file budget for this image (default ``CodecConfig.classic_bpp``).
         """
         if budget_bytes is not None and budget_bytes < 1:
             raise InvalidInput(f"byte budget must be >= 1, got {budget_bytes}")
 
         name = mode or self.mode
         notes: list[str] = list(self.model_notes)
-        hint = None
+        hint, planes, link = None, None, dict(link or {})
         bits = self.quant_bits if quant_bits is None else quant_bits
         if name == AUTO:
-            esn0, why = link_esn0_db(link or {})
+            esn0, why = link_esn0_db(link, self.policy)
             notes += [why] if why else []
-            decision = self.policy.choose(self.codec.snr_db if esn0 is None else esn0)
-            name, hint = decision.mode, decision.strength
+            decision = self.policy.choose(self.codec.snr_db if esn0 is None else esn0, pinned=link)
+            name, hint, planes = decision.mode, decision.strength, decision.msb_planes
+            link = {**decision.link, **link}  # the client's own settings win
             notes.append(decision.note)
             bits = decision.bits if quant_bits is None else quant_bits
         try:
@@ -279,20 +292,20 @@ class SenderPipeline:
         with self._lock:  # the models are shared by every stream: one call owns them at a time
             content = m.build(job)
         with watch.stage("packetise"):
-            layout = {
-                "text_codec": c.text_codec,
-                "latent_codec": c.latent_codec,
-                "block_cells": c.block_cells,
-            }
+            layout = choose_layout(c, link, m.latent == "quantised", bits, planes)
+            notes += [layout.note] if layout.note else []
             try:
                 packet = Packet(
-                    m.name, content.text.encode("utf-8"), strength_hint=hint, **{**layout, **content.fields}
+                    m.name,
+                    content.text.encode("utf-8"),
+                    strength_hint=hint,
+                    **{**layout.fields(), **content.fields},
                 )
                 wire = encode_packet(packet)
             except ValueError as e:
                 raise InvalidInput(f"cannot build a {m.name!r} packet: {e}") from None
         watch.ms["encode"] = sum(watch.ms.values())
-        return Encoded(packet, wire, content.text, image, watch.ms, notes, job.latent)
+        return Encoded(packet, wire, content.text, image, watch.ms, notes, job.latent, link)
 
 
 def _prompt_builder(captioner: Captioner, profile: Profile, allow_download: bool) -> PromptBuilder:

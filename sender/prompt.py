@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from skimage.color import rgb2lab
 
 __all__ = [
     "COLOUR_NAMES",
@@ -164,7 +165,7 @@ def _render(values: Sequence[str]) -> str:
 
 
 def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
-    """Convert sRGB to CIELAB (D65 white).
+    """sRGB to CIELAB (D65 white, 2 degree observer) by ``skimage.color.rgb2lab``.
 
     Args:
         rgb: ``uint8`` ``[..., 3]`` (0..255) or float ``[..., 3]`` in ``[0, 1]``.
@@ -174,22 +175,7 @@ def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """
     rgb = np.asarray(rgb)
     c = rgb.astype(np.float64) / 255.0 if rgb.dtype == np.uint8 else rgb.astype(np.float64)
-    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    m = np.array(
-        [
-            [0.4124564, 0.3575761, 0.1804375],
-            [0.2126729, 0.7151522, 0.0721750],
-            [0.0193339, 0.1191920, 0.9503041],
-        ]
-    )
-    xyz = lin @ m.T / np.array([0.95047, 1.0, 1.08883])
-    eps = (6.0 / 29.0) ** 3
-    f = np.where(xyz > eps, np.cbrt(xyz), xyz / (3.0 * (6.0 / 29.0) ** 2) + 4.0 / 29.0)
-    lab = np.empty_like(f)
-    lab[..., 0] = 116.0 * f[..., 1] - 16.0
-    lab[..., 1] = 500.0 * (f[..., 0] - f[..., 1])
-    lab[..., 2] = 200.0 * (f[..., 1] - f[..., 2])
-    return lab
+    return rgb2lab(c.reshape(-1, 1, 3)).reshape(c.shape)
 
 
 _PALETTE_NAMES = tuple(COLOUR_NAMES)

@@ -1,4 +1,5 @@
-"""gRPC Sender service: translates TransmitRequest <-> SenderPipeline and relays to the channel."""
+"""gRPC Sender service: translates TransmitRequest -> SenderPipeline, relays the frame to the channel
+and adds its part to the Result that comes back."""
 
 from __future__ import annotations
 
@@ -36,23 +37,16 @@ class SenderServicer(pb_grpc.SenderServicer):
                 header=enc.wire.header,
                 body=enc.wire.body,
                 recon=req.recon,
-                link_overrides=req.link_overrides,
+                link_overrides=convert.dict_to_struct(enc.link),  # the request's + mode auto's choice
+                protected_bytes=enc.wire.protected,
             )
             return Forward(frame, enc)
 
-        def finish(req, enc: Encoded, delivery: pb.Delivery, span_ms: float) -> pb.TransmitResult:
-            res = _result(req, enc=enc, notes=list(delivery.notes))
-            res.profile = delivery.profile
-            res.report.CopyFrom(delivery.report)
-            res.timings.ms.update(delivery.timings.ms)
-            res.timings.ms["sender_span"] = span_ms
-            if delivery.HasField("image"):
-                res.image.CopyFrom(delivery.image)
-            else:
-                res.error.CopyFrom(delivery.error)
-            return res
+        def finish(req, enc: Encoded, res: pb.Result, span_ms: float) -> pb.Result:
+            res.timings.ms["sender_span"] = span_ms  # added to the channel's result, passed on
+            return _result(req, enc=enc, res=res)
 
-        def fail(req, enc: Encoded | None, code, message) -> pb.TransmitResult:
+        def fail(req, enc: Encoded | None, code, message) -> pb.Result:
             where = "sender" if enc is None else f"sender -> channel {self.target}"
             return _result(
                 req, enc=enc, error={"code": code.name, "stage": "sender", "message": f"{where}: {message}"}
@@ -66,17 +60,18 @@ def _result(
     *,
     enc: Encoded | None = None,
     error: dict | None = None,
-    notes: list[str] | None = None,
-) -> pb.TransmitResult:
-    res = pb.TransmitResult(item_id=req.item_id, name=req.image.name)
+    res: pb.Result | None = None,
+) -> pb.Result:
+    """The sender's part of ``req``'s result, added to ``res`` (the channel's) or to a new one."""
+    res = res if res is not None else pb.Result(item_id=req.item_id)
+    res.name = req.image.name
     if enc is not None:
         res.mode = enc.mode
         res.caption = enc.caption
         res.payload.bytes.update(enc.wire.sizes)
         res.payload.total = sum(enc.wire.sizes.values())
         res.timings.ms.update(enc.timings)
-        res.notes.extend(enc.notes)
-    res.notes.extend(notes or [])
+        res.notes[0:0] = enc.notes  # the sender's notes come first, as the item met the hops
     if error is not None:
         res.error.CopyFrom(convert.error_proto(error))
     return res

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import threading
 
 import numpy as np
 import pytest
@@ -66,96 +65,14 @@ def make_png():
     return png_bytes
 
 
-class _HeldReceiver:
-    """The receiver pipeline, able to hold the next item it gets until told: so that a crash lands
-    while an item is at the receiver (and its proxy is waiting for it), not between items."""
-
-    def __init__(self, inner) -> None:
-        self.inner, self.hold, self.entered, self.release = inner, *(threading.Event() for _ in range(3))
-
-    def __getattr__(self, name: str):
-        return getattr(self.inner, name)
-
-    def reconstruct(self, *args, **kwargs):
-        if self.hold.is_set():
-            self.entered.set()
-            self.release.wait(30)
-        return self.inner.reconstruct(*args, **kwargs)
-
-
-class InProcessStack(dict):
-    """The three services as real gRPC servers on 127.0.0.1 in this process, sharing the session's
-    tiny pipelines: the services' addresses by role, with ``kill(role)`` (once the receiver holds
-    an item, the server stops at once, its calls cut) and ``restart(role)`` (a new server on the
-    same port). The benchmarks (gensc.app.bench) run the same code against separate processes
-    killed with SIGKILL."""
-
-    ROLES = ("receiver", "channel", "sender")
-
-    def __init__(self, sender, receiver, rpc, link_snr_db: float = 30.0, receiver_target: str | None = None):
-        super().__init__()
-        self.held = _HeldReceiver(receiver)
-        self.pipelines, self.rpc, self.snr = {"sender": sender, "receiver": self.held}, rpc, link_snr_db
-        self.servers: dict = {}
-        if receiver_target is None:
-            self.start("receiver")
-        else:
-            self["receiver"] = receiver_target
-        self.start("channel")
-        self.start("sender")
-
-    def start(self, role: str, port: int = 0) -> None:
-        from gensc.channel.link import LinkConfig
-        from gensc.channel.service import ChannelServicer
-        from gensc.common.rpc import create_server
-        from gensc.proto import semcom_pb2_grpc as pb_grpc
-        from gensc.receiver.service import ReceiverServicer
-        from gensc.sender.service import SenderServicer
-
-        if role == "receiver":
-            servicer, add = (
-                ReceiverServicer(self.pipelines["receiver"]),
-                pb_grpc.add_ReceiverServicer_to_server,
-            )
-        elif role == "channel":
-            servicer = ChannelServicer(
-                LinkConfig(snr_db=self.snr, code="ldpc-1/2"), self["receiver"], self.rpc
-            )
-            add = pb_grpc.add_ChannelServicer_to_server
-        else:
-            servicer, add = (
-                SenderServicer(self.pipelines["sender"], self["channel"], self.rpc),
-                (pb_grpc.add_SenderServicer_to_server),
-            )
-        name = f"gensc.v1.{role.capitalize()}"
-        self.servers[role] = create_server(lambda s: add(servicer, s), [name], port=port, config=self.rpc)
-        self[role] = f"127.0.0.1:{self.servers[role].port}"
-
-    def kill(self, role: str) -> None:
-        self.held.entered.clear()
-        self.held.release.clear()
-        self.held.hold.set()
-        try:
-            assert self.held.entered.wait(30), "no item reached the receiver within 30 s"
-            self.servers[role].server.stop(0).wait()
-        finally:
-            self.held.hold.clear()
-            self.held.release.set()
-
-    def restart(self, role: str) -> None:
-        self.start(role, int(self[role].rsplit(":", 1)[1]))
-
-    def stop(self) -> None:
-        for srv in self.servers.values():
-            srv.server.stop(0).wait()
-
-
 @pytest.fixture()
 def inproc_stack(sender, receiver):
     """``inproc_stack(rpc=RpcConfig(), **kw) -> InProcessStack``, stopped after the test."""
     stacks = []
 
     def make(rpc=None, **kw):
+        from helpers import InProcessStack
+
         from gensc.common.rpc import RpcConfig
 
         stacks.append(InProcessStack(sender, receiver, rpc or RpcConfig(), **kw))

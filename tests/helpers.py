@@ -1,8 +1,12 @@
-"""Test doubles and helpers shared by the tests (importable as ``helpers``: pytest's pythonpath)."""
+"""Test doubles and helpers shared by the tests (importable as ``helpers``: pytest's pythonpath):
+servers on port 0, a receiver that echoes, one valid packet per mode, the three services in
+this process (``InProcessStack``)."""
 
 from __future__ import annotations
 
 import threading
+
+import numpy as np
 
 
 class EchoReceiver:
@@ -20,7 +24,7 @@ class EchoReceiver:
             self.frames.append(frame)
             if self.hold is not None:
                 self.hold.wait(30)
-            yield pb.Reconstruction(item_id=frame.item_id, image=pb.Image(name=frame.item_id, data=b"x"))
+            yield pb.Result(item_id=frame.item_id, image=pb.Image(name=frame.item_id, data=b"x"))
 
 
 def serve(add, servicer, name: str, config=None):
@@ -28,3 +32,129 @@ def serve(add, servicer, name: str, config=None):
     from gensc.common.rpc import RpcConfig, create_server
 
     return create_server(lambda s: add(servicer, s), [f"gensc.v1.{name}"], config=config or RpcConfig())
+
+
+# ------------------------------------------------------------------ packets
+
+CAPTION = b"a red cat on a mat"
+PROMPT = b"a cat, a mat, red colours, bright"
+
+
+def small_jpeg(size: int = 64) -> bytes:
+    from gensc.common.classic import ClassicCodec
+
+    yy, xx = np.mgrid[0:size, 0:size]
+    img = np.stack([xx * 4, yy * 4, (xx + yy) * 2], axis=-1).astype(np.uint8)
+    return ClassicCodec("jpeg", 4000).compress(img).data
+
+
+def packet_for(mode: str, hw: tuple[int, int] = (8, 8), bits: int = 8, **kw):
+    """A valid packet of ``mode`` for a ``hw`` latent grid (8x8: the tiny receiver's 64x64 images)."""
+    from gensc.common.packet import Packet
+    from gensc.common.quant import quantize
+
+    x = np.random.default_rng(0).normal(size=(4, *hw)).astype(np.float32) * 0.3
+    if mode in ("latent", "text+latent"):
+        return Packet(mode, CAPTION if mode == "text+latent" else b"", quantize(x, bits), **kw)
+    if mode == "key+text":
+        mask = np.zeros(hw, bool)
+        mask[1 : hw[0] // 2 + 1, 2 : hw[1] - 1] = True
+        return Packet(mode, PROMPT, quantize(x, bits, mask), mask=mask, **kw)
+    if mode == "paper":
+        return Packet(mode, CAPTION, x.astype(np.float64), text_codec="ascii-bits", raw_sections=True, **kw)
+    if mode == "classic":
+        return Packet(mode, image=small_jpeg(8 * hw[0]), **kw)
+    return Packet(mode, CAPTION, **kw)
+
+
+class _HeldReceiver:
+    """The receiver pipeline, able to hold the next item it gets until told: so that a crash lands
+    while an item is at the receiver (and its proxy is waiting for it), not between items."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.hold, self.entered, self.release = inner, *(threading.Event() for _ in range(3))
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def _wait_if_held(self) -> None:
+        if self.hold.is_set():
+            self.entered.set()
+            self.release.wait(30)
+
+    def submit(self, *args, **kwargs):
+        """The receiver service admits items through ``submit`` (gensc.receiver.engine): hold there,
+        with the frame read by the receiver and its proxy waiting for the answer."""
+        self._wait_if_held()
+        return self.inner.submit(*args, **kwargs)
+
+    def reconstruct(self, *args, **kwargs):
+        self._wait_if_held()
+        return self.inner.reconstruct(*args, **kwargs)
+
+
+class InProcessStack(dict):
+    """The three services as real gRPC servers on 127.0.0.1 in this process, sharing the session's
+    tiny pipelines: the services' addresses by role, with ``kill(role)`` (once the receiver holds
+    an item, the server stops at once, its calls cut) and ``restart(role)`` (a new server on the
+    same port). The benchmarks (gensc.app.bench) run the same code against separate processes
+    killed with SIGKILL."""
+
+    ROLES = ("receiver", "channel", "sender")
+
+    def __init__(self, sender, receiver, rpc, link_snr_db: float = 30.0, receiver_target: str | None = None):
+        super().__init__()
+        self.held = _HeldReceiver(receiver)
+        self.pipelines, self.rpc, self.snr = {"sender": sender, "receiver": self.held}, rpc, link_snr_db
+        self.servers: dict = {}
+        if receiver_target is None:
+            self.start("receiver")
+        else:
+            self["receiver"] = receiver_target
+        self.start("channel")
+        self.start("sender")
+
+    def start(self, role: str, port: int = 0) -> None:
+        from gensc.channel.link import LinkConfig
+        from gensc.channel.service import ChannelServicer
+        from gensc.common.rpc import create_server
+        from gensc.proto import semcom_pb2_grpc as pb_grpc
+        from gensc.receiver.service import ReceiverServicer
+        from gensc.sender.service import SenderServicer
+
+        if role == "receiver":
+            servicer, add = (
+                ReceiverServicer(self.pipelines["receiver"]),
+                pb_grpc.add_ReceiverServicer_to_server,
+            )
+        elif role == "channel":
+            servicer = ChannelServicer(
+                LinkConfig(snr_db=self.snr, code="ldpc-1/2"), self["receiver"], self.rpc
+            )
+            add = pb_grpc.add_ChannelServicer_to_server
+        else:
+            servicer, add = (
+                SenderServicer(self.pipelines["sender"], self["channel"], self.rpc),
+                (pb_grpc.add_SenderServicer_to_server),
+            )
+        name = f"gensc.v1.{role.capitalize()}"
+        self.servers[role] = create_server(lambda s: add(servicer, s), [name], port=port, config=self.rpc)
+        self[role] = f"127.0.0.1:{self.servers[role].port}"
+
+    def kill(self, role: str) -> None:
+        self.held.entered.clear()
+        self.held.release.clear()
+        self.held.hold.set()
+        try:
+            assert self.held.entered.wait(30), "no item reached the receiver within 30 s"
+            self.servers[role].server.stop(0).wait()
+        finally:
+            self.held.hold.clear()
+            self.held.release.set()
+
+    def restart(self, role: str) -> None:
+        self.start(role, int(self[role].rsplit(":", 1)[1]))
+
+    def stop(self) -> None:
+        for srv in self.servers.values():
+            srv.server.stop(0).wait()

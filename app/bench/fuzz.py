@@ -1,6 +1,7 @@
 """``gensc bench fuzz``: damaged packets into the receiver's parse, and through a running receiver.
 
-Valid packets of every mode (8x8 and 64x64 latent grids, with and without compression) are
+Valid packets of every mode (8x8 and 64x64 latent grids, with and without compression, and
+for the quantised-latent modes the bit-plane layout of an uncoded or UEP link) are
 damaged by one of ``KINDS``: bit flips at a bit error rate of 1e-1 ... 1e-6 over header and
 body, truncation, extension with random bytes, garbage, and lying length fields (header fields
 rewritten and the header CRC recomputed, so the header looks valid). Each goes into
@@ -29,10 +30,11 @@ from gensc.app.bench.stats import summary
 BERS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
 KINDS = tuple(f"flips@{b:g}" for b in BERS) + ("truncate", "extend", "garbage", "lying_lengths")
 HANG_S = 10.0
+LATENT_MODES = ("latent", "text+latent", "key+text")  # modes whose packet carries a quantised latent
 
 
 def valid_packets(seed: int = 0) -> list[tuple[str, bytes, bytes]]:
-    """``(label, header, body)`` of valid packets: every mode, 8x8 and 64x64 grids, none/zlib."""
+    """``(label, header, body)`` of valid packets: every mode, 8x8 and 64x64 grids, none/zlib/planes."""
     from gensc.common.classic import ClassicCodec
     from gensc.common.modes import MODES
     from gensc.common.packet import Packet, to_wire
@@ -48,8 +50,12 @@ def valid_packets(seed: int = 0) -> list[tuple[str, bytes, bytes]]:
         yy, xx = np.mgrid[0 : 8 * hw[0], 0 : 8 * hw[1]]
         photo = np.stack([xx % 256, yy % 256, (xx + yy) % 256], axis=-1).astype(np.uint8)
         for mode in MODES:
-            for codec in ("none", "zlib"):
+            # "planes": the layout the sender uses on an uncoded or UEP link (gensc.sender.layout):
+            # raw blocks, plain caption, the quantised latent as bit planes (flag PLANES)
+            for codec in ("none", "zlib", "planes") if mode in LATENT_MODES else ("none", "zlib"):
                 kw = {"latent_codec": codec, "block_cells": 16 if hw == (8, 8) else 512}
+                if codec == "planes":
+                    kw.update(latent_codec="none", text_codec="none", msb_planes=4)
                 if mode in ("latent", "text+latent"):
                     pkt = Packet(mode, caption if mode == "text+latent" else b"", quantize(x, 8), **kw)
                 elif mode == "key+text":

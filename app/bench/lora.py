@@ -32,7 +32,8 @@ TEST_IMAGES = "skimage:cat,hubble_deep_field,immunohistochemistry,colorwheel"
 
 
 class _LatentOut:
-    """The receiver's generator, but img2img / blend return their final latent (no VAE decode)."""
+    """The receiver's generator (a QueuedGenerator on its engine), but img2img / blend return their
+    final latent (no VAE decode)."""
 
     def __init__(self, generator: Any) -> None:
         self.g = generator
@@ -53,19 +54,24 @@ class _LatentOut:
 
 
 def output_latent(pipeline: Any, header: bytes, body: bytes, settings: Any, snr_db: float) -> tuple:
-    """The receiver's rebuild of one packet, ending at the latent; (latent, notes)."""
+    """The receiver's rebuild of one packet, ending at the latent; (latent, notes).
+
+    As ``ReceiverPipeline.reconstruct``: the SNR-keyed adapter is chosen from ``snr_db`` and rides
+    on the work submitted to the pipeline's engine, which switches it on before the call."""
     from gensc.common.modes import Rebuild, get_mode
     from gensc.common.packet import parse
+    from gensc.receiver.engine import QueuedGenerator
 
     pkt = parse(header, body)
     notes: list[str] = []
-    job = Rebuild(pkt, _LatentOut(pipeline.generator), settings, pipeline.profile.image_size, "", notes)
-    with pipeline.generator.lock:
-        if pipeline.adapters is not None:
-            name = pipeline.adapters.choose(snr_db)
-            pipeline.adapters.activate(pipeline.generator.img2img_pipe, name)
-            notes.append(pipeline.adapters.note(name, snr_db))
-        return get_mode(pkt.mode).rebuild(job), notes
+    lora: tuple = ()
+    if pipeline.adapters is not None:
+        name = pipeline.adapters.choose(snr_db)
+        lora = pipeline.adapters.on(name)
+        notes.append(pipeline.adapters.note(name, snr_db))
+    gen = _LatentOut(QueuedGenerator(pipeline.engine, lora=lora))
+    job = Rebuild(pkt, gen, settings, pipeline.profile.image_size, "", notes)
+    return get_mode(pkt.mode).rebuild(job), notes
 
 
 def test_items(sender: Any, images: list, config: Any, points: int) -> list[dict[str, Any]]:
@@ -117,7 +123,7 @@ def run(args) -> int:
     from gensc.app.finetune import FinetuneConfig, load_sender, parse_targets, train
     from gensc.common.models import pick_device, resolve_profile
     from gensc.common.quantization import QuantConfig
-    from gensc.evaluation.evaluate import load_images
+    from gensc.evaluation.dataset import load_images
     from gensc.receiver.adapters import AdapterPlan, AdapterSpec
     from gensc.receiver.pipeline import ReceiverPipeline
 
@@ -167,7 +173,10 @@ def run(args) -> int:
     ):
         plan = AdapterPlan(always=(AdapterSpec(str(work / adapter)),)) if adapter else None
         pipe = ReceiverPipeline(profile, device=device, models=QuantConfig.parse(quantize), adapters=plan)
-        rows[label] = score(pipe, items)
+        try:
+            rows[label] = score(pipe, items)
+        finally:
+            pipe.close()  # its engine thread lets the models go
         del pipe
     full, full_a = rows["full"]["nmse"], rows["full+restore"]["nmse"]
     q, q_a = rows[args.quantize]["nmse"], rows[f"{args.quantize}+qlora"]["nmse"]

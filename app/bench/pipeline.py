@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
-from pathlib import Path
+
+from gensc.common.files import json_text, write_json
 
 
 def run(args) -> int:
@@ -80,9 +80,9 @@ def run(args) -> int:
         if sender.device.startswith("cuda")
         else None,
     }
-    print(json.dumps(result, indent=2))
+    print(json_text(result))
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.json_out, result)
     return 0
 
 

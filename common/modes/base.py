@@ -97,7 +97,7 @@ class Content:
 
 
 class Generator(Protocol):
-    """What a mode's rebuild may ask of the receiver's models (gensc.receiver.pipeline.Generator).
+    """What a mode's rebuild may ask of the receiver's models (gensc.receiver.engine.QueuedGenerator).
 
     Latents are float32 [C, H, W] gensc latents; ``known`` bool [C, H, W] marks received values;
     ``settings`` are the receiver's (steps, strength, guidance, seed). All return uint8 [S, S, 3].
@@ -139,22 +139,29 @@ class Rebuild:
             )
 
     def usable_latent(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """(latent, known) when at least MIN_LATENT_SHARE of the sent cells arrived, else None."""
+        """(latent, known) when at least MIN_LATENT_SHARE of the sent values are usable, else None."""
         pkt = self.packet
         if pkt.latent is None:
             return None
         sent = pkt.sent if pkt.sent is not None else np.ones(pkt.latent.shape[1:], bool)
-        share = float(pkt.known.all(axis=0)[sent].mean()) if sent.any() else 0.0
+        share = float(pkt.known[:, sent].mean()) if sent.any() else 0.0
         if share < MIN_LATENT_SHARE:
-            self.notes.append(f"latent: only {share:.0%} of the sent cells usable (< {MIN_LATENT_SHARE:.0%})")
+            self.notes.append(
+                f"latent: only {share:.0%} of the sent values usable (< {MIN_LATENT_SHARE:.0%})"
+            )
             return None
         return pkt.latent, pkt.known
 
     def text_only(self, caption: str | None, sends_latent: bool) -> np.ndarray:
-        """txt2img from the caption when no latent can be used; PacketLost when there is no caption."""
+        """txt2img from the caption when no latent can be used. With no caption either, the header
+        still arrived: the image is generated unconditionally (said in the notes), not lost."""
         pkt = self.packet
         if caption is None:
-            raise PacketLost("latent and caption both damaged: nothing to rebuild from")
+            self.notes.append(
+                "nothing usable arrived beyond the header (latent and caption damaged): "
+                "unconditional generation"
+            )
+            return self.generator.txt2img("", self.size, self.settings)
         if sends_latent and (pkt.latent_shape is not None or "latent" in pkt.damaged):
             self.notes.append("latent damaged beyond use: falling back to text-only generation")
         else:

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from gensc.common.classic import ClassicCodec, budget_for, decode_image_file
-from gensc.common.codecs import CodecError
-from gensc.common.errors import PacketLost
-from gensc.common.images import resize
+from gensc.common.classic import FILE_FORMATS, MAX_DECODED_PIXELS, ClassicCodec, budget_for
+from gensc.common.errors import InvalidInput, PacketLost
+from gensc.common.images import decode_image, resize
 from gensc.common.modes.base import Build, Content, Mode, Rebuild
 
 
@@ -27,8 +26,10 @@ class Classic(Mode):
         pkt, size = job.packet, job.size
         damaged = "latent" in pkt.damaged
         try:
-            image = decode_image_file(pkt.image or b"", best_effort=damaged)
-        except CodecError as e:
+            image, _ = decode_image(
+                pkt.image or b"", formats=FILE_FORMATS, max_pixels=MAX_DECODED_PIXELS, best_effort=damaged
+            )
+        except InvalidInput as e:
             raise PacketLost(f"classic image {'damaged and ' if damaged else ''}undecodable: {e}") from None
         if damaged:
             job.notes.append("classic image damaged on the link: best-effort decode")

@@ -25,7 +25,14 @@ class Latent(Mode):
         job.check_latent_fits()
         pkt = job.packet
         if pkt.latent is None:
-            raise PacketLost("the latent is damaged beyond use and this mode sends no text")
+            if pkt.latent_shape is None:
+                raise PacketLost("no latent was sent and this mode sends no text")
+            job.notes.append(
+                "nothing usable arrived beyond the header (the latent is damaged beyond use and this "
+                "mode sends no text): decoding the latent prior's mean"
+            )
+            zeros = np.zeros(pkt.latent_shape, np.float32)
+            return job.generator.decode(zeros, np.zeros(zeros.shape, bool))
         if not pkt.known.all():
             job.notes.append(f"latent: {int((~pkt.known).sum())} unknown values filled from their neighbours")
         return job.generator.decode(pkt.latent, pkt.known)

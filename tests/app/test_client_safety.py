@@ -54,7 +54,7 @@ class FlakySender(pb_grpc.SenderServicer):
     def Transmit(self, request_iterator, context):
         for req in request_iterator:
             self.seen.append(req.item_id)
-            res = pb.TransmitResult(item_id=req.item_id, name="../../evil")
+            res = pb.Result(item_id=req.item_id, name="../../evil")
             script = self.failures.get(req.image.name, [])
             if script:
                 res.error.CopyFrom(pb.ItemError(code=script.pop(0), message="hop restarting", stage="sender"))
@@ -128,7 +128,7 @@ def test_a_reconstruction_that_is_not_an_image_is_an_error_not_a_crash(flaky):
     class Garbage(FlakySender):
         def Transmit(self, request_iterator, context):
             for req in request_iterator:
-                yield pb.TransmitResult(item_id=req.item_id, image=pb.Image(data=b"not a png"))
+                yield pb.Result(item_id=req.item_id, image=pb.Image(data=b"not a png"))
 
     servicer = Garbage({})
     srv = create_server(lambda s: pb_grpc.add_SenderServicer_to_server(servicer, s), ["gensc.v1.Sender"])

@@ -75,3 +75,46 @@ def test_realtime_waits_the_airtime_once():
     finally:
         ch.stop(0)
         rx.stop(0)
+
+
+def test_a_receiver_of_the_pool_dying_mid_item_the_result_comes_from_the_other_and_says_so():
+    """The proxy relays to a pool (gensc.common.relay) and answers with the receiver's Result, its
+    report and timings added: the item a dying receiver held is re-sent once, and the one Result
+    that comes back carries the survivor's image, the link report and the relay's note."""
+    import threading
+
+    from gensc.channel.link import LinkConfig
+    from gensc.channel.service import ChannelServicer
+
+    held = threading.Event()
+    dying, survivor = EchoReceiver(hold=held), EchoReceiver()
+    rxs = [serve(pb_grpc.add_ReceiverServicer_to_server, p, "Receiver") for p in (dying, survivor)]
+    pool = ",".join(f"127.0.0.1:{rx.port}" for rx in rxs)
+    ch = serve(
+        pb_grpc.add_ChannelServicer_to_server,
+        ChannelServicer(LinkConfig(snr_db=40.0, code="ldpc-1/2"), pool, RpcConfig()),
+        "Channel",
+    )
+    try:
+        frames = [pb.Frame(item_id=f"i{k}", header=b"h" * 30, body=bytes(range(64))) for k in range(6)]
+        with create_channel(f"127.0.0.1:{ch.port}") as c:
+            call = pb_grpc.ChannelStub(c).Relay(iter(frames), timeout=30)
+            deadline = time.monotonic() + 20
+            while not dying.frames and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert dying.frames, "the pool never used the second receiver"
+            rxs[0].server.stop(0)  # dies holding its item(s)
+            answers = {a.item_id: a for a in call}
+        held.set()
+        assert sorted(answers) == [f.item_id for f in frames]
+        for a in answers.values():
+            assert a.HasField("image") and a.image.name == a.item_id
+            assert a.report.code == "ldpc-1/2" and "channel_span" in a.timings.ms
+        resent = {k for k, a in answers.items() if any(n.startswith("re-sent: receiver") for n in a.notes)}
+        assert {f.item_id for f in dying.frames} <= resent  # every item it took, and none answered twice
+        assert all(sum("re-sent" in n for n in answers[k].notes) == 1 for k in resent)
+    finally:
+        held.set()
+        ch.stop(0)
+        for rx in rxs:
+            rx.stop(0)

@@ -79,6 +79,34 @@ def test_float_mode_rejected():
         decode_image(_encode(Image.fromarray(np.ones((4, 4), np.float32)), "TIFF"))
 
 
+def test_only_the_formats_asked_for():
+    jpeg = _encode(Image.fromarray(RGB), "JPEG")
+    img, _ = decode_image(jpeg, formats=("JPEG", "WEBP"))
+    assert img.shape == RGB.shape
+    with pytest.raises(InvalidInput, match="expected a JPEG or WEBP file, got PNG"):
+        decode_image(encode_png(RGB), formats=("JPEG", "WEBP"))
+
+
+def test_best_effort_decodes_a_truncated_file_and_leaves_pillow_as_it_was():
+    from PIL import ImageFile
+
+    big = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    cut = _encode(Image.fromarray(big), "JPEG")[:-300]
+    with pytest.raises(InvalidInput):
+        decode_image(cut)
+    img, _ = decode_image(cut, best_effort=True)
+    assert img.shape == (64, 64, 3)
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+
+
+def test_probe_reads_the_header_only():
+    from gensc.common.images import probe_image
+
+    assert probe_image(encode_png(RGB)) == ("PNG", 30, 20)
+    with pytest.raises(InvalidInput, match="not a decodable image"):
+        probe_image(b"GIF89a but not really")
+
+
 def test_exif_orientation_is_applied_with_a_note(make_png):
     stored = np.zeros((20, 40, 3), np.uint8)
     stored[:, :20] = 255  # left half white as stored

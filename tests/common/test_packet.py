@@ -105,13 +105,13 @@ def test_any_header_bit_flip_is_detected():
             parse(bytes(bad), body)
 
 
-def test_a_damaged_block_loses_only_its_cells():
+def test_without_salvage_a_damaged_block_loses_only_its_cells():
     p, x = packet_for("text+latent", shape=(4, 32, 32), block_cells=256)  # 4 blocks of 1 KiB + CRC
     header, body = to_wire(p)
     caption_len = wire_sizes(p)["caption"]
     bad = bytearray(body)
     bad[caption_len + 1028 + 10] ^= 0x01  # inside block 1 (cells 256..511)
-    got = parse(header, bytes(bad))
+    got = parse(header, bytes(bad), salvage=False)
     assert got.damaged == ["latent"] and "1 of 4 blocks lost" in got.notes[0]
     known = got.known[0].ravel()
     assert not known[256:512].any() and known[:256].all() and known[512:].all()

@@ -43,7 +43,7 @@ class FakeReceiver(pb_grpc.ReceiverServicer):
             if self.hold is not None:
                 self.hold.wait(30)
             time.sleep(self.delay_s)
-            yield pb.Reconstruction(item_id=frame.item_id, image=pb.Image(name=self.name, data=self.data))
+            yield pb.Result(item_id=frame.item_id, image=pb.Image(name=self.name, data=self.data))
 
 
 class PoolRelay(pb_grpc.ReceiverServicer):
@@ -55,9 +55,7 @@ class PoolRelay(pb_grpc.ReceiverServicer):
 
     def Reconstruct(self, request_iterator, context):
         def fail(frame, ctx, code, message):
-            return pb.Reconstruction(
-                item_id=frame.item_id, error=pb.ItemError(code=code.name, message=message)
-            )
+            return pb.Result(item_id=frame.item_id, error=pb.ItemError(code=code.name, message=message))
 
         yield from relay(request_iterator, context, Forward, self.downstream, lambda f, c, r, ms: r, fail)
 
@@ -110,7 +108,7 @@ class Client:
         for f in frames:
             self.up.put(f)
 
-    def collect(self, n: int, timeout_s: float = 20.0) -> list[pb.Reconstruction]:
+    def collect(self, n: int, timeout_s: float = 20.0) -> list[pb.Result]:
         return [self.answers.get(timeout=timeout_s) for _ in range(n)]
 
     def close(self) -> None:

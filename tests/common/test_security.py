@@ -46,7 +46,7 @@ class CountingReceiver(pb_grpc.ReceiverServicer):
         for frame in request_iterator:
             self.calls += 1
             time.sleep(self.delay_s)
-            yield pb.Reconstruction(item_id=frame.item_id, image=pb.Image(name=frame.item_id, data=b"x"))
+            yield pb.Result(item_id=frame.item_id, image=pb.Image(name=frame.item_id, data=b"x"))
 
 
 def _receiver(servicer, rpc):
@@ -213,7 +213,7 @@ PING_S = 0.5  # 30 s in production: everything here is scaled by 1/60
 SLOW_S = 6.0  # a receiver this slow: 6 minutes at production scale
 
 
-def _relay_through_proxy_to(receiver_server: grpc.Server, port: int) -> pb.Delivery:
+def _relay_through_proxy_to(receiver_server: grpc.Server, port: int) -> pb.Result:
     """One frame client -> proxy (RpcConfig keepalive PING_S) -> a receiver SLOW_S per item."""
     from gensc.channel.link import LinkConfig
     from gensc.channel.service import ChannelServicer

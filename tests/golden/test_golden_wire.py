@@ -5,6 +5,12 @@ tests/golden/wire_v2.json was recorded with the sender as it was before the regi
 (caption, latent, key mask, structured prompt) and the header and body it put on the wire. Here
 the current sender gets the same model outputs and must produce the same bytes. Recording the
 model outputs keeps the test about packet assembly, not about a CPU's floating-point rounding.
+
+Re-recorded on purpose once: the eight ``auto`` cases, when the SNR policy began to choose the
+link (issue 15). At 10 dB only the note changed (same 8-bit text+latent bytes, now sent over
+16QAM + LDPC 1/2 chosen by the policy); at 5 dB auto sends 8-bit text+latent over QPSK + LDPC
+1/2 instead of the caption alone, so those cases gained the photo's recorded latent (the same
+as its text+latent case). Every other case is byte-identical to the 8987214 recording.
 """
 
 from __future__ import annotations

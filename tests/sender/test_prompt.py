@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from gensc.sender.prompt import (
     COLOUR_NAMES,
@@ -19,8 +20,6 @@ from gensc.sender.prompt import (
     srgb_to_lab,
     tone_words,
 )
-
-torch = pytest.importorskip("torch")
 
 WORDS = (
     "the main subject is background lighting a photography of dog cat woman man tree grass "
@@ -139,9 +138,12 @@ def test_pure_red_is_red():
     assert colour_phrase(names) == "red colours"
 
 
-def test_lab_of_white_and_black():
-    lab = srgb_to_lab(np.array([[255, 255, 255], [0, 0, 0]], np.uint8))
-    np.testing.assert_allclose(lab, [[100, 0, 0], [0, 0, 0]], atol=0.05)
+def test_lab_of_white_black_and_primaries():
+    # CIELAB (D65) of sRGB white, black, red, green and blue, as tabulated by colour-science
+    rgb = np.array([[255, 255, 255], [0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]], np.uint8)
+    want = [[100, 0, 0], [0, 0, 0], [53.24, 80.09, 67.20], [87.73, -86.18, 83.18], [32.30, 79.19, -107.86]]
+    np.testing.assert_allclose(srgb_to_lab(rgb), want, atol=0.05)
+    assert srgb_to_lab(rgb.astype(np.float64) / 255.0).shape == (5, 3)  # floats in [0, 1] too
 
 
 def test_every_palette_colour_names_itself():

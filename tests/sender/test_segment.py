@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+from skimage import data as skdata
 
 from gensc.common.errors import ModelUnavailable
 from gensc.sender.segment import (
@@ -17,8 +18,6 @@ from gensc.sender.segment import (
     load_clipseg_segmenter,
     top_k_mask,
 )
-
-skdata = pytest.importorskip("skimage.data")
 
 
 def _photos() -> dict[str, np.ndarray]:
@@ -141,7 +140,7 @@ def test_saliency_flat_image_still_gives_exact_count():
 
 @pytest.fixture(scope="module")
 def tiny_clipseg_dir(tmp_path_factory):
-    torch = pytest.importorskip("torch")
+    import torch
     from transformers import (
         CLIPSegConfig,
         CLIPSegForImageSegmentation,

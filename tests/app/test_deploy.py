@@ -19,7 +19,7 @@ import yaml
 from gensc.app.cli import build_parser
 from gensc.common.rpc import pool_target
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KUBE = ROOT / "deploy" / "kubernetes"
 VERSION = "1.30.0"  # the oldest Kubernetes with native gRPC probes enabled by default is 1.24
 ROLES = {"sender": 50051, "channel": 50052, "receiver": 50053}

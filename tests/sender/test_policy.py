@@ -47,6 +47,19 @@ def test_strength_grows_with_the_latent_error():
     assert s == sorted(s) and s[0] == MIN_STRENGTH and s[-1] == MAX_STRENGTH
 
 
+def test_noise_schedule_is_sd_15s():
+    """diffusers' DDIMScheduler with SD 1.5's config against the schedule written out in float64:
+    scaled-linear betas 0.00085 -> 0.012 over 1000 steps; 50 DDIM steps, offset 1, so strength
+    0.6 starts at timestep 29 * 20 + 1 = 581 (diffusers keeps alphas_cumprod in float32)."""
+    import numpy as np
+
+    abar = np.cumprod(1.0 - np.linspace(0.00085**0.5, 0.012**0.5, 1000) ** 2)
+    for strength, t in ((0.6, 581), (0.3, 281), (1.0, 981)):
+        assert sd_noise_to_signal(strength) == pytest.approx((1 - abar[t]) / abar[t], rel=2e-5)
+    assert sd_noise_to_signal(0.5, steps=4) == pytest.approx((1 - abar[251]) / abar[251], rel=2e-5)
+    assert sd_noise_to_signal(0.01) == 0.0  # no denoising step at all
+
+
 def test_link_snr_conversion():
     assert link_esn0_db({}) == (None, None)
     assert link_esn0_db({"snr_db": 7}) == (7.0, None)

@@ -37,7 +37,7 @@ def suite() -> MetricSuite:
 
 
 def test_pixel_metrics_match_direct_library_calls(suite):
-    from skimage.metrics import peak_signal_noise_ratio
+    from skimage.metrics import structural_similarity
     from torchmetrics.functional.image import (
         multiscale_structural_similarity_index_measure,
         structural_similarity_index_measure,
@@ -50,15 +50,52 @@ def test_pixel_metrics_match_direct_library_calls(suite):
     (got,) = suite.pairwise([ref], [test])
     x, y = _t(test), _t(ref)
     assert got["psnr_db"] == pytest.approx(float(tm_psnr(x, y, data_range=255.0)), abs=1e-4)
-    # a second library agrees on PSNR
-    assert got["psnr_db"] == pytest.approx(peak_signal_noise_ratio(ref, test, data_range=255), abs=1e-3)
-    ssim = structural_similarity_index_measure(x, y, data_range=255.0)
-    assert got["ssim"] == pytest.approx(float(ssim), abs=1e-5)
+    # SSIM as Wang et al. 2004 define it: scikit-image with the settings its documentation gives
+    # for matching them, and, from a second library, torchmetrics' map (same Gaussian window) over
+    # the window positions inside the image (torchmetrics 1.9 also averages the reflected border)
+    wang = dict(gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+    wang = structural_similarity(ref, test, channel_axis=2, data_range=255, **wang)
+    assert got["ssim"] == pytest.approx(wang, abs=1e-12)
+    _, full = structural_similarity_index_measure(
+        x.double(), y.double(), data_range=255.0, return_full_image=True
+    )
+    assert got["ssim"] == pytest.approx(float(full[..., 5:-5, 5:-5].mean()), abs=1e-6)
     # 64 px allows 3 MS-SSIM scales, with the first three standard weights renormalised
     betas = tuple(b / sum(MS_SSIM_BETAS[:3]) for b in MS_SSIM_BETAS[:3])
     direct = multiscale_structural_similarity_index_measure(x, y, data_range=255.0, betas=betas)
     assert got["ms_ssim"] == pytest.approx(float(direct), abs=1e-5)
     assert "3 of 5 scales" in suite.notes["ms_ssim"]
+
+
+def test_report_json_and_gensc_eval_give_the_same_numbers_for_the_same_pair(suite, make_png):
+    """One definition: the client's record (report.json) and the evaluation suite (results.json)."""
+    from skimage.metrics import structural_similarity
+
+    from gensc.app.client import _add_metrics
+
+    ref, test = _pair(64, seed=3)
+    rec = {"_png": make_png(test), "notes": [], "metrics": None}
+    _add_metrics(rec, make_png(ref))
+    (evaluated,) = suite.pairwise([ref], [test])
+    assert rec["metrics"] == {"psnr_db": evaluated["psnr_db"], "ssim": evaluated["ssim"]}
+    assert rec["metrics"] == psnr_ssim(ref, test)
+    # not the 7x7 uniform window report.json used before
+    uniform_7x7 = structural_similarity(ref, test, channel_axis=2, data_range=255)
+    assert abs(rec["metrics"]["ssim"] - uniform_7x7) > 0.01
+
+
+def test_an_image_smaller_than_the_ssim_window_gets_psnr_and_no_ssim(make_png):
+    from gensc.app.client import _add_metrics
+    from gensc.evaluation.metrics import ssim
+
+    ref, test = _pair(8, seed=2)
+    with pytest.raises(ValueError, match="at least 11x11"):
+        ssim(ref, test)
+    rec = {"_png": make_png(test), "notes": [], "metrics": None}
+    _add_metrics(rec, make_png(ref))
+    assert rec["metrics"]["ssim"] is None and rec["metrics"]["psnr_db"] == psnr_ssim(ref, test)["psnr_db"]
+    assert 0 < rec["metrics"]["psnr_db"] < 60
+    assert rec["notes"] == ["ssim skipped: 8x8 is smaller than its 11x11 window"]
 
 
 def test_five_scale_ms_ssim_matches_pytorch_msssim():
@@ -78,12 +115,6 @@ def test_batches_give_the_same_numbers_as_single_pairs():
     for (ref, test), b in zip(pairs, batched, strict=True):
         (one,) = s.pairwise([ref], [test])
         assert one == pytest.approx(b, abs=1e-5)
-
-
-def test_psnr_ssim_of_the_client_still_works():
-    ref, test = _pair(32)
-    m = psnr_ssim(ref, test)
-    assert set(m) == {"psnr_db", "ssim"} and 10 < m["psnr_db"] < 40
 
 
 def test_ms_ssim_scales_and_too_small_images():

@@ -8,7 +8,7 @@ import yaml
 from gensc.app.cli import build_parser
 from gensc.common.rpc import pool_target
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _compose() -> dict:

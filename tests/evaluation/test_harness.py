@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 
 from gensc.common.ranges import parse_values as parse_snr
-from gensc.evaluation import evaluate, plots
-from gensc.evaluation.evaluate import EvalConfig, Harness
-
-pytest.importorskip("gensc.channel.link", reason="the link simulator (gensc.channel.link) is not there yet")
+from gensc.evaluation import cli, plots
+from gensc.evaluation.config import EvalConfig
+from gensc.evaluation.dataset import choose_subset
+from gensc.evaluation.harness import Harness
+from gensc.evaluation.rows import Row
+from gensc.evaluation.runners import InProcessRunner
 
 PIXEL = {"names": ("psnr", "ssim", "ms_ssim"), "device": "cpu"}
 BASE = EvalConfig(
@@ -61,8 +63,8 @@ def models(tiny_profile):
 def _harness(config, out, models, **kw):
     sender, receiver, suite = models
     counting = CountingSender(sender)
-    h = Harness(config, out, sender=counting, receiver=receiver, suite=suite, progress=False, **kw)
-    return h, counting
+    runner = InProcessRunner(config, sender=counting, receiver=receiver)
+    return Harness(config, out, runner=runner, suite=suite, progress=False, **kw), counting
 
 
 def test_sweep_writes_results_csv_plots_and_a_rerun_skips_finished_points(models, tmp_path):
@@ -72,7 +74,7 @@ def test_sweep_writes_results_csv_plots_and_a_rerun_skips_finished_points(models
     assert sender.calls == 4  # each (mode, image) encoded once, reused at both SNR points
     # the same two images at every point, chosen by the seed
     names = res["images"]["names"]
-    assert len(names) == 2 and res["images"]["indices"] == evaluate.choose_subset([0, 1, 2], 2, 1)
+    assert len(names) == 2 and res["images"]["indices"] == choose_subset([0, 1, 2], 2, 1)
     for m in BASE.modes:
         for s in BASE.snr_db:
             at_point = [r["image"] for r in res["rows"] if r["mode"] == m and r["snr_db"] == s]
@@ -148,26 +150,21 @@ def test_clip_score_uses_the_senders_caption_for_every_mode(models, tmp_path, ti
     sender, receiver, _ = models
     suite = MetricSuite(MetricConfig(names=("psnr", "clip"), clip_model=tiny_clip))
     config = replace(BASE, modes=("latent",), snr_db=(20.0,), n_images=1, metrics={"names": ("psnr", "clip")})
-    h = Harness(config, tmp_path, sender=sender, receiver=receiver, suite=suite, progress=False)
+    runner = InProcessRunner(config, sender=sender, receiver=receiver)
+    h = Harness(config, tmp_path, runner=runner, suite=suite, progress=False)
     (row,) = h.run()["rows"]
     assert row["caption"] is None  # latent mode sends no text ...
     assert row["metrics"]["clip_score"] is not None  # ... but the original's caption is the reference
 
 
 def test_classic_at_very_high_snr_equals_the_codecs_clean_psnr(models, tmp_path, photos):
-    from gensc.common.errors import GenscError
-    from gensc.common.modes import MODES
+    from gensc.common.classic import ClassicCodec
     from gensc.common.packet import to_wire
     from gensc.evaluation.metrics import psnr_ssim
 
-    if "classic" not in MODES:
-        pytest.skip("the codec has no 'classic' mode yet")
     sender, receiver, _ = models
-    try:
-        enc = sender.encode(photos["astronaut"], mode="classic")
-        clean = receiver.reconstruct(*to_wire(enc.packet))
-    except (GenscError, NotImplementedError, KeyError) as e:
-        pytest.skip(f"the codec's 'classic' mode does not run yet: {e}")
+    enc = sender.encode(photos["astronaut"], mode="classic")
+    clean = receiver.reconstruct(*to_wire(enc.packet))
     clean_psnr = psnr_ssim(enc.image, clean.image)["psnr_db"]
     config = replace(BASE, images="skimage:astronaut", n_images=None, modes=("classic",), snr_db=(40.0,))
     (row,) = _harness(config, tmp_path / "a", models)[0].run()["rows"]
@@ -180,8 +177,11 @@ def test_classic_at_very_high_snr_equals_the_codecs_clean_psnr(models, tmp_path,
     body = {r["mode"]: r["payload_bytes"]["total"] - r["payload_bytes"]["header"] for r in res["rows"]}
     classic = next(r for r in res["rows"] if r["mode"] == "classic")
     assert any(f"budget of {body['latent']}" in n for n in classic["notes"]), classic["notes"]
-    if any("within a budget" in n for n in classic["notes"]):  # a 64 px JPEG may not fit at all
-        assert body["classic"] <= body["latent"] + 4  # + the section's CRC32
+    # the file is the codec's own choice for that budget (the highest quality that fits, or the
+    # lowest when none fits), so the harness passed exactly that budget
+    expected = ClassicCodec("jpeg", body["latent"]).compress(enc.image)
+    assert classic["payload_bytes"]["image"] == len(expected.data) + 4  # + the section's CRC32
+    assert f"quality {expected.quality}, {len(expected.data)} bytes" in " ".join(classic["notes"])
     assert res["notes"] == []
 
 
@@ -196,14 +196,36 @@ def test_snr_lists_and_bad_settings_are_checked_up_front():
     with pytest.raises(ValueError, match="unknown SNR kind"):
         EvalConfig(snr_kind="snr").check()
     with pytest.raises(ValueError, match="invalid LinkConfig: code='turbo-1/2' unknown"):
-        Harness(replace(BASE, code="turbo-1/2"), "/nonexistent/never-written", progress=False).run()
+        Harness(replace(BASE, code="turbo-1/2"), "/nonexistent/never-written", progress=False)
+    with pytest.raises(ValueError, match="--mode-recon key 'strenght' unknown"):
+        EvalConfig(modes=("text",), mode_recon={"text": {"strenght": 0.5}}).check()
+    with pytest.raises(ValueError, match="--budget-from works in process only"):
+        EvalConfig(modes=("text",), budget_from="text", via_services="127.0.0.1:1").check()
 
 
 def test_subset_is_a_seeded_prefix():
     names = [f"{i}.png" for i in range(10)]
-    a, b = evaluate.choose_subset(names, 3, 5), evaluate.choose_subset(names, 6, 5)
-    assert a == b[:3] and a == evaluate.choose_subset(names, 3, 5)
-    assert a != evaluate.choose_subset(names, 3, 6)
+    a, b = choose_subset(names, 3, 5), choose_subset(names, 6, 5)
+    assert a == b[:3] and a == choose_subset(names, 3, 5)
+    assert a != choose_subset(names, 3, 6)
+
+
+def test_rows_read_back_as_written(models, tmp_path):
+    config = replace(BASE, modes=("text",), snr_db=(12.0,), n_images=1)
+    res = _harness(config, tmp_path, models)[0].run()
+    (line,) = (tmp_path / "results.jsonl").read_text().splitlines()
+    row = Row.from_dict(json.loads(line))
+    assert row.to_dict() == res["rows"][0]
+    # the keys results files have always had, in their order (latent_values added by issue 15)
+    keys = "key mode sent_mode snr_db snr_kind image image_index status scored_as caption payload_bytes "
+    keys += "channel ber latent_nmse latent_nmse_clean latent_values metrics timings_ms notes error output "
+    keys += "fingerprint"
+    assert list(res["rows"][0]) == keys.split()
+    # a row written before latent_values existed still reads back (a results folder resumes)
+    old = {k: v for k, v in res["rows"][0].items() if k != "latent_values"}
+    assert Row.from_dict(old).latent_values is None
+    with pytest.raises(ValueError, match="not a result row"):
+        Row.from_dict({**res["rows"][0], "surprise": 1})
 
 
 def test_fingerprint_ignores_the_grid_but_not_the_settings():
@@ -218,20 +240,20 @@ def test_cli_presets_flags_and_registration():
 
     parser = build_parser()
     args = parser.parse_args(["eval", "--preset", "paper001", "--images", "somewhere", "--n-images", "5"])
-    assert args.func is evaluate.run
-    c = evaluate.config_from_args(args)
+    assert args.func is cli.run
+    c = cli.config_from_args(args)
     assert c.profile == "sd15" and c.image_size == 512 and c.n_images == 5
-    assert c.modes == ("text", "text+latent", "paper") and c.snr_kind == "ebn0"
+    assert c.modes == ("text", "text+latent", "paper", "auto") and c.snr_kind == "ebn0"
     assert c.snr_db == (5.0, 6.25, 7.5, 8.75, 10.0) and c.modulation == "16qam" and c.code == "none"
     assert (c.steps, c.strength, c.guidance) == (50, 0.6, 9.0) and c.mode_recon == {"text": {"guidance": 7.5}}
     assert c.link == {"ideal_header": True}
-    c = evaluate.config_from_args(parser.parse_args(["eval", "--preset", "paper001", "--snr-kind", "esn0"]))
+    c = cli.config_from_args(parser.parse_args(["eval", "--preset", "paper001", "--snr-kind", "esn0"]))
     assert c.snr_kind == "esn0"  # an explicit flag beats the preset
     assert parser.parse_args(["eval", "--snr-db", "-5:20:2.5"]).snr_db == "-5:20:2.5"
     assert parser.parse_args(["eval", "--snr-db", "-5,0,5"]).snr_db == "-5,0,5"
     args = parser.parse_args(["eval", "plot", "r.json", "--out", "d"])
     assert (args.results, args.plot_out) == ("r.json", "d")
-    assert evaluate.main(["--modes", "text,nope", "--out", "/nonexistent/x", "--no-progress"]) == 2
+    assert cli.main(["--modes", "text,nope", "--out", "/nonexistent/x", "--no-progress"]) == 2
 
 
 @pytest.mark.slow

@@ -62,6 +62,30 @@ def test_bench_services_json(tiny_cache, tmp_path):
     floor = res["grpc_floor_ms"]
     assert 0 < floor["min"] <= floor["p50"] <= floor["p95"] <= floor["max"]
     assert res["above_floor_ms_p50"] == pytest.approx(res["overhead_ms"]["p50"] - floor["p50"])
+    assert res["meets_target"] == (res["above_floor_ms_p50"] <= res["target"]["above_floor_p50_ms"])
+    assert len(res["setup"]["load_avg_1_5_15_before"]) == 3  # how busy the machine was
+
+
+@pytest.mark.slow
+def test_bench_receiver_json(tiny_cache, tmp_path):
+    out = tmp_path / "r.json"
+    argv = ["bench", "receiver", "--profile", "tiny", "--image-size", "64", "--device", "cpu", "--steps", "4"]
+    argv += ["--concurrency", "1,2", "--unbatched", "2", "--plain-n", "1", "--json-out", str(out)]
+    assert main(argv) == 0
+    res = json.loads(out.read_text())
+    assert res["weights"] == "random" and res["snr"]["strength"] == 0.3 and res["denoising_steps"] == 1
+    assert set(res["presets"]) == {"faithful", "fast"}
+    for rec in res["presets"].values():
+        for c in ("1", "2"):
+            phase = rec["concurrency"][c]
+            assert phase["items"] == int(c) and not phase["errors"] and phase["images_per_s"] > 0
+            assert phase["latency_ms"]["p50"] <= phase["latency_ms"]["p95"]
+            assert phase["memory"]["peak_gib"] > 0
+    assert "unbatched" in res["presets"]["fast"]["concurrency"]["2"]
+    assert "unbatched" not in res["presets"]["faithful"]["concurrency"]["2"]
+    assert set(res["plain"]) >= {"guidance_2", "guidance_1"} and res["plain"]["strength"] == 0.3
+    assert {"cfg_off", "attention", "channels_last", "decoder", "dtype", "compile"} <= set(res["fast_paths"])
+    assert {"fast_over_plain", "faithful_over_plain", "fast_batched_over_unbatched_c2"} <= set(res["targets"])
 
 
 def test_bench_quant_json(tiny_cache, tmp_path):

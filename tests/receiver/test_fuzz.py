@@ -12,14 +12,13 @@ import zlib
 
 import numpy as np
 import pytest
+from helpers import packet_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gensc.common.errors import InvalidInput, PacketLost
 from gensc.common.modes import MODES
 from gensc.common.packet import HEADER, ParsedPacket, parse, to_wire
-
-from .conftest import packet_for
 
 
 def fuzz(examples: int) -> settings:
@@ -33,7 +32,12 @@ def fuzz(examples: int) -> settings:
 
 
 VARIANTS = [(m, c) for m in MODES for c in ("none", "zlib")]
-WIRES = {v: to_wire(packet_for(v[0], latent_codec=v[1], block_cells=16)) for v in VARIANTS}
+VARIANTS += [(m, "planes") for m in ("latent", "text+latent", "key+text")]  # uncoded/UEP layout
+PLANES = {"latent_codec": "none", "text_codec": "none", "msb_planes": 4}
+WIRES = {
+    v: to_wire(packet_for(v[0], block_cells=16, **(PLANES if v[1] == "planes" else {"latent_codec": v[1]})))
+    for v in VARIANTS
+}
 
 
 @st.composite

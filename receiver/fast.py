@@ -1,0 +1,288 @@
+"""The receiver's fast paths, each a setting, and two named presets (``faithful`` is the default).
+
+| setting           | faithful | fast   | what it changes                                                  |
+|-------------------|----------|--------|------------------------------------------------------------------|
+| ``dtype``         | auto     | fast   | auto: fp16 on CUDA, fp32 on a CPU. fast: fp16 on CUDA, bf16 on a |
+|                   |          |        | CPU with native bf16 (AVX512-BF16 or AMX), else fp32             |
+| ``attention``     | sdpa     | sdpa   | sdpa: torch's scaled_dot_product_attention (diffusers'           |
+|                   |          |        | AttnProcessor2_0, its default); math: softmax(QK^T)V spelled out |
+|                   |          |        | (AttnProcessor), kept to measure what SDPA brings                |
+| ``channels_last`` | off      | on     | UNet and decoder weights in NHWC memory format                   |
+| ``compile``       | off      | auto   | torch.compile the UNet (inductor; auto: on CUDA only, because on |
+|                   |          |        | a CPU inductor takes minutes); warmed up before SERVING          |
+| ``decoder``       | vae      | taesd  | latents -> pixels by the SD VAE (49.5 M parameters) or the tiny  |
+|                   |          |        | autoencoder (AutoencoderTiny, ``madebyollin/taesd``, 1.2 M)      |
+| ``latent_guidance``| guidance| 1.0    | classifier-free guidance where the received latent carries the   |
+|                   |          |        | image (img2img, blend); 1.0 turns CFG off (half the UNet batch). |
+|                   |          |        | Text-only generation keeps ``guidance``                           |
+| ``lcm_lora``      | none     | none   | an LCM-LoRA (hub id or folder, e.g.                              |
+|                   |          |        | ``latent-consistency/lcm-lora-sdv1-5``) fused into the UNet, with |
+|                   |          |        | LCMScheduler; ``steps`` then default to 4                         |
+| ``steps``         | profile  | profile| scheduler steps before img2img strength                          |
+| ``guidance``      | profile  | profile| CFG scale where no setting above applies                         |
+
+The faithful preset keeps the seed papers' receiver: SD 1.5 with its VAE, DDIM, CFG at the
+profile's scale (7.5), the profile's steps. A client's explicit guidance or steps (ReconOptions)
+win over the preset for that item.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from gensc.common.errors import ModelUnavailable
+
+DTYPES = ("auto", "fast", "fp32", "fp16", "bf16")
+ATTENTION = ("sdpa", "math")
+COMPILE = ("off", "auto", "inductor", "eager")
+DECODERS = ("vae", "taesd")
+TAESD_HUB_ID = "madebyollin/taesd"
+LCM_STEPS = 4
+MAX_STEPS = 1000
+MAX_GUIDANCE = 50.0
+
+
+def _one_of(name: str, value: str, known: tuple[str, ...]) -> None:
+    if value not in known:
+        raise ValueError(f"unknown {name} {value!r}; known: {', '.join(known)}")
+
+
+@dataclass(frozen=True)
+class FastPaths:
+    """Receiver model settings (see the module docstring's table); ``preset`` names where they came from."""
+
+    dtype: str = "auto"
+    attention: str = "sdpa"
+    channels_last: bool = False
+    compile: str = "off"
+    decoder: str = "vae"
+    taesd_model: str | None = None  # None: madebyollin/taesd (random weights for random profiles)
+    latent_guidance: float | None = None
+    guidance: float | None = None
+    steps: int | None = None
+    lcm_lora: str | None = None
+    preset: str = "custom"
+
+    def __post_init__(self) -> None:
+        _one_of("dtype", self.dtype, DTYPES)
+        _one_of("attention", self.attention, ATTENTION)
+        _one_of("compile setting", self.compile, COMPILE)
+        _one_of("decoder", self.decoder, DECODERS)
+        for name in ("latent_guidance", "guidance"):
+            g = getattr(self, name)
+            if g is not None and not 0.0 <= g <= MAX_GUIDANCE:
+                raise ValueError(f"{name} must be in 0..{MAX_GUIDANCE:g}, got {g}")
+        if self.steps is not None and not 1 <= self.steps <= MAX_STEPS:
+            raise ValueError(f"steps must be in 1..{MAX_STEPS}, got {self.steps}")
+        if self.taesd_model is not None and self.decoder != "taesd":
+            raise ValueError("taesd_model is set but the decoder is not taesd")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def compiles(self, device: str) -> str | None:
+        """The torch.compile backend to use on ``device``, or None."""
+        if self.compile == "auto":
+            return "inductor" if device.startswith("cuda") else None
+        return None if self.compile == "off" else self.compile
+
+    def dtype_name(self, device: str) -> str:
+        """fp32 / fp16 / bf16, or auto (gensc.common.models.pick_dtype decides), for ``device``."""
+        if self.dtype != "fast":
+            return self.dtype
+        if device.startswith("cuda"):
+            return "fp16"
+        return "bf16" if cpu_has_native_bf16() else "fp32"
+
+    def default_steps(self, profile_steps: int) -> int:
+        return self.steps or (LCM_STEPS if self.lcm_lora else profile_steps)
+
+
+PRESETS: dict[str, FastPaths] = {
+    "faithful": FastPaths(preset="faithful"),
+    "fast": FastPaths(
+        dtype="fast", channels_last=True, compile="auto", decoder="taesd", latent_guidance=1.0, preset="fast"
+    ),
+}
+
+
+def get_preset(name: str) -> FastPaths:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(PRESETS)}") from None
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when this CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere torch emulates it, slower."""
+    import torch
+
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def taesd_source(paths: FastPaths, profile: Any) -> str:
+    """Where the tiny autoencoder comes from: the setting, else a random-weight one built from its
+    config for a random-weight profile (tiny, sd15-shapes), else ``madebyollin/taesd``."""
+    if paths.taesd_model:
+        return paths.taesd_model
+    if profile.random_weights:
+        from gensc.common.models import cache_dir
+        from gensc.common.tiny import ensure_random_taesd
+
+        return str(ensure_random_taesd(cache_dir(), shapes=profile.name))
+    return TAESD_HUB_ID
+
+
+def apply(
+    gen: Any,
+    paths: FastPaths,
+    *,
+    profile: Any,
+    allow_download: bool = False,
+    adapters: Callable[[], list[str]] | None = None,
+) -> list[str]:
+    """Apply ``paths`` to a freshly loaded ``gensc.receiver.pipeline.Generator`` (its owner thread
+    only); returns one line per setting applied, for the log.
+
+    ``adapters`` loads the user's LoRA adapters (gensc.receiver.adapters) and returns lines for the
+    log: called after the LCM-LoRA is fused and unloaded (fusing then touches only the LCM-LoRA,
+    and unloading does not drop the user's adapters) and before channels-last and torch.compile
+    (so the compiled UNet has their layers).
+    """
+    import torch
+
+    done = [f"preset {paths.preset}", f"dtype {gen.dtype}".replace("torch.", "")]
+    gen.vae.enable_slicing()  # a batch decodes one image at a time: decode memory stays one image's
+    if paths.lcm_lora:
+        load_lcm_lora(gen, paths.lcm_lora, allow_download=allow_download)
+        done.append(f"LCM-LoRA {paths.lcm_lora} fused, LCMScheduler")
+    if adapters is not None:
+        done.extend(adapters())
+    set_attention(gen, paths.attention)
+    done.append(f"attention {paths.attention}")
+    if paths.decoder == "taesd":
+        from diffusers import AutoencoderTiny
+
+        from gensc.common.models import from_pretrained
+
+        source = taesd_source(paths, profile)
+        gen.decoder = from_pretrained(
+            AutoencoderTiny, source, "taesd", allow_download=allow_download, dtype=gen.dtype
+        ).to(gen.device)
+        done.append(f"decoder taesd ({source})")
+    if paths.channels_last:
+        kept = channels_last(gen.img2img_pipe.unet) + channels_last(gen.decoder)
+        done.append("channels-last" + (f" ({kept} quantised conv weights kept as stored)" if kept else ""))
+    backend = paths.compiles(gen.device)
+    if backend:
+        compiled = torch.compile(gen.img2img_pipe.unet, backend=backend)
+        gen.img2img_pipe.unet = compiled
+        gen.txt2img_pipe.unet = compiled
+        done.append(f"torch.compile UNet ({backend})")
+    return done
+
+
+def channels_last(model: Any) -> int:
+    """Put ``model``'s 4-D weights in NHWC memory format, as ``model.to(memory_format=...)`` does,
+    except quantised ones (``--quantize``, gensc.common.quantization): their packed storage has no
+    NHWC form (optimum-quanto int4 refuses it), so they stay as stored. Returns how many stayed."""
+    import torch
+
+    kept = 0
+    for p in model.parameters():
+        if p.dim() != 4:
+            continue
+        if type(p.data) is not torch.Tensor:  # a quantised tensor subclass
+            kept += 1
+            continue
+        p.data = p.data.contiguous(memory_format=torch.channels_last)
+    return kept
+
+
+def set_attention(gen: Any, name: str) -> None:
+    """UNet and VAE attention through torch SDPA (``sdpa``) or the explicit softmax (``math``)."""
+    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+
+    _one_of("attention", name, ATTENTION)
+    processor = {"sdpa": AttnProcessor2_0, "math": AttnProcessor}[name]
+    gen.img2img_pipe.unet.set_attn_processor(processor())
+    gen.vae.set_attn_processor(processor())
+
+
+def load_lcm_lora(gen: Any, source: str, *, allow_download: bool = False) -> None:
+    """Fuse an LCM-LoRA (hub id or folder of diffusers LoRA weights) into the UNet and switch
+    both pipelines to LCMScheduler (from the model's own scheduler config)."""
+    from diffusers import LCMScheduler
+
+    from gensc.receiver.adapters import LCM_ADAPTER
+
+    pipe = gen.img2img_pipe
+    try:
+        pipe.load_lora_weights(source, adapter_name=LCM_ADAPTER, local_files_only=not allow_download)
+    except (OSError, ValueError) as e:
+        hint = "" if allow_download else f" (download it once: `hf download {source}`, or --allow-download)"
+        raise ModelUnavailable(
+            f"LCM-LoRA {source!r} could not be loaded: {str(e).splitlines()[0][:200]}{hint}"
+        ) from None
+    pipe.fuse_lora(adapter_names=[LCM_ADAPTER])
+    pipe.unload_lora_weights()  # the fused weights stay; the LoRA layers go (the user's load later)
+    scheduler = LCMScheduler.from_config(pipe.scheduler.config)
+    pipe.scheduler = scheduler
+    gen.txt2img_pipe.scheduler = scheduler
+
+
+def warm_up_works(size: int, latent_guidance: float, guidance: float, steps: int, max_batch: int):
+    """The items that compile every graph serving will need: img2img at batch 1 and 2 (batch 2
+    makes the batch dimension dynamic), and txt2img at batch 1 (CFG on when ``guidance`` > 1)."""
+    import numpy as np
+
+    from gensc.receiver.engine import Work
+
+    z = np.zeros((4, size // 8, size // 8), np.float32)
+    strength = max(0.5, 1.0 / steps)
+    img = [
+        Work("img2img", size, "warm-up", latent=z, steps=steps, strength=strength, guidance=latent_guidance)
+    ]
+    batches = [img] + ([img * 2] if max_batch > 1 else [])
+    return [*batches, [Work("txt2img", size, "warm-up", steps=steps, guidance=guidance)]]
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+    """``--preset`` and one flag per fast path (unset: the preset's value)."""
+    g = p.add_argument_group("receiver fast paths (default: the preset's value)")
+    g.add_argument("--preset", default="faithful", choices=list(PRESETS), help="faithful (default) or fast")
+    g.add_argument("--attention", choices=ATTENTION, default=None, help="sdpa or math")
+    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
+    g.add_argument("--compile", choices=COMPILE, default=None, help="torch.compile the UNet (auto: on CUDA)")
+    g.add_argument("--decoder", choices=DECODERS, default=None, help="vae or taesd (the tiny autoencoder)")
+    g.add_argument("--taesd-model", default=None, help=f"AutoencoderTiny hub id or folder ({TAESD_HUB_ID})")
+    g.add_argument(
+        "--latent-guidance", type=float, default=None, help="CFG scale where the latent carries the image"
+    )
+    g.add_argument(
+        "--guidance", type=float, default=None, help="CFG scale elsewhere (default: the profile's)"
+    )
+    g.add_argument(
+        "--steps", type=int, default=None, help="scheduler steps (default: the profile's; 4 with LCM)"
+    )
+    g.add_argument("--lcm-lora", default=None, help="LCM-LoRA hub id or folder (LCMScheduler, few steps)")
+
+
+def paths_from_args(args: argparse.Namespace) -> FastPaths:
+    """The preset with every flag that was given applied; ``--dtype`` other than auto wins too."""
+    paths = get_preset(getattr(args, "preset", "faithful"))
+    names = ("attention", "channels_last", "compile", "decoder", "taesd_model", "latent_guidance", "guidance")
+    changes = {
+        n: getattr(args, n) for n in (*names, "steps", "lcm_lora") if getattr(args, n, None) is not None
+    }
+    if changes.get("taesd_model"):
+        changes.setdefault("decoder", "taesd")
+    if getattr(args, "dtype", "auto") != "auto":
+        changes["dtype"] = args.dtype
+    return replace(paths, **changes) if changes else paths

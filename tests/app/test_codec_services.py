@@ -54,7 +54,7 @@ def test_auto_reads_the_snr_from_the_link_overrides(stack, photos):
             SendOptions(mode="auto", link={"snr_db": snr_db}),
         )[0]
 
-    low, high = auto(-3.0), auto(25.0)
+    low, high = auto(0.0), auto(25.0)  # the policy's most robust row and its fastest
     assert low["status"] == "ok" and high["status"] == "ok", (low["error"], high["error"])
     # the policy's link choice reaches the proxy through the frame's link overrides
     assert (low["channel"]["modulation"], low["channel"]["code"]) == ("qpsk", "ldpc-1/3")
@@ -67,8 +67,9 @@ def test_auto_reads_the_snr_from_the_link_overrides(stack, photos):
 @pytest.mark.parametrize(
     "mode,outcome",
     [
-        ("text+latent", "DATA_LOSS"),  # the caption and every latent block damaged
-        ("key+text", "DATA_LOSS"),
+        # raw sections on an uncoded link: what arrived is used; too little of the latent survives
+        ("text+latent", "latent damaged beyond use: falling back to text-only generation"),
+        ("key+text", "latent damaged beyond use: falling back to text-only generation"),
         ("paper", "erased for regeneration"),  # raw floats always arrive: absurd ones are erased
         ("classic", "DATA_LOSS"),  # the JPEG's header is gone
     ],

@@ -124,9 +124,9 @@ def test_token_checked_by_the_server_and_never_logged(tmp_path, caplog, receiver
         def __getattr__(self, name):
             return getattr(receiver, name)
 
-        def reconstruct(self, *a, **kw):
+        def submit(self, *a, **kw):  # how the receiver service hands an item to the engine
             calls.append(1)
-            return receiver.reconstruct(*a, **kw)
+            return receiver.submit(*a, **kw)
 
     secret, wrong = "s3cret-" + "x" * 30, "wrong-" + "y" * 30
     (tmp_path / "token").write_text(secret + "\n")

@@ -9,6 +9,7 @@ gensc bench services | pipeline | scale | quant | load | faults | fuzz | bad-ima
                                                          benchmarks that print JSON
 gensc channel ber | channel bench                        link simulator checks
 gensc payload | eval                                     bytes per packet part; SNR sweeps
+gensc train-mini                                         train the mini profile's models on the CPU
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def _health(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from gensc.app import bench, certs, demo, payload
+    from gensc.app import bench, certs, demo, payload, train_mini
     from gensc.channel import cli as channel_cli
     from gensc.evaluation import evaluate
     from gensc.receiver import cli as receiver_cli
@@ -111,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_command(sub)
     payload.add_command(sub)
     evaluate.add_command(sub)
+    train_mini.add_command(sub)
     return parser
 
 

@@ -816,6 +816,14 @@ class Harness:
                     p["fid"] = self._fid(m, s, pr)
                     points.append(p)
         notes = dict(self.suite.notes) if self.suite is not None else {}
+        if profile is not None and profile.trained_small and str(c.images).startswith("skimage"):
+            from gensc.common.mini import TRAIN_PHOTOS
+
+            seen = sorted({Path(n).stem for n, _ in images} & set(TRAIN_PHOTOS))
+            if seen:
+                self.run_notes.add(
+                    f"the {profile.name} profile was trained on {', '.join(seen)}: not held out"
+                )
         if "fid" in (self.suite.available if self.suite else ()):
             n = len(images)
             notes.setdefault(
@@ -1016,7 +1024,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--n-images", type=int, help="use this many (a seeded subset; default all)")
     g.add_argument("--subset-seed", type=int, help="seed of the subset (default 0)")
     g = p.add_argument_group("models")
-    g.add_argument("--profile", help="sd15, tiny, sd15-shapes or auto (env GENSC_PROFILE; default auto)")
+    g.add_argument(
+        "--profile", help="sd15, mini, tiny, sd15-shapes or auto (env GENSC_PROFILE; default auto)"
+    )
     g.add_argument("--sd-model", help="SD 1.5 folder or hub id in the local cache (env GENSC_SD_MODEL)")
     g.add_argument(
         "--caption-model", help="BLIP folder or hub id in the local cache (env GENSC_CAPTION_MODEL)"

@@ -4,7 +4,8 @@
 
 Everything is a diffusers class, loaded back by the same ``from_pretrained`` path as SD 1.5:
 
-1. ``AutoencoderKL`` (4-channel latent at 1/8 of the image size, like SD's) on random crops of
+1. ``AutoencoderKL`` (4-channel latent at 1/8 of the image size, like SD's; no attention in its
+   middle block, so crops and whole images look alike to it) on random crops of
    ``gensc.common.mini.TRAIN_PHOTOS`` (each photo resized to several sizes, random crop, random
    horizontal flip), loss = MSE + L1 + ``kl_weight`` x KL (per value), AdamW, cosine schedule.
    No GAN, no perceptual loss (LPIPS needs hub weights).
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import sys
 import time
@@ -49,20 +51,22 @@ class TrainConfig:
     """Every setting of a training run (written into training.json)."""
 
     seed: int = 0
-    threads: int = 0  # torch threads; 0: torch's default
+    # torch threads (0: torch's default). 1 by default: on a 2-core machine shared with other
+    # jobs, 2 OpenMP threads measured 10-40x slower per step than 1 (they wait for each other).
+    threads: int = 1
     # VAE
     vae_blocks: tuple[int, ...] = (32, 32, 64, 128)
-    vae_steps: int = 3000
+    vae_steps: int = 1200
     vae_batch: int = 16
     vae_crop: int = 64
     vae_lr: float = 1e-3
     kl_weight: float = 1e-6  # times the KL per latent value, beside per-pixel MSE + L1
     # denoiser
     unet_blocks: tuple[int, ...] = (32, 64, 64)
-    unet_steps: int = 2000
+    unet_steps: int = 700
     unet_batch: int = 32
     unet_crop: int = 128  # pixels; the UNet sees unet_crop/8 latents
-    unet_lr: float = 5e-4
+    unet_lr: float = 1e-3
     n_latents: int = 1024  # training crops encoded once for the denoiser
     empty_prompt: float = 0.2  # share of denoiser steps conditioned on the empty prompt
     colour_weight: float = 2.0  # colour photos are drawn this many times as often as grey ones
@@ -150,6 +154,7 @@ def build_vae(cfg: TrainConfig):
         layers_per_block=1,
         norm_num_groups=_groups(cfg.vae_blocks),
         sample_size=256,
+        mid_block_add_attention=False,  # convolutions only: trained on crops, used at any size
     )
 
 
@@ -386,18 +391,18 @@ def train(cfg: TrainConfig, out: Path) -> dict[str, Any]:
         f"photos ({len(cfg.photos)}): {', '.join(cfg.photos)}; held out: {', '.join(mini.HELDOUT_PHOTOS)}"
     )
     sampler = CropSampler(cfg.photos, rng, cfg.colour_weight)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     vae = train_vae(cfg, sampler, log)
-    t_vae = time.perf_counter() - t0
+    t_vae, c_vae = time.perf_counter() - t0, time.process_time() - c0
     mean, std, scale = encode_latents(cfg, vae, sampler)
     vae.register_to_config(scaling_factor=scale)
     log.say(f"vae trained in {t_vae:.1f} s; scaling factor {scale:.5f}")
     emb, tokenizer, text_encoder = caption_embeddings(64, rng)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     unet = train_unet(cfg, mean, std, scale, emb, log)
-    t_unet = time.perf_counter() - t1
-    total = time.perf_counter() - t0
-    log.say(f"unet trained in {t_unet:.1f} s; total training {total:.1f} s")
+    t_unet, c_unet = time.perf_counter() - t1, time.process_time() - c1
+    total, c_total = time.perf_counter() - t0, time.process_time() - c0
+    log.say(f"unet trained in {t_unet:.1f} s; total training {total:.1f} s wall, {c_total:.1f} s CPU")
     psnr = heldout_psnr(vae, cfg.heldout_sizes)
     log.say(f"held-out VAE round trip (8-bit latent), PSNR dB: {json.dumps(psnr)}")
     pipe = StableDiffusionImg2ImgPipeline(
@@ -425,6 +430,9 @@ def train(cfg: TrainConfig, out: Path) -> dict[str, Any]:
             "unet": sum(p.numel() for p in unet.parameters()),
         },
         "wall_s": {"vae": round(t_vae, 1), "unet": round(t_unet, 1), "total": round(total, 1)},
+        # CPU seconds of this process (all its threads): what the run costs on an unshared machine
+        "cpu_s": {"vae": round(c_vae, 1), "unet": round(c_unet, 1), "total": round(c_total, 1)},
+        "load_average_at_end": list(os.getloadavg()),
         "heldout_vae_round_trip_psnr_db": psnr,
         "losses": log.rows,
         "environment": {
@@ -463,7 +471,11 @@ def run(args) -> int:
         print(f"gensc train-mini: {e}", file=sys.stderr)
         return 2
     rec = train(cfg, Path(args.out))
-    print(json.dumps({k: rec[k] for k in ("wall_s", "scaling_factor", "heldout_vae_round_trip_psnr_db")}))
+    print(
+        json.dumps(
+            {k: rec[k] for k in ("wall_s", "cpu_s", "scaling_factor", "heldout_vae_round_trip_psnr_db")}
+        )
+    )
     print(f"saved to {args.out} (training.json, training-log.txt)")
     return 0
 

@@ -40,8 +40,8 @@ def test_train_mini_few_steps_loss_decreases(tiny_cache, tmp_path):
 
     out = tmp_path / "mini"
     argv = ["train-mini", "--out", str(out), "--vae-blocks", "8,8,16,16", "--unet-blocks", "16,32"]
-    argv += ["--vae-steps", "30", "--unet-steps", "30", "--vae-batch", "2", "--unet-batch", "4"]
-    argv += ["--vae-crop", "32", "--unet-crop", "32", "--n-latents", "32", "--log-every", "5"]
+    argv += ["--vae-steps", "80", "--unet-steps", "40", "--vae-batch", "4", "--unet-batch", "8"]
+    argv += ["--vae-crop", "32", "--unet-crop", "32", "--n-latents", "32", "--log-every", "10"]
     argv += ["--vae-lr", "2e-3", "--unet-lr", "2e-3", "--heldout-sizes", "128"]
     assert main(argv) == 0
     rec = json.loads((out / "training.json").read_text())

@@ -10,6 +10,7 @@ gensc bench services | pipeline | scale | quant | load | faults | fuzz | bad-ima
 gensc channel ber | channel bench                        link simulator checks
 gensc payload | eval                                     bytes per packet part; SNR sweeps
 gensc finetune --out DIR                                 train a LoRA adapter for the receiver
+gensc train-mini                                         train the mini profile's models on the CPU
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def _health(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from gensc.app import bench, certs, demo, finetune, payload
+    from gensc.app import bench, certs, demo, finetune, payload, train_mini
     from gensc.channel import cli as channel_cli
     from gensc.evaluation import cli as evaluation_cli
     from gensc.receiver import cli as receiver_cli
@@ -113,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     payload.add_command(sub)
     finetune.add_command(sub)
     evaluation_cli.add_command(sub)
+    train_mini.add_command(sub)
     return parser
 
 

@@ -1,7 +1,8 @@
 """``gensc demo``: start the three services locally, stream the scikit-image photos through them.
 
 Writes report.json, each reconstruction and an original|reconstruction PNG per image, prints a
-table and says which model profile ran (with ``tiny``: the images come from random weights).
+table and says which model profile ran (with ``tiny``: the images come from random weights; with
+``mini``: small models trained on a few sample photos, not Stable Diffusion).
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ def profile_statement(profile) -> str:
             "the link and the timings are real; the pictures are not meaningful. Provide SD 1.5 "
             "and BLIP weights (--profile sd15 --sd-model DIR --caption-model DIR) for real images."
         )
+    if profile.trained_small:
+        from gensc.common.mini import describe
+
+        return f"profile {profile.name!r}: {describe()}"
     return f"profile {profile.name!r}: {profile.sd_model} + {profile.captioner} (real weights)"
 
 

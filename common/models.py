@@ -3,7 +3,9 @@
 A profile names the Stable Diffusion folder (UNet, VAE, CLIP text encoder, tokenizer,
 scheduler) and the BLIP captioner, each a hub id or a local directory, plus the image size and
 the receiver's defaults. ``tiny`` is a random-weight miniature built from configs on first use,
-saved with ``save_pretrained`` and then loaded exactly like ``sd15``.
+saved with ``save_pretrained`` and then loaded exactly like ``sd15``. ``mini`` is a small VAE and
+denoiser trained by ``gensc train-mini`` on scikit-image photos, committed to the repository
+(gensc.common.mini), with the tiny random text encoder and captioner.
 
 Weights are looked up locally only (``local_files_only=True``) unless a download is allowed:
 a missing model fails within seconds with a message that names it and says how to provide it.
@@ -34,6 +36,7 @@ class Profile:
     strength: float  # img2img strength
     guidance: float  # classifier-free guidance scale
     random_weights: bool  # True: outputs are not meaningful images
+    trained_small: bool = False  # True: small models trained by gensc (not Stable Diffusion)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,6 +62,18 @@ PROFILES: dict[str, Profile] = {
         strength=0.5,
         guidance=2.0,
         random_weights=True,
+    ),
+    # Small VAE + UNet trained by `gensc train-mini` (gensc.common.mini); tiny random captioner.
+    "mini": Profile(
+        name="mini",
+        sd_model="",  # filled in with gensc.common.mini.weights_dir() when resolved
+        captioner="",  # the tiny profile's random BLIP
+        image_size=256,
+        steps=10,
+        strength=0.2,
+        guidance=1.0,
+        random_weights=False,
+        trained_small=True,
     ),
     # SD 1.5 and BLIP-large layer shapes with random weights: true latency and memory, no quality.
     "sd15-shapes": Profile(
@@ -87,15 +102,21 @@ def resolve_profile(
 ) -> Profile:
     """Pick a profile by name and apply local overrides (flags first, then environment).
 
-    ``auto`` is ``sd15`` when its weights are found locally, otherwise ``tiny``.
+    ``auto`` is ``sd15`` when its weights are found locally, otherwise ``mini`` when its committed
+    weights are there (they are in a normal checkout or install), otherwise ``tiny``.
     ``tiny`` and ``sd15-shapes`` (random weights) are built on first use in ``$GENSC_CACHE``
-    (default ``~/.cache/gensc``).
+    (default ``~/.cache/gensc``); so is the tiny captioner that ``mini`` uses.
     """
     if name == "auto":
         sd = sd_model or os.environ.get(ENV_SD) or PROFILES["sd15"].sd_model
         cap = captioner or os.environ.get(ENV_CAPTIONER) or PROFILES["sd15"].captioner
         found = _found_locally(sd, "model_index.json") and _found_locally(cap, "config.json")
-        name = "sd15" if found else "tiny"
+        if found:
+            name = "sd15"
+        else:
+            from gensc.common.mini import weights_dir
+
+            name = "mini" if (weights_dir() / "model_index.json").is_file() else "tiny"
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; known profiles: auto, {', '.join(PROFILES)}")
     profile = PROFILES[name]
@@ -104,6 +125,14 @@ def resolve_profile(
 
         sd_dir, blip_dir = ensure_random(cache_dir(), shapes=name)
         profile = replace(profile, sd_model=str(sd_dir), captioner=str(blip_dir))
+    elif profile.trained_small:
+        from gensc.common.mini import weights_dir
+        from gensc.common.tiny import ensure_random
+
+        _, blip_dir = ensure_random(cache_dir(), shapes="tiny")
+        profile = replace(
+            profile, sd_model=sd_model or str(weights_dir()), captioner=captioner or str(blip_dir)
+        )
     else:
         profile = replace(
             profile,

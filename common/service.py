@@ -157,7 +157,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--profile",
         default=env("GENSC_PROFILE", "auto"),
-        help="sd15, tiny, sd15-shapes, or auto (sd15 if its weights are found locally; env GENSC_PROFILE)",
+        help="sd15, mini, tiny, sd15-shapes, or auto (sd15 if its weights are found locally, else "
+        "mini; env GENSC_PROFILE)",
     )
     g.add_argument("--sd-model", default=None, help="SD 1.5 hub id or folder (env GENSC_SD_MODEL)")
     g.add_argument("--caption-model", default=None, help="BLIP hub id or folder (env GENSC_CAPTION_MODEL)")

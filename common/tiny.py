@@ -28,6 +28,7 @@ _WORDS = (
     "large small old young sitting standing walking flying holding looking lying "
     "photo picture close up view background front bright dark sunny cloudy"
 ).split()
+CAPTION_WORDS: tuple[str, ...] = tuple(_WORDS)
 
 
 def clip_tokenizer():

@@ -59,7 +59,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--n-images", type=int, help="use this many (a seeded subset; default all)")
     g.add_argument("--subset-seed", type=int, help="seed of the subset (default 0)")
     g = p.add_argument_group("models")
-    g.add_argument("--profile", help="sd15, tiny, sd15-shapes or auto (env GENSC_PROFILE; default auto)")
+    g.add_argument(
+        "--profile", help="sd15, mini, tiny, sd15-shapes or auto (env GENSC_PROFILE; default auto)"
+    )
     g.add_argument("--sd-model", help="SD 1.5 folder or hub id in the local cache (env GENSC_SD_MODEL)")
     g.add_argument(
         "--caption-model", help="BLIP folder or hub id in the local cache (env GENSC_CAPTION_MODEL)"

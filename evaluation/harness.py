@@ -158,6 +158,13 @@ class Harness:
                 if pr:
                     points.append({**aggregate(pr), "fid": self._fid(pr)})
         notes = dict(self.suite.notes)
+        run_notes = []
+        if profile is not None and profile.trained_small and str(c.images).startswith("skimage"):
+            from gensc.common.mini import TRAIN_PHOTOS
+
+            seen = sorted({Path(n).stem for n, _ in images} & set(TRAIN_PHOTOS))
+            if seen:
+                run_notes.append(f"the {profile.name} profile was trained on {', '.join(seen)}: not held out")
         if "fid" in self.suite.available:
             notes.setdefault(
                 "fid", f"FID over {len(images)} images per point; below ~2,048 images FID is biased upwards"
@@ -174,7 +181,7 @@ class Harness:
             "recon": {m: c.recon_settings(m, profile) for m in c.modes},
             "link": {k: v for k, v in c.link_settings(c.snr_db[0]).items() if k != "snr_db"},
             "metrics": {"available": list(self.suite.available), "notes": notes},
-            "notes": [],
+            "notes": run_notes,
             "points": points,
             "rows": [r.to_dict() for r in rows],
             "run": {

@@ -48,6 +48,8 @@ def title(results: dict[str, Any], what: str) -> str:
     who = f"profile {p.get('name', c['profile'])}" if p else f"services {c['via_services']}"
     if p.get("random_weights"):
         who += " (RANDOM WEIGHTS: generated images are not meaningful)"
+    elif p.get("trained_small"):
+        who += " (small models trained on sample photos; not Stable Diffusion)"
     n = len(results["images"]["names"])
     src = "scikit-image photos" if str(c["images"]).startswith("skimage") else Path(str(c["images"])).name
     return f"{what}\n{who}; {c['modulation']}, code {c['code']}, AWGN; {n} {src}"

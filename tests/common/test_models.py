@@ -56,8 +56,11 @@ def test_missing_sd15_weights_fail_fast_with_instructions(tmp_path, monkeypatch)
         from_pretrained(BlipForConditionalGeneration, str(tmp_path / "nowhere"), "captioner")
 
 
-def test_auto_falls_back_to_tiny_and_unknown_profile(tiny_cache, tmp_path, monkeypatch):
+def test_auto_falls_back_to_mini_then_tiny_and_unknown_profile(tiny_cache, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.delenv("GENSC_SD_MODEL", raising=False)
+    assert resolve_profile("auto").name == "mini"  # the committed mini weights
+    monkeypatch.setattr("gensc.common.mini.weights_dir", lambda: tmp_path / "no-mini-weights")
     assert resolve_profile("auto").name == "tiny"
     with pytest.raises(ValueError, match="unknown profile 'sd21'.*sd15"):
         resolve_profile("sd21")

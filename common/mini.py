@@ -1,0 +1,74 @@
+"""The ``mini`` profile's data: which scikit-image photos train it, which are held out, where its
+weights live.
+
+``gensc train-mini`` (gensc.app.train_mini) trains a small AutoencoderKL and a small
+UNet2DConditionModel on ``TRAIN_PHOTOS`` only; evaluations of the ``mini`` profile use
+``HELDOUT_PHOTOS``, which no training step has seen. The split is fixed here, by name, so it is
+the same on every machine. ``cat`` is the same picture as ``chelsea`` and is therefore in neither
+list. The trained weights are committed under ``weights/mini`` next to this module (a diffusers
+StableDiffusion folder, safetensors only) and load through ``gensc.common.models.from_pretrained``
+exactly like SD 1.5.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+# Colour photos and pictures, then grey photos and textures (used as grey RGB): every sample
+# scikit-image ships in its package (no download), except the held-out ones and `cat`.
+TRAIN_PHOTOS: tuple[str, ...] = (
+    "astronaut",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "colorwheel",
+    "logo",
+    "camera",
+    "coins",
+    "moon",
+    "page",
+    "text",
+    "clock",
+    "brick",
+    "grass",
+    "gravel",
+    "cell",
+    "horse",
+)
+# Natural colour photos never used in training: the mini profile's evaluation set.
+HELDOUT_PHOTOS: tuple[str, ...] = ("chelsea", "coffee", "rocket")
+EXCLUDED_PHOTOS: tuple[str, ...] = ("cat",)  # = chelsea
+
+
+def weights_dir() -> Path:
+    """The committed mini SD folder (model_index.json, vae/, unet/, text_encoder/, ...)."""
+    return Path(__file__).parent / "weights" / "mini"
+
+
+def describe() -> str:
+    """What the mini profile is, in one plain sentence (the demo and the evaluation print it)."""
+    return (
+        f"small models trained by `gensc train-mini` on {len(TRAIN_PHOTOS)} scikit-image sample "
+        f"photos ({', '.join(HELDOUT_PHOTOS)} held out); not Stable Diffusion. The text encoder "
+        "and the captioner are the tiny random ones: captions carry no meaning."
+    )
+
+
+def photo(name: str) -> np.ndarray:
+    """A scikit-image sample picture as uint8 [H, W, 3] RGB (grey is repeated, alpha dropped)."""
+    from skimage import data
+
+    known = TRAIN_PHOTOS + HELDOUT_PHOTOS + EXCLUDED_PHOTOS
+    if name not in known or not hasattr(data, name):
+        raise ValueError(f"unknown mini photo {name!r}; known: {', '.join(known)}")
+    x = np.asarray(getattr(data, name)())
+    if x.dtype == np.bool_:
+        x = x.astype(np.uint8) * 255
+    if x.dtype != np.uint8:
+        lo, hi = float(x.min()), float(x.max())
+        x = np.round((x - lo) / max(hi - lo, 1e-12) * 255).astype(np.uint8)
+    if x.ndim == 2:
+        x = np.repeat(x[..., None], 3, axis=2)
+    return np.ascontiguousarray(x[..., :3])

@@ -422,10 +422,12 @@ def targets(rows: list[dict[str, Any]], recon: dict[str, Any] | None) -> dict[st
     for r in sorted(
         (r for r in rows if r["scheme"] == AUTO and r["axis"] == "esn0"), key=lambda r: r["snr_db"]
     ):
-        best = min(
-            (x for x in rows if x["axis"] == "esn0" and x["snr_db"] == r["snr_db"] and x["scheme"] in fixed),
-            key=lambda x: x["nmse"],
-        )
+        candidates = [
+            x for x in rows if x["axis"] == "esn0" and x["snr_db"] == r["snr_db"] and x["scheme"] in fixed
+        ]
+        if not candidates:  # a run of auto alone (--schemes auto): nothing to compare with
+            continue
+        best = min(candidates, key=lambda x: x["nmse"])
         auto_pts.append(
             {
                 "esn0_db": r["snr_db"],

@@ -39,7 +39,22 @@ class Profile:
     trained_small: bool = False  # True: small models trained by gensc (not Stable Diffusion)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The profile as result files record it: folders gensc built or ships (random-weight and
+        mini models) are named relative to their root, so no machine path is written."""
+        d = asdict(self)
+        if self.random_weights or self.trained_small:
+            for key in ("sd_model", "captioner"):
+                d[key] = _portable(d[key])
+        return d
+
+
+def _portable(path: str) -> str:
+    """``<GENSC_CACHE>/...`` or ``<package>/...`` for a folder under either root, else ``path``."""
+    roots = {"<GENSC_CACHE>": str(cache_dir()), "<package>": str(Path(__file__).parent)}
+    for name, root in roots.items():
+        if root and path.startswith(root.rstrip("/") + "/"):
+            return name + path[len(root.rstrip("/")) :]
+    return path
 
 
 PROFILES: dict[str, Profile] = {

@@ -90,3 +90,12 @@ def test_weights_load_from_safetensors_only(tmp_path, tiny_profile):
     folders = [Path(tiny_profile.sd_model), Path(tiny_profile.captioner)]
     assert not [p for d in folders for p in d.rglob("*") if p.suffix in (".bin", ".ckpt", ".pt", ".pkl")]
     assert [p for d in folders for p in d.rglob("*.safetensors")]
+
+
+def test_result_files_name_built_models_without_machine_paths(tiny_profile):
+    from gensc.common.models import cache_dir
+
+    d = tiny_profile.to_dict()
+    assert str(cache_dir()) in tiny_profile.sd_model  # the real folder, used to load
+    assert d["sd_model"].startswith("<GENSC_CACHE>/") and d["captioner"].startswith("<GENSC_CACHE>/")
+    assert "/tmp" not in str(d) and "/root" not in str(d)

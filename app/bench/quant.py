@@ -34,6 +34,7 @@ above.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -88,7 +89,7 @@ def run(args) -> int:
         for component in components:
             for scheme in schemes:
                 job = {
-                    "profile": profile.to_dict(),
+                    "profile": dataclasses.asdict(profile),  # real folders: the job loads from them
                     "component": component,
                     "scheme": scheme,
                     "device": device,

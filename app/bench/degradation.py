@@ -620,7 +620,11 @@ def run(args) -> int:
     result = {
         "benchmark": "degradation",
         "config": {
-            **{k: v for k, v in vars(args).items() if k not in ("func", "command", "bench", "out", "plot", "from_json")},
+            **{
+                k: v
+                for k, v in vars(args).items()
+                if k not in ("func", "command", "bench", "out", "plot", "from_json")
+            },
             "latent_source": source,
             "latents": list(latents),
             "schemes": {n: {**asdict(SCHEMES[n]), "label": SCHEMES[n].label} for n in names if n in SCHEMES},

@@ -28,7 +28,9 @@ Routes, all through ``from_pretrained`` (``load_component``):
   so the model is loaded in the compute dtype and each ``nn.Linear`` is replaced by the same
   bitsandbytes layer (bitsandbytes has a CPU backend);
 * quanto-*: loaded in the compute dtype, then ``optimum.quanto.quantize`` + ``freeze``
-  (diffusers' ``QuantoConfig`` is deprecated and replaces ``nn.Linear`` only).
+  (diffusers' ``QuantoConfig`` is deprecated and replaces ``nn.Linear`` only). The quantised
+  weights are then stored once in ``$GENSC_CACHE/quantized/`` and later loads read them directly
+  (optimum-quanto's ``requantize``), see "Quantised-weights cache" below.
 
 ``QuantConfig.check(device)`` runs before any model loads, so a setting that cannot run on the
 device stops a service at start-up with a message naming the setting and the device.
@@ -36,14 +38,22 @@ device stops a service at start-up with a message naming the setting and the dev
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import logging
+import os
+import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from gensc.common.models import from_pretrained
+from gensc.common.models import cache_dir, from_pretrained
+
+log = logging.getLogger(__name__)
 
 ENV_QUANTIZE = "GENSC_QUANTIZE"
 
@@ -269,6 +279,16 @@ def load_component(
         return from_pretrained(
             cls, source, kind, quantization_config=config, device_map=device, **load
         ).eval()
+    folder = _quanto_cache_folder(cls, source, c, s, dtype, kwargs) if s.library == "optimum-quanto" else None
+    if folder is not None and folder.is_dir():
+        try:
+            model = _quanto_from_cache(cls, source, c, folder, device, dtype, load)
+            CACHE_EVENTS["loaded"] += 1
+            return model
+        except Exception as e:  # a damaged cache is never fatal: quantise again and store anew
+            log.warning("quantised-weights cache %s is unreadable (%s); rebuilding it", folder, e)
+            shutil.rmtree(folder, ignore_errors=True)
+            CACHE_EVENTS["rebuilt"] += 1
     model = from_pretrained(cls, source, kind, **load).to(device).eval()
     target = model.get_submodule(c.part) if c.part else model
     if s.library == "bitsandbytes":  # diffusers on the CPU: the same layers, swapped in by hand
@@ -279,7 +299,141 @@ def load_component(
 
         quantize(target, weights=qint8 if s.bits == 8 else qint4)
         freeze(target)
+        if folder is not None:
+            _quanto_store(model, folder)
     return model
+
+
+# --- Quantised-weights cache (optimum-quanto schemes only) ---------------------------------------
+# Quantising at every load made a quanto start-up 6-7x the full-precision one (issue 11). After the
+# first ``quantize`` + ``freeze``, optimum-quanto's documented serialisation is stored:
+# ``model.state_dict()`` (safetensors) and ``quantization_map(model)`` (JSON), in
+# ``cache_dir()/quantized/<component>-<scheme>-<key>/``. The key hashes the source folder, the
+# model class, subfolder, component, scheme, compute dtype, the sizes and mtimes of the source's
+# files, and the optimum-quanto and torch versions: changed weights or versions miss the cache.
+# A later load builds the model from its config on the meta device (accelerate's
+# ``init_empty_weights``) and fills it with ``requantize``. The folder is written under a temporary
+# name and renamed, so a crash never leaves half a cache; one that cannot be read is dropped with
+# a warning and rebuilt. ``GENSC_QUANT_CACHE=0`` turns it off. ``CACHE_EVENTS`` counts "stored",
+# "loaded" and "rebuilt".
+
+ENV_QUANT_CACHE = "GENSC_QUANT_CACHE"
+CACHE_EVENTS: Counter = Counter()
+_WEIGHTS, _QMAP, _META = "model.safetensors", "quantization_map.json", "meta.json"
+
+
+def _quanto_cache_folder(
+    cls: Any, source: str, c: Component, s: Scheme, dtype: Any, kwargs: dict
+) -> Path | None:
+    """The cache folder for this load, or None where there is no local folder to key it by."""
+    if os.environ.get(ENV_QUANT_CACHE, "1").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    root = Path(source)
+    if not root.is_dir():  # a hub id: its local snapshot, if there is one
+        try:
+            from huggingface_hub import snapshot_download
+
+            root = Path(snapshot_download(source, revision=kwargs.get("revision"), local_files_only=True))
+        except Exception:
+            return None
+    import torch
+    from optimum.quanto import __version__ as quanto_version
+
+    sub = kwargs.get("subfolder") or ""
+    files = sorted(p for p in (root / sub).rglob("*") if p.is_file())
+    key = {
+        "source": str(root.resolve()),
+        "subfolder": sub,
+        "class": f"{cls.__module__}.{cls.__qualname__}",
+        "component": c.name,
+        "scheme": s.name,
+        "dtype": str(dtype),
+        "files": [(str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in files],
+        "optimum-quanto": quanto_version,
+        "torch": torch.__version__,
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    return cache_dir() / "quantized" / f"{c.name}-{s.name}-{digest}"
+
+
+def _quanto_store(model: Any, folder: Path) -> None:
+    """Write ``folder`` atomically (a temporary folder beside it, then one rename)."""
+    from optimum.quanto import quantization_map
+    from safetensors.torch import save_file
+
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+        try:
+            tensors, aliases, seen = {}, {}, {}
+            for name, t in model.state_dict().items():  # tied weights are stored once
+                ptr = (t.device, t.data_ptr(), t.dtype, tuple(t.shape), t.stride()) if t.numel() else None
+                if ptr is not None and ptr in seen:
+                    aliases[name] = seen[ptr]
+                    continue
+                if ptr is not None:
+                    seen[ptr] = name
+                tensors[name] = t.detach().contiguous().cpu()
+            save_file(tensors, str(tmp / _WEIGHTS))
+            (tmp / _QMAP).write_text(json.dumps(quantization_map(model)))
+            (tmp / _META).write_text(json.dumps({"aliases": aliases}))
+            os.replace(tmp, folder)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        CACHE_EVENTS["stored"] += 1
+    except Exception as e:  # e.g. another process stored it first, a read-only cache: load anyway
+        if not folder.is_dir():
+            log.warning("could not store quantised weights in %s: %s", folder, e)
+
+
+def _quanto_from_cache(
+    cls: Any, source: str, c: Component, folder: Path, device: str, dtype: Any, load: dict
+) -> Any:
+    """The model built from its config on the meta device and filled from ``folder``."""
+    import torch
+    from accelerate import init_empty_weights
+    from optimum.quanto import requantize
+    from safetensors.torch import load as load_safetensors
+
+    qmap = json.loads((folder / _QMAP).read_text())
+    aliases = json.loads((folder / _META).read_text())["aliases"]
+    # read into memory, not mmap'ed: the model must not depend on the file staying as it is
+    state = load_safetensors((folder / _WEIGHTS).read_bytes())
+    for name, to in aliases.items():
+        state[name] = state[to]
+    opts = {k: load[k] for k in ("subfolder", "revision") if load.get(k) is not None}
+    if c.library == "diffusers":
+        config = cls.load_config(source, local_files_only=True, **opts)
+        with init_empty_weights():
+            model = cls.from_config(config)
+    else:
+        config = cls.config_class.from_pretrained(source, local_files_only=True, **opts)
+        with init_empty_weights():
+            model = cls._from_config(config)
+        if getattr(model, "generation_config", None) is not None:  # as from_pretrained reads it
+            from transformers import GenerationConfig
+
+            try:
+                model.generation_config = GenerationConfig.from_pretrained(
+                    source, local_files_only=True, **opts
+                )
+            except OSError:
+                pass  # no generation_config.json: the one derived from the config stays
+    # the compute dtype (plain Module.to: diffusers' own warns about fp32 islands), then any tensor
+    # stored in another dtype (a model's fp32 islands) takes the stored one
+    torch.nn.Module.to(model, dtype)
+    for name, t in list(model.named_parameters()) + list(model.named_buffers()):
+        saved = state.get(name)
+        if saved is not None and saved.dtype != t.dtype:
+            mod, _, attr = name.rpartition(".")
+            m = model.get_submodule(mod) if mod else model
+            new = torch.empty_like(t, dtype=saved.dtype, device="meta")
+            setattr(m, attr, torch.nn.Parameter(new, requires_grad=False) if attr in m._parameters else new)
+    requantize(model, state, qmap, device=torch.device(device))
+    missing = sorted(set(model.state_dict()) - set(state))
+    if missing:
+        raise ValueError(f"{len(missing)} tensors missing, e.g. {missing[0]!r}")
+    return model.eval()
 
 
 def _bnb_config(name: str, c: Component, dtype: Any) -> Any:

@@ -217,3 +217,55 @@ def test_cuda_unet_loads_through_diffusers_bitsandbytes_config(tiny_profile, sch
             torch.randn(1, 77, 32, device="cuda", dtype=torch.float16),
         ).sample
     assert torch.isfinite(out).all()
+
+
+def _load_twice(profile, cls, component, scheme, subfolder):
+    kw = dict(device="cpu", dtype=torch.float32, subfolder=subfolder)
+    return load_component(cls, profile.sd_model, "sd", component, scheme, **kw)
+
+
+@pytest.mark.parametrize("scheme", ["quanto-int8", "quanto-int4"])
+def test_quanto_weights_are_cached_and_the_cached_load_is_bit_exact(tiny_profile, unet_reference, scheme):
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    from gensc.common.quantization import CACHE_EVENTS
+
+    _, inputs, _ = unet_reference
+    ids = torch.randint(0, 99, (1, 77), generator=torch.Generator().manual_seed(0))
+    for cls, component, sub, run in (
+        (UNet2DConditionModel, "unet", "unet", lambda m: m(*inputs).sample),
+        (CLIPTextModel, "text_encoder", "text_encoder", lambda m: m(ids).last_hidden_state),
+    ):
+        before = CACHE_EVENTS.copy()
+        first = _load_twice(tiny_profile, cls, component, scheme, sub)  # stores (or finds) the cache
+        second = _load_twice(tiny_profile, cls, component, scheme, sub)
+        assert CACHE_EVENTS["loaded"] >= before["loaded"] + 1
+        assert quantised_layers(second) == quantised_layers(first)
+        assert parameter_bytes(second) == parameter_bytes(first)
+        with torch.no_grad():
+            assert torch.equal(run(first), run(second)), component
+
+
+def test_a_corrupt_quanto_cache_is_rebuilt_not_fatal(tiny_profile, unet_reference, caplog):
+    from diffusers import UNet2DConditionModel
+
+    from gensc.common.models import cache_dir
+    from gensc.common.quantization import CACHE_EVENTS
+
+    _, inputs, _ = unet_reference
+    first = _load_twice(tiny_profile, UNet2DConditionModel, "unet", "quanto-int8", "unet")
+    folders = list((cache_dir() / "quantized").glob("unet-quanto-int8-*"))
+    assert len(folders) == 1
+    weights = folders[0] / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # truncated, as by a full disk
+    before = CACHE_EVENTS.copy()
+    with caplog.at_level("WARNING", logger="gensc.common.quantization"):
+        again = _load_twice(tiny_profile, UNet2DConditionModel, "unet", "quanto-int8", "unet")
+    assert CACHE_EVENTS["rebuilt"] == before["rebuilt"] + 1 and "rebuilding it" in caplog.text
+    assert CACHE_EVENTS["stored"] == before["stored"] + 1 and weights.stat().st_size > 1000
+    third = _load_twice(tiny_profile, UNet2DConditionModel, "unet", "quanto-int8", "unet")
+    assert CACHE_EVENTS["loaded"] == before["loaded"] + 1
+    with torch.no_grad():
+        ref = first(*inputs).sample
+        assert torch.equal(again(*inputs).sample, ref) and torch.equal(third(*inputs).sample, ref)

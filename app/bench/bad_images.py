@@ -10,13 +10,14 @@ by the client itself (RESOURCE_EXHAUSTED) without ending the stream.
 from __future__ import annotations
 
 import io
-import json
 import struct
 import zlib
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
+
+from gensc.common.files import json_text, write_json
 
 
 def _save(img, fmt: str, **kw) -> bytes:
@@ -168,10 +169,9 @@ def run(args) -> int:
         and out["good_images_ok"] == out["good_images"]
         and alive
     )
-    text = json.dumps(result, indent=2)
-    print(text)
+    print(json_text(result))
     if args.json_out:
-        Path(args.json_out).write_text(text + "\n")
+        write_json(args.json_out, result)
     return 0 if result["passed"] else 1
 
 

@@ -15,13 +15,14 @@ or by gRPC giving up the handshake (UNAVAILABLE), not wait for the call's deadli
 from __future__ import annotations
 
 import contextlib
-import json
 import socket
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+
+from gensc.common.files import json_text, write_json
 
 
 @contextlib.contextmanager
@@ -164,10 +165,9 @@ def run(args) -> int:
         and all(r["ok"] == r["images"] for r in runs if r["retries"] > 0)
         and hang["cut_by_deadline"]
     )
-    text = json.dumps(result, indent=2)
-    print(text)
+    print(json_text(result))
     if args.json_out:
-        Path(args.json_out).write_text(text + "\n")
+        write_json(args.json_out, result)
     return 0 if result["passed"] else 1
 
 

@@ -16,7 +16,6 @@ answer, an image or an error, and the stream must end.
 from __future__ import annotations
 
 import faulthandler
-import json
 import struct
 import time
 import zlib
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from gensc.app.bench.stats import summary
+from gensc.common.files import json_text, write_json
 
 BERS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
 KINDS = tuple(f"flips@{b:g}" for b in BERS) + ("truncate", "extend", "garbage", "lying_lengths")
@@ -238,10 +238,9 @@ def run(args) -> int:
         and receiver_result["internal_errors"] == 0
         and alive
     )
-    text = json.dumps(result, indent=2)
-    print(text)
+    print(json_text(result))
     if args.json_out:
-        Path(args.json_out).write_text(text + "\n")
+        write_json(args.json_out, result)
     return 0 if result["passed"] else 1
 
 

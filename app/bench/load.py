@@ -9,7 +9,6 @@ a warm-up round and after the load; the target is growth below 10 % after warm-u
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import Counter
@@ -17,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gensc.app.bench.stats import summary
+from gensc.common.files import json_text, write_json
 
 GROWTH_TARGET = 0.10
 
@@ -123,10 +123,9 @@ def run(args) -> int:
         **out,
     }
     result["passed"] = out["errors"] == 0 and out.get("meets_memory_target", False)
-    text = json.dumps(result, indent=2)
-    print(text)
+    print(json_text(result))
     if args.json_out:
-        Path(args.json_out).write_text(text + "\n")
+        write_json(args.json_out, result)
     return 0 if result["passed"] else 1
 
 

@@ -19,13 +19,14 @@ also removes damage the full-precision base leaves). Prints JSON (``--json-out``
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from gensc.common.files import json_text, write_json
 
 TRAIN_IMAGES = "skimage:astronaut,coffee,chelsea,rocket"
 TEST_IMAGES = "skimage:cat,hubble_deep_field,immunohistochemistry,colorwheel"
@@ -203,10 +204,9 @@ def run(args) -> int:
         "targets": {"restore_ratio": "<= 0.7", "qlora_gap_closed": ">= 0.5"},
         "wall_s": round(time.perf_counter() - t0, 1),
     }
-    text = json.dumps(result, indent=1)
-    print(text)
+    print(json_text(result))
     if args.json_out:
-        Path(args.json_out).write_text(text + "\n")
+        write_json(args.json_out, result)
     return 0
 
 

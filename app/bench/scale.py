@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from gensc.common.files import json_text, write_json
+
 TARGETS = {"speedup_2_vs_1": 1.6, "split_tolerance": 0.20, "lost_when_killed": 0}
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
 
@@ -200,10 +202,9 @@ def run(args) -> int:
         "split": split_dev <= TARGETS["split_tolerance"],
         "lost": kill["lost"] <= TARGETS["lost_when_killed"],
     }
-    text = json.dumps(result, indent=2)
-    print(text)
+    print(json_text(result))
     if args.json_out:
-        Path(args.json_out).write_text(text + "\n")
+        write_json(args.json_out, result)
     return 0 if kill["lost"] == 0 else 1
 
 

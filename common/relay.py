@@ -97,7 +97,7 @@ class _Call:
     """One downstream call of a relay (its state is guarded by the relay's lock)."""
 
     number: int
-    messages: queue.Queue = field(default_factory=queue.Queue)
+    messages: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
     call: Any = None
     instance: str | None = None  # the peer's name, once it accepted the call
     in_flight: set[str] = field(default_factory=set)
@@ -153,7 +153,7 @@ class _Relay:
         self.config = config
         self.lock = threading.Lock()
         self.room = threading.Condition(self.lock)  # the reader waits here while answers pile up
-        self.out: queue.Queue = queue.Queue()  # (result, holds a slot) or None (a wake-up)
+        self.out: queue.SimpleQueue = queue.SimpleQueue()  # (result, holds a slot) or None (a wake-up)
         self.items: dict[str, _Item] = {}  # forwarded, unanswered
         self.waiting: list[str] = []  # forwarded items without a call, oldest first
         self.calls: list[_Call] = []  # accepted, one per peer, taking items

@@ -42,7 +42,7 @@ class ReceiverServicer(pb_grpc.ReceiverServicer):
         self.pipeline = pipeline
 
     def Reconstruct(self, request_iterator, context):
-        answers: queue.Queue = queue.Queue()
+        answers: queue.SimpleQueue = queue.SimpleQueue()
         state = {"read": 0, "done": False}
         lock = threading.Lock()
         futures: list[Future] = []
@@ -86,7 +86,7 @@ class ReceiverServicer(pb_grpc.ReceiverServicer):
             for fut in started:
                 fut.cancel()  # items not started yet; a running one finishes within its bound
 
-    def _start(self, frame: pb.ReceivedFrame, seen: set[str], answers: queue.Queue) -> Future | None:
+    def _start(self, frame: pb.ReceivedFrame, seen: set[str], answers: queue.SimpleQueue) -> Future | None:
         """Admit one frame: an immediate answer on ``answers`` (bad id, busy, loading) or a
         running item whose answer goes there when it is done."""
         res = pb.Result(item_id=frame.item_id)

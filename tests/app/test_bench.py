@@ -62,7 +62,13 @@ def test_bench_services_json(tiny_cache, tmp_path):
     floor = res["grpc_floor_ms"]
     assert 0 < floor["min"] <= floor["p50"] <= floor["p95"] <= floor["max"]
     assert res["above_floor_ms_p50"] == pytest.approx(res["overhead_ms"]["p50"] - floor["p50"])
-    assert res["meets_target"] == (res["above_floor_ms_p50"] <= res["target"]["above_floor_p50_ms"])
+    paced = res["paced_floor_ms"]
+    assert set(paced["holds_ms"]) == {"encode", "channel", "reconstruct"}
+    assert paced["min"] <= paced["p50"] <= paced["max"]
+    assert res["above_paced_floor_ms_p50"] == pytest.approx(res["overhead_ms"]["p50"] - paced["p50"])
+    assert res["meets_target"] == (
+        res["above_paced_floor_ms_p50"] <= res["target"]["above_paced_floor_p50_ms"]
+    )
     assert len(res["setup"]["load_avg_1_5_15_before"]) == 3  # how busy the machine was
 
 

@@ -24,7 +24,8 @@ bytes, see gensc.common.quantization.parameter_bytes), footprint_bytes (the libr
 ``get_memory_footprint``), fp16_bytes (parameters x 2) and fraction_of_fp16, with
 fraction_of_fp16_rest_fp16 counting the layers left unquantised as fp16 (as on a GPU; the CPU
 keeps them in its fp32 compute dtype, so Linear-only schemes are above 1 there), load_s (from
-``from_pretrained`` to ready; quanto rows: from the quantised-weights cache, ``quant_cache``
+``from_pretrained`` to ready; rows that use the quantised-weights cache (quanto, and bitsandbytes
+on diffusers models on the CPU): from the cache, ``quant_cache``
 "loaded", with ``load_s_uncached`` the first load that quantised and stored it, measured in an
 earlier fresh process of the same run when the cache was empty), startup_ratio (load_s / the
 none row's), rss_before_load_gib and
@@ -294,7 +295,7 @@ def _measure(job: dict[str, Any]) -> dict[str, Any]:
     model = bench.load(job)
     _sync(device)
     row["load_s"] = time.perf_counter() - t0
-    if s.library == "optimum-quanto":
+    if s.library:  # "off": no cache for this load (transformers' own bitsandbytes path, or turned off)
         row["quant_cache"] = next((k for k in ("loaded", "stored") if CACHE_EVENTS[k]), "off")
     row.update(bench.sizes(model))
     inputs = bench.inputs(model, job)
@@ -360,14 +361,20 @@ def _model_sizes(*models) -> dict[str, Any]:
     from gensc.common.quantization import parameter_bytes, quantised_layers
 
     layers: dict[str, int] = {}
+    qtypes: dict[str, int] = {}  # optimum-quanto layers by weight type (quanto-int4 keeps some int8)
     for m in models:
         for k, v in quantised_layers(m).items():
             layers[k] = layers.get(k, 0) + v
+        for sub in m.modules():
+            qtype = getattr(sub, "weight_qtype", None)
+            if qtype is not None:
+                qtypes[qtype.name] = qtypes.get(qtype.name, 0) + 1
     n_params = sum(sum(p.numel() for p in m.parameters()) for m in models)
     param_bytes = sum(parameter_bytes(m) for m in models)
     rest_fp16 = sum(parameter_bytes(m, float_bytes=2) for m in models)
     return {
         "quantised_layers": layers,
+        "quanto_weight_types": qtypes,
         "param_bytes": param_bytes,
         "fraction_of_fp16_rest_fp16": rest_fp16 / (2 * n_params),
         "footprint_bytes": sum(_footprint(m) for m in models),

@@ -285,7 +285,7 @@ def load_component(
     folder = _cache_folder(cls, source, c, s, dtype, kwargs) if s.library else None
     if folder is not None and folder.is_dir():
         try:
-            model = _from_cache(cls, source, c, s, folder, device, dtype, load)
+            model = _from_cache(cls, source, kind, c, s, folder, device, dtype, load)
             CACHE_EVENTS["loaded"] += 1
             return model
         except Exception as e:  # a damaged cache is never fatal: quantise again and store anew
@@ -408,13 +408,10 @@ def _store(model: Any, folder: Path, s: Scheme) -> None:
     if s.library == "optimum-quanto":
         from optimum.quanto import quantization_map
 
-        qmap = quantization_map(model)
-    else:
-        qmap = {
-            "bitsandbytes": [
-                n for n, m in model.named_modules() if type(m).__module__.startswith("bitsandbytes")
-            ]
-        }
+        qmap, keep = quantization_map(model), ()
+    else:  # only the bitsandbytes layers: the rest loads from the source as usual
+        layers = [n for n, m in model.named_modules() if type(m).__module__.startswith("bitsandbytes")]
+        qmap, keep = {"bitsandbytes": layers}, tuple(f"{n}." for n in layers)
 
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
@@ -422,6 +419,8 @@ def _store(model: Any, folder: Path, s: Scheme) -> None:
         try:
             tensors, aliases, seen = {}, {}, {}
             for name, t in model.state_dict().items():  # tied weights are stored once
+                if keep and not name.startswith(keep):
+                    continue
                 ptr = (t.device, t.data_ptr(), t.dtype, tuple(t.shape), t.stride()) if t.numel() else None
                 if ptr is not None and ptr in seen:
                     aliases[name] = seen[ptr]
@@ -442,9 +441,18 @@ def _store(model: Any, folder: Path, s: Scheme) -> None:
 
 
 def _from_cache(
-    cls: Any, source: str, c: Component, s: Scheme, folder: Path, device: str, dtype: Any, load: dict
+    cls: Any,
+    source: str,
+    kind: str,
+    c: Component,
+    s: Scheme,
+    folder: Path,
+    device: str,
+    dtype: Any,
+    load: dict,
 ) -> Any:
-    """The model built from its config on the meta device and filled from ``folder``."""
+    """optimum-quanto: the model built from its config on the meta device and filled from
+    ``folder``; bitsandbytes: the model loaded as usual, its stored layers put in place."""
     import torch
     from accelerate import init_empty_weights
     from safetensors.torch import load as load_safetensors
@@ -455,6 +463,12 @@ def _from_cache(
     state = load_safetensors((folder / _WEIGHTS).read_bytes())
     for name, to in aliases.items():
         state[name] = state[to]
+    if s.library == "bitsandbytes":
+        _quiet_bitsandbytes()
+        model = from_pretrained(cls, source, kind, **load).to(device)
+        for name in qmap["bitsandbytes"]:
+            _bnb_from_state(model, name, state, s.name, dtype)
+        return model
     opts = {k: load[k] for k in ("subfolder", "revision") if load.get(k) is not None}
     if c.library == "diffusers":
         config = cls.load_config(source, local_files_only=True, **opts)
@@ -483,19 +497,9 @@ def _from_cache(
             m = model.get_submodule(mod) if mod else model
             new = torch.empty_like(t, dtype=saved.dtype, device="meta")
             setattr(m, attr, torch.nn.Parameter(new, requires_grad=False) if attr in m._parameters else new)
-    if s.library == "optimum-quanto":
-        from optimum.quanto import requantize
+    from optimum.quanto import requantize
 
-        requantize(model, state, qmap, device=torch.device(device))
-    else:
-        _quiet_bitsandbytes()
-        layers = qmap["bitsandbytes"]
-        for name in layers:
-            _bnb_from_state(model, name, state, s.name, dtype)
-        prefixes = tuple(f"{name}." for name in layers)
-        rest = {k: v for k, v in state.items() if not k.startswith(prefixes)}  # the layers have theirs
-        model.load_state_dict(rest, strict=False, assign=True)
-        model.to(device)
+    requantize(model, state, qmap, device=torch.device(device))
     missing = sorted(set(model.state_dict()) - set(state))
     missing += [n for n, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta]
     if missing:
@@ -511,6 +515,8 @@ def _bnb_from_state(model: Any, name: str, state: dict, scheme: str, dtype: Any)
     parent_name, _, attr = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     old, key = getattr(parent, attr), f"{name}.weight"
+    if type(old) is not torch.nn.Linear or key not in state:
+        raise ValueError(f"the cached layer {name!r} does not match the model")
     bias = state.get(f"{name}.bias")
     with torch.device("meta"):
         new = _bnb_linear(scheme, old.in_features, old.out_features, bias is not None, dtype)

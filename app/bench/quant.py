@@ -602,23 +602,18 @@ class _Receiver(_Unet):
 
     @staticmethod
     def call(receiver, latent, job):
+        """One img2img through the receiver's engine (the thread that owns its models)."""
         import torch
 
-        gen = receiver.generator
-        with gen.lock, torch.no_grad():
-            z = gen.img2img_pipe(
-                prompt=PROMPT,
-                image=latent,
-                strength=job["strength"],
-                num_inference_steps=job["steps"],
-                guidance_scale=job["guidance"],
-                generator=torch.Generator().manual_seed(job["seed"]),
-                output_type="latent",
-            ).images
-            out = {"latent": z.float().cpu()}
-            if job["decode"]:
-                x = gen.vae.decode(z / gen.vae.config.scaling_factor).sample
-                out["image"] = ((x[0].float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu()
+        from gensc.receiver.engine import QueuedGenerator
+        from gensc.receiver.pipeline import ReconSettings
+
+        settings = ReconSettings(job["strength"], job["steps"], job["guidance"], job["seed"])
+        gen = QueuedGenerator(receiver.engine)
+        z = gen.img2img(latent[0].float().cpu().numpy(), PROMPT, settings, output_type="latent")
+        out = {"latent": torch.from_numpy(z)[None]}
+        if job["decode"]:
+            out["image"] = torch.from_numpy(gen.decode(z))
         return out
 
     @staticmethod

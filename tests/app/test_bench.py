@@ -110,3 +110,14 @@ def test_bench_quant_json(tiny_cache, tmp_path):
     assert q8["quantised_layers"]["quanto.QConv2d"] > 0 and q8["peak_rss_gib"] > q8["rss_before_load_gib"] > 0
     target = {t["target"]: t for t in res["targets"]}["unet quanto-int8 noise-prediction relative error"]
     assert target["value"] == q8["rel_error"] and target["met"] is True
+
+
+def test_bench_quant_receiver_row_runs_through_the_engine(tiny_cache, tmp_path):
+    out = tmp_path / "q.json"
+    argv = ["bench", "quant", "--profile", "tiny", "--image-size", "64", "--device", "cpu", "--calls", "0"]
+    assert main([*argv, "--components", "receiver", "--schemes", "quanto-int8", "--json-out", str(out)]) == 0
+    none, q8 = json.loads(out.read_text())["rows"]
+    assert "error" not in none and "error" not in q8, (none.get("error"), q8.get("error"))
+    assert none["latent_nmse"] == 0 and 0 < q8["latent_nmse"] < 0.05
+    assert q8["psnr_db_vs_fp"] > 20 and 0 < q8["ssim_vs_fp"] <= 1  # tiny decodes by default
+    assert q8["startup_ratio"] > 0 and q8["quant_cache"] in ("stored", "loaded")

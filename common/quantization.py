@@ -276,13 +276,8 @@ def load_component(
     c = COMPONENTS[component]
     cuda = device.startswith("cuda")
     load = dict(allow_download=allow_download, dtype=dtype, **kwargs)
-    if s.library == "bitsandbytes" and (c.library == "transformers" or cuda):
-        _quiet_bitsandbytes()
-        config = _bnb_config(s.name, c, dtype)
-        return from_pretrained(
-            cls, source, kind, quantization_config=config, device_map=device, **load
-        ).eval()
-    folder = _cache_folder(cls, source, c, s, dtype, kwargs) if s.library else None
+    cached = s.library == "optimum-quanto" or (s.library == "bitsandbytes" and not cuda)
+    folder = _cache_folder(cls, source, c, s, dtype, kwargs) if cached else None
     if folder is not None and folder.is_dir():
         try:
             model = _from_cache(cls, source, kind, c, s, folder, device, dtype, load)
@@ -292,6 +287,13 @@ def load_component(
             log.warning("quantised-weights cache %s is unreadable (%s); rebuilding it", folder, e)
             shutil.rmtree(folder, ignore_errors=True)
             CACHE_EVENTS["rebuilt"] += 1
+    if s.library == "bitsandbytes" and (c.library == "transformers" or cuda):
+        _quiet_bitsandbytes()
+        config = _bnb_config(s.name, c, dtype)
+        model = from_pretrained(cls, source, kind, quantization_config=config, device_map=device, **load)
+        if folder is not None:
+            _store(model, folder, s)
+        return model.eval()
     model = from_pretrained(cls, source, kind, **load).to(device).eval()
     target = model.get_submodule(c.part) if c.part else model
     if s.library == "bitsandbytes":  # diffusers on the CPU: the same layers, swapped in by hand
@@ -347,20 +349,22 @@ def int8_layers(model: Any) -> list[str]:
 
 # --- Quantised-weights cache (optimum-quanto, and bitsandbytes swapped in by hand) ---------------
 # Quantising at every load made a quanto start-up 6-7x the full-precision one, and an nf4 UNet on
-# the CPU 4x (issue 11). After the first quantisation the model's ``state_dict()`` is stored
-# (safetensors) with a JSON map of its quantised layers: optimum-quanto's documented
-# ``quantization_map(model)``, or the names of the bitsandbytes layers, in
-# ``cache_dir()/quantized/<component>-<scheme>-<key>/``. The key hashes the source folder, the
+# the CPU 4x (issue 11). After the first quantisation the quantised layers are stored in
+# ``cache_dir()/quantized/<component>-<scheme>-<key>/``: optimum-quanto's documented serialisation
+# (``model.state_dict()`` as safetensors and ``quantization_map(model)`` as JSON), or, for
+# bitsandbytes, the state of its layers and their names. The key hashes the source folder, the
 # model class, subfolder, component, scheme (with quanto-int4's int8 rules), compute dtype, the
 # sizes and mtimes of the source's files, and the library's and torch's versions: changed weights
-# or versions miss the cache. A later load builds the model from its config on the meta device
-# (accelerate's ``init_empty_weights``) and fills it: optimum-quanto's ``requantize``, or each
-# bitsandbytes layer built from its stored int8 rows and scales (``Int8Params`` with ``CB`` /
-# ``SCB``) or NF4 blocks (``Params4bit.from_prequantized``). transformers models with
-# bitsandbytes load through transformers' own config and are not cached here. The folder is
-# written under a temporary name and renamed, so a crash never leaves half a cache; one that
-# cannot be read is dropped with a warning and rebuilt. ``GENSC_QUANT_CACHE=0`` turns it off.
-# ``CACHE_EVENTS`` counts "stored", "loaded" and "rebuilt".
+# or versions miss the cache. A later load:
+# * optimum-quanto: the model built from its config on the meta device (accelerate's
+#   ``init_empty_weights``) and filled by ``requantize``;
+# * bitsandbytes (CPU): the model loaded in the compute dtype, then each stored layer (those
+#   transformers' BitsAndBytesConfig or gensc's own swap replaced) built from its int8 rows and
+#   scales (``Int8Params`` with ``CB`` / ``SCB``) or NF4 blocks (``Params4bit.from_prequantized``)
+#   and put in place. On CUDA bitsandbytes loads through the libraries' configs, uncached.
+# The folder is written under a temporary name and renamed, so a crash never leaves half a cache;
+# one that cannot be read is dropped with a warning and rebuilt. ``GENSC_QUANT_CACHE=0`` turns it
+# off. ``CACHE_EVENTS`` counts "stored", "loaded" and "rebuilt".
 
 ENV_QUANT_CACHE = "GENSC_QUANT_CACHE"
 CACHE_EVENTS: Counter = Counter()

@@ -24,8 +24,8 @@ bytes, see gensc.common.quantization.parameter_bytes), footprint_bytes (the libr
 ``get_memory_footprint``), fp16_bytes (parameters x 2) and fraction_of_fp16, with
 fraction_of_fp16_rest_fp16 counting the layers left unquantised as fp16 (as on a GPU; the CPU
 keeps them in its fp32 compute dtype, so Linear-only schemes are above 1 there), load_s (from
-``from_pretrained`` to ready; rows that use the quantised-weights cache (quanto, and bitsandbytes
-on diffusers models on the CPU): from the cache, ``quant_cache``
+``from_pretrained`` to ready; rows that use the quantised-weights cache (every scheme on the CPU;
+bitsandbytes on CUDA is not cached): from the cache, ``quant_cache``
 "loaded", with ``load_s_uncached`` the first load that quantised and stored it, measured in an
 earlier fresh process of the same run when the cache was empty), startup_ratio (load_s / the
 none row's), rss_before_load_gib and
@@ -295,7 +295,7 @@ def _measure(job: dict[str, Any]) -> dict[str, Any]:
     model = bench.load(job)
     _sync(device)
     row["load_s"] = time.perf_counter() - t0
-    if s.library:  # "off": no cache for this load (transformers' own bitsandbytes path, or turned off)
+    if s.library:  # "off": no cache for this load (bitsandbytes on CUDA, or turned off)
         row["quant_cache"] = next((k for k in ("loaded", "stored") if CACHE_EVENTS[k]), "off")
     row.update(bench.sizes(model))
     inputs = bench.inputs(model, job)

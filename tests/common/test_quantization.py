@@ -261,10 +261,10 @@ def test_quantised_weights_are_cached_and_the_cached_load_is_bit_exact(tiny_prof
 
     _, inputs, _ = unet_reference
     ids = torch.randint(0, 99, (1, 77), generator=torch.Generator().manual_seed(0))
-    models = [(UNet2DConditionModel, "unet", "unet", lambda m: m(*inputs).sample)]
-    if SCHEMES[scheme].library == "optimum-quanto":  # bitsandbytes: transformers' own path, no cache
-        models.append((CLIPTextModel, "text_encoder", "text_encoder", lambda m: m(ids).last_hidden_state))
-    for cls, component, sub, run in models:
+    for cls, component, sub, run in (
+        (UNet2DConditionModel, "unet", "unet", lambda m: m(*inputs).sample),
+        (CLIPTextModel, "text_encoder", "text_encoder", lambda m: m(ids).last_hidden_state),
+    ):
         before = CACHE_EVENTS.copy()
         first = _load_twice(tiny_profile, cls, component, scheme, sub)  # stores (or finds) the cache
         second = _load_twice(tiny_profile, cls, component, scheme, sub)

@@ -472,7 +472,7 @@ def _from_cache(
         model = from_pretrained(cls, source, kind, **load).to(device)
         for name in qmap["bitsandbytes"]:
             _bnb_from_state(model, name, state, s.name, dtype)
-        return model
+        return model.eval()  # the layers put in place start in training mode
     opts = {k: load[k] for k in ("subfolder", "revision") if load.get(k) is not None}
     if c.library == "diffusers":
         config = cls.load_config(source, local_files_only=True, **opts)

@@ -253,11 +253,15 @@ def _load_twice(profile, cls, component, scheme, subfolder):
 
 
 @pytest.mark.parametrize("scheme", ["quanto-int8", "quanto-int4", "int8", "nf4"])
-def test_quantised_weights_are_cached_and_the_cached_load_is_bit_exact(tiny_profile, unet_reference, scheme):
+def test_quantised_weights_are_cached_and_the_cached_load_is_bit_exact(
+    tiny_profile, unet_reference, scheme, tmp_path, monkeypatch
+):
     from diffusers import UNet2DConditionModel
     from transformers import CLIPTextModel
 
     from gensc.common.quantization import CACHE_EVENTS
+
+    monkeypatch.setenv("GENSC_CACHE", str(tmp_path))  # an empty cache: the first load quantises
 
     _, inputs, _ = unet_reference
     ids = torch.randint(0, 99, (1, 77), generator=torch.Generator().manual_seed(0))
@@ -266,9 +270,11 @@ def test_quantised_weights_are_cached_and_the_cached_load_is_bit_exact(tiny_prof
         (CLIPTextModel, "text_encoder", "text_encoder", lambda m: m(ids).last_hidden_state),
     ):
         before = CACHE_EVENTS.copy()
-        first = _load_twice(tiny_profile, cls, component, scheme, sub)  # stores (or finds) the cache
+        first = _load_twice(tiny_profile, cls, component, scheme, sub)  # quantises and stores
         second = _load_twice(tiny_profile, cls, component, scheme, sub)
-        assert CACHE_EVENTS["loaded"] >= before["loaded"] + 1
+        assert CACHE_EVENTS["stored"] == before["stored"] + 1
+        assert CACHE_EVENTS["loaded"] == before["loaded"] + 1
+        assert not any(m.training for m in second.modules())
         assert quantised_layers(second) == quantised_layers(first)
         assert parameter_bytes(second) == parameter_bytes(first)
         with torch.no_grad():

@@ -27,11 +27,11 @@ keeps them in its fp32 compute dtype, so Linear-only schemes are above 1 there),
 ``from_pretrained`` to ready; rows that use the quantised-weights cache (every scheme on the CPU;
 bitsandbytes on CUDA is not cached): from the cache, ``quant_cache``
 "loaded", with ``load_s_uncached`` the first load that quantised and stored it, measured in an
-earlier fresh process of the same run when the cache was empty), startup_ratio (load_s / the
-none row's), rss_before_load_gib and
-peak_rss_gib (the process), peak_cuda_gib (CUDA only), first_call_ms (the measured call) and
-latency_ms (median of ``--calls`` further calls; with ``--calls 0`` the first call), and the errors
-above.
+earlier fresh process of the same run when the cache was empty; with ``--loads N`` the median of
+N fresh processes, ``load_s_samples`` all of them), startup_ratio (load_s / the none row's),
+rss_before_load_gib and peak_rss_gib (the process), peak_cuda_gib (CUDA only), first_call_ms (the
+measured call) and latency_ms (median of ``--calls`` further calls; with ``--calls 0`` the first
+call), and the errors above.
 ``targets`` checks the issue-11 goals against the rows.
 """
 
@@ -82,6 +82,8 @@ def run(args) -> int:
             )
     if args.calls < 0:
         raise SystemExit(f"gensc bench quant: --calls must be >= 0, got {args.calls}")
+    if not 1 <= args.loads <= 20:
+        raise SystemExit(f"gensc bench quant: --loads must be in 1..20, got {args.loads}")
     schemes = ["none"] + [s for s in schemes if s != "none"]  # the reference runs first
     profile = resolve_profile(args.profile, image_size=args.image_size)
     device = pick_device(args.device)
@@ -111,6 +113,10 @@ def run(args) -> int:
                     cached = _in_child(job, args.row_timeout_s)
                     if "load_s" in cached:
                         row = {**cached, "load_s_uncached": row["load_s"]}
+                if args.loads > 1 and "load_s" in row:  # start-up is one short sample: take the median
+                    more = [_in_child(job, args.row_timeout_s).get("load_s") for _ in range(args.loads - 1)]
+                    samples = [row["load_s"], *(x for x in more if x is not None)]
+                    row = {**row, "load_s": statistics.median(samples), "load_s_samples": samples}
                 rows.append(row)
                 print(f"{component} {scheme}: {_brief(row)}", file=sys.stderr, flush=True)
                 if args.json_out:  # after every row: a long run stopped early keeps what it measured
@@ -656,6 +662,12 @@ def add_parser(bsub) -> None:
         "--calls", type=int, default=1, help="timed calls per row after the measured one (0: time that one)"
     )
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument(
+        "--loads",
+        type=int,
+        default=1,
+        help="fresh processes per row; load_s is their median (start-up varies)",
+    )
     s.add_argument("--steps", type=int, default=4, help="receiver row: scheduler steps")
     s.add_argument("--strength", type=float, default=0.5, help="receiver row: img2img strength")
     s.add_argument("--guidance", type=float, default=1.0, help="receiver row: guidance (1.0: no CFG batch)")

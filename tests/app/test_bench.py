@@ -98,7 +98,19 @@ def test_bench_quant_json(tiny_cache, tmp_path):
     out = tmp_path / "q.json"
     argv = ["bench", "quant", "--profile", "tiny", "--image-size", "64", "--device", "cpu"]
     rc = main(
-        [*argv, "--components", "unet", "--schemes", "quanto-int8", "--calls", "0", "--json-out", str(out)]
+        [
+            *argv,
+            "--components",
+            "unet",
+            "--schemes",
+            "quanto-int8",
+            "--calls",
+            "0",
+            "--loads",
+            "2",
+            "--json-out",
+            str(out),
+        ]
     )
     assert rc == 0
     res = json.loads(out.read_text())
@@ -108,6 +120,10 @@ def test_bench_quant_json(tiny_cache, tmp_path):
     assert none["rel_error"] == 0 and 0 < q8["rel_error"] < 0.05
     assert q8["param_bytes"] < 0.3 * none["param_bytes"]  # fp32 -> int8 weights
     assert q8["quantised_layers"]["quanto.QConv2d"] > 0 and q8["peak_rss_gib"] > q8["rss_before_load_gib"] > 0
+    for row in (none, q8):  # start-up: the median of two fresh processes
+        assert len(row["load_s_samples"]) == 2 and row["load_s"] == pytest.approx(
+            sum(row["load_s_samples"]) / 2
+        )
     target = {t["target"]: t for t in res["targets"]}["unet quanto-int8 noise-prediction relative error"]
     assert target["value"] == q8["rel_error"] and target["met"] is True
 

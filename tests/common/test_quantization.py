@@ -167,8 +167,12 @@ def test_quanto_int4_keeps_the_sensitive_layers_in_int8(tiny_profile):
 
 
 @pytest.mark.parametrize("scheme", CPU_SCHEMES)
-def test_transformers_models_load_through_their_quantisation_config(tiny_profile, scheme):
+def test_transformers_models_load_through_their_quantisation_config(
+    tiny_profile, scheme, tmp_path, monkeypatch
+):
     from transformers import BlipForConditionalGeneration, CLIPTextModel
+
+    monkeypatch.setenv("GENSC_CACHE", str(tmp_path))  # an empty cache: the first load is the library's
 
     def load(s):
         return load_component(

@@ -512,7 +512,7 @@ def _from_cache(
 
 
 def _bnb_from_state(model: Any, name: str, state: dict, scheme: str, dtype: Any) -> None:
-    """Put in place of the (meta) ``nn.Linear`` ``name`` the bitsandbytes layer stored in ``state``."""
+    """Put the bitsandbytes layer stored in ``state`` in place of the loaded ``nn.Linear`` ``name``."""
     import bitsandbytes as bnb
     import torch
 

@@ -41,7 +41,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -235,15 +234,11 @@ def _met(value: float | None, limit: float) -> bool | None:
 def _device_name(device: str) -> str:
     import torch
 
+    from gensc.channel.bench import cpu_model
+
     if device.startswith("cuda"):
         return torch.cuda.get_device_name()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return cpu_model()
 
 
 def _threads() -> int:

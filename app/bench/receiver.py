@@ -46,10 +46,9 @@ _START = time.perf_counter()
 
 
 def run(args) -> int:
-    import platform
-
     import torch
 
+    from gensc.channel.bench import cpu_model
     from gensc.common.models import pick_device, resolve_profile
     from gensc.receiver.engine import EngineConfig
     from gensc.receiver.fast import get_preset
@@ -79,7 +78,7 @@ def run(args) -> int:
         "weights": "random" if profile.random_weights else "real",
         "profile": profile.to_dict(),
         "device": device,
-        "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else _cpu_name(platform),
+        "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else cpu_model(),
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "dtype_flag": args.dtype,
@@ -124,16 +123,6 @@ def _counts(text: str, what: str) -> list[int]:
     if not all(v >= 1 and v == int(v) for v in values):
         raise ValueError(f"bad {what} {text!r}: whole numbers >= 1")
     return [int(v) for v in values]
-
-
-def _cpu_name(platform) -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _packets(size: int, snr_db: float, n: int) -> tuple[list[tuple[bytes, bytes, np.ndarray]], Any]:

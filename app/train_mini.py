@@ -176,20 +176,6 @@ def build_unet(cfg: TrainConfig, cross_attention_dim: int):
     )
 
 
-def inference_scheduler():
-    """SD 1.5's DDIM settings (the receiver runs DDIM)."""
-    from diffusers import DDIMScheduler
-
-    return DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
-
-
 class _Log:
     """Loss lines every ``every`` steps, kept for training.json and training-log.txt."""
 
@@ -382,6 +368,8 @@ def train(cfg: TrainConfig, out: Path) -> dict[str, Any]:
     import torch
     from diffusers import StableDiffusionImg2ImgPipeline
 
+    from gensc.common.tiny import sd15_scheduler
+
     cfg.check()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -410,7 +398,7 @@ def train(cfg: TrainConfig, out: Path) -> dict[str, Any]:
         text_encoder=text_encoder,
         tokenizer=tokenizer,
         unet=unet,
-        scheduler=inference_scheduler(),
+        scheduler=sd15_scheduler(),
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,

@@ -45,10 +45,24 @@ def clip_tokenizer():
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
 
 
+def sd15_scheduler():
+    """SD 1.5's DDIM settings (the receiver runs DDIM)."""
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+
+
 def build_sd(out: Path, seed: int = 0, shapes: str = "tiny") -> None:
     """Write a random-weight StableDiffusionImg2ImgPipeline folder (diffusers layout) to ``out``."""
     import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionImg2ImgPipeline, UNet2DConditionModel
+    from diffusers import AutoencoderKL, StableDiffusionImg2ImgPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     tokenizer = clip_tokenizer()
@@ -104,14 +118,7 @@ def build_sd(out: Path, seed: int = 0, shapes: str = "tiny") -> None:
             **width,
         )
     )
-    scheduler = DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
+    scheduler = sd15_scheduler()
     pipe = StableDiffusionImg2ImgPipeline(
         vae=vae,
         text_encoder=text_encoder,

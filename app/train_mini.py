@@ -209,6 +209,21 @@ def _cosine(opt, steps: int):
     )
 
 
+def _update(model, opt, sched, loss, window: list[float], bar) -> None:
+    """One optimiser step on ``loss`` (gradients clipped to norm 1), the LR schedule, the loss
+    kept in ``window`` and shown on ``bar`` (mean of the last 20)."""
+    import torch
+
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    sched.step()
+    window.append(loss.item())
+    bar.update(1)
+    bar.set_postfix(loss=f"{np.mean(window[-20:]):.4f}", refresh=False)
+
+
 def train_vae(cfg: TrainConfig, sampler: CropSampler, log: _Log):
     import torch
     import torch.nn.functional as F
@@ -228,14 +243,7 @@ def train_vae(cfg: TrainConfig, sampler: CropSampler, log: _Log):
         rec = vae.decode(post.sample(generator=gen)).sample
         kl = post.kl().mean() / post.mean[0].numel()
         loss = F.mse_loss(rec, x) + F.l1_loss(rec, x) + cfg.kl_weight * kl
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        window.append(loss.item())
-        bar.update(1)
-        bar.set_postfix(loss=f"{np.mean(window[-20:]):.4f}", refresh=False)
+        _update(vae, opt, sched, loss, window, bar)
         if step % cfg.log_every == 0 or step == cfg.vae_steps:
             log.loss("vae", step, cfg.vae_steps, window[-cfg.log_every :])
     bar.close()
@@ -308,14 +316,7 @@ def train_unet(cfg: TrainConfig, mean, std, scale: float, emb, log: _Log):
         which[torch.rand(cfg.unet_batch, generator=gen) < cfg.empty_prompt] = 0
         pred = unet(noise_scheduler.add_noise(z, noise, t), t, encoder_hidden_states=emb[which]).sample
         loss = F.mse_loss(pred, noise)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        window.append(loss.item())
-        bar.update(1)
-        bar.set_postfix(loss=f"{np.mean(window[-20:]):.4f}", refresh=False)
+        _update(unet, opt, sched, loss, window, bar)
         if step % cfg.log_every == 0 or step == cfg.unet_steps:
             log.loss("unet", step, cfg.unet_steps, window[-cfg.log_every :])
     bar.close()

@@ -137,3 +137,8 @@ def test_bench_quant_receiver_row_runs_through_the_engine(tiny_cache, tmp_path):
     assert none["latent_nmse"] == 0 and 0 < q8["latent_nmse"] < 0.05
     assert q8["psnr_db_vs_fp"] > 20 and 0 < q8["ssim_vs_fp"] <= 1  # tiny decodes by default
     assert q8["startup_ratio"] > 0 and q8["quant_cache"] in ("stored", "loaded")
+
+
+def test_bench_quant_refuses_a_bad_loads_count_with_its_limits():
+    with pytest.raises(SystemExit, match=r"--loads must be in 1\.\.20, got 0"):
+        main(["bench", "quant", "--profile", "tiny", "--loads", "0"])

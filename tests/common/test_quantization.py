@@ -285,24 +285,25 @@ def test_quantised_weights_are_cached_and_the_cached_load_is_bit_exact(
             assert torch.equal(run(first), run(second)), component
 
 
-def test_a_corrupt_quanto_cache_is_rebuilt_not_fatal(tiny_profile, unet_reference, caplog):
+@pytest.mark.parametrize("scheme", ["quanto-int8", "int8"])
+def test_a_corrupt_quantised_cache_is_rebuilt_not_fatal(tiny_profile, unet_reference, caplog, scheme):
     from diffusers import UNet2DConditionModel
 
     from gensc.common.models import cache_dir
     from gensc.common.quantization import CACHE_EVENTS
 
     _, inputs, _ = unet_reference
-    first = _load_twice(tiny_profile, UNet2DConditionModel, "unet", "quanto-int8", "unet")
-    folders = list((cache_dir() / "quantized").glob("unet-quanto-int8-*"))
+    first = _load_twice(tiny_profile, UNet2DConditionModel, "unet", scheme, "unet")
+    folders = list((cache_dir() / "quantized").glob(f"unet-{scheme}-*"))
     assert len(folders) == 1
     weights = folders[0] / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])  # truncated, as by a full disk
     before = CACHE_EVENTS.copy()
     with caplog.at_level("WARNING", logger="gensc.common.quantization"):
-        again = _load_twice(tiny_profile, UNet2DConditionModel, "unet", "quanto-int8", "unet")
+        again = _load_twice(tiny_profile, UNet2DConditionModel, "unet", scheme, "unet")
     assert CACHE_EVENTS["rebuilt"] == before["rebuilt"] + 1 and "rebuilding it" in caplog.text
     assert CACHE_EVENTS["stored"] == before["stored"] + 1 and weights.stat().st_size > 1000
-    third = _load_twice(tiny_profile, UNet2DConditionModel, "unet", "quanto-int8", "unet")
+    third = _load_twice(tiny_profile, UNet2DConditionModel, "unet", scheme, "unet")
     assert CACHE_EVENTS["loaded"] == before["loaded"] + 1
     with torch.no_grad():
         ref = first(*inputs).sample

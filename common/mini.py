@@ -1,4 +1,4 @@
-"""The ``mini`` profile's data: which scikit-image photos train it, which are held out, where its
+"""The ``mini`` profile's data: which sample photos train it, which are held out, where its
 weights live.
 
 ``gensc train-mini`` (gensc.app.train_mini) trains a small AutoencoderKL and a small
@@ -17,9 +17,12 @@ from pathlib import Path
 import numpy as np
 
 # Colour photos and pictures, then grey photos and textures (used as grey RGB): every sample
-# scikit-image ships in its package (no download), except the held-out ones and `cat`.
+# scikit-image ships in its package (no download), except the held-out ones and `cat`, plus two colour
+# photos that ship otherwise (``_OTHER_PHOTOS``).
 TRAIN_PHOTOS: tuple[str, ...] = (
     "astronaut",
+    "motorcycle",
+    "grace_hopper",
     "hubble_deep_field",
     "immunohistochemistry",
     "retina",
@@ -50,20 +53,20 @@ def weights_dir() -> Path:
 def describe() -> str:
     """What the mini profile is, in one plain sentence (the demo and the evaluation print it)."""
     return (
-        f"small models trained by `gensc train-mini` on {len(TRAIN_PHOTOS)} scikit-image sample "
-        f"photos ({', '.join(HELDOUT_PHOTOS)} held out); not Stable Diffusion. The text encoder "
-        "and the captioner are the tiny random ones: captions carry no meaning."
+        f"small models trained by `gensc train-mini` on {len(TRAIN_PHOTOS)} sample photos from "
+        f"scikit-image and matplotlib ({', '.join(HELDOUT_PHOTOS)} held out); not Stable Diffusion. "
+        "The text encoder and the captioner are the tiny random ones: captions carry no meaning."
     )
 
 
 def photo(name: str) -> np.ndarray:
-    """A scikit-image sample picture as uint8 [H, W, 3] RGB (grey is repeated, alpha dropped)."""
+    """A sample picture as uint8 [H, W, 3] RGB (grey is repeated, alpha dropped)."""
     from skimage import data
 
     known = TRAIN_PHOTOS + HELDOUT_PHOTOS + EXCLUDED_PHOTOS
-    if name not in known or not hasattr(data, name):
+    if name not in known or not (hasattr(data, name) or name in _OTHER_PHOTOS):
         raise ValueError(f"unknown mini photo {name!r}; known: {', '.join(known)}")
-    x = np.asarray(getattr(data, name)())
+    x = np.asarray(_OTHER_PHOTOS[name]() if name in _OTHER_PHOTOS else getattr(data, name)())
     if x.dtype == np.bool_:
         x = x.astype(np.uint8) * 255
     if x.dtype != np.uint8:
@@ -72,3 +75,22 @@ def photo(name: str) -> np.ndarray:
     if x.ndim == 2:
         x = np.repeat(x[..., None], 3, axis=2)
     return np.ascontiguousarray(x[..., :3])
+
+
+def _motorcycle() -> np.ndarray:
+    """The left view of scikit-image's stereo pair (the right one is the same scene)."""
+    from skimage import data
+
+    return data.stereo_motorcycle()[0]
+
+
+def _grace_hopper() -> np.ndarray:
+    """matplotlib's sample portrait (mpl-data/sample_data)."""
+    from matplotlib import cbook
+    from PIL import Image
+
+    with Image.open(cbook.get_sample_data("grace_hopper.jpg")) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+_OTHER_PHOTOS = {"motorcycle": _motorcycle, "grace_hopper": _grace_hopper}

@@ -24,6 +24,10 @@ def test_split_is_disjoint_and_named():
     for name in mini.HELDOUT_PHOTOS:
         img = mini.photo(name)
         assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3 and min(img.shape[:2]) >= 128
+    for name in ("motorcycle", "grace_hopper"):  # the two that are not skimage.data functions
+        img = mini.photo(name)
+        assert name in mini.TRAIN_PHOTOS and img.dtype == np.uint8 and img.shape[2] == 3
+        assert not (img[..., 0] == img[..., 2]).all()  # colour
     with pytest.raises(ValueError, match="unknown mini photo 'nope'"):
         mini.photo("nope")
 
@@ -33,6 +37,8 @@ def test_config_refuses_held_out_photos():
         TrainConfig(photos=("astronaut", "chelsea")).check()
     with pytest.raises(ValueError, match="vae_crop"):
         TrainConfig(vae_crop=20).check()
+    with pytest.raises(ValueError, match=r"must divide every VAE width \(32, 32, 64, 128\), got 3"):
+        TrainConfig(vae_groups=3).check()
 
 
 def test_train_mini_few_steps_loss_decreases(tiny_cache, tmp_path):
@@ -40,9 +46,9 @@ def test_train_mini_few_steps_loss_decreases(tiny_cache, tmp_path):
 
     out = tmp_path / "mini"
     argv = ["train-mini", "--out", str(out), "--vae-blocks", "8,8,16,16", "--unet-blocks", "16,32"]
-    argv += ["--vae-steps", "80", "--unet-steps", "40", "--vae-batch", "4", "--unet-batch", "8"]
+    argv += ["--vae-steps", "80", "--unet-steps", "40", "--vae-batch", "8", "--unet-batch", "8"]
     argv += ["--vae-crop", "32", "--unet-crop", "32", "--n-latents", "32", "--log-every", "10"]
-    argv += ["--vae-lr", "2e-3", "--unet-lr", "2e-3", "--heldout-sizes", "128"]
+    argv += ["--vae-lr", "5e-3", "--unet-lr", "2e-3", "--heldout-sizes", "128"]
     assert main(argv) == 0
     rec = json.loads((out / "training.json").read_text())
     assert _mean(rec["losses"], "vae", first=False) < _mean(rec["losses"], "vae", first=True)

@@ -90,7 +90,7 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a multiple of 8 in 16..{PYRAMID[0]}, got {v}")
         if self.vae_groups < 1 or any(w % self.vae_groups for w in self.vae_blocks):
             raise ValueError(
-                f"vae_groups must divide every VAE width {self.vae_blocks}, got {self.vae_groups}"
+                f"vae_groups must be >= 1 and divide every VAE width {self.vae_blocks}, got {self.vae_groups}"
             )
         if len(self.vae_blocks) != 4:
             raise ValueError(f"vae_blocks needs 4 widths (a 1/8 latent), got {self.vae_blocks}")

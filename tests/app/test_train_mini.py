@@ -37,8 +37,10 @@ def test_config_refuses_held_out_photos():
         TrainConfig(photos=("astronaut", "chelsea")).check()
     with pytest.raises(ValueError, match="vae_crop"):
         TrainConfig(vae_crop=20).check()
-    with pytest.raises(ValueError, match=r"must divide every VAE width \(32, 32, 64, 128\), got 3"):
+    with pytest.raises(ValueError, match=r"divide every VAE width \(32, 32, 64, 128\), got 3"):
         TrainConfig(vae_groups=3).check()
+    with pytest.raises(ValueError, match=r"vae_groups must be >= 1 .*got 0"):
+        TrainConfig(vae_groups=0).check()
 
 
 def test_train_mini_few_steps_loss_decreases(tiny_cache, tmp_path):

@@ -64,9 +64,10 @@ def photo(name: str) -> np.ndarray:
     from skimage import data
 
     known = TRAIN_PHOTOS + HELDOUT_PHOTOS + EXCLUDED_PHOTOS
-    if name not in known or not (hasattr(data, name) or name in _OTHER_PHOTOS):
+    load = _OTHER_PHOTOS.get(name) or getattr(data, name, None)
+    if name not in known or load is None:
         raise ValueError(f"unknown mini photo {name!r}; known: {', '.join(known)}")
-    x = np.asarray(_OTHER_PHOTOS[name]() if name in _OTHER_PHOTOS else getattr(data, name)())
+    x = np.asarray(load())
     if x.dtype == np.bool_:
         x = x.astype(np.uint8) * 255
     if x.dtype != np.uint8:

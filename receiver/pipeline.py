@@ -389,17 +389,30 @@ class ReceiverPipeline:
         body: bytes,
         settings: ReconSettings | None = None,
         snr_db: float | None = None,
+        *,
+        here: bool = False,
     ) -> Future:
         """``reconstruct`` on an item thread; the future's result is a Rebuilt (or its error).
 
         ``snr_db``: the link's Es/N0 for this item (the channel report; None without one), which
         picks its SNR-keyed LoRA adapter here, at admission. Raises Overloaded at once when
-        ``max_queue`` items are already in flight.
+        ``max_queue`` items are already in flight. ``here``: run it on the calling thread instead
+        (under the same bound) and return the future done; a caller that would only wait for the
+        item saves two thread hand-offs.
         """
         adapter = self._choose(snr_db)
         if not self._slots.acquire(blocking=False):
             n = self.engine_config.max_queue
             raise Overloaded(f"receiver busy: {n} items already in flight (--max-queue {n}); retry later")
+        if here:
+            fut: Future = Future()
+            try:
+                fut.set_result(self._reconstruct(header, body, settings, adapter))
+            except Exception as e:  # noqa: BLE001 - the future carries it, as an item thread's would
+                fut.set_exception(e)
+            finally:
+                self._slots.release()
+            return fut
         try:
             fut = self._items.submit(self._reconstruct, header, body, settings, adapter)
         except RuntimeError:  # the pool is shut down

@@ -4,7 +4,9 @@ channel and the sender add to on its way back).
 Items of one stream are in flight together (``ReceiverPipeline.submit``), so the engine can
 batch them with each other and with other streams' items; each answer goes out as soon as its
 item is done, so answers may come back in another order than the frames (every hop matches
-them by ``item_id``). Every frame gets exactly one answer: its image, or an ItemError
+them by ``item_id``). An item with no other of its stream in flight runs on the handler's own
+thread (see ``Reconstruct``): a client that waits for each answer pays no hand-off between
+threads for it. Every frame gets exactly one answer: its image, or an ItemError
 (INVALID_ARGUMENT for a bad id or setting, RESOURCE_EXHAUSTED when the receiver already holds
 ``--max-queue`` items, UNAVAILABLE while loading, DEADLINE_EXCEEDED past ``--item-timeout-s``).
 """
@@ -42,10 +44,20 @@ class ReceiverServicer(pb_grpc.ReceiverServicer):
         self.pipeline = pipeline
 
     def Reconstruct(self, request_iterator, context):
-        answers: queue.SimpleQueue = queue.SimpleQueue()
-        state = {"read": 0, "done": False}
+        """A reader thread admits the frames; an item with no other of its stream in flight (every
+        item, when the client waits for each answer) runs on this handler's thread, which then
+        answers it with no hand-off between threads. The others run on the pipeline's item
+        threads, so a stream's items are in flight together. While this thread runs its item
+        (bounded by the engine's ``result_timeout_s``), other items' answers wait for it."""
+        events: queue.SimpleQueue = queue.SimpleQueue()  # answers, and lone frames for this thread
+        state = {"read": 0, "running": 0, "done": False}  # running: admitted, not yet answered
         lock = threading.Lock()
         futures: list[Future] = []
+
+        def finished(frame: pb.ReceivedFrame, fut: Future) -> pb.Result:
+            with lock:
+                state["running"] -= 1
+            return self._answer(frame, fut)
 
         def read() -> None:
             seen: set[str] = set()
@@ -53,16 +65,27 @@ class ReceiverServicer(pb_grpc.ReceiverServicer):
                 for frame in request_iterator:
                     with lock:
                         state["read"] += 1
-                    fut = self._start(frame, seen, answers)
-                    if fut is not None:
-                        with lock:
-                            futures.append(fut)
+                    why = check_item_id(frame.item_id, seen)
+                    if why is not None:
+                        events.put(_error(frame.item_id, "INVALID_ARGUMENT", why))
+                        continue
+                    seen.add(frame.item_id)
+                    with lock:
+                        lone = state["running"] == 0
+                        state["running"] += 1
+                    if lone:
+                        events.put(frame)
+                        continue
+                    fut = self._start(frame, here=False)
+                    with lock:
+                        futures.append(fut)
+                    fut.add_done_callback(lambda f, frame=frame: events.put(finished(frame, f)))
             except Exception:  # noqa: BLE001 - the client cancelled or closed: nothing more comes
                 pass
             finally:
                 with lock:
                     state["done"] = True
-                answers.put(None)  # wake the loop below to re-check the end condition
+                events.put(None)  # wake the loop below to re-check the end condition
 
         threading.Thread(target=read, name="gensc-receiver-reader", daemon=True).start()
         answered = 0
@@ -72,55 +95,54 @@ class ReceiverServicer(pb_grpc.ReceiverServicer):
                     if state["done"] and answered == state["read"]:
                         return
                 try:
-                    res = answers.get(timeout=POLL_S)
+                    event = events.get(timeout=POLL_S)
                 except queue.Empty:
-                    res = None
+                    event = None
                 if not context.is_active():
                     return
-                if res is not None:
-                    answered += 1
-                    yield res
+                if event is None:
+                    continue
+                if isinstance(event, pb.ReceivedFrame):
+                    event = finished(event, self._start(event, here=True))
+                answered += 1
+                yield event
         finally:
             with lock:
                 started = list(futures)
             for fut in started:
                 fut.cancel()  # items not started yet; a running one finishes within its bound
 
-    def _start(self, frame: pb.ReceivedFrame, seen: set[str], answers: queue.SimpleQueue) -> Future | None:
-        """Admit one frame: an immediate answer on ``answers`` (bad id, busy, loading) or a
-        running item whose answer goes there when it is done."""
-        res = pb.Result(item_id=frame.item_id)
-        why = check_item_id(frame.item_id, seen)
-        if why is not None:
-            res.error.CopyFrom(pb.ItemError(code="INVALID_ARGUMENT", message=why, stage="receiver"))
-            answers.put(res)
-            return None
-        seen.add(frame.item_id)
+    def _start(self, frame: pb.ReceivedFrame, *, here: bool) -> Future:
+        """Admit one frame and start it (``here``: run it on this thread); the future fails at
+        once when the receiver is busy or loading or the settings are bad."""
         try:
             if self.pipeline is None:
                 raise ModelUnavailable("the receiver's models are still loading; retry shortly")
             settings = settings_from_proto(frame.recon, self.pipeline.defaults())
-            res.profile = self.pipeline.profile.name
             snr_db = frame.report.esn0_db if frame.HasField("report") else None  # picks --lora-by-snr
-            fut = self.pipeline.submit(frame.header, frame.body, settings, snr_db=snr_db)
+            return self.pipeline.submit(frame.header, frame.body, settings, snr_db=snr_db, here=here)
         except Exception as e:  # noqa: BLE001 - every frame gets an answer
+            fut: Future = Future()
+            fut.set_exception(e)
+            return fut
+
+    def _answer(self, frame: pb.ReceivedFrame, fut: Future) -> pb.Result:
+        res = pb.Result(item_id=frame.item_id)
+        if self.pipeline is not None:
+            res.profile = self.pipeline.profile.name
+        if fut.cancelled():  # the stream ended before the item started; nobody reads this
+            res.error.CopyFrom(pb.ItemError(code="CANCELLED", message="the stream ended", stage="receiver"))
+            return res
+        try:
+            out = fut.result(timeout=0)
+        except Exception as e:  # noqa: BLE001 - every item gets its answer
             res.error.CopyFrom(pb.ItemError(**error_fields(e, "receiver")))
-            answers.put(res)
-            return None
-        fut.add_done_callback(lambda f: answers.put(_answer(res, frame.item_id, f)))
-        return fut
-
-
-def _answer(res: pb.Result, item_id: str, fut: Future) -> pb.Result:
-    if fut.cancelled():  # the stream ended before the item started; nobody reads this
-        res.error.CopyFrom(pb.ItemError(code="CANCELLED", message="the stream ended", stage="receiver"))
+        else:
+            res.image.name, res.image.format, res.image.data = frame.item_id, "png", out.png
+            res.timings.ms.update(out.timings)
+            res.notes.extend(out.notes)
         return res
-    try:
-        out = fut.result(timeout=0)
-    except Exception as e:  # noqa: BLE001 - every item gets its answer
-        res.error.CopyFrom(pb.ItemError(**error_fields(e, "receiver")))
-    else:
-        res.image.name, res.image.format, res.image.data = item_id, "png", out.png
-        res.timings.ms.update(out.timings)
-        res.notes.extend(out.notes)
-    return res
+
+
+def _error(item_id: str, code: str, message: str) -> pb.Result:
+    return pb.Result(item_id=item_id, error=pb.ItemError(code=code, message=message, stage="receiver"))

@@ -12,7 +12,7 @@ calls only peers that report SERVING. On top of that, one client stream is sprea
   name (``rpc.INSTANCE_KEY``), and round_robin hands the next call to the next healthy peer, so
   the relay keeps one call per peer it finds and closes the first call that lands on a peer it
   already has. While items flow it opens one more call every ``pool_probe_s`` to find peers
-  that came back or were added;
+  that came back or were added (as it sends an item: that work is off the answers' way back);
 - each item goes to the call with the fewest items in flight (ties: the one that waited longest);
 - a call that fails (its peer died, restarted, shut down) hands its unanswered items to the
   other calls, or to the next call that opens: each item is sent at most twice, and its notes
@@ -169,7 +169,6 @@ class _Relay:
         self.last_error = ""
         self.served: Counter = Counter()
         self.resent = self.failed = 0
-        self.busy = False  # items were sent since the last look for new peers
 
     # -- the handler's generator ------------------------------------------------------------
     def run(self) -> Iterator[Any]:
@@ -200,7 +199,7 @@ class _Relay:
             self._close()
 
     def _tick(self) -> None:
-        """Expire items past their bounds; open a call to look for peers not in use yet."""
+        """Expire items past their bounds; send items that wait for a call."""
         cfg, now = self.config, time.perf_counter()
         expired = []
         with self.lock:
@@ -214,10 +213,7 @@ class _Relay:
                 else:
                     continue
                 self._drop(item_id, item)
-            if self.busy and now - self.last_probe >= cfg.pool_probe_s:
-                self.last_probe, self.busy = now, False
-                self._open()
-            elif self.waiting:
+            if self.waiting:
                 self._dispatch()
         for item, code, message in expired:
             self._answer_failed(item, code, message)
@@ -324,8 +320,10 @@ class _Relay:
             call.in_flight.add(item_id)
             call.sent += 1
             call.last = next(self.dispatches)
-            self.busy = True
             call.messages.put(item.message)
+        if self.waiting and now - self.last_probe >= self.config.pool_probe_s:
+            self.last_probe = now  # look for new peers as items go out, not on the answers' way back
+            self._open()
         self.waiting.clear()
 
     def _open(self) -> None:

@@ -21,12 +21,10 @@ def dict_to_struct(d: dict[str, Any] | None) -> struct_pb2.Struct:
 
 
 def report_to_proto(report: Any) -> pb.ChannelReport:
-    d = dict(report.to_dict())
-    msg = pb.ChannelReport()
-    for name in msg.DESCRIPTOR.fields_by_name:
-        if d.get(name) is not None:
-            setattr(msg, name, d[name])
-    return msg
+    """The link's report (a dataclass of scalars) as its message; a None stays unset. One call per
+    item on the proxy's way to the receiver, so no deep copy (``dataclasses.asdict``: 30 us)."""
+    names = pb.ChannelReport.DESCRIPTOR.fields_by_name
+    return pb.ChannelReport(**{k: v for k, v in vars(report).items() if k in names and v is not None})
 
 
 def report_to_dict(msg: pb.ChannelReport) -> dict[str, Any]:

@@ -165,7 +165,7 @@ class _Relay:
         self.unyielded = 0  # items read from upstream and not yet answered there
         self.holding = 0  # of those, items holding an in-flight slot
         self.upstream_done = self.closed = False
-        self.next_open = self.last_probe = self.settle_until = time.perf_counter()
+        self.next_open = self.last_probe = self.settle_until = self.last_tick = time.perf_counter()
         self.last_error = ""
         self.served: Counter = Counter()
         self.resent = self.failed = 0
@@ -184,23 +184,24 @@ class _Relay:
                     entry = None
                 if not self.context.is_active():
                     return
-                self._tick()
-                if entry is None:
-                    continue
-                result, held = entry
-                with self.lock:
-                    self.unyielded -= 1
-                    self.holding -= held
-                    self.room.notify()
-                if held:
-                    self.downstream.slots.release()
-                yield result
+                if entry is not None:
+                    result, held = entry
+                    with self.lock:
+                        self.unyielded -= 1
+                        self.holding -= held
+                        self.room.notify()
+                    if held:
+                        self.downstream.slots.release()
+                    yield result
+                if entry is None or time.perf_counter() - self.last_tick >= POLL_S:
+                    self._tick()  # after the answer went out: its bookkeeping is not on the way
         finally:
             self._close()
 
     def _tick(self) -> None:
         """Expire items past their bounds; send items that wait for a call."""
         cfg, now = self.config, time.perf_counter()
+        self.last_tick = now
         expired = []
         with self.lock:
             for item_id, item in list(self.items.items()):

@@ -13,6 +13,11 @@ class Stopwatch:
     def __init__(self, sync: Callable[[], None] | None = None) -> None:
         self.ms: dict[str, float] = {}
         self._sync = sync
+        self._t0 = time.perf_counter()
+
+    def total(self, name: str) -> None:
+        """``ms[name]``: the time since this stopwatch was made, its stages and the work between them."""
+        self.ms[name] = (time.perf_counter() - self._t0) * 1e3
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:

@@ -458,9 +458,9 @@ class ReceiverPipeline:
         settings: ReconSettings | None,
         adapter: tuple[str | None, float | None],
     ) -> Rebuilt:
+        watch = Stopwatch(self._sync)
         s = settings or self.defaults()
         s.check()
-        watch = Stopwatch(self._sync)
         waited: dict[str, float] = {}
         with self.engine.caller():  # on its way to the engine: batches may wait for it
             with watch.stage("parse"):
@@ -485,7 +485,7 @@ class ReceiverPipeline:
                 image = mode.rebuild(job)
         with watch.stage("png"):
             png = encode_png(image)
-        watch.ms["reconstruct"] = sum(watch.ms.values())
+        watch.total("reconstruct")
         return Rebuilt(image, png, {**watch.ms, **waited}, notes)
 
     def _strength(self, s: ReconSettings, pkt: ParsedPacket, mode, notes: list[str]) -> ReconSettings:

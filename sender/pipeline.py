@@ -256,7 +256,7 @@ class SenderPipeline:
         """
         if budget_bytes is not None and budget_bytes < 1:
             raise InvalidInput(f"byte budget must be >= 1, got {budget_bytes}")
-
+        watch = Stopwatch(self._sync)
         name = mode or self.mode
         notes: list[str] = list(self.model_notes)
         hint, planes, link = None, None, dict(link or {})
@@ -275,7 +275,6 @@ class SenderPipeline:
             raise InvalidInput(str(e)) from None
         if not 1 <= bits <= 8:
             raise InvalidInput(f"quantisation bits must be in 1..8, got {bits}")
-        watch = Stopwatch(self._sync)
         with watch.stage("decode_image"):
             image, more = decode_image(data, max_pixels=self.max_pixels)
             notes += more
@@ -304,7 +303,7 @@ class SenderPipeline:
                 wire = encode_packet(packet)
             except ValueError as e:
                 raise InvalidInput(f"cannot build a {m.name!r} packet: {e}") from None
-        watch.ms["encode"] = sum(watch.ms.values())
+        watch.total("encode")
         return Encoded(packet, wire, content.text, image, watch.ms, notes, job.latent, link)
 
 

@@ -137,3 +137,20 @@ def test_strength_resolution(receiver):
     assert "runs no step at 4 steps; using 0.25" in receiver.reconstruct(*low).notes[0]
     with pytest.raises(InvalidInput):
         receiver.reconstruct(header, body, ReconSettings(strength=0.1, steps=4, guidance=2.0))
+
+
+def test_encode_and_reconstruct_times_cover_the_whole_call(sender, receiver, photos):
+    """``encode`` and ``reconstruct`` are the calls' wall times: more than the sum of their stages
+    (the work between stages counts too, not as transport) and at most the time around the call."""
+    import time
+
+    t0 = time.perf_counter()
+    enc = sender.encode(photos["astronaut"], mode="text+latent")
+    wall = (time.perf_counter() - t0) * 1e3
+    stages = sum(v for k, v in enc.timings.items() if k != "encode")
+    assert stages < enc.timings["encode"] <= wall
+    t0 = time.perf_counter()
+    out = receiver.reconstruct(enc.wire.header, enc.wire.body)
+    wall = (time.perf_counter() - t0) * 1e3
+    stages = sum(out.timings[k] for k in ("parse", "diffuse", "png"))
+    assert stages < out.timings["reconstruct"] <= wall

@@ -15,8 +15,14 @@ the link at the proxy, reconstruct at the receiver), so the floor's processes id
 messages as gensc's do, and subtracts the holds: waking an idle hop costs 1.5-2 ms more per
 round trip here than a busy one, and that belongs to the traffic, not to gensc. The target
 (at most TARGET_ABOVE_FLOOR_MS at p50) is gensc's overhead above the paced floor; the figure
-above the back-to-back floor is reported beside it. The machine's load average before and after
-is recorded: other processes on the same cores make every figure worse, the floors included.
+above the back-to-back floor is reported beside it.
+
+The three are measured in turn, in blocks of ``--block`` images (gensc, floor, paced floor,
+again), each block on a new stream whose first message is dropped, so a change in the machine's
+state during the run (it drifts by a millisecond and more over minutes here) hits all three
+alike. The holds are the medians of the ``--warmup`` images. The machine's load average before
+and after is recorded: other processes on the same cores make every figure worse, the floors
+included.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ import queue
 import statistics
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from gensc.app.bench.stats import summary as _summary
@@ -43,31 +51,45 @@ def run(args) -> int:
     from gensc.app.launch import local_stack
     from gensc.common.rpc import RpcConfig
 
+    for name, least in (("n", 1), ("warmup", 1), ("block", 1)):
+        if getattr(args, name) < least:
+            print(f"--{name} must be >= {least}, got {getattr(args, name)}", file=sys.stderr)
+            return 2
     load_before = os.getloadavg()
-    images = sample_images(["astronaut"]) * (args.n + args.warmup)
+    photo = sample_images(["astronaut"])
     model_args = ["--profile", "tiny", "--image-size", str(args.image_size), "--device", "cpu"]
     with local_stack(Path(args.logs), common=model_args, channel=["--no-realtime"]) as addrs:
-        records = send(addrs["sender"], images, SendOptions(mode=args.mode, window=1), RpcConfig())
-    bad = [r for r in records if r["status"] != "ok"]
-    if bad:
-        print(json.dumps(bad[0]["error"]), file=sys.stderr)
-        return 1
-    records = records[args.warmup :]
+
+        def gensc(k: int) -> list[dict]:
+            """k images on a new stream, after one more that opens it (dropped)."""
+            recs = send(addrs["sender"], photo * (k + 1), SendOptions(mode=args.mode, window=1), RpcConfig())
+            bad = [r for r in recs if r["status"] != "ok"]
+            if bad:
+                raise RuntimeError(json.dumps(bad[0]["error"]))
+            return recs[1:]
+
+        try:
+            warm = gensc(args.warmup)
+            sizes = {
+                "image_in": len(photo[0][1]),
+                "packet": warm[0]["payload_bytes"]["total"],
+                "image_back": int(statistics.median(len(r["_png"]) for r in warm)),
+            }
+            holds = {
+                k: statistics.median(r["timings_ms"][k] for r in warm)
+                for k in ("reconstruct", "channel", "encode")
+            }
+            holds_s = [ms / 1e3 for ms in holds.values()]  # receiver, proxy, sender: floor_servers' order
+            records, floor, paced = [], [], []
+            with floor_servers(sizes) as plain_at, floor_servers(sizes, holds_s) as paced_at:
+                for k in _blocks(args.n, args.block):  # in turn, so the machine's drift hits all three alike
+                    records += gensc(k)
+                    floor += round_trips(plain_at, sizes, k)
+                    paced += [t - sum(holds.values()) for t in round_trips(paced_at, sizes, k)]
+        except RuntimeError as e:
+            print(e, file=sys.stderr)
+            return 1
     overhead = [r["timings_ms"]["transport"] for r in records]
-    sizes = {
-        "image_in": len(images[0][1]),
-        "packet": records[0]["payload_bytes"]["total"],
-        "image_back": int(statistics.median(len(r["_png"]) for r in records)),
-    }
-    floor = grpc_floor(sizes, n=args.n, warmup=args.warmup)
-    holds = {
-        k: statistics.median(r["timings_ms"][k] for r in records)
-        for k in ("reconstruct", "channel", "encode")
-    }
-    holds_s = [ms / 1e3 for ms in holds.values()]  # receiver, proxy, sender: grpc_floor's order
-    paced = [
-        t - sum(holds.values()) for t in grpc_floor(sizes, n=args.n, warmup=args.warmup, holds_s=holds_s)
-    ]
     result = {
         "benchmark": "services",
         "what": "per-image gRPC overhead across client->sender->channel->receiver and back: "
@@ -79,6 +101,8 @@ def run(args) -> int:
             "images": len(records),
             "warmup": args.warmup,
             "window": 1,
+            "interleaved": f"blocks of {args.block} images: gensc, the floor and the paced floor in turn, "
+            "each block on a new stream whose first message is dropped",
             "transport": "loopback 127.0.0.1, three processes",
             "device": "cpu",
             "cpus": os.cpu_count(),
@@ -102,7 +126,7 @@ def run(args) -> int:
             "what": "the same floor with each message held at each hop for gensc's median compute "
             "time there (holds_ms), the holds subtracted: the floor's hops idle between messages "
             "as gensc's do",
-            "holds_ms": holds,
+            "holds_ms": holds,  # medians of the warm-up images
             **_summary(paced),
         },
         "above_floor_ms_p50": statistics.median(overhead) - statistics.median(floor),
@@ -166,43 +190,61 @@ def _hold(seconds: float) -> None:
         pass
 
 
-def grpc_floor(sizes: dict[str, int], n: int, warmup: int, holds_s=(0.0, 0.0, 0.0)) -> list[float]:
-    """Round-trip ms per message through three floor processes (see the module docstring)."""
-    from gensc.common.rpc import RpcConfig, create_channel
-
+@contextmanager
+def floor_servers(sizes: dict[str, int], holds_s=(0.0, 0.0, 0.0)) -> Iterator[str]:
+    """Three floor processes (receiver, channel, sender: see the module docstring), killed on
+    exit; yields the first hop's address."""
     ctx = mp.get_context("spawn")
     port_q = ctx.Queue()
     procs, target = [], None
     hops = zip((0, sizes["packet"], sizes["packet"]), holds_s, strict=True)  # receiver, channel, sender
-    for send_bytes, hold_s in hops:
-        proc = ctx.Process(
-            target=_floor_server, args=(port_q, target, send_bytes, sizes["image_back"], hold_s), daemon=True
-        )
-        proc.start()
-        procs.append(proc)
-        target = f"127.0.0.1:{port_q.get(timeout=120)}"
     try:
-        rpc = RpcConfig()
-        with create_channel(target, rpc) as channel:
-            up: queue.Queue = queue.Queue()
-            responses = channel.stream_stream(_FLOOR_METHOD)(iter(up.get, None), timeout=rpc.deadline_s)
-            image, times = b"i" * sizes["image_in"], []
-            for _ in range(warmup + n):
-                t0 = time.perf_counter()
-                up.put(image)
-                next(responses)
-                times.append((time.perf_counter() - t0) * 1e3)
-            up.put(None)
+        for send_bytes, hold_s in hops:
+            proc = ctx.Process(
+                target=_floor_server,
+                args=(port_q, target, send_bytes, sizes["image_back"], hold_s),
+                daemon=True,
+            )
+            proc.start()
+            procs.append(proc)
+            target = f"127.0.0.1:{port_q.get(timeout=120)}"
+        yield target
     finally:
         for proc in procs:
             proc.kill()
-    return times[warmup:]
+
+
+def round_trips(target: str, sizes: dict[str, int], n: int) -> list[float]:
+    """Round-trip ms of n messages through the floor at ``target``, on a new stream after one
+    more message that opens it (dropped)."""
+    from gensc.common.rpc import RpcConfig, create_channel
+
+    rpc = RpcConfig()
+    with create_channel(target, rpc) as channel:
+        up: queue.Queue = queue.Queue()
+        responses = channel.stream_stream(_FLOOR_METHOD)(iter(up.get, None), timeout=rpc.deadline_s)
+        image, times = b"i" * sizes["image_in"], []
+        for _ in range(n + 1):
+            t0 = time.perf_counter()
+            up.put(image)
+            next(responses)
+            times.append((time.perf_counter() - t0) * 1e3)
+        up.put(None)
+    return times[1:]
+
+
+def _blocks(n: int, block: int) -> list[int]:
+    """n split into blocks of ``block`` (the last one shorter)."""
+    return [min(block, n - i) for i in range(0, n, block)]
 
 
 def add_parser(bsub) -> None:
     s = bsub.add_parser("services", help="gRPC overhead across the three hops, beside the grpcio floor")
     s.add_argument("--n", type=int, default=50)
     s.add_argument("--warmup", type=int, default=5)
+    s.add_argument(
+        "--block", type=int, default=10, help="images per turn: gensc, the floor, the paced floor (>= 1)"
+    )
     s.add_argument("--mode", default="latent")
     s.add_argument("--image-size", type=int, default=512)
     s.add_argument("--logs", default="results/bench-logs")

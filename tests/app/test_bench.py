@@ -45,6 +45,8 @@ def test_bench_services_json(tiny_cache, tmp_path):
             "3",
             "--warmup",
             "1",
+            "--block",
+            "2",
             "--image-size",
             "64",
             "--logs",
@@ -56,6 +58,7 @@ def test_bench_services_json(tiny_cache, tmp_path):
     assert rc == 0
     res = json.loads(out.read_text())
     assert res["setup"]["images"] == 3 and res["packet_bytes"] > 0
+    assert "blocks of 2" in res["setup"]["interleaved"]  # 3 images in turns of 2 + 1
     assert 0 <= res["overhead_ms"]["p50"] <= res["overhead_ms"]["p95"]
     assert res["message_bytes"]["image_in"] > res["message_bytes"]["packet"] > 0
     assert set(res["hops_ms_p50"]) == {"client-sender", "sender-channel", "channel-receiver"}
@@ -142,3 +145,9 @@ def test_bench_quant_receiver_row_runs_through_the_engine(tiny_cache, tmp_path):
 def test_bench_quant_refuses_a_bad_loads_count_with_its_limits():
     with pytest.raises(SystemExit, match=r"--loads must be in 1\.\.20, got 0"):
         main(["bench", "quant", "--profile", "tiny", "--loads", "0"])
+
+
+@pytest.mark.parametrize("flag", ["--n", "--warmup", "--block"])
+def test_bench_services_refuses_counts_below_one(flag, capsys):
+    assert main(["bench", "services", flag, "0"]) == 2
+    assert f"{flag} must be >= 1, got 0" in capsys.readouterr().err

@@ -86,12 +86,12 @@ def _motorcycle() -> np.ndarray:
 
 
 def _grace_hopper() -> np.ndarray:
-    """matplotlib's sample portrait (mpl-data/sample_data)."""
+    """matplotlib's sample portrait (mpl-data/sample_data), through gensc's one image decoder."""
     from matplotlib import cbook
-    from PIL import Image
 
-    with Image.open(cbook.get_sample_data("grace_hopper.jpg")) as im:
-        return np.asarray(im.convert("RGB"))
+    from gensc.common.images import decode_image
+
+    return decode_image(Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).read_bytes())[0]
 
 
 _OTHER_PHOTOS = {"motorcycle": _motorcycle, "grace_hopper": _grace_hopper}

@@ -1,17 +1,23 @@
 # The two quick-start commands:  make demo   and   make test
-# Both set up .venv first (CPU torch 2.13.0, then gensc with every extra), once.
+# Both set up .venv first, once, from the lock: requirements/lock.txt pins every package (CPU
+# torch 2.13.0 included), so a fresh machine gets the set CI tested, whatever was released since.
+# `make lock` regenerates the lock; `make test-latest` runs the suite on fresh releases, unlocked.
+SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.gensc-installed
+LOCK := requirements/lock.txt
 
-.PHONY: setup demo test test-fast lint proto bench clean
+.PHONY: setup demo test test-latest lock lock-upgrade lint proto bench clean
 
-$(STAMP): pyproject.toml setup.py
+# Everything from the lock (pip, setuptools and wheel too), then gensc itself with no resolution
+# and no build isolation, so nothing outside the lock is installed.
+$(STAMP): pyproject.toml setup.py $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -31,8 +37,38 @@ lint: $(STAMP)
 proto: $(STAMP)
 	$(PY) -m gensc.proto.generate
 
+# The suite against the newest releases pyproject.toml allows (no lock), in its own venv. Green here
+# means `make lock` can take them: regenerate, then `make test`, and note in CHANGELOG.md what moved.
+test-latest:
+	rm -rf .venv-latest
+	$(PYTHON) -m venv .venv-latest
+	.venv-latest/bin/python -m pip install --quiet --upgrade pip
+	.venv-latest/bin/python -m pip install --quiet -r requirements/lock.in
+	.venv-latest/bin/python -m pip install --quiet -e ".[dev]"
+	.venv-latest/bin/python -m pip freeze --exclude-editable > .venv-latest/freeze.txt
+	@echo "what moved against the lock (< lock, > latest):"
+	@diff <(grep -v '^ *#' $(LOCK) | sort -f) <(sort -f .venv-latest/freeze.txt) | grep '^[<>]' || true
+	.venv-latest/bin/python -m ruff check .
+	.venv-latest/bin/lint-imports
+	.venv-latest/bin/python -m pytest -q
+
+# Regenerate the lock from pyproject.toml's ranges ([dev], every extra) and requirements/lock.in:
+# `make lock` keeps every pin that still fits (after a range or a dependency changed);
+# `make lock-upgrade` takes the newest releases (after `make test-latest` passed on them).
+# pip-compile runs from its own venv (the version the lock pins), so a pyproject.toml that asks for
+# something the old lock lacks can still be locked.
+LOCK_COMPILE = .venv-lock/bin/pip-compile --quiet --extra dev --strip-extras --allow-unsafe \
+	--no-emit-index-url --no-emit-find-links -o $(LOCK)
+.venv-lock/bin/pip-compile: $(LOCK)
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet $$(grep -E '^(pip|pip-tools)==' $(LOCK))
+lock: .venv-lock/bin/pip-compile
+	$(LOCK_COMPILE) pyproject.toml requirements/lock.in
+lock-upgrade: .venv-lock/bin/pip-compile
+	$(LOCK_COMPILE) --upgrade pyproject.toml requirements/lock.in
+
 bench: $(STAMP)
 	$(VENV)/bin/gensc bench services
 
 clean:
-	rm -rf $(VENV) build *.egg-info demo-out results
+	rm -rf $(VENV) .venv-latest .venv-lock build *.egg-info demo-out results

@@ -18,9 +18,12 @@ from gensc.app.launch import local_stack
 pytestmark = pytest.mark.slow
 MODEL_ARGS = ["--profile", "tiny", "--image-size", "64", "--device", "cpu"]
 STACKS = {  # (sender --quantize, receiver --quantize)
-    "A": ("int8,vae_encoder=quanto-int8", "nf4,unet=quanto-int4"),
-    "B": ("quanto-int4,vae_encoder=nf4", "quanto-int8,text_encoder=int8"),
+    "A": ("int8,vae_encoder=quanto-int8", "quanto-int4,unet=nf4"),
+    "B": ("nf4,vae_encoder=quanto-int4", "quanto-int8,text_encoder=int8"),
 }
+# The tiny BLIP, text encoder and VAE encoder have no Linear layer NF4 can hold on the CPU (none
+# is a multiple of 64 wide: gensc.common.quantization._restore_cpu_nf4_misfits): they stay whole.
+NO_NF4_LAYER = {"blip", "text_encoder", "vae_encoder"}
 SCHEME = re.compile(r"(\w+) ([\w-]+) \(([\w-]+), (\d+) B\)")
 
 
@@ -74,8 +77,11 @@ def test_quantised_services_run_end_to_end_and_report_smaller_models(
         for side, spec in (("sender", sender_q), ("receiver", receiver_q)):
             found = {c: (s, int(n)) for c, s, _lib, n in SCHEME.findall(models[side])}
             assert {c: s for c, (s, _) in found.items()} == QuantConfig.parse(spec).plan(side)
-            for component, (_, stored) in found.items():
-                assert 0 < stored < full_precision_bytes[component], (component, stored)
+            for component, (scheme, stored) in found.items():
+                if scheme == "nf4" and component in NO_NF4_LAYER:
+                    assert stored == full_precision_bytes[component], (component, stored)
+                else:
+                    assert 0 < stored < full_precision_bytes[component], (component, stored)
     log = (tmp_path / "logs" / "receiver.log").read_text()
     assert f"receiver models: {records[0]['models']['receiver']}" in log
 

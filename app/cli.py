@@ -79,6 +79,7 @@ def _health(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from gensc.app import bench, certs, demo, finetune, payload, train_mini
     from gensc.channel import cli as channel_cli
+    from gensc.channel.proxy import cli as proxy_cli
     from gensc.evaluation import cli as evaluation_cli
     from gensc.receiver import cli as receiver_cli
     from gensc.sender import cli as sender_cli
@@ -87,9 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="gensc", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for role, module in (("sender", sender_cli), ("channel", channel_cli), ("receiver", receiver_cli)):
+    for role, modules in (
+        ("sender", (sender_cli,)),
+        ("channel", (proxy_cli, channel_cli)),
+        ("receiver", (receiver_cli,)),
+    ):
         rsub = sub.add_parser(role, help=f"{role} commands").add_subparsers(dest="subcommand", required=True)
-        module.add_commands(rsub)
+        for module in modules:
+            module.add_commands(rsub)
     p = sub.add_parser("send", help="send images through a running sender")
     p.add_argument("images", nargs="+")
     p.add_argument("--sender", default=None, help="sender address (env GENSC_SENDER_ADDR)")

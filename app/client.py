@@ -411,7 +411,7 @@ def format_table(records: list[dict[str, Any]]) -> str:
 
 
 def add_send_options(p: argparse.ArgumentParser) -> None:
-    from gensc.channel.cli import add_link_args
+    from gensc.channel.config import add_link_args
 
     p.add_argument("--mode", default=None, help="transmission mode (default: the sender's)")
     p.add_argument("--quant-bits", type=int, default=None)
@@ -432,7 +432,7 @@ def add_send_options(p: argparse.ArgumentParser) -> None:
 
 
 def send_options(args):
-    from gensc.channel.cli import link_overrides
+    from gensc.channel.config import link_overrides
 
     return SendOptions(
         mode=args.mode,

@@ -33,8 +33,9 @@ def profile_statement(profile) -> str:
 def run(args) -> int:
     from gensc.app.client import format_table, progress_bar, send, send_options, write_report
     from gensc.app.launch import local_stack
-    from gensc.channel.cli import link_overrides
-    from gensc.common.service import profile_from, rpc_config
+    from gensc.channel.config import link_overrides
+    from gensc.common.model_flags import profile_from
+    from gensc.common.service import rpc_config
 
     out = Path(args.out)
     print("resolving the model profile (the tiny one is built on first use)...", file=sys.stderr)
@@ -85,7 +86,8 @@ def run(args) -> int:
 
 def add_command(sub) -> None:
     from gensc.app.client import add_send_options
-    from gensc.common.service import add_model_args, add_rpc_args
+    from gensc.common.model_flags import add_model_args
+    from gensc.common.service import add_rpc_args
 
     p = sub.add_parser("demo", help="run all three services locally on the scikit-image photos")
     p.add_argument("--out", default="demo-out")

@@ -183,7 +183,7 @@ class FinetuneConfig:
         if self.quantize not in QLORA_DEVICES:
             raise InvalidInput(f"unknown --quantize {self.quantize!r}; known: {', '.join(QLORA_DEVICES)}")
         try:
-            from gensc.channel.link import LinkConfig
+            from gensc.channel.config import LinkConfig
 
             LinkConfig(modulation=self.modulation, code=self.code, snr_db=self.esn0_db[0])
         except ValueError as e:
@@ -262,7 +262,8 @@ def build_examples(
     sender: Any, images: list[tuple[str, bytes]], config: FinetuneConfig
 ) -> tuple[list[Example], DataSummary]:
     """Crops -> gensc's sender (text+latent) -> the real link at Es/N0 ~ U(esn0_db) -> examples."""
-    from gensc.channel.link import Link, LinkConfig
+    from gensc.channel.config import LinkConfig
+    from gensc.channel.link import Link
     from gensc.common.errors import PacketLost
     from gensc.common.packet import parse
     from gensc.common.quant import latent_nmse

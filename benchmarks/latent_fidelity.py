@@ -142,7 +142,8 @@ def quantisation_table(latents: dict[str, np.ndarray]) -> list[dict[str, Any]]:
 
 
 def channel_table(latents: dict[str, np.ndarray], esn0s: list[float], seeds: int) -> list[dict[str, Any]]:
-    from gensc.channel.link import Link, LinkConfig
+    from gensc.channel.config import LinkConfig
+    from gensc.channel.link import Link
     from gensc.channel.paper import paper_config
 
     rows = []
@@ -187,7 +188,8 @@ def channel_table(latents: dict[str, np.ndarray], esn0s: list[float], seeds: int
 
 
 def policy_sweep(latents: dict[str, np.ndarray], grid: list[float], seeds: int) -> list[dict[str, Any]]:
-    from gensc.channel.link import Link, LinkConfig
+    from gensc.channel.config import LinkConfig
+    from gensc.channel.link import Link
     from gensc.common.errors import PacketLost
 
     def caption_arrived(header: bytes, body: bytes) -> bool:

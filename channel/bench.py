@@ -19,14 +19,15 @@ from fractions import Fraction
 import numba
 import numpy as np
 
-from .bits import Interleaver, Scrambler
-from .codes import Crc32, InterleavedReedSolomon
-from .conventions import snr_point
-from .impairments import AWGN
-from .ldpc import LDPC5GDecoder, LDPC5GEncoder, get_code, segment
-from .link import Link, LinkConfig
-from .modulation import Demapper, Mapper, get_constellation
-from .rng import NormalSource
+from gensc.channel.bits import Interleaver, Scrambler
+from gensc.channel.codes import Crc32, InterleavedReedSolomon
+from gensc.channel.config import LinkConfig
+from gensc.channel.conventions import snr_point
+from gensc.channel.impairments import AWGN
+from gensc.channel.ldpc import LDPC5GDecoder, LDPC5GEncoder, get_code, segment
+from gensc.channel.link import Link
+from gensc.channel.modulation import Demapper, Mapper, get_constellation
+from gensc.channel.rng import NormalSource
 
 TARGETS_MBIT_S = {
     "chains.uncoded_16qam_stages": 150.0,

@@ -1,8 +1,8 @@
-"""``gensc channel serve``, ``gensc channel ber`` and ``gensc channel bench``; the link flags.
+"""``gensc channel ber`` and ``gensc channel bench``: the link simulator's own checks.
 
-The top-level CLI calls :func:`add_commands` on its ``channel`` subparsers; each command sets
-``func(args) -> int``; ber and bench print JSON. Standalone: ``python -m gensc.channel.cli ber ...``.
-``add_link_args`` gives any command one flag per LinkConfig field (``--snr-db``, ...).
+The top-level CLI calls :func:`add_commands` on its ``channel`` subparsers (beside the proxy's
+``serve``, gensc.channel.proxy.cli); each command sets ``func(args) -> int``; ber and bench print
+JSON. Standalone: ``python -m gensc.channel.cli ber ...``.
 """
 
 from __future__ import annotations
@@ -15,18 +15,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from gensc.channel.codes import CODES, get_channel_code
+from gensc.channel.config import CSI_MODES, EQUALISERS, FADING_MODELS, MODULATIONS, LinkConfig
+from gensc.channel.link import Link
+from gensc.channel.theory import ber as theory_ber
 from gensc.common.files import json_text
 from gensc.common.ranges import parse_values
-
-from .codes import CODES, get_channel_code
-from .impairments import CSI_MODES, EQUALISERS, FADING_MODELS
-from .link import Link, LinkConfig
-from .modulation import MODULATIONS
-from .theory import ber as theory_ber
-
-# The proxy's link unless configured otherwise: LinkConfig's defaults (16QAM, AWGN, Es/N0 10 dB)
-# protected by 5G LDPC 1/2, which delivers a 16 KB latent intact there; uncoded it would not.
-PROXY_LINK = {"code": "ldpc-1/2"}
 
 MAX_PACKET_BYTES = 1 << 17  # BER runs send packets of up to 128 KiB
 
@@ -133,7 +127,7 @@ def _cmd_ber(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import run_bench
+    from gensc.channel.bench import run_bench
 
     result = run_bench(quick=args.quick, repeats=args.repeats)
     text = json_text(result)
@@ -144,78 +138,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_link_args(p: argparse.ArgumentParser, defaults: dict | None = None) -> None:
-    """One flag per LinkConfig field (--snr-db, --modulation, ...); unset flags keep ``defaults``
-    (else LinkConfig's)."""
-    import dataclasses
-
-    g = p.add_argument_group("link (gensc.channel.link.LinkConfig)")
-    for f in dataclasses.fields(LinkConfig):
-        flag = "--" + f.name.replace("_", "-")
-        default = (defaults or {}).get(f.name, f.default)
-        if isinstance(default, bool):
-            g.add_argument(flag, dest=f"link_{f.name}", action=argparse.BooleanOptionalAction, default=None)
-        else:
-            numeric = isinstance(default, int) or (default is None and "int" in str(f.type))
-            kind = float if isinstance(default, float) else int if numeric else str
-            g.add_argument(flag, dest=f"link_{f.name}", type=kind, default=None, help=f"default {default!r}")
-
-
-def link_overrides(args: argparse.Namespace) -> dict:
-    """The LinkConfig fields set by ``add_link_args`` flags."""
-    return {k[5:]: v for k, v in vars(args).items() if k.startswith("link_") and v is not None}
-
-
-def _cmd_serve(args: argparse.Namespace) -> int:
-    from gensc.common.service import env, rpc_config, serve
-    from gensc.proto import semcom_pb2_grpc as pb_grpc
-
-    from .service import ChannelServicer
-
-    try:
-        config = LinkConfig().replace(**{**PROXY_LINK, **link_overrides(args)})
-    except ValueError as e:
-        print(f"gensc channel serve: {e}", file=sys.stderr)
-        return 2
-    target = args.receiver or env("GENSC_RECEIVER_ADDR")
-    if not target:
-        print("gensc channel serve: pass --receiver HOST:PORT or set GENSC_RECEIVER_ADDR", file=sys.stderr)
-        return 2
-    try:
-        servicer = ChannelServicer(config, target, rpc_config(args))
-    except ValueError as e:  # a receiver target gRPC cannot use
-        print(f"gensc channel serve: --receiver: {e}", file=sys.stderr)
-        return 2
-
-    def load() -> str:
-        from .link import warmup
-
-        return f"link kernels compiled in {warmup():.1f} s"  # else the first packet compiles them
-
-    return serve(
-        args,
-        "channel",
-        lambda s: pb_grpc.add_ChannelServicer_to_server(servicer, s),
-        "gensc.v1.Channel",
-        load,
-    )
-
-
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``serve``, ``ber`` and ``bench`` to a subparsers object (``gensc channel <cmd>``)."""
-    from gensc.common.service import add_serve_args
-
-    s = subparsers.add_parser("serve", help="run the channel proxy: the link between sender and receiver")
-    add_serve_args(s)
-    s.add_argument(
-        "--receiver",
-        default=None,
-        help="receiver address, or a pool: dns:///name:port (every address of the name) or "
-        "ip:port,ip:port (env GENSC_RECEIVER_ADDR)",
-    )
-    add_link_args(s, PROXY_LINK)
-    s.set_defaults(func=_cmd_serve)
-
+    """Add ``ber`` and ``bench`` to a subparsers object (``gensc channel <cmd>``)."""
     p = subparsers.add_parser("ber", help="measured BER beside the exact closed form")
     p.add_argument("--modulation", default="16qam", choices=list(MODULATIONS))
     p.add_argument(

@@ -21,8 +21,6 @@ from fractions import Fraction
 
 import numpy as np
 
-from .rs import ReedSolomon
-
 LDPC_RATES = {
     "1/3": Fraction(1, 3),
     "1/2": Fraction(1, 2),
@@ -77,6 +75,8 @@ class InterleavedReedSolomon:
     rate = RS_RATE
 
     def __init__(self):
+        from gensc.channel.rs import ReedSolomon  # numba: gensc.channel.config loads this module
+
         self.rs = ReedSolomon()
 
     def encoded_length(self, length: int) -> int:

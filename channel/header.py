@@ -21,12 +21,12 @@ from fractions import Fraction
 
 import numpy as np
 
-from .bits import Interleaver
-from .codes import crc32_bytes
-from .ldpc import LDPC5GDecoder, LDPC5GEncoder, get_code, segment
+from gensc.channel.bits import Interleaver
+from gensc.channel.codes import crc32_bytes
+from gensc.channel.config import HEADER_CODES
+from gensc.channel.ldpc import LDPC5GDecoder, LDPC5GEncoder, get_code, segment
 
 HEADER_MODULATION = "bpsk"
-HEADER_CODES = ("repetition", "repetition-16", "ldpc-1/5")
 _REPEATS = {"repetition": 8, "repetition-16": 16}
 
 

@@ -15,12 +15,9 @@ import math
 
 import numpy as np
 
-from .rng import NormalSource
+from gensc.channel.config import EQUALISERS, PILOTS_PER_BLOCK
+from gensc.channel.rng import NormalSource
 
-FADING_MODELS = ("none", "rayleigh-block")
-EQUALISERS = ("zf", "mmse")
-CSI_MODES = ("perfect", "pilots")
-PILOTS_PER_BLOCK = 2
 _PILOT = np.complex64((1 + 1j) / math.sqrt(2.0))  # every pilot is this unit-energy symbol
 
 

@@ -26,7 +26,7 @@ from functools import lru_cache
 import numba as nb
 import numpy as np
 
-from . import ldpc_tables
+from gensc.channel import ldpc_tables
 
 LIFTING_SETS = (
     (2, 4, 8, 16, 32, 64, 128, 256),

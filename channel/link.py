@@ -44,131 +44,29 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import math
 import threading
-from dataclasses import dataclass, field, fields
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .bits import Interleaver, Scrambler, popcount_xor
-from .codes import CODES, get_channel_code
-from .conventions import SNR_KINDS, snr_point
-from .header import HEADER_CODES, HEADER_MODULATION, HeaderCodec
-from .impairments import (
+from gensc.channel.bits import Interleaver, Scrambler, popcount_xor
+from gensc.channel.codes import get_channel_code
+from gensc.channel.config import LinkConfig, is_int
+from gensc.channel.conventions import snr_point
+from gensc.channel.header import HEADER_MODULATION, HeaderCodec
+from gensc.channel.impairments import (
     AWGN,
-    CSI_MODES,
-    EQUALISERS,
-    FADING_MODELS,
     Equaliser,
     PacketErasure,
     PilotChannelEstimator,
     PilotPattern,
     RayleighBlockFading,
 )
-from .ldpc import LDPC5GDecoder, LDPC5GEncoder, get_code, segment
-from .modulation import MODULATIONS, Demapper, Mapper, get_constellation
-from .rng import NormalSource
-
-DEFAULT_SYMBOL_RATE_HZ = 1e6  # 1 MBd: 16QAM carries 4 Mbit/s raw
-
-
-@dataclass(frozen=True)
-class LinkConfig:
-    """Settings of one link; validated on construction, JSON-serialisable via :meth:`to_dict`."""
-
-    modulation: str = "16qam"
-    code: str = "none"
-    uep_code: str | None = None  # the protected prefix's code (None: the body's)
-    uep_modulation: str | None = None  # the protected prefix's modulation (None: the body's)
-    snr_db: float = 10.0
-    snr_kind: str = "esn0"
-    fading: str = "none"
-    coherence_symbols: int = 64
-    equaliser: str = "mmse"
-    csi: str = "perfect"
-    erasure_prob: float = 0.0
-    header_code: str = "repetition"
-    ideal_header: bool = False
-    symbol_rate_hz: float = DEFAULT_SYMBOL_RATE_HZ
-    propagation_delay_s: float = 0.0
-    realtime: bool = False
-    seed: int | None = 0
-
-    def __post_init__(self) -> None:
-        errors = _validate(self)
-        if errors:
-            raise ValueError("invalid LinkConfig: " + "; ".join(errors))
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> LinkConfig:
-        if not isinstance(d, dict):
-            raise ValueError(f"LinkConfig.from_dict needs a dict, got {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown LinkConfig keys {unknown}; known: {', '.join(sorted(known))}")
-        return cls(**d)
-
-    def replace(self, **overrides: Any) -> LinkConfig:
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ValueError(f"unknown LinkConfig keys {unknown}; known: {', '.join(sorted(known))}")
-        return dataclasses.replace(self, **overrides)
-
-
-def _is_real(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _is_int(x: Any) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _validate(c: LinkConfig) -> list[str]:
-    err = []
-
-    def choice(name: str, known) -> None:
-        v = getattr(c, name)
-        if not isinstance(v, str) or v not in known:
-            err.append(f"{name}={v!r} unknown; known: {', '.join(known)}")
-
-    choice("modulation", tuple(MODULATIONS))
-    choice("code", CODES)
-    for name, known in (("uep_code", CODES), ("uep_modulation", tuple(MODULATIONS))):
-        v = getattr(c, name)
-        if v is not None and (not isinstance(v, str) or v not in known):
-            err.append(f"{name}={v!r} unknown; known: None (the body's), {', '.join(known)}")
-    choice("snr_kind", SNR_KINDS)
-    choice("fading", FADING_MODELS)
-    choice("equaliser", EQUALISERS)
-    choice("csi", CSI_MODES)
-    choice("header_code", HEADER_CODES)
-    if not _is_real(c.snr_db):
-        err.append(f"snr_db={c.snr_db!r} must be a finite number")
-    if not _is_int(c.coherence_symbols) or c.coherence_symbols < 1:
-        err.append(f"coherence_symbols={c.coherence_symbols!r} must be an int >= 1")
-    elif c.fading != "none" and c.csi == "pilots":
-        try:
-            PilotPattern(c.coherence_symbols)
-        except ValueError as e:
-            err.append(f"coherence_symbols={c.coherence_symbols!r}: {e}")
-    if not _is_real(c.erasure_prob) or not 0.0 <= c.erasure_prob <= 1.0:
-        err.append(f"erasure_prob={c.erasure_prob!r} must be in [0, 1]")
-    for name in ("ideal_header", "realtime"):
-        if not isinstance(getattr(c, name), bool):
-            err.append(f"{name}={getattr(c, name)!r} must be a bool")
-    if not _is_real(c.symbol_rate_hz) or c.symbol_rate_hz <= 0:
-        err.append(f"symbol_rate_hz={c.symbol_rate_hz!r} must be a finite number > 0")
-    if not _is_real(c.propagation_delay_s) or c.propagation_delay_s < 0:
-        err.append(f"propagation_delay_s={c.propagation_delay_s!r} must be a finite number >= 0")
-    if c.seed is not None and (not _is_int(c.seed) or c.seed < 0):
-        err.append(f"seed={c.seed!r} must be None or an int >= 0")
-    return err
+from gensc.channel.ldpc import LDPC5GDecoder, LDPC5GEncoder, get_code, segment
+from gensc.channel.modulation import Demapper, Mapper, get_constellation
+from gensc.channel.rng import NormalSource
 
 
 @dataclass(frozen=True)
@@ -367,7 +265,7 @@ class Link:
             with self._lock:
                 i = next(self._counter)
             return np.random.SeedSequence(self._entropy, spawn_key=(0, i))
-        if not _is_int(seed) or seed < 0:
+        if not is_int(seed) or seed < 0:
             raise ValueError(f"seed must be None or an int >= 0, got {seed!r}")
         return np.random.SeedSequence(self._entropy, spawn_key=(1, seed))
 
@@ -429,7 +327,7 @@ class Link:
         cfg = self.config
         head = _as_array(header, "header")
         data = _as_array(body, "body")
-        if not _is_int(protected) or not 0 <= protected <= data.size:
+        if not is_int(protected) or not 0 <= protected <= data.size:
             raise ValueError(
                 f"protected must be an int in 0..{data.size} (the body's length), got {protected!r}"
             )
@@ -564,8 +462,6 @@ def warmup() -> float:
     """Compile (first run) or load from numba's on-disk cache every kernel the link uses, so the
     first real packet is not slowed down. Returns the seconds it took (~0.5 s cached, ~7 s cold
     on the 2-core CI CPU)."""
-    import time
-
     t0 = time.perf_counter()
     for cfg in (
         LinkConfig(modulation="16qam", code="crc32+rs+ldpc-1/2", snr_db=30.0),

@@ -20,7 +20,7 @@ import math
 import numba as nb
 import numpy as np
 
-MODULATIONS = {"bpsk": 1, "qpsk": 2, "16qam": 4, "64qam": 6, "256qam": 8}
+from gensc.channel.config import MODULATIONS
 
 
 def _pam_gray(b: list[int]) -> int:

@@ -29,11 +29,12 @@ from typing import Any
 import numpy as np
 from scipy.special import erfc
 
-from .bits import popcount_xor
-from .conventions import snr_point
-from .link import ChannelReport, LinkConfig, LinkOutput, _as_array
-from .modulation import get_constellation
-from .theory import ber_awgn
+from gensc.channel.bits import popcount_xor
+from gensc.channel.config import LinkConfig
+from gensc.channel.conventions import snr_point
+from gensc.channel.link import ChannelReport, LinkOutput, _as_array
+from gensc.channel.modulation import get_constellation
+from gensc.channel.theory import ber_awgn
 
 PROTOTYPE_FORMULAS = ("as-published", "corrected", "exact")
 PAPER_SETTINGS = {"modulation": "16qam", "code": "none", "fading": "none", "ideal_header": True}

@@ -19,7 +19,7 @@ import math
 import numpy as np
 from scipy.special import erfc
 
-from .modulation import Constellation, get_constellation
+from gensc.channel.modulation import Constellation, get_constellation
 
 
 def _cho_yoon_terms(order: int) -> list[tuple[float, float]]:

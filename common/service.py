@@ -2,7 +2,7 @@
 
 A service binds first, reports NOT_SERVING while its models load (``load``), then SERVING
 until SIGTERM/SIGINT (graceful stop, see gensc.common.rpc). Each service package registers its
-own ``serve`` command (gensc.sender.cli, gensc.receiver.cli, gensc.channel.cli) with these.
+own ``serve`` command (gensc.sender.cli, gensc.receiver.cli, gensc.channel.proxy.cli) with these.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from typing import Any
 import grpc
 
 from gensc.common.errors import InvalidInput, ModelUnavailable
-from gensc.common.quantization import COMPONENTS, DEFAULT_COMPONENTS, ENV_QUANTIZE, SCHEMES, QuantConfig
 from gensc.common.rpc import LIMITS, RpcConfig, TlsConfig, create_server, serve_until_signal
 
 log = logging.getLogger("gensc")
@@ -150,50 +149,6 @@ def rpc_args(config: RpcConfig) -> list[str]:
     if config.token_file is not None:
         out += ["--token-file", config.token_file]
     return out
-
-
-def add_model_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("models")
-    g.add_argument(
-        "--profile",
-        default=env("GENSC_PROFILE", "auto"),
-        help="sd15, mini, tiny, sd15-shapes, or auto (sd15 if its weights are found locally, else "
-        "mini; env GENSC_PROFILE)",
-    )
-    g.add_argument("--sd-model", default=None, help="SD 1.5 hub id or folder (env GENSC_SD_MODEL)")
-    g.add_argument("--caption-model", default=None, help="BLIP hub id or folder (env GENSC_CAPTION_MODEL)")
-    g.add_argument("--image-size", type=int, default=None, help="override the profile's image size")
-    g.add_argument("--device", default=env("GENSC_DEVICE", "auto"), help="auto, cpu, cuda, cuda:N")
-    g.add_argument("--dtype", default=env("GENSC_DTYPE", "auto"), help="auto, fp32, fp16, bf16")
-    g.add_argument(
-        "--quantize",
-        type=quant_config,
-        default=env(ENV_QUANTIZE, "none"),
-        help=f"model weights: {', '.join(SCHEMES)} for {', '.join(DEFAULT_COMPONENTS)}, with "
-        "per-component overrides, e.g. 'int8,unet=quanto-int8,vae_encoder=quanto-int8' (components: "
-        f"{', '.join(COMPONENTS)}; env {ENV_QUANTIZE}; see gensc.common.quantization)",
-    )
-    g.add_argument(
-        "--allow-download",
-        action="store_true",
-        help="let from_pretrained download missing weights from the hub",
-    )
-
-
-def quant_config(spec: str) -> QuantConfig:
-    """argparse type of ``--quantize``: a bad value stops the command before anything loads."""
-    try:
-        return QuantConfig.parse(spec)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def profile_from(args: argparse.Namespace):
-    from gensc.common.models import resolve_profile
-
-    return resolve_profile(
-        args.profile, sd_model=args.sd_model, captioner=args.caption_model, image_size=args.image_size
-    )
 
 
 def add_serve_args(p: argparse.ArgumentParser) -> None:

@@ -113,7 +113,7 @@ class InProcessRunner:
         return self._profile
 
     def _link_config(self, snr_db: float):
-        from gensc.channel.link import LinkConfig
+        from gensc.channel.config import LinkConfig
 
         return LinkConfig().replace(**self.config.link_settings(snr_db))
 

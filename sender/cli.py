@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gensc.common.service import add_model_args, add_serve_args, env, profile_from, serve
+from gensc.common.model_flags import add_model_args, profile_from
+from gensc.common.service import add_serve_args, env, serve
 
 
 def _serve(args: argparse.Namespace) -> int:

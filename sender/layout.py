@@ -24,12 +24,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from gensc.channel.codes import get_channel_code
 from gensc.common.errors import InvalidInput
 from gensc.common.packet import DEFAULT_BLOCK_CELLS
 
 AUTO = "auto"
 UNCODED_BLOCK_CELLS = 64
-LINK_FIELDS = ("modulation", "code", "uep_code", "uep_modulation")
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,6 @@ class Layout:
 
 def corrects_errors(code: str) -> bool:
     """True when the link code ``code`` (gensc.channel.codes) corrects errors (RS or LDPC)."""
-    from gensc.channel.codes import get_channel_code
-
     try:
         c = get_channel_code(code)
     except (ValueError, KeyError, TypeError):

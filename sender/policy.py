@@ -40,6 +40,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gensc.channel.codes import get_channel_code
+from gensc.channel.config import LINK_CHOICE_FIELDS, MODULATIONS, LinkConfig
+from gensc.channel.conventions import snr_point
 from gensc.common.modes import get_mode
 
 NOISE_MARGIN = 4.0
@@ -56,9 +59,6 @@ SD_SCHEDULER = {
     "clip_sample": False,
     "set_alpha_to_one": False,
 }
-
-
-LINK_FIELDS = ("modulation", "code", "uep_code", "uep_modulation")
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class Rule:
 
     @property
     def link(self) -> dict[str, str]:
-        return {k: getattr(self, k) for k in LINK_FIELDS if getattr(self, k) is not None}
+        return {k: getattr(self, k) for k in LINK_CHOICE_FIELDS if getattr(self, k) is not None}
 
 
 @dataclass(frozen=True)
@@ -112,10 +112,6 @@ def _check_rules(rules: tuple[Rule, ...], what: str) -> None:
 
 
 def _check_link(link: dict[str, Any]) -> None:
-    try:
-        from gensc.channel.link import LinkConfig
-    except ImportError:  # pragma: no cover - the channel package ships with the sender
-        return
     LinkConfig().replace(**link)
 
 
@@ -140,10 +136,10 @@ class Policy:
     def choose(self, esn0_db: float | None, pinned: dict[str, Any] | None = None) -> Decision:
         """The rule for this Es/N0 (dB); below the first row's threshold the first row applies.
 
-        ``pinned``: the request's link settings; any of LINK_FIELDS there keeps the table's link
+        ``pinned``: the request's link settings; any of LINK_CHOICE_FIELDS there keeps the table's link
         choice out (see the module docstring).
         """
-        pinned = {k: v for k, v in (pinned or {}).items() if k in LINK_FIELDS}
+        pinned = {k: v for k, v in (pinned or {}).items() if k in LINK_CHOICE_FIELDS}
         if esn0_db is None or not math.isfinite(esn0_db):
             r = self.unknown
             return Decision(r.mode, r.bits, r.strength, f"auto: SNR unknown, chose {_describe(r)}")
@@ -194,7 +190,7 @@ def link_esn0_db(link: dict[str, Any], policy: Policy | None = None) -> tuple[fl
     """Es/N0 (dB) from link settings (LinkConfig field names), and a note when it cannot be had.
 
     ``snr_db`` is Es/N0 unless ``snr_kind`` says "ebn0"; Eb/N0 is converted with the channel's
-    own convention (gensc.channel.conventions.snr_point, which needs the channel package), for
+    own convention (gensc.channel.conventions.snr_point), for
     the link the settings name. When they name none and ``policy`` will choose it, Eb/N0 means
     a different Es/N0 for each row's link (Es/N0 = Eb/N0 + 10 log10(bits per symbol x rate)):
     the result is the Es/N0 of the last row whose own threshold it meets, so the row chosen
@@ -208,26 +204,22 @@ def link_esn0_db(link: dict[str, Any], policy: Policy | None = None) -> tuple[fl
     if link.get("snr_kind", "esn0") == "esn0":
         return float(snr), None
     try:
-        from gensc.channel.codes import get_channel_code
-        from gensc.channel.conventions import snr_point
-        from gensc.channel.link import LinkConfig
-        from gensc.channel.modulation import get_constellation
-
-        def esn0(settings: dict[str, Any]) -> float:
-            cfg = LinkConfig().replace(**settings)
-            rate = float(get_channel_code(cfg.code).nominal_rate)
-            bps = get_constellation(cfg.modulation).bits_per_symbol
-            return snr_point(cfg.snr_db, cfg.snr_kind, bps, rate).esn0_db
-
-        if policy is None or any(k in link for k in LINK_FIELDS):
-            return esn0(link), None
+        if policy is None or any(k in link for k in LINK_CHOICE_FIELDS):
+            return _esn0_db(link), None
         for rule in reversed(policy.rules):
-            value = esn0({**link, **rule.link})
+            value = _esn0_db({**link, **rule.link})
             if value >= rule.min_esn0_db:
                 return value, None
-        return esn0({**link, **policy.rules[0].link}), None
-    except (ImportError, ValueError, TypeError) as e:
+        return _esn0_db({**link, **policy.rules[0].link}), None
+    except (ValueError, TypeError) as e:
         return None, f"auto: cannot convert the link's {link.get('snr_kind')!r} SNR to Es/N0 here ({e})"
+
+
+def _esn0_db(settings: dict[str, Any]) -> float:
+    """Es/N0 (dB) of the link these LinkConfig settings describe (its nominal code rate)."""
+    cfg = LinkConfig().replace(**settings)
+    rate = float(get_channel_code(cfg.code).nominal_rate)
+    return snr_point(cfg.snr_db, cfg.snr_kind, MODULATIONS[cfg.modulation], rate).esn0_db
 
 
 def _lookup(rules: tuple[Rule, ...], esn0_db: float) -> Rule:

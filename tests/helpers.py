@@ -115,8 +115,8 @@ class InProcessStack(dict):
         self.start("sender")
 
     def start(self, role: str, port: int = 0) -> None:
-        from gensc.channel.link import LinkConfig
-        from gensc.channel.service import ChannelServicer
+        from gensc.channel.config import LinkConfig
+        from gensc.channel.proxy.service import ChannelServicer
         from gensc.common.rpc import create_server
         from gensc.proto import semcom_pb2_grpc as pb_grpc
         from gensc.receiver.service import ReceiverServicer

@@ -183,7 +183,7 @@ def auto_scheme(policy, snr_db: float, kind: str) -> tuple[Scheme, str]:
 
 
 def link_config(p: Plan, snr_db: float, kind: str):
-    from gensc.channel.link import LinkConfig
+    from gensc.channel.config import LinkConfig
     from gensc.channel.paper import paper_config
 
     if p.ideal_header:

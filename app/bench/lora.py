@@ -78,7 +78,8 @@ def output_latent(pipeline: Any, header: bytes, body: bytes, settings: Any, snr_
 def test_items(sender: Any, images: list, config: Any, points: int) -> list[dict[str, Any]]:
     """Held-out packets: each image (centre crop) at ``points`` Es/N0 values over the range."""
     from gensc.app.finetune import crops
-    from gensc.channel.link import Link, LinkConfig
+    from gensc.channel.config import LinkConfig
+    from gensc.channel.link import Link
 
     lo, hi = config.esn0_db
     snrs = np.linspace(lo, hi, points).tolist() if points > 1 else [(lo + hi) / 2]

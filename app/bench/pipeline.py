@@ -15,7 +15,8 @@ def run(args) -> int:
     import torch
 
     from gensc.app.demo import sample_images
-    from gensc.channel.link import Link, LinkConfig
+    from gensc.channel.config import LinkConfig
+    from gensc.channel.link import Link
     from gensc.common.models import resolve_profile
     from gensc.receiver.pipeline import ReceiverPipeline
     from gensc.sender.pipeline import SenderPipeline

@@ -128,7 +128,8 @@ def _counts(text: str, what: str) -> list[int]:
 def _packets(size: int, snr_db: float, n: int) -> tuple[list[tuple[bytes, bytes, np.ndarray]], Any]:
     """``n`` text+latent packets as the default SNR policy sends them at ``snr_db`` (Es/N0), through
     the link: (header, body, the sent latent) each."""
-    from gensc.channel.link import Link, LinkConfig
+    from gensc.channel.config import LinkConfig
+    from gensc.channel.link import Link
     from gensc.common.packet import Packet, to_wire
     from gensc.common.quant import quantize
     from gensc.sender.policy import DEFAULT_POLICY

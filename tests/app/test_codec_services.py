@@ -15,8 +15,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def stack(sender, receiver):
-    from gensc.channel.link import LinkConfig
-    from gensc.channel.service import ChannelServicer
+    from gensc.channel.config import LinkConfig
+    from gensc.channel.proxy.service import ChannelServicer
     from gensc.common.rpc import RpcConfig, create_server
     from gensc.proto import semcom_pb2_grpc as pb_grpc
     from gensc.receiver.service import ReceiverServicer

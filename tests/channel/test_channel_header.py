@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from gensc.channel.header import HEADER_CODES, HeaderCodec
-from gensc.channel.link import Link, LinkConfig
+from gensc.channel.config import HEADER_CODES, LinkConfig
+from gensc.channel.header import HeaderCodec
+from gensc.channel.link import Link
 
 
 def test_unknown_header_code():

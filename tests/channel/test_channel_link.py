@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from gensc.channel.link import ChannelReport, Link, LinkConfig, LinkOutput
+from gensc.channel.config import LinkConfig
+from gensc.channel.link import ChannelReport, Link, LinkOutput
 from gensc.channel.theory import ber_awgn, ber_rayleigh
 
 # ---------------------------------------------------------------- configuration

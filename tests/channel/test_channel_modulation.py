@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from gensc.channel.modulation import MODULATIONS, Demapper, Mapper, get_constellation
+from gensc.channel.config import MODULATIONS
+from gensc.channel.modulation import Demapper, Mapper, get_constellation
 
 NAMES = list(MODULATIONS)
 

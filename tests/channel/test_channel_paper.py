@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy.special import erfc
 
-from gensc.channel.link import Link, LinkConfig
+from gensc.channel.config import LinkConfig
+from gensc.channel.link import Link
 from gensc.channel.paper import (
     PaperEmulationLink,
     flip_bits,

@@ -15,7 +15,7 @@ from gensc.proto import semcom_pb2_grpc as pb_grpc
 
 def test_the_proxy_imports_no_packet_code():
     code = (
-        "import sys, gensc.channel.service, gensc.channel.cli; "
+        "import sys, gensc.channel.proxy.service, gensc.channel.proxy.cli; "
         "bad = sorted(m for m in sys.modules if m.startswith(('gensc.common.packet', 'gensc.common.codecs', "
         "'gensc.common.modes', 'gensc.common.quant', 'gensc.sender', 'gensc.receiver', 'torch'))); "
         "print(bad); sys.exit(1 if bad else 0)"
@@ -25,8 +25,8 @@ def test_the_proxy_imports_no_packet_code():
 
 
 def test_any_bytes_cross_and_the_report_goes_on_to_the_receiver():
-    from gensc.channel.link import LinkConfig
-    from gensc.channel.service import ChannelServicer
+    from gensc.channel.config import LinkConfig
+    from gensc.channel.proxy.service import ChannelServicer
 
     peer = EchoReceiver()
     rx = serve(pb_grpc.add_ReceiverServicer_to_server, peer, "Receiver")
@@ -51,8 +51,8 @@ def test_any_bytes_cross_and_the_report_goes_on_to_the_receiver():
 
 def test_realtime_waits_the_airtime_once():
     """airtime_s already includes the propagation delay; the proxy must not add it again."""
-    from gensc.channel.link import LinkConfig
-    from gensc.channel.service import ChannelServicer
+    from gensc.channel.config import LinkConfig
+    from gensc.channel.proxy.service import ChannelServicer
 
     rx = serve(pb_grpc.add_ReceiverServicer_to_server, EchoReceiver(), "Receiver")
     link = LinkConfig(symbol_rate_hz=20_000.0, propagation_delay_s=0.5, realtime=True)
@@ -83,8 +83,8 @@ def test_a_receiver_of_the_pool_dying_mid_item_the_result_comes_from_the_other_a
     that comes back carries the survivor's image, the link report and the relay's note."""
     import threading
 
-    from gensc.channel.link import LinkConfig
-    from gensc.channel.service import ChannelServicer
+    from gensc.channel.config import LinkConfig
+    from gensc.channel.proxy.service import ChannelServicer
 
     held = threading.Event()
     dying, survivor = EchoReceiver(hold=held), EchoReceiver()

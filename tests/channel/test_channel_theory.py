@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy.special import erfc
 
-from gensc.channel.modulation import MODULATIONS, get_constellation
+from gensc.channel.config import MODULATIONS
+from gensc.channel.modulation import get_constellation
 from gensc.channel.theory import (
     ber_awgn,
     ber_from_constellation,

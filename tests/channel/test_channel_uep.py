@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from helpers import EchoReceiver, serve
 
-from gensc.channel.link import Link, LinkConfig
+from gensc.channel.config import LinkConfig
+from gensc.channel.link import Link
 
 HEADER = b"h" * 30
 BODY = np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes()
@@ -71,7 +72,7 @@ def test_erased_packet_with_uep():
 
 
 def test_the_proxy_forwards_only_the_byte_count():
-    from gensc.channel.service import ChannelServicer
+    from gensc.channel.proxy.service import ChannelServicer
     from gensc.common.rpc import RpcConfig, create_channel
     from gensc.proto import semcom_pb2 as pb
     from gensc.proto import semcom_pb2_grpc as pb_grpc

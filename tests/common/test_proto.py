@@ -103,7 +103,8 @@ def test_a_link_report_crosses_the_proto_unchanged():
     with a body CRC and UEP, and without a body CRC (None stays unset)."""
     import dataclasses
 
-    from gensc.channel.link import Link, LinkConfig
+    from gensc.channel.config import LinkConfig
+    from gensc.channel.link import Link
     from gensc.common import convert
 
     uep = LinkConfig(snr_db=6.0, code="ldpc-1/2", uep_code="ldpc-1/3", uep_modulation="qpsk")

@@ -24,8 +24,8 @@ from gensc.proto import semcom_pb2_grpc as pb_grpc
 
 @pytest.fixture()
 def proxy():
-    from gensc.channel.link import LinkConfig
-    from gensc.channel.service import ChannelServicer
+    from gensc.channel.config import LinkConfig
+    from gensc.channel.proxy.service import ChannelServicer
 
     rpc = RpcConfig(max_workers=4)
     rx = serve(pb_grpc.add_ReceiverServicer_to_server, EchoReceiver(), "Receiver")
@@ -79,8 +79,8 @@ def test_cancelled_streams_release_their_workers(proxy):
 
 
 def test_a_peer_that_never_answers_is_cut_by_the_item_timeout():
-    from gensc.channel.link import LinkConfig
-    from gensc.channel.service import ChannelServicer
+    from gensc.channel.config import LinkConfig
+    from gensc.channel.proxy.service import ChannelServicer
 
     hold = threading.Event()
     rpc = RpcConfig(item_timeout_s=1.0)

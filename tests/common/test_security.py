@@ -156,8 +156,8 @@ def test_token_checked_by_the_server_and_never_logged(tmp_path, caplog, receiver
 def test_every_hop_uses_tls_and_sends_the_token_downstream(certs, tmp_path):
     """client -> proxy -> receiver, both hops TLS (mutual) with a token: the item goes through."""
     from gensc.app.client import SendOptions  # noqa: F401 - the client module imports cleanly
-    from gensc.channel.link import LinkConfig
-    from gensc.channel.service import ChannelServicer
+    from gensc.channel.config import LinkConfig
+    from gensc.channel.proxy.service import ChannelServicer
     from gensc.common.packet import Packet, to_wire
 
     (tmp_path / "token").write_text("hop-token-0123456789")
@@ -215,8 +215,8 @@ SLOW_S = 6.0  # a receiver this slow: 6 minutes at production scale
 
 def _relay_through_proxy_to(receiver_server: grpc.Server, port: int) -> pb.Result:
     """One frame client -> proxy (RpcConfig keepalive PING_S) -> a receiver SLOW_S per item."""
-    from gensc.channel.link import LinkConfig
-    from gensc.channel.service import ChannelServicer
+    from gensc.channel.config import LinkConfig
+    from gensc.channel.proxy.service import ChannelServicer
     from gensc.common.packet import Packet, to_wire
 
     rpc = RpcConfig(keepalive_s=PING_S)

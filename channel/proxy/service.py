@@ -16,7 +16,8 @@ import itertools
 import threading
 import time
 
-from gensc.channel.link import Link, LinkConfig
+from gensc.channel.config import LinkConfig
+from gensc.channel.link import Link
 from gensc.common import convert
 from gensc.common.errors import InvalidInput, error_fields
 from gensc.common.relay import Downstream, Forward, relay

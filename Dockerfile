@@ -13,6 +13,7 @@ COPY proto proto
 COPY common common
 COPY sender sender
 COPY channel channel
+COPY models models
 COPY receiver receiver
 COPY app app
 COPY evaluation evaluation

@@ -6,7 +6,7 @@ omits them), so they are enumerated here with find_packages.
 
 from setuptools import find_packages, setup
 
-PARTS = ["proto", "common", "channel", "sender", "receiver", "app", "evaluation"]
+PARTS = ["proto", "common", "channel", "models", "sender", "receiver", "app", "evaluation"]
 
 package_dir = {f"gensc.{p}": p for p in PARTS}
 packages = []

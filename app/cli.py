@@ -16,18 +16,26 @@ gensc train-mini                                         train the mini profile'
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import time
 from pathlib import Path
 
-from gensc.app.client import add_send_options
+from gensc.app.client import (
+    add_send_options,
+    format_table,
+    load_resume,
+    progress_bar,
+    send,
+    send_options,
+    write_report,
+)
 from gensc.common.errors import InvalidInput
+from gensc.common.rpc import wait_healthy
 from gensc.common.service import add_rpc_args, env, rpc_config
 
 
 def _send(args) -> int:
-    from gensc.app.client import format_table, load_resume, progress_bar, send, send_options, write_report
-
     target = args.sender or env("GENSC_SENDER_ADDR")
     if not target:
         print("gensc send: pass --sender HOST:PORT or set GENSC_SENDER_ADDR", file=sys.stderr)
@@ -65,8 +73,6 @@ def _send(args) -> int:
 
 
 def _health(args) -> int:
-    from gensc.common.rpc import wait_healthy
-
     try:
         wait_healthy(args.address, timeout_s=args.timeout_s, config=rpc_config(args))
     except TimeoutError as e:
@@ -76,26 +82,54 @@ def _health(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from gensc.app import bench, certs, demo, finetune, payload, train_mini
-    from gensc.channel import cli as channel_cli
-    from gensc.channel.proxy import cli as proxy_cli
-    from gensc.evaluation import cli as evaluation_cli
-    from gensc.receiver import cli as receiver_cli
-    from gensc.sender import cli as sender_cli
+# Each command's module, imported only when that command runs: a light process (the channel
+# proxy, a client) never imports the models' or the evaluation's code. No command named (--help,
+# a typo): every module, for the full help.
+GROUPS = {  # gensc <group> <subcommand>: modules whose add_commands(subparsers) add the subcommands
+    "sender": ("gensc.sender.cli",),
+    "channel": ("gensc.channel.proxy.cli", "gensc.channel.cli"),
+    "receiver": ("gensc.receiver.cli",),
+}
+COMMANDS = {  # gensc <command>: the module whose add_command(subparsers) adds it (None: this one)
+    "send": None,
+    "health": None,
+    "certs": "gensc.app.certs",
+    "demo": "gensc.app.demo",
+    "bench": "gensc.app.bench",
+    "payload": "gensc.app.payload",
+    "finetune": "gensc.app.finetune",
+    "eval": "gensc.evaluation.cli",
+    "train-mini": "gensc.app.train_mini",
+}
 
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The ``gensc`` parser. When ``argv`` names a command, only that command is built in full
+    (the others are bare names), so only its modules are imported; else every command is."""
     parser = argparse.ArgumentParser(
         prog="gensc", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for role, modules in (
-        ("sender", (sender_cli,)),
-        ("channel", (proxy_cli, channel_cli)),
-        ("receiver", (receiver_cli,)),
-    ):
-        rsub = sub.add_parser(role, help=f"{role} commands").add_subparsers(dest="subcommand", required=True)
+    first = next((a for a in argv or () if not a.startswith("-")), None)
+    chosen = first if first in GROUPS or first in COMMANDS else None
+    for name, modules in GROUPS.items():
+        if chosen not in (None, name):
+            sub.add_parser(name)
+            continue
+        rsub = sub.add_parser(name, help=f"{name} commands").add_subparsers(dest="subcommand", required=True)
         for module in modules:
-            module.add_commands(rsub)
+            importlib.import_module(module).add_commands(rsub)
+    for name, module in COMMANDS.items():
+        if chosen not in (None, name):
+            sub.add_parser(name)
+        elif module is None:
+            _ADD_HERE[name](sub)
+        else:
+            importlib.import_module(module).add_command(sub)
+    return parser
+
+
+def _add_send(sub) -> None:
     p = sub.add_parser("send", help="send images through a running sender")
     p.add_argument("images", nargs="+")
     p.add_argument("--sender", default=None, help="sender address (env GENSC_SENDER_ADDR)")
@@ -109,23 +143,22 @@ def build_parser() -> argparse.ArgumentParser:
     add_send_options(p)
     add_rpc_args(p)
     p.set_defaults(func=_send)
+
+
+def _add_health(sub) -> None:
     p = sub.add_parser("health", help="exit 0 when the service at ADDRESS reports SERVING")
     p.add_argument("address")
     p.add_argument("--timeout-s", type=float, default=5.0)
     add_rpc_args(p)
     p.set_defaults(func=_health)
-    certs.add_command(sub)
-    demo.add_command(sub)
-    bench.add_command(sub)
-    payload.add_command(sub)
-    finetune.add_command(sub)
-    evaluation_cli.add_command(sub)
-    train_mini.add_command(sub)
-    return parser
+
+
+_ADD_HERE = {"send": _add_send, "health": _add_health}
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         return args.func(args)
     except InvalidInput as e:  # a bad setting or file, named in the message

@@ -8,7 +8,7 @@ Record schema (one per image, in input order; documented in the README):
     definitions as ``gensc eval``: gensc.evaluation.metrics.psnr_ssim; psnr_db null when identical),
     output (file name of the reconstruction in the output folder), notes [..],
     models {sender, receiver: the quantised model weights, "unet int8 (bitsandbytes, N B), ..."} | null
-    (from their --quantize, see gensc.common.quantization),
+    (from their --quantize, see gensc.models.quantization),
     error {code, message, stage} | null,
     attempts (how many times it was sent), retried_after [{code, message}] (the failed attempts)
 ``transport`` is ``total`` minus the three compute stages: gRPC hops, serialisation and queueing.
@@ -250,8 +250,8 @@ def _error_record(item_id: str, name: str, code: str, message: str) -> dict[str,
 
 
 def _record(res: pb.Result, total_ms: float) -> dict[str, Any]:
-    from gensc.common.models import PROFILES
-    from gensc.common.quantization import models_from_notes
+    from gensc.models.profiles import PROFILES
+    from gensc.models.quantization import models_from_notes
 
     stages = dict(res.timings.ms)
     spans = {k: stages.pop(k) for k in SPANS if k in stages}

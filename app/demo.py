@@ -14,28 +14,15 @@ from pathlib import Path
 # The scikit-image sample photos live with the evaluation's data sets (gensc.evaluation.dataset);
 # the demo and the benchmarks send them too.
 from gensc.evaluation.dataset import SAMPLES, sample_images
-
-
-def profile_statement(profile) -> str:
-    if profile.random_weights:
-        return (
-            f"profile {profile.name!r}: RANDOM-WEIGHT models built from configs. The pipeline, "
-            "the link and the timings are real; the pictures are not meaningful. Provide SD 1.5 "
-            "and BLIP weights (--profile sd15 --sd-model DIR --caption-model DIR) for real images."
-        )
-    if profile.trained_small:
-        from gensc.common.mini import describe
-
-        return f"profile {profile.name!r}: {describe()}"
-    return f"profile {profile.name!r}: {profile.sd_model} + {profile.captioner} (real weights)"
+from gensc.models.profiles import profile_statement
 
 
 def run(args) -> int:
     from gensc.app.client import format_table, progress_bar, send, send_options, write_report
     from gensc.app.launch import local_stack
     from gensc.channel.config import link_overrides
-    from gensc.common.model_flags import profile_from
     from gensc.common.service import rpc_config
+    from gensc.models.flags import profile_from
 
     out = Path(args.out)
     print("resolving the model profile (the tiny one is built on first use)...", file=sys.stderr)
@@ -86,8 +73,8 @@ def run(args) -> int:
 
 def add_command(sub) -> None:
     from gensc.app.client import add_send_options
-    from gensc.common.model_flags import add_model_args
     from gensc.common.service import add_rpc_args
+    from gensc.models.flags import add_model_args
 
     p = sub.add_parser("demo", help="run all three services locally on the scikit-image photos")
     p.add_argument("--out", default="demo-out")

@@ -30,7 +30,7 @@ UNet's peft ``LoraConfig``), ``train.json`` (the config, the data summary, the l
 figures: s/step, peak memory, adapter bytes), and ``checkpoint/`` while training (adapter,
 optimiser and RNG states; ``--resume`` continues from it to the same result as one run).
 
-``--quantize SCHEME`` (QLoRA): the UNet and text encoder load quantised (gensc.common.quantization)
+``--quantize SCHEME`` (QLoRA): the UNet and text encoder load quantised (gensc.models.quantization)
 and stay frozen; only the adapter trains. Combinations that cannot train on the device are refused
 before anything loads (``check_qlora``).
 """
@@ -265,9 +265,9 @@ def build_examples(
     from gensc.channel.config import LinkConfig
     from gensc.channel.link import Link
     from gensc.common.errors import PacketLost
+    from gensc.common.latent import fill_missing
     from gensc.common.packet import parse
     from gensc.common.quant import latent_nmse
-    from gensc.receiver.pipeline import fill_missing
 
     rng = np.random.default_rng(config.seed)
     lo, hi = config.esn0_db
@@ -336,8 +336,8 @@ class LoraTrainer:
         from diffusers import DDPMScheduler, UNet2DConditionModel
         from transformers import CLIPTextModel, CLIPTokenizer
 
-        from gensc.common.models import from_pretrained
-        from gensc.common.quantization import load_component
+        from gensc.models.load_quantized import load_component
+        from gensc.models.loading import from_pretrained
         from gensc.receiver.adapters import plain_lora_convs
 
         self.config, self.device = config, device
@@ -582,8 +582,8 @@ def train(
     """Build the data, train, save the adapter to ``out``; returns what train.json holds."""
     import torch
 
-    from gensc.common.models import pick_device, resolve_profile
     from gensc.evaluation.dataset import load_images
+    from gensc.models.loading import pick_device, resolve_profile
 
     config.check()
     device = pick_device(config.device)

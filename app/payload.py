@@ -92,7 +92,14 @@ def payload_table(
     if m.text != "none":
         assumptions.append(f"text: {text!r} ({len(text)} characters)")
     image = np.full((image_size, image_size, 3), 128, np.uint8)
-    job = Build(image, models, bits, key_fraction, "jpeg", classic_bpp)
+    job = Build(
+        image=image,
+        models=models,
+        bits=bits,
+        key_fraction=key_fraction,
+        classic_format="jpeg",
+        classic_bpp=classic_bpp,
+    )
     content = m.build(job)  # the mode's own build, from example shapes instead of models
     assumptions += job.notes
     if "mask" in content.fields:

@@ -6,7 +6,7 @@ Everything is a diffusers class, loaded back by the same ``from_pretrained`` pat
 
 1. ``AutoencoderKL`` (4-channel latent at 1/8 of the image size, like SD's; no attention in its
    middle block, so crops and whole images look alike to it) on random crops of
-   ``gensc.common.mini.TRAIN_PHOTOS`` (each photo resized to several sizes, random crop, random
+   ``gensc.models.mini.TRAIN_PHOTOS`` (each photo resized to several sizes, random crop, random
    horizontal flip), loss = MSE + L1 + ``kl_weight`` x KL (per value), AdamW, cosine schedule.
    No GAN, no perceptual loss (LPIPS needs hub weights).
 2. SD's latent convention: ``scaling_factor`` = 1 / std of the posterior means of ``n_latents``
@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from gensc.common import mini
+from gensc.models import mini
 
 PYRAMID = (128, 192, 256, 384, 512)  # short sides each training photo is resized to
 
@@ -278,8 +278,8 @@ def caption_embeddings(n: int, rng: np.random.Generator):
     import torch
     from transformers import CLIPTextModel, CLIPTokenizer
 
-    from gensc.common.models import cache_dir
-    from gensc.common.tiny import CAPTION_WORDS, ensure_random
+    from gensc.models.profiles import cache_dir
+    from gensc.models.tiny import CAPTION_WORDS, ensure_random
 
     sd_dir, _ = ensure_random(cache_dir(), shapes="tiny")
     tokenizer = CLIPTokenizer.from_pretrained(sd_dir / "tokenizer")
@@ -375,7 +375,7 @@ def train(cfg: TrainConfig, out: Path) -> dict[str, Any]:
     import torch
     from diffusers import StableDiffusionImg2ImgPipeline
 
-    from gensc.common.tiny import sd15_scheduler
+    from gensc.models.tiny import sd15_scheduler
 
     cfg.check()
     if cfg.threads:

@@ -13,7 +13,7 @@ Three tables, every figure a mean over latents x channel seeds (per-run values k
                   ``nmse_as_received`` is the parsed latent with NaN/inf kept (paper's raw floats:
                   usually inf, written as null in the JSON); ``nmse_receiver`` is what the
                   receiver diffuses from: unusable values erased and filled from their
-                  neighbours (gensc.receiver.pipeline.fill_missing), and a latent lost beyond
+                  neighbours (gensc.common.latent.fill_missing), and a latent lost beyond
                   use (text-only fallback) counted as all zeros, NMSE 1.
 ``policy_sweep``  8-bit text+latent on a fine Es/N0 grid (``--sweep``): share of packets whose
                   latent is usable, mean NMSE, the strength gensc.sender.policy.strength_for_nmse
@@ -42,11 +42,11 @@ import numpy as np
 
 from gensc.app.payload import EXAMPLE_CAPTION
 from gensc.common.files import json_text
+from gensc.common.latent import fill_missing
 from gensc.common.modes import MIN_LATENT_SHARE
 from gensc.common.packet import Packet, encode, parse
 from gensc.common.quant import latent_nmse, quantize
 from gensc.common.ranges import parse_values
-from gensc.receiver.pipeline import fill_missing
 from gensc.sender.policy import strength_for_nmse
 
 PHOTOS = ("astronaut", "coffee", "chelsea")
@@ -63,8 +63,8 @@ def load_latents(kind: str, image_size: int, seed: int = 0) -> tuple[dict[str, n
     from skimage import data
 
     from gensc.common.images import resize
-    from gensc.common.models import resolve_profile
-    from gensc.sender.pipeline import LatentEncoder
+    from gensc.models.loading import resolve_profile
+    from gensc.models.sender import LatentEncoder
 
     profile = resolve_profile("tiny")
     enc = LatentEncoder(profile.sd_model, device="cpu", dtype=torch.float32)

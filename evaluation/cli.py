@@ -73,7 +73,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--quantize",
         default=os.environ.get("GENSC_QUANTIZE", "none"),
         help="model weights in process, e.g. int8 or nf4,unet=quanto-int8 (env GENSC_QUANTIZE; "
-        "see gensc.common.quantization); with --via-services the services' own setting applies",
+        "see gensc.models.quantization); with --via-services the services' own setting applies",
     )
     g.add_argument(
         "--allow-download", action="store_true", help="let the SD/BLIP loaders download (metrics never do)"
@@ -139,8 +139,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> EvalConfig:
     """Flags > preset > defaults -> EvalConfig (ValueError on bad values)."""
-    from gensc.common.quantization import QuantConfig
     from gensc.evaluation.metrics import parse_metric_names
+    from gensc.models.quantization import QuantConfig
 
     preset = PRESETS.get(args.preset or "", {})
 

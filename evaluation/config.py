@@ -100,7 +100,7 @@ class EvalConfig:
     image_size: int | None = None
     device: str = "auto"
     dtype: str = "auto"
-    quantize: str = "none"  # model weights (gensc.common.quantization); --via-services: the services' own
+    quantize: str = "none"  # model weights (gensc.models.quantization); --via-services: the services' own
     allow_download: bool = False  # models only; metric weights are never downloaded
     modes: tuple[str, ...] = ("text", "latent", "text+latent")
     snr_db: tuple[float, ...] = (0.0, 5.0, 10.0, 15.0, 20.0)
@@ -176,7 +176,7 @@ class EvalConfig:
             raise ValueError(f"--n-images must be >= 1, got {self.n_images}")
         if self.quant_bits is not None and not 1 <= self.quant_bits <= 8:
             raise ValueError(f"--quant-bits must be in 1..8, got {self.quant_bits}")
-        from gensc.common.quantization import QuantConfig
+        from gensc.models.quantization import QuantConfig
 
         QuantConfig.parse(self.quantize)
 

@@ -48,8 +48,8 @@ class Harness:
         self.computed = self.skipped = 0
 
     def _load_suite(self) -> None:
-        from gensc.common.models import pick_device
         from gensc.evaluation.metrics import MetricConfig, MetricSuite
+        from gensc.models.loading import pick_device
 
         if self.suite is None:
             mc = dict(self.config.metrics)
@@ -147,7 +147,7 @@ class Harness:
         return self.suite.fid(*self.folder.load_pairs(rows))
 
     def _results(self, rows: list[Row], images, subset, started: str, wall_s: float) -> dict[str, Any]:
-        from gensc.app.demo import profile_statement
+        from gensc.models.profiles import profile_statement
 
         c = self.config
         profile = self.runner.profile
@@ -160,7 +160,7 @@ class Harness:
         notes = dict(self.suite.notes)
         run_notes = []
         if profile is not None and profile.trained_small and str(c.images).startswith("skimage"):
-            from gensc.common.mini import TRAIN_PHOTOS
+            from gensc.models.mini import TRAIN_PHOTOS
 
             seen = sorted({Path(n).stem for n, _ in images} & set(TRAIN_PHOTOS))
             if seen:

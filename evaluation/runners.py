@@ -43,7 +43,7 @@ def sends_plain_caption(mode: str | None) -> bool:
 class Runner(Protocol):
     """Sends the images of one (mode, SNR) point and says what came back.
 
-    ``profile``: the models' profile (gensc.common.models.Profile), None when unknown (behind
+    ``profile``: the models' profile (gensc.models.profiles.Profile), None when unknown (behind
     services). ``encodes``: how many encodings so far.
     """
 
@@ -104,7 +104,7 @@ class InProcessRunner:
     @property
     def profile(self):
         if self._profile is None:
-            from gensc.common.models import resolve_profile
+            from gensc.models.loading import resolve_profile
 
             c = self.config
             self._profile = resolve_profile(
@@ -125,7 +125,7 @@ class InProcessRunner:
         return self._links[snr_db]
 
     def load(self) -> None:
-        from gensc.common.quantization import QuantConfig
+        from gensc.models.quantization import QuantConfig
         from gensc.receiver.pipeline import ReceiverPipeline
         from gensc.sender.pipeline import SenderPipeline
 

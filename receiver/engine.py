@@ -3,7 +3,7 @@
 A diffusers pipeline keeps per-call state on itself (guidance scale, scheduler timesteps, the
 tokenizer), so concurrent calls into it return wrong images silently. Here one scheduler thread
 (``Engine``) owns the models. Callers (gRPC worker threads, item threads) turn a mode's
-generator calls into ``Work`` items (``QueuedGenerator``), submit them and wait on a future for
+model calls into ``Work`` items (``QueuedModels``), submit them and wait on a future for
 at most ``EngineConfig.result_timeout_s``.
 
 Batching across streams: the scheduler takes the oldest waiting item, gathers the waiting items
@@ -37,14 +37,13 @@ from typing import Any
 import numpy as np
 
 from gensc.common.errors import ModelUnavailable, Overloaded, TimedOut
+from gensc.models.receiver import Work
 
 log = logging.getLogger("gensc.receiver.engine")
 
 MAX_BATCH = 256
 MAX_WAIT_MS = 10_000.0
 MAX_QUEUE = 1024
-KINDS = ("img2img", "blend", "txt2img", "decode")
-OUTPUTS = ("image", "latent")
 
 
 @dataclass(frozen=True)
@@ -72,50 +71,6 @@ class EngineConfig:
             raise ValueError(f"max_queue must be in 1..{MAX_QUEUE}, got {self.max_queue}")
         if not self.result_timeout_s > 0:
             raise ValueError(f"result_timeout_s must be > 0, got {self.result_timeout_s}")
-
-
-@dataclass(frozen=True, eq=False)
-class Work:
-    """One item for the models.
-
-    ``kind``: img2img | blend | txt2img | decode. ``size``: output side S (pixels).
-    ``latent``: float32 [C, S/8, S/8] gensc latent (img2img, blend, decode); ``known``: bool
-    [C, S/8, S/8], True where ``latent`` holds received values (blend, decode; None: all).
-    ``steps`` scheduler steps, ``strength`` img2img strength (1.0 for txt2img), ``guidance``
-    classifier-free guidance scale (1.0 or less: off), ``seed`` the item's noise seed.
-    ``output``: "image" (uint8 [S, S, 3]) or "latent" (float32 [C, S/8, S/8]).
-    ``lora``: the LoRA adapters the item runs with, ``((name, scale), ...)``
-    (gensc.receiver.adapters ``Adapters.on``; () none), switched on by the scheduler thread
-    right before the batched call; part of the key, so one batch runs with one set of adapters.
-    """
-
-    kind: str
-    size: int
-    caption: str = ""
-    latent: np.ndarray | None = None
-    known: np.ndarray | None = None
-    steps: int = 0
-    strength: float = 1.0
-    guidance: float = 0.0
-    seed: int = 0
-    output: str = "image"
-    lora: tuple[tuple[str, float], ...] = ()
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"unknown work kind {self.kind!r}; known: {', '.join(KINDS)}")
-        if self.output not in OUTPUTS:
-            raise ValueError(f"unknown output {self.output!r}; known: {', '.join(OUTPUTS)}")
-        if (self.latent is None) != (self.kind == "txt2img"):
-            raise ValueError(f"{self.kind} work {'needs' if self.kind != 'txt2img' else 'takes no'} latent")
-
-    @property
-    def key(self) -> tuple[Any, ...]:
-        """Items with equal keys can run as one batched call."""
-        shape = None if self.latent is None else tuple(self.latent.shape)
-        if self.kind == "decode":  # the VAE only: no adapter touches it
-            return (self.kind, self.size, shape)
-        return (self.kind, self.size, shape, self.steps, self.strength, self.guidance, self.output, self.lora)
 
 
 @dataclass(frozen=True)
@@ -322,8 +277,8 @@ class Engine:
         self._slots.release()
 
 
-class QueuedGenerator:
-    """The modes' Generator (gensc.common.modes.base) over an ``Engine``: each call becomes a
+class QueuedModels:
+    """The modes' ``ReceiverModels`` (gensc.common.modes.base) over an ``Engine``: each call becomes a
     ``Work`` item, is submitted and waited for, at most ``result_timeout_s``.
 
     ``settings`` carry ``steps``, ``strength``, ``guidance``, ``seed`` and ``latent_guidance``
@@ -352,7 +307,7 @@ class QueuedGenerator:
     def blend(
         self, latent: np.ndarray, known: np.ndarray, caption: str, settings: Any, output_type: str = "np"
     ) -> np.ndarray:
-        """img2img that re-imposes the known values every step (see pipeline.Generator).
+        """img2img that re-imposes the known values every step (see gensc.models.receiver.Diffusion).
         ``output_type`` "np" (uint8 [S, S, 3]) or "latent" (float32 [C, S/8, S/8])."""
         return self._wait(self._latent_work("blend", latent, known, caption, settings, _output(output_type)))
 

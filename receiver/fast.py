@@ -90,7 +90,7 @@ class FastPaths:
         return None if self.compile == "off" else self.compile
 
     def dtype_name(self, device: str) -> str:
-        """fp32 / fp16 / bf16, or auto (gensc.common.models.pick_dtype decides), for ``device``."""
+        """fp32 / fp16 / bf16, or auto (gensc.models.loading.pick_dtype decides), for ``device``."""
         if self.dtype != "fast":
             return self.dtype
         if device.startswith("cuda"):
@@ -129,22 +129,22 @@ def taesd_source(paths: FastPaths, profile: Any) -> str:
     if paths.taesd_model:
         return paths.taesd_model
     if profile.random_weights:
-        from gensc.common.models import cache_dir
-        from gensc.common.tiny import ensure_random_taesd
+        from gensc.models.profiles import cache_dir
+        from gensc.models.tiny import ensure_random_taesd
 
         return str(ensure_random_taesd(cache_dir(), shapes=profile.name))
     return TAESD_HUB_ID
 
 
 def apply(
-    gen: Any,
+    diffusion: Any,
     paths: FastPaths,
     *,
     profile: Any,
     allow_download: bool = False,
     adapters: Callable[[], list[str]] | None = None,
 ) -> list[str]:
-    """Apply ``paths`` to a freshly loaded ``gensc.receiver.pipeline.Generator`` (its owner thread
+    """Apply ``paths`` to a freshly loaded ``gensc.models.receiver.Diffusion`` (its owner thread
     only); returns one line per setting applied, for the log.
 
     ``adapters`` loads the user's LoRA adapters (gensc.receiver.adapters) and returns lines for the
@@ -154,40 +154,40 @@ def apply(
     """
     import torch
 
-    done = [f"preset {paths.preset}", f"dtype {gen.dtype}".replace("torch.", "")]
-    gen.vae.enable_slicing()  # a batch decodes one image at a time: decode memory stays one image's
+    done = [f"preset {paths.preset}", f"dtype {diffusion.dtype}".replace("torch.", "")]
+    diffusion.vae.enable_slicing()  # a batch decodes one image at a time: decode memory stays one image's
     if paths.lcm_lora:
-        load_lcm_lora(gen, paths.lcm_lora, allow_download=allow_download)
+        load_lcm_lora(diffusion, paths.lcm_lora, allow_download=allow_download)
         done.append(f"LCM-LoRA {paths.lcm_lora} fused, LCMScheduler")
     if adapters is not None:
         done.extend(adapters())
-    set_attention(gen, paths.attention)
+    set_attention(diffusion, paths.attention)
     done.append(f"attention {paths.attention}")
     if paths.decoder == "taesd":
         from diffusers import AutoencoderTiny
 
-        from gensc.common.models import from_pretrained
+        from gensc.models.loading import from_pretrained
 
         source = taesd_source(paths, profile)
-        gen.decoder = from_pretrained(
-            AutoencoderTiny, source, "taesd", allow_download=allow_download, dtype=gen.dtype
-        ).to(gen.device)
+        diffusion.decoder = from_pretrained(
+            AutoencoderTiny, source, "taesd", allow_download=allow_download, dtype=diffusion.dtype
+        ).to(diffusion.device)
         done.append(f"decoder taesd ({source})")
     if paths.channels_last:
-        kept = channels_last(gen.img2img_pipe.unet) + channels_last(gen.decoder)
+        kept = channels_last(diffusion.img2img_pipe.unet) + channels_last(diffusion.decoder)
         done.append("channels-last" + (f" ({kept} quantised conv weights kept as stored)" if kept else ""))
-    backend = paths.compiles(gen.device)
+    backend = paths.compiles(diffusion.device)
     if backend:
-        compiled = torch.compile(gen.img2img_pipe.unet, backend=backend)
-        gen.img2img_pipe.unet = compiled
-        gen.txt2img_pipe.unet = compiled
+        compiled = torch.compile(diffusion.img2img_pipe.unet, backend=backend)
+        diffusion.img2img_pipe.unet = compiled
+        diffusion.txt2img_pipe.unet = compiled
         done.append(f"torch.compile UNet ({backend})")
     return done
 
 
 def channels_last(model: Any) -> int:
     """Put ``model``'s 4-D weights in NHWC memory format, as ``model.to(memory_format=...)`` does,
-    except quantised ones (``--quantize``, gensc.common.quantization): their packed storage has no
+    except quantised ones (``--quantize``, gensc.models.quantization): their packed storage has no
     NHWC form (optimum-quanto int4 refuses it), so they stay as stored. Returns how many stayed."""
     import torch
 
@@ -202,24 +202,24 @@ def channels_last(model: Any) -> int:
     return kept
 
 
-def set_attention(gen: Any, name: str) -> None:
+def set_attention(diffusion: Any, name: str) -> None:
     """UNet and VAE attention through torch SDPA (``sdpa``) or the explicit softmax (``math``)."""
     from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 
     _one_of("attention", name, ATTENTION)
     processor = {"sdpa": AttnProcessor2_0, "math": AttnProcessor}[name]
-    gen.img2img_pipe.unet.set_attn_processor(processor())
-    gen.vae.set_attn_processor(processor())
+    diffusion.img2img_pipe.unet.set_attn_processor(processor())
+    diffusion.vae.set_attn_processor(processor())
 
 
-def load_lcm_lora(gen: Any, source: str, *, allow_download: bool = False) -> None:
+def load_lcm_lora(diffusion: Any, source: str, *, allow_download: bool = False) -> None:
     """Fuse an LCM-LoRA (hub id or folder of diffusers LoRA weights) into the UNet and switch
     both pipelines to LCMScheduler (from the model's own scheduler config)."""
     from diffusers import LCMScheduler
 
     from gensc.receiver.adapters import LCM_ADAPTER
 
-    pipe = gen.img2img_pipe
+    pipe = diffusion.img2img_pipe
     try:
         pipe.load_lora_weights(source, adapter_name=LCM_ADAPTER, local_files_only=not allow_download)
     except (OSError, ValueError) as e:
@@ -231,7 +231,7 @@ def load_lcm_lora(gen: Any, source: str, *, allow_download: bool = False) -> Non
     pipe.unload_lora_weights()  # the fused weights stay; the LoRA layers go (the user's load later)
     scheduler = LCMScheduler.from_config(pipe.scheduler.config)
     pipe.scheduler = scheduler
-    gen.txt2img_pipe.scheduler = scheduler
+    diffusion.txt2img_pipe.scheduler = scheduler
 
 
 def warm_up_works(size: int, latent_guidance: float, guidance: float, steps: int, max_batch: int):
@@ -239,7 +239,7 @@ def warm_up_works(size: int, latent_guidance: float, guidance: float, steps: int
     makes the batch dimension dynamic), and txt2img at batch 1 (CFG on when ``guidance`` > 1)."""
     import numpy as np
 
-    from gensc.receiver.engine import Work
+    from gensc.models.receiver import Work
 
     z = np.zeros((4, size // 8, size // 8), np.float32)
     strength = max(0.5, 1.0 / steps)

@@ -1,6 +1,6 @@
 """The receiver's stages: parse -> the mode's rebuild (gensc.common.modes: img2img, blend,
-txt2img or VAE decode, submitted to the engine that owns this module's ``Generator``,
-gensc.receiver.engine) -> PNG.
+txt2img or VAE decode, submitted to the engine (gensc.receiver.engine) that owns the models,
+gensc.models.receiver.Diffusion) -> PNG.
 
 Input is only what came off the link (header and body bytes). A damaged section is handled,
 not fatal, and every decision is written in the notes:
@@ -25,7 +25,7 @@ settings are InvalidInput. Nothing else escapes ``ReceiverPipeline.reconstruct``
 LoRA adapters (``--lora``, ``--lora-by-snr``, gensc.receiver.adapters): loaded and checked at
 start-up; an item's SNR-keyed adapter is chosen when it is admitted (``submit``/``reconstruct``,
 from the channel report's Es/N0), rides on its ``Work`` items (part of the batch key) and is
-switched on by the scheduler thread right before the batched call (``Generator.run``).
+switched on by the scheduler thread right before the batched call (``Diffusion.run``).
 
 img2img strength, first that applies: the client's explicit setting, the packet's strength hint
 (the sender's SNR policy), the mode's default (gensc.common.modes), the profile's default.
@@ -41,13 +41,15 @@ import numpy as np
 
 from gensc.common.errors import InvalidInput, ModelUnavailable, Overloaded
 from gensc.common.images import encode_png
-from gensc.common.models import Profile, from_pretrained, pick_device, pick_dtype
 from gensc.common.modes import Rebuild, get_mode
 from gensc.common.packet import ParsedPacket, parse
-from gensc.common.quantization import QuantConfig, load_component
 from gensc.common.timing import Stopwatch, device_sync
+from gensc.models.loading import pick_device, pick_dtype
+from gensc.models.profiles import Profile
+from gensc.models.quantization import QuantConfig
+from gensc.models.receiver import Diffusion
 from gensc.receiver.adapters import AdapterPlan, Adapters, On
-from gensc.receiver.engine import Engine, EngineConfig, QueuedGenerator, Work
+from gensc.receiver.engine import Engine, EngineConfig, QueuedModels
 from gensc.receiver.fast import MAX_GUIDANCE, MAX_STEPS, PRESETS, FastPaths, apply, warm_up_works
 
 
@@ -78,217 +80,6 @@ class ReconSettings:
                 f"steps x strength = {self.steps} x {self.strength} runs no denoising step; "
                 "raise steps or strength"
             )
-
-
-class Generator:
-    """Stable Diffusion from one folder: img2img, blend, txt2img and decode, in batches.
-
-    Latents are gensc latents (VAE mean x scaling factor, see gensc.sender.pipeline).
-    ``run(works)`` takes 1..n ``gensc.receiver.engine.Work`` items of equal ``key`` and returns
-    one uint8 [S, S, 3] image (or float32 latent) per item, each drawn from its own seed.
-
-    Not thread-safe: a diffusers pipeline keeps per-call state on itself (``_guidance_scale``,
-    the scheduler's timesteps, the tokenizer), so concurrent calls return wrong images silently.
-    One thread owns it, the scheduler thread of ``gensc.receiver.engine.Engine``; the modes reach
-    it through ``QueuedGenerator``. ``decoder`` turns latents into pixels: the SD VAE, or the
-    tiny autoencoder (gensc.receiver.fast). ``adapters``: the LoRA adapters loaded into the
-    pipeline (gensc.receiver.adapters), switched to each batch's ``Work.lora`` before it runs.
-    """
-
-    def __init__(
-        self,
-        source: str,
-        *,
-        device: str,
-        dtype,
-        allow_download: bool = False,
-        models: QuantConfig | None = None,
-    ) -> None:
-        from diffusers import (
-            DDIMScheduler,
-            StableDiffusionImg2ImgPipeline,
-            StableDiffusionPipeline,
-            UNet2DConditionModel,
-        )
-        from transformers import CLIPTextModel
-
-        models = models or QuantConfig()
-        load = dict(device=device, dtype=dtype, allow_download=allow_download)
-        self.img2img_pipe = from_pretrained(
-            StableDiffusionImg2ImgPipeline,
-            source,
-            "sd",
-            allow_download=allow_download,
-            unet=load_component(
-                UNet2DConditionModel, source, "sd", "unet", models.scheme("unet"), subfolder="unet", **load
-            ),
-            text_encoder=load_component(
-                CLIPTextModel,
-                source,
-                "sd",
-                "text_encoder",
-                models.scheme("text_encoder"),
-                subfolder="text_encoder",
-                **load,
-            ),
-            safety_checker=None,
-            requires_safety_checker=False,
-            dtype=dtype,
-        )
-        self.img2img_pipe.scheduler = DDIMScheduler.from_config(self.img2img_pipe.scheduler.config)
-        self.img2img_pipe.to(device)
-        self.img2img_pipe.set_progress_bar_config(disable=True)
-        self.txt2img_pipe = StableDiffusionPipeline(**self.img2img_pipe.components)
-        self.txt2img_pipe.set_progress_bar_config(disable=True)
-        self.vae = self.img2img_pipe.vae
-        self.decoder = self.vae
-        self.device, self.dtype = device, dtype
-        self.adapters: Adapters | None = None
-        self._lora: On | None = None  # the adapters switched on now (None: not yet set)
-
-    def load_adapters(self, plan: AdapterPlan) -> list[str]:
-        """Load ``plan``'s LoRA adapters (ModelUnavailable when one is missing or does not fit);
-        lines for the log."""
-        self.adapters = Adapters(plan, self.img2img_pipe)
-        self._lora = self.adapters.on(None)
-        return [f"LoRA {name} ({spec.spec})" for name, spec in self.adapters.names.items()]
-
-    def use_lora(self, lora: On) -> None:
-        """Switch the UNet and text encoder to exactly the adapters ``lora`` (a no-op when they are
-        already on). Called by the owner thread right before a call."""
-        if lora == self._lora:
-            return
-        if self.adapters is None:
-            if lora:
-                raise ValueError(f"LoRA adapters {[n for n, _ in lora]} requested, but none are loaded")
-            return
-        self.adapters.activate(self.img2img_pipe, lora)
-        self._lora = lora
-
-    def run(self, works: list[Work]) -> list[np.ndarray]:
-        """One batched call for ``works`` (equal ``Work.key``); one result per item, in order."""
-        import torch
-
-        w0 = works[0]
-        if w0.kind != "decode":  # one set of adapters per batch: Work.lora is in the key
-            self.use_lora(w0.lora)
-        if w0.kind == "decode":
-            z = self._latents(
-                [fill_missing(w.latent, w.known) if w.known is not None else w.latent for w in works]
-            )
-        elif w0.kind == "txt2img":
-            z = self.txt2img_pipe(
-                prompt=[w.caption for w in works],
-                height=w0.size,
-                width=w0.size,
-                num_inference_steps=w0.steps,
-                guidance_scale=w0.guidance,
-                generator=[self._generator(w.seed) for w in works],
-                output_type="latent",
-            ).images
-        else:
-            z = self._img2img(works)
-        if w0.output == "latent":
-            return [x.float().cpu().numpy() for x in z]
-        with torch.inference_mode():
-            x = self.decoder.decode(z.to(self.decoder.dtype) / self.decoder.config.scaling_factor).sample
-        x = (x / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).float().cpu().numpy()
-        return [_to_uint8(xi) for xi in x]
-
-    def _generator(self, seed: int):
-        import torch
-
-        return torch.Generator(device="cpu").manual_seed(seed)
-
-    def _latents(self, latents: list[np.ndarray]):
-        import torch
-
-        return torch.from_numpy(np.stack(latents)).to(self.device, self.dtype)
-
-    def _img2img(self, works: list[Work]):
-        """img2img from each item's latent; for blend, from ``fill_missing(latent, known)`` while
-        keeping the known values.
-
-        blend: after every denoising step the known values are re-imposed at the noise level of
-        the next timestep, ``scheduler.add_noise(z, noise, t_next)`` with one fixed noise draw per
-        item (seed + 1; the clean ``z`` after the last step), so they anchor the image while the
-        unknown ones (key+text's non-key cells, lost blocks, erased floats) are generated from the
-        caption or prompt.
-        """
-        import torch
-
-        w0 = works[0]
-        blend = w0.kind == "blend"
-        z = self._latents([fill_missing(w.latent, w.known) if blend else w.latent for w in works])
-        callback = None
-        if blend:
-            keep = torch.from_numpy(np.stack([np.ascontiguousarray(w.known) for w in works])).to(self.device)
-            noise = torch.cat(
-                [torch.randn((1, *z.shape[1:]), generator=self._generator(w.seed + 1)) for w in works]
-            )
-            noise = noise.to(self.device, self.dtype)
-            scheduler = self.img2img_pipe.scheduler
-
-            def callback(pipe, i, t, kwargs):
-                ts = pipe.scheduler.timesteps
-                pos = int((ts == t).nonzero()[0, 0]) if (ts == t).any() else len(ts) - 1
-                ref = z if pos + 1 >= len(ts) else scheduler.add_noise(z, noise, ts[pos + 1 : pos + 2])
-                return {"latents": torch.where(keep, ref.to(kwargs["latents"].dtype), kwargs["latents"])}
-
-        return self.img2img_pipe(
-            prompt=[w.caption for w in works],
-            image=z,
-            strength=w0.strength,
-            num_inference_steps=w0.steps,
-            guidance_scale=w0.guidance,
-            generator=[self._generator(w.seed) for w in works],
-            callback_on_step_end=callback,
-            callback_on_step_end_tensor_inputs=["latents"],
-            output_type="latent",
-        ).images
-
-
-def _to_uint8(x: np.ndarray) -> np.ndarray:
-    return (np.clip(np.nan_to_num(x), 0.0, 1.0) * 255.0).round().astype(np.uint8)
-
-
-def fill_missing(latent: np.ndarray, known: np.ndarray, smooth_iters: int = 8) -> np.ndarray:
-    """Fill unknown values of a [C, H, W] latent from the known ones of the same channel.
-
-    Push-pull: known values are averaged onto ever coarser 2x2 grids until every coarse cell has
-    data, then each unknown value takes its nearest coarser level's average, followed by
-    ``smooth_iters`` Jacobi passes (4-neighbour mean) over the unknown values only. A channel with
-    no known value is filled with 0 (the latent prior's mean). Known values are returned unchanged.
-    """
-    x = np.asarray(latent, np.float64)
-    w = np.asarray(known, bool)
-    if w.all():
-        return x.astype(np.float32)
-    out = np.where(w, x, 0.0)
-    for c in range(x.shape[0]):
-        if w[c].any():
-            out[c] = _push_pull(out[c], w[c].astype(np.float64))
-    for _ in range(smooth_iters):
-        p = np.pad(out, ((0, 0), (1, 1), (1, 1)), mode="edge")
-        avg = (p[:, :-2, 1:-1] + p[:, 2:, 1:-1] + p[:, 1:-1, :-2] + p[:, 1:-1, 2:]) / 4.0
-        out = np.where(w, out, avg)
-    return out.astype(np.float32)
-
-
-def _push_pull(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """One channel: x [H, W] with weights w in [0, 1]; returns x with w == 0 cells filled."""
-    h, wd = x.shape
-    if w.min() > 0 or (h == 1 and wd == 1):
-        return x
-    hp, wp = h + h % 2, wd + wd % 2
-    xs = np.pad(x * w, ((0, hp - h), (0, wp - wd)))
-    ws = np.pad(w, ((0, hp - h), (0, wp - wd)))
-    sw = ws.reshape(hp // 2, 2, wp // 2, 2).sum(axis=(1, 3))
-    sx = xs.reshape(hp // 2, 2, wp // 2, 2).sum(axis=(1, 3))
-    coarse = np.divide(sx, sw, out=np.zeros_like(sx), where=sw > 0)
-    coarse = _push_pull(coarse, np.minimum(sw, 1.0))
-    up = np.repeat(np.repeat(coarse, 2, axis=0), 2, axis=1)[:h, :wd]
-    return np.where(w > 0, x, up)
 
 
 @dataclass
@@ -338,30 +129,37 @@ class ReceiverPipeline:
                 f"--lcm-lora cannot be fused into a quantised UNet (--quantize {self.models.spec}: "
                 f"unet {unet_scheme}); use --quantize ...,unet=none with --lcm-lora"
             )
-        self.generator = Generator(
+        self.diffusion = Diffusion(
             profile.sd_model,
             device=self.device,
             dtype=pick_dtype(dtype, self.device),
             allow_download=allow_download,
             models=self.models,
         )
-        pipe = self.generator.img2img_pipe
+        pipe = self.diffusion.img2img_pipe
         loaded = {"unet": pipe.unet, "text_encoder": pipe.text_encoder}
         self.model_notes = self.models.notes("receiver", loaded)  # on every result: what ran where
         self.applied = apply(
-            self.generator,
+            self.diffusion,
             self.paths,
             profile=profile,
             allow_download=allow_download,
-            adapters=(lambda: self.generator.load_adapters(adapters)) if adapters else None,
+            adapters=(lambda: self._load_adapters(adapters)) if adapters else None,
         )
-        self.adapters = self.generator.adapters  # None without --lora / --lora-by-snr
+        self.adapters = self.diffusion.adapters  # None without --lora / --lora-by-snr
         self._sync = device_sync(self.device)
         if self.paths.compiles(self.device):
             self._warm_up()
-        self.engine = Engine(self.generator.run, self.engine_config)
+        self.engine = Engine(self.diffusion.run, self.engine_config)
         self._slots = threading.BoundedSemaphore(self.engine_config.max_queue)
         self._items = ThreadPoolExecutor(self.engine_config.max_queue, thread_name_prefix="gensc-item")
+
+    def _load_adapters(self, plan: AdapterPlan) -> list[str]:
+        """Load ``plan``'s LoRA adapters into the pipeline (ModelUnavailable when one is missing or
+        does not fit); lines for the log."""
+        adapters = Adapters(plan, self.diffusion.img2img_pipe)
+        self.diffusion.set_adapters(adapters)
+        return [f"LoRA {name} ({spec.spec})" for name, spec in adapters.names.items()]
 
     def defaults(self) -> ReconSettings:
         """Profile settings under the fast paths; strength None (resolved per packet, see the
@@ -381,7 +179,7 @@ class ReceiverPipeline:
         size, batch = self.profile.image_size, self.engine_config.max_batch
         lora = self.adapters.on(None) if self.adapters is not None else ()  # the always-on adapters
         for works in warm_up_works(size, latent_guidance, s.guidance, s.steps, batch):
-            self.generator.run([replace(w, lora=lora) for w in works])
+            self.diffusion.run([replace(w, lora=lora) for w in works])
 
     def submit(
         self,
@@ -426,7 +224,7 @@ class ReceiverPipeline:
         engine stops first, so one thread owns the models at any time; call it while idle."""
         self.engine.close(timeout_s=None)  # waits for a running batch: never two owners
         self.engine_config = config
-        self.engine = Engine(self.generator.run, config)
+        self.engine = Engine(self.diffusion.run, config)
 
     def close(self) -> None:
         """Stop the item threads and the engine (items still waiting get UNAVAILABLE)."""
@@ -475,12 +273,12 @@ class ReceiverPipeline:
             with watch.stage("decode_image" if mode.latent == "image" else "diffuse"):
                 s = self._strength(s, pkt, mode, notes) if mode.latent != "image" else s
                 job = Rebuild(
-                    pkt,
-                    QueuedGenerator(self.engine, waited, lora),
-                    s,
-                    self.profile.image_size,
-                    self.profile.name,
-                    notes,
+                    packet=pkt,
+                    models=QueuedModels(self.engine, waited, lora),
+                    settings=s,
+                    size=self.profile.image_size,
+                    profile=self.profile.name,
+                    notes=notes,
                 )
                 image = mode.rebuild(job)
         with watch.stage("png"):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gensc.common.model_flags import add_model_args, profile_from
 from gensc.common.service import add_serve_args, env, serve
+from gensc.models.flags import add_model_args, profile_from
 
 
 def _serve(args: argparse.Namespace) -> int:

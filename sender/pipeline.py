@@ -3,9 +3,8 @@ quantise: gensc.common.modes) -> packet -> wire bytes (serialised once, here).
 
 ``auto`` asks gensc.sender.policy for a mode (from the link's SNR) first.
 
-Latent convention (owned here and by ``gensc.receiver.pipeline.Generator``): a gensc latent is
-the VAE posterior mean multiplied by ``vae.config.scaling_factor`` (0.18215 for SD 1.5), i.e. the
-tensor the UNet works on; ``[4, H/8, W/8]`` float32.
+The models themselves (BLIP captioner, VAE encoder) are gensc.models.sender's; this module
+owns the orchestration: one encode at a time, the mode's build, the packet layout.
 """
 
 from __future__ import annotations
@@ -14,89 +13,24 @@ import threading
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+from transformers import CLIPTokenizer
 
 from gensc.common.classic import DEFAULT_BPP, ClassicCodec
 from gensc.common.errors import InvalidInput
 from gensc.common.images import DEFAULT_MAX_PIXELS, decode_image, resize
-from gensc.common.models import Profile, from_pretrained, pick_device, pick_dtype
 from gensc.common.modes import AUTO, DEFAULT_MODE, Build, get_mode
 from gensc.common.packet import DEFAULT_BLOCK_CELLS, Packet, Wire
 from gensc.common.packet import encode as encode_packet
-from gensc.common.quantization import QuantConfig, load_component
 from gensc.common.timing import Stopwatch, device_sync
+from gensc.models.loading import from_pretrained, pick_device, pick_dtype
+from gensc.models.profiles import Profile
+from gensc.models.quantization import QuantConfig
+from gensc.models.sender import Captioner, LatentEncoder
 from gensc.sender.layout import AUTO as CODEC_AUTO
 from gensc.sender.layout import choose_layout, corrects_errors
 from gensc.sender.policy import DEFAULT_POLICY, Policy, link_esn0_db
 from gensc.sender.prompt import PromptBuilder
 from gensc.sender.segment import SEGMENTERS, get_segmenter
-
-
-class Captioner:
-    """BLIP image captioning. ``__call__(uint8 [H, W, 3]) -> str``."""
-
-    def __init__(
-        self,
-        source: str,
-        *,
-        device: str,
-        dtype,
-        allow_download: bool = False,
-        max_new_tokens: int = 30,
-        quantize: str = "none",
-    ) -> None:
-        from transformers import BlipForConditionalGeneration, BlipProcessor
-
-        self.processor = from_pretrained(BlipProcessor, source, "captioner", allow_download=allow_download)
-        self.model = load_component(
-            BlipForConditionalGeneration,
-            source,
-            "captioner",
-            "blip",
-            quantize,
-            device=device,
-            dtype=dtype,
-            allow_download=allow_download,
-        )
-        self.device, self.dtype, self.max_new_tokens = device, dtype, max_new_tokens
-
-    def __call__(self, image: np.ndarray) -> str:
-        import torch
-
-        inputs = self.processor(images=image, return_tensors="pt").to(self.device)
-        inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
-        with torch.no_grad():  # not inference_mode: optimum-quanto int4 weights fail under it
-            out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens)
-        return self.processor.decode(out[0], skip_special_tokens=True).strip()
-
-
-class LatentEncoder:
-    """SD VAE encoder. ``__call__(uint8 [H, W, 3]) -> float32 [4, H/8, W/8]`` (x scaling factor)."""
-
-    def __init__(
-        self, source: str, *, device: str, dtype, allow_download: bool = False, quantize: str = "none"
-    ) -> None:
-        from diffusers import AutoencoderKL
-
-        self.vae = load_component(
-            AutoencoderKL,
-            source,
-            "sd",
-            "vae_encoder",
-            quantize,
-            device=device,
-            dtype=dtype,
-            allow_download=allow_download,
-            subfolder="vae",
-        )
-        self.device, self.dtype = device, dtype
-
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        import torch
-
-        x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].to(self.device, self.dtype) / 127.5 - 1.0
-        with torch.no_grad():  # not inference_mode: optimum-quanto int4 weights fail under it
-            mean = self.vae.encode(x).latent_dist.mean * self.vae.config.scaling_factor
-        return mean[0].float().cpu().numpy()
 
 
 @dataclass(frozen=True)
@@ -286,7 +220,15 @@ class SenderPipeline:
                 image = resize(image, self.profile.image_size)
         c = self.codec
         job = Build(
-            image, self, bits, c.key_fraction, c.classic_format, c.classic_bpp, budget_bytes, watch, notes
+            image=image,
+            models=self,
+            bits=bits,
+            key_fraction=c.key_fraction,
+            classic_format=c.classic_format,
+            classic_bpp=c.classic_bpp,
+            budget=budget_bytes,
+            watch=watch,
+            notes=notes,
         )
         with self._lock:  # the models are shared by every stream: one call owns them at a time
             content = m.build(job)
@@ -309,8 +251,6 @@ class SenderPipeline:
 
 def _prompt_builder(captioner: Captioner, profile: Profile, allow_download: bool) -> PromptBuilder:
     """Seed 000's structured prompt from the sender's BLIP, bounded by the receiver's CLIP tokenizer."""
-    from transformers import CLIPTokenizer
-
     tokenizer = from_pretrained(
         CLIPTokenizer, profile.sd_model, "sd", allow_download=allow_download, subfolder="tokenizer"
     )

@@ -481,7 +481,7 @@ def load_clipseg_segmenter(
     """
     from transformers import CLIPSegForImageSegmentation, CLIPSegProcessor
 
-    from gensc.common.models import from_pretrained
+    from gensc.models.loading import from_pretrained
 
     name = str(model) if model is not None else (os.environ.get(MODEL_ENV_VAR) or CLIPSEG_DEFAULT_MODEL)
     kwargs: dict[str, Any] = {} if dtype is None else {"dtype": dtype}

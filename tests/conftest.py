@@ -16,7 +16,7 @@ def tiny_cache(tmp_path_factory) -> str:
     """A session-wide GENSC_CACHE with the tiny profile built once (from configs, random weights)."""
     root = os.environ.get("GENSC_TEST_CACHE") or str(tmp_path_factory.mktemp("gensc-cache"))
     os.environ["GENSC_CACHE"] = root
-    from gensc.common.models import resolve_profile
+    from gensc.models.loading import resolve_profile
 
     resolve_profile("tiny")
     return root
@@ -24,7 +24,7 @@ def tiny_cache(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def tiny_profile(tiny_cache):
-    from gensc.common.models import resolve_profile
+    from gensc.models.loading import resolve_profile
 
     return resolve_profile("tiny", image_size=64)
 

@@ -7,8 +7,8 @@
 Every scheme sends the same latents (``--latents``: ``tiny`` = the random-weight tiny VAE of the
 scikit-image photos at ``--image-size``; ``gaussian`` = seeded N(0,1)) through
 gensc.channel.link at every point of two sweeps, Es/N0 and Eb/N0, and the receiver's parser
-(gensc.common.packet.parse: damaged raw blocks used and cleaned) and fill (gensc.receiver.
-pipeline.fill_missing) give the latent it diffuses from:
+(gensc.common.packet.parse: damaged raw blocks used and cleaned) and fill
+(gensc.common.latent.fill_missing) give the latent it diffuses from:
 
 ``paper``          seed 001's prototype: 77 ASCII characters one bit per byte + float64 latent,
                    no CRC, uncoded 16QAM, header on the ideal side channel (it has none).
@@ -124,8 +124,8 @@ def load_latents(kind: str, image_size: int, seed: int = 0) -> tuple[dict[str, n
     from skimage import data
 
     from gensc.common.images import resize
-    from gensc.common.models import resolve_profile
-    from gensc.sender.pipeline import LatentEncoder
+    from gensc.models.loading import resolve_profile
+    from gensc.models.sender import LatentEncoder
 
     enc = LatentEncoder(resolve_profile("tiny").sd_model, device="cpu", dtype=torch.float32)
     lat = {n: enc(resize(getattr(data, n)(), image_size)) for n in PHOTOS}
@@ -194,10 +194,10 @@ def link_config(p: Plan, snr_db: float, kind: str):
 def receive(z: np.ndarray, caption: str, header: bytes, body: bytes, clean_nmse: float) -> dict[str, Any]:
     """What the receiver makes of (header, body): latent NMSE after its fill, and what arrived."""
     from gensc.common.errors import PacketLost
+    from gensc.common.latent import fill_missing
     from gensc.common.modes import MIN_LATENT_SHARE
     from gensc.common.packet import parse
     from gensc.common.quant import latent_nmse
-    from gensc.receiver.pipeline import fill_missing
 
     try:
         p = parse(header, body)
@@ -330,9 +330,9 @@ def reconstruction(names: list[str], grid: tuple[float, ...], seed_base: int, po
     from gensc.channel.link import Link
     from gensc.common.errors import PacketLost
     from gensc.common.images import decode_image, resize
-    from gensc.common.models import resolve_profile
+    from gensc.models.loading import resolve_profile
+    from gensc.models.sender import LatentEncoder
     from gensc.receiver.pipeline import ReceiverPipeline
-    from gensc.sender.pipeline import LatentEncoder
 
     profile = resolve_profile("tiny", image_size=128)
     receiver = ReceiverPipeline(profile, device="cpu")

@@ -33,7 +33,7 @@ TEST_IMAGES = "skimage:cat,hubble_deep_field,immunohistochemistry,colorwheel"
 
 
 class _LatentOut:
-    """The receiver's generator (a QueuedGenerator on its engine), but img2img / blend return their
+    """The receiver's generator (a QueuedModels on its engine), but img2img / blend return their
     final latent (no VAE decode)."""
 
     def __init__(self, generator: Any) -> None:
@@ -61,7 +61,7 @@ def output_latent(pipeline: Any, header: bytes, body: bytes, settings: Any, snr_
     on the work submitted to the pipeline's engine, which switches it on before the call."""
     from gensc.common.modes import Rebuild, get_mode
     from gensc.common.packet import parse
-    from gensc.receiver.engine import QueuedGenerator
+    from gensc.receiver.engine import QueuedModels
 
     pkt = parse(header, body)
     notes: list[str] = []
@@ -70,8 +70,8 @@ def output_latent(pipeline: Any, header: bytes, body: bytes, settings: Any, snr_
         name = pipeline.adapters.choose(snr_db)
         lora = pipeline.adapters.on(name)
         notes.append(pipeline.adapters.note(name, snr_db))
-    gen = _LatentOut(QueuedGenerator(pipeline.engine, lora=lora))
-    job = Rebuild(pkt, gen, settings, pipeline.profile.image_size, "", notes)
+    gen = _LatentOut(QueuedModels(pipeline.engine, lora=lora))
+    job = Rebuild(packet=pkt, models=gen, settings=settings, size=pipeline.profile.image_size, notes=notes)
     return get_mode(pkt.mode).rebuild(job), notes
 
 
@@ -123,9 +123,9 @@ def score(pipeline: Any, items: list[dict[str, Any]]) -> dict[str, Any]:
 
 def run(args) -> int:
     from gensc.app.finetune import FinetuneConfig, load_sender, parse_targets, train
-    from gensc.common.models import pick_device, resolve_profile
-    from gensc.common.quantization import QuantConfig
     from gensc.evaluation.dataset import load_images
+    from gensc.models.loading import pick_device, resolve_profile
+    from gensc.models.quantization import QuantConfig
     from gensc.receiver.adapters import AdapterPlan, AdapterSpec
     from gensc.receiver.pipeline import ReceiverPipeline
 

@@ -17,7 +17,7 @@ def run(args) -> int:
     from gensc.app.demo import sample_images
     from gensc.channel.config import LinkConfig
     from gensc.channel.link import Link
-    from gensc.common.models import resolve_profile
+    from gensc.models.loading import resolve_profile
     from gensc.receiver.pipeline import ReceiverPipeline
     from gensc.sender.pipeline import SenderPipeline
 

@@ -20,7 +20,7 @@ the same inputs and seeds:
                 the full-precision one
 
 Row fields: component, scheme, library, quantised_layers {layer type: count}, param_bytes (stored
-bytes, see gensc.common.quantization.parameter_bytes), footprint_bytes (the library's
+bytes, see gensc.models.quantization.parameter_bytes), footprint_bytes (the library's
 ``get_memory_footprint``), fp16_bytes (parameters x 2) and fraction_of_fp16, with
 fraction_of_fp16_rest_fp16 counting the layers left unquantised as fp16 (as on a GPU; the CPU
 keeps them in its fp32 compute dtype, so Linear-only schemes are above 1 there), load_s (from
@@ -66,8 +66,8 @@ STARTUP_LIMIT = 1.5  # quantised start-up / full-precision start-up
 
 
 def run(args) -> int:
-    from gensc.common.models import pick_device, resolve_profile
-    from gensc.common.quantization import SCHEMES
+    from gensc.models.loading import pick_device, resolve_profile
+    from gensc.models.quantization import SCHEMES
 
     schemes = [s.strip() for s in args.schemes.split(",") if s.strip()]
     components = [c.strip() for c in args.components.split(",") if c.strip()]
@@ -268,8 +268,9 @@ def _measure(job: dict[str, Any]) -> dict[str, Any]:
     import psutil
     import torch
 
-    from gensc.common.models import Profile, pick_dtype
-    from gensc.common.quantization import SCHEMES
+    from gensc.models.loading import pick_dtype
+    from gensc.models.profiles import Profile
+    from gensc.models.quantization import SCHEMES
 
     warnings.filterwarnings("ignore")
     profile = Profile(**job["profile"])
@@ -290,7 +291,7 @@ def _measure(job: dict[str, Any]) -> dict[str, Any]:
     rss0 = psutil.Process().memory_info().rss
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    from gensc.common.quantization import CACHE_EVENTS
+    from gensc.models.load_quantized import CACHE_EVENTS
 
     t0 = time.perf_counter()
     model = bench.load(job)
@@ -359,7 +360,7 @@ def _nmse(out, ref) -> float:
 
 
 def _model_sizes(*models) -> dict[str, Any]:
-    from gensc.common.quantization import parameter_bytes, quantised_layers
+    from gensc.models.quantization import parameter_bytes, quantised_layers
 
     layers: dict[str, int] = {}
     qtypes: dict[str, int] = {}  # optimum-quanto layers by weight type (quanto-int4 keeps some int8)
@@ -392,14 +393,14 @@ def _footprint(model) -> int:
 
 
 def _profile(job: dict[str, Any]):
-    from gensc.common.models import Profile
+    from gensc.models.profiles import Profile
 
     return Profile(**job["profile"])
 
 
 def _setting(job: dict[str, Any]) -> tuple[Any, str, str, Any]:
     """(profile, scheme, device, torch dtype) of a row."""
-    from gensc.common.models import pick_dtype
+    from gensc.models.loading import pick_dtype
 
     return _profile(job), job["scheme"], job["device"], pick_dtype(job["dtype"], job["device"])
 
@@ -418,7 +419,7 @@ class _Unet:
         profile, scheme, device, dtype = _setting(job)
         from diffusers import UNet2DConditionModel
 
-        from gensc.common.quantization import load_component
+        from gensc.models.load_quantized import load_component
 
         return load_component(
             UNet2DConditionModel,
@@ -465,8 +466,8 @@ class _TextEncoder(_Unet):
         profile, scheme, device, dtype = _setting(job)
         from transformers import CLIPTextModel, CLIPTokenizer
 
-        from gensc.common.models import from_pretrained
-        from gensc.common.quantization import load_component
+        from gensc.models.load_quantized import load_component
+        from gensc.models.loading import from_pretrained
 
         model = load_component(
             CLIPTextModel,
@@ -502,7 +503,7 @@ class _Blip(_Unet):
     @staticmethod
     def load(job):
         profile, scheme, device, dtype = _setting(job)
-        from gensc.sender.pipeline import Captioner
+        from gensc.models.sender import Captioner
 
         return Captioner(profile.captioner, device=device, dtype=dtype, max_new_tokens=20, quantize=scheme)
 
@@ -551,7 +552,7 @@ class _VaeEncoder(_Unet):
     @staticmethod
     def load(job):
         profile, scheme, device, dtype = _setting(job)
-        from gensc.sender.pipeline import LatentEncoder
+        from gensc.models.sender import LatentEncoder
 
         return LatentEncoder(profile.sd_model, device=device, dtype=dtype, quantize=scheme)
 
@@ -579,14 +580,14 @@ class _Receiver(_Unet):
     @staticmethod
     def load(job):
         profile, scheme, device, dtype = _setting(job)
-        from gensc.common.quantization import QuantConfig
+        from gensc.models.quantization import QuantConfig
         from gensc.receiver.pipeline import ReceiverPipeline
 
         return ReceiverPipeline(profile, device=device, dtype=job["dtype"], models=QuantConfig.parse(scheme))
 
     @staticmethod
     def sizes(receiver):
-        pipe = receiver.generator.img2img_pipe
+        pipe = receiver.diffusion.img2img_pipe
         return _model_sizes(pipe.unet, pipe.text_encoder, pipe.vae)
 
     @staticmethod
@@ -596,7 +597,7 @@ class _Receiver(_Unet):
         import torch
 
         image = _photo(PHOTOS[0], profile.image_size)
-        gen = receiver.generator
+        gen = receiver.diffusion
         x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].to(gen.device, gen.dtype) / 127.5 - 1.0
         with torch.no_grad():
             return gen.vae.encode(x).latent_dist.mean * gen.vae.config.scaling_factor
@@ -606,11 +607,11 @@ class _Receiver(_Unet):
         """One img2img through the receiver's engine (the thread that owns its models)."""
         import torch
 
-        from gensc.receiver.engine import QueuedGenerator
+        from gensc.receiver.engine import QueuedModels
         from gensc.receiver.pipeline import ReconSettings
 
         settings = ReconSettings(job["strength"], job["steps"], job["guidance"], job["seed"])
-        gen = QueuedGenerator(receiver.engine)
+        gen = QueuedModels(receiver.engine)
         z = gen.img2img(latent[0].float().cpu().numpy(), PROMPT, settings, output_type="latent")
         out = {"latent": torch.from_numpy(z)[None]}
         if job["decode"]:
@@ -640,7 +641,7 @@ _COMPONENTS = {
 
 
 def add_parser(bsub) -> None:
-    from gensc.common.quantization import SCHEMES
+    from gensc.models.quantization import SCHEMES
 
     s = bsub.add_parser(
         "quant",

@@ -49,7 +49,7 @@ def run(args) -> int:
     import torch
 
     from gensc.channel.bench import cpu_model
-    from gensc.common.models import pick_device, resolve_profile
+    from gensc.models.loading import pick_device, resolve_profile
     from gensc.receiver.engine import EngineConfig
     from gensc.receiver.fast import get_preset
 
@@ -113,7 +113,7 @@ def _log(msg: str) -> None:
 
 def _portable(text: str) -> str:
     """No machine paths in results: the model cache folder becomes $GENSC_CACHE, home ~."""
-    from gensc.common.models import cache_dir
+    from gensc.models.profiles import cache_dir
 
     return text.replace(str(cache_dir()), "$GENSC_CACHE").replace(str(Path.home()), "~")
 
@@ -311,7 +311,7 @@ def _plain_calls(receiver, packets, args, settings, strength: float, mem: Memory
 
     from gensc.common.timing import device_sync
 
-    gen = receiver.generator
+    gen = receiver.diffusion
     components = {**gen.img2img_pipe.components, "vae": gen.vae}
     pipe = StableDiffusionImg2ImgPipeline(**components)
     pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
@@ -353,11 +353,11 @@ def _fast_paths(receiver, latent: np.ndarray, args) -> dict[str, Any]:
     import torch
     from diffusers import AutoencoderTiny
 
-    from gensc.common.models import from_pretrained
     from gensc.common.timing import device_sync
+    from gensc.models.loading import from_pretrained
     from gensc.receiver.fast import cpu_has_native_bf16, set_attention, taesd_source
 
-    gen = receiver.generator
+    gen = receiver.diffusion
     unet = gen.img2img_pipe.unet
     sync = device_sync(gen.device) or (lambda: None)
     z = torch.from_numpy(latent)[None].to(gen.device, gen.dtype)

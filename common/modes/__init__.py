@@ -21,7 +21,15 @@ from __future__ import annotations
 
 import importlib
 
-from gensc.common.modes.base import MIN_LATENT_SHARE, Build, Content, Generator, Mode, Rebuild, SenderModels
+from gensc.common.modes.base import (
+    MIN_LATENT_SHARE,
+    Build,
+    Content,
+    Mode,
+    Rebuild,
+    ReceiverModels,
+    SenderModels,
+)
 
 _MODULES = ("text", "latent", "text_latent", "key_text", "paper", "classic")
 MODES: dict[str, Mode] = {
@@ -37,9 +45,9 @@ __all__ = [
     "MODES",
     "Build",
     "Content",
-    "Generator",
     "Mode",
     "Rebuild",
+    "ReceiverModels",
     "SenderModels",
     "get_mode",
     "mode_by_wire_id",

@@ -5,7 +5,7 @@ A mode module subclasses ``Mode`` and implements
 ``build(job: Build) -> Content``      the sender's side: from the image (and the sender's models,
                                       ``job.models``) to the text and packet fields it sends;
 ``rebuild(job: Rebuild) -> image``    the receiver's side: from the parsed packet (and the
-                                      receiver's generator, ``job.generator``) to uint8 [S, S, 3].
+                                      receiver's models, ``job.models``) to uint8 [S, S, 3].
 
 Modes know nothing of gRPC, of model classes or of the link: the sender's and receiver's models
 come in through the two small protocols below, so ``gensc payload`` can build packets from
@@ -49,7 +49,7 @@ class SenderModels(Protocol):
         """Seed 000's structured prompt for ``region`` (bool [h, w] or None: the whole image), notes."""
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Build:
     """One sender call: the image, the settings that shape the packet, the models, timers and notes.
 
@@ -96,8 +96,8 @@ class Content:
 # ----------------------------------------------------------------------------- the receiver's side
 
 
-class Generator(Protocol):
-    """What a mode's rebuild may ask of the receiver's models (gensc.receiver.engine.QueuedGenerator).
+class ReceiverModels(Protocol):
+    """What a mode's rebuild may ask of the receiver's models (gensc.receiver.engine.QueuedModels).
 
     Latents are float32 [C, H, W] gensc latents; ``known`` bool [C, H, W] marks received values;
     ``settings`` are the receiver's (steps, strength, guidance, seed). All return uint8 [S, S, 3].
@@ -112,12 +112,12 @@ class Generator(Protocol):
     def decode(self, latent: np.ndarray, known: np.ndarray) -> np.ndarray: ...
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Rebuild:
-    """One receiver call: the parsed packet, the generator, settings, image size, notes."""
+    """One receiver call: the parsed packet, the receiver's models, settings, image size, notes."""
 
     packet: ParsedPacket
-    generator: Generator
+    models: ReceiverModels
     settings: Any
     size: int
     profile: str = ""
@@ -161,12 +161,12 @@ class Rebuild:
                 "nothing usable arrived beyond the header (latent and caption damaged): "
                 "unconditional generation"
             )
-            return self.generator.txt2img("", self.size, self.settings)
+            return self.models.txt2img("", self.size, self.settings)
         if sends_latent and (pkt.latent_shape is not None or "latent" in pkt.damaged):
             self.notes.append("latent damaged beyond use: falling back to text-only generation")
         else:
             self.notes.append("no latent values sent: text-only generation")
-        return self.generator.txt2img(caption, self.size, self.settings)
+        return self.models.txt2img(caption, self.size, self.settings)
 
     def from_latent(self, *, whole_img2img: bool) -> np.ndarray:
         """Caption-guided generation anchored on the received latent (seed 001 / seed 000).
@@ -182,8 +182,8 @@ class Rebuild:
             return self.text_only(caption, sends_latent=True)
         latent, known = usable
         if known.all() and whole_img2img:
-            return self.generator.img2img(latent, caption or "", self.settings)
-        return self.generator.blend(latent, known, caption or "", self.settings)
+            return self.models.img2img(latent, caption or "", self.settings)
+        return self.models.blend(latent, known, caption or "", self.settings)
 
 
 # ----------------------------------------------------------------------------- the mode

@@ -32,10 +32,10 @@ class Latent(Mode):
                 "mode sends no text): decoding the latent prior's mean"
             )
             zeros = np.zeros(pkt.latent_shape, np.float32)
-            return job.generator.decode(zeros, np.zeros(zeros.shape, bool))
+            return job.models.decode(zeros, np.zeros(zeros.shape, bool))
         if not pkt.known.all():
             job.notes.append(f"latent: {int((~pkt.known).sum())} unknown values filled from their neighbours")
-        return job.generator.decode(pkt.latent, pkt.known)
+        return job.models.decode(pkt.latent, pkt.known)
 
 
 MODE = Latent("latent", 2, "none", "quantised", "full", "quantised latent, VAE decode only")

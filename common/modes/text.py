@@ -15,7 +15,7 @@ class Text(Mode):
     def rebuild(self, job: Rebuild) -> np.ndarray:
         caption = job.caption()
         job.check_latent_fits()
-        return job.generator.txt2img(caption or "", job.size, job.settings)
+        return job.models.txt2img(caption or "", job.size, job.settings)
 
 
 MODE = Text("text", 1, "caption", "none", "full", "caption only; the receiver generates from text")

@@ -118,8 +118,8 @@ def test_every_configmap_setting_is_one_gensc_reads():
     data = _find("ConfigMap", "gensc-config")["data"]
     sources = "".join(
         p.read_text()
-        for part in ("common", "sender", "receiver", "channel")
-        for p in (ROOT / part).glob("*.py")
+        for part in ("common", "models", "sender", "receiver", "channel")
+        for p in (ROOT / part).rglob("*.py")
     )
     for key in data:
         if key.startswith("GENSC_"):

@@ -22,7 +22,7 @@ STACKS = {  # (sender --quantize, receiver --quantize)
     "B": ("nf4,vae_encoder=quanto-int4", "quanto-int8,text_encoder=int8"),
 }
 # The tiny BLIP, text encoder and VAE encoder have no Linear layer NF4 can hold on the CPU (none
-# is a multiple of 64 wide: gensc.common.quantization._restore_cpu_nf4_misfits): they stay whole.
+# is a multiple of 64 wide: gensc.models.load_quantized._restore_cpu_nf4_misfits): they stay whole.
 NO_NF4_LAYER = {"blip", "text_encoder", "vae_encoder"}
 SCHEME = re.compile(r"(\w+) ([\w-]+) \(([\w-]+), (\d+) B\)")
 
@@ -34,7 +34,8 @@ def full_precision_bytes(tiny_profile):
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import BlipForConditionalGeneration, CLIPTextModel
 
-    from gensc.common.quantization import load_component, parameter_bytes
+    from gensc.models.load_quantized import load_component
+    from gensc.models.quantization import parameter_bytes
 
     sd, cap = tiny_profile.sd_model, tiny_profile.captioner
     kw = dict(device="cpu", dtype=torch.float32)
@@ -67,7 +68,7 @@ def test_quantised_services_run_end_to_end_and_report_smaller_models(
         channel=["--snr-db", "30", "--no-realtime"],
     ) as addrs:
         records = send(addrs["sender"], [("a.png", photos["astronaut"]), ("c.png", photos["coffee"])])
-    from gensc.common.quantization import QuantConfig
+    from gensc.models.quantization import QuantConfig
 
     for rec in records:
         assert rec["status"] == "ok", rec["error"]

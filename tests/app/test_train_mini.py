@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gensc.app.train_mini import TrainConfig, command_line
-from gensc.common import mini
+from gensc.models import mini
 
 
 def _mean(rows, stage, first: bool) -> float:

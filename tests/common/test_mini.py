@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from gensc.common import mini
+from gensc.models import mini
 
 # The VAE round trip (encode -> 8-bit latent -> decode) of held-out `chelsea` at 128x128 measured
 # 23.5 dB with the committed weights (README, "The mini profile"; the weights before them gave
@@ -31,7 +31,7 @@ def test_mini_vae_round_trip_on_a_held_out_photo(tiny_cache):
 
     from gensc.app.train_mini import vae_round_trip_psnr
     from gensc.common.images import resize
-    from gensc.common.models import from_pretrained, resolve_profile
+    from gensc.models.loading import from_pretrained, resolve_profile
 
     profile = resolve_profile("mini")
     assert not profile.random_weights and profile.trained_small
@@ -42,7 +42,7 @@ def test_mini_vae_round_trip_on_a_held_out_photo(tiny_cache):
 
 
 def test_auto_prefers_sd15_then_mini(tiny_cache, tmp_path, monkeypatch):
-    from gensc.common.models import resolve_profile
+    from gensc.models.loading import resolve_profile
 
     monkeypatch.setenv("GENSC_SD_MODEL", str(tmp_path / "no-sd15-here"))
     assert resolve_profile("auto").name == "mini"
@@ -58,8 +58,8 @@ def test_auto_prefers_sd15_then_mini(tiny_cache, tmp_path, monkeypatch):
 
 
 def test_demo_says_what_ran(tiny_cache):
-    from gensc.app.demo import profile_statement
-    from gensc.common.models import resolve_profile
+    from gensc.models.loading import resolve_profile
+    from gensc.models.profiles import profile_statement
 
     text = profile_statement(resolve_profile("mini"))
     n = len(mini.TRAIN_PHOTOS)

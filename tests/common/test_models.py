@@ -3,7 +3,7 @@ import time
 import pytest
 
 from gensc.common.errors import ModelUnavailable
-from gensc.common.models import from_pretrained, resolve_profile
+from gensc.models.loading import from_pretrained, resolve_profile
 
 
 def test_tiny_profile_loads_through_from_pretrained(tiny_profile):
@@ -30,7 +30,7 @@ def test_tiny_is_deterministic_by_seed(tmp_path):
     import torch
     from diffusers import UNet2DConditionModel
 
-    from gensc.common.tiny import build_sd
+    from gensc.models.tiny import build_sd
 
     build_sd(tmp_path / "a", seed=3)
     build_sd(tmp_path / "b", seed=3)
@@ -60,7 +60,7 @@ def test_auto_falls_back_to_mini_then_tiny_and_unknown_profile(tiny_cache, tmp_p
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     monkeypatch.delenv("GENSC_SD_MODEL", raising=False)
     assert resolve_profile("auto").name == "mini"  # the committed mini weights
-    monkeypatch.setattr("gensc.common.mini.weights_dir", lambda: tmp_path / "no-mini-weights")
+    monkeypatch.setattr("gensc.models.mini.weights_dir", lambda: tmp_path / "no-mini-weights")
     assert resolve_profile("auto").name == "tiny"
     with pytest.raises(ValueError, match="unknown profile 'sd21'.*sd15"):
         resolve_profile("sd21")
@@ -93,7 +93,7 @@ def test_weights_load_from_safetensors_only(tmp_path, tiny_profile):
 
 
 def test_result_files_name_built_models_without_machine_paths(tiny_profile):
-    from gensc.common.models import cache_dir
+    from gensc.models.profiles import cache_dir
 
     d = tiny_profile.to_dict()
     assert str(cache_dir()) in tiny_profile.sd_model  # the real folder, used to load

@@ -1,18 +1,12 @@
-"""Model weight quantisation (gensc.common.quantization) on the tiny random-weight models, CPU."""
+"""Model weight quantisation (gensc.models.quantization) on the tiny random-weight models, CPU."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from gensc.common.quantization import (
-    NF4_BLOCK,
-    SCHEMES,
-    QuantConfig,
-    load_component,
-    parameter_bytes,
-    quantised_layers,
-)
+from gensc.models.load_quantized import NF4_BLOCK, load_component
+from gensc.models.quantization import SCHEMES, QuantConfig, parameter_bytes, quantised_layers
 
 CPU_SCHEMES = ("int8", "nf4", "quanto-int8", "quanto-int4")
 # output error against full precision on the tiny models (widths 32..64: no 4-bit groups of 128
@@ -285,7 +279,7 @@ def test_quantised_weights_are_cached_and_the_cached_load_is_bit_exact(
     from diffusers import UNet2DConditionModel
     from transformers import CLIPTextModel
 
-    from gensc.common.quantization import CACHE_EVENTS
+    from gensc.models.load_quantized import CACHE_EVENTS
 
     monkeypatch.setenv("GENSC_CACHE", str(tmp_path))  # an empty cache: the first load quantises
 
@@ -311,8 +305,8 @@ def test_quantised_weights_are_cached_and_the_cached_load_is_bit_exact(
 def test_a_corrupt_quantised_cache_is_rebuilt_not_fatal(tiny_profile, unet_reference, caplog, scheme):
     from diffusers import UNet2DConditionModel
 
-    from gensc.common.models import cache_dir
-    from gensc.common.quantization import CACHE_EVENTS
+    from gensc.models.load_quantized import CACHE_EVENTS
+    from gensc.models.profiles import cache_dir
 
     _, inputs, _ = unet_reference
     first = _load_twice(tiny_profile, UNet2DConditionModel, "unet", scheme, "unet")
@@ -321,7 +315,7 @@ def test_a_corrupt_quantised_cache_is_rebuilt_not_fatal(tiny_profile, unet_refer
     weights = folders[0] / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])  # truncated, as by a full disk
     before = CACHE_EVENTS.copy()
-    with caplog.at_level("WARNING", logger="gensc.common.quantization"):
+    with caplog.at_level("WARNING", logger="gensc.models.quantization"):
         again = _load_twice(tiny_profile, UNet2DConditionModel, "unet", scheme, "unet")
     assert CACHE_EVENTS["rebuilt"] == before["rebuilt"] + 1 and "rebuilding it" in caplog.text
     assert CACHE_EVENTS["stored"] == before["stored"] + 1 and weights.stat().st_size > 1000

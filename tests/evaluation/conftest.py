@@ -11,7 +11,7 @@ def tiny_clip(tmp_path_factory) -> str:
     import torch
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
-    from gensc.common.tiny import clip_tokenizer
+    from gensc.models.tiny import clip_tokenizer
 
     path = tmp_path_factory.mktemp("tiny-clip")
     tok = clip_tokenizer()

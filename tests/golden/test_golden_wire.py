@@ -27,7 +27,7 @@ GOLDEN = json.loads((Path(__file__).parent / "wire_v2.json").read_text())
 
 @pytest.fixture(scope="module")
 def sender128(tiny_cache):
-    from gensc.common.models import resolve_profile
+    from gensc.models.loading import resolve_profile
     from gensc.sender.pipeline import SenderPipeline
 
     return SenderPipeline(resolve_profile("tiny"), device="cpu")

@@ -12,7 +12,7 @@ import pytest
 def make_receiver(tiny_profile):
     """``make_receiver(paths=None, models=None, **engine_settings)`` -> a ReceiverPipeline, closed
     after the module (``models``: a --quantize spec)."""
-    from gensc.common.quantization import QuantConfig
+    from gensc.models.quantization import QuantConfig
     from gensc.receiver.engine import EngineConfig
     from gensc.receiver.pipeline import ReceiverPipeline
 

@@ -19,9 +19,10 @@ from gensc.common.errors import Overloaded, TimedOut
 from gensc.common.packet import Packet, to_wire
 from gensc.common.quant import quantize
 from gensc.common.rpc import create_channel
+from gensc.models.receiver import Work
 from gensc.proto import semcom_pb2 as pb
 from gensc.proto import semcom_pb2_grpc as pb_grpc
-from gensc.receiver.engine import EngineConfig, Work
+from gensc.receiver.engine import EngineConfig
 
 pytestmark = pytest.mark.slow
 CAPTIONS = [b"a red cat on a mat", b"two dogs on a beach", b"a boat under a grey sky"]

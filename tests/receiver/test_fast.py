@@ -29,7 +29,7 @@ def faithful(make_receiver):
 def _unet_batches(receiver, packet) -> list[int]:
     """Batch sizes the UNet saw while rebuilding ``packet``."""
     seen: list[int] = []
-    unet = receiver.generator.img2img_pipe.unet
+    unet = receiver.diffusion.img2img_pipe.unet
     hook = unet.register_forward_pre_hook(lambda m, a, kw: seen.append(int(a[0].shape[0])), with_kwargs=True)
     try:
         receiver.reconstruct(*packet)
@@ -46,21 +46,21 @@ def test_attention_math_and_sdpa_give_the_same_image(make_receiver, faithful):
     from diffusers.models.attention_processor import AttnProcessor
 
     r = make_receiver(paths=FastPaths(attention="math"), max_batch=1)
-    procs = r.generator.img2img_pipe.unet.attn_processors.values()
+    procs = r.diffusion.img2img_pipe.unet.attn_processors.values()
     assert procs and all(isinstance(p, AttnProcessor) for p in procs)
     assert _close(r.reconstruct(*IMG2IMG).image, faithful.reconstruct(*IMG2IMG).image, 1)
 
 
 def test_channels_last_keeps_the_image(make_receiver, faithful):
     r = make_receiver(paths=FastPaths(channels_last=True), max_batch=1)
-    w = r.generator.img2img_pipe.unet.conv_in.weight
+    w = r.diffusion.img2img_pipe.unet.conv_in.weight
     assert w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
     assert _close(r.reconstruct(*IMG2IMG).image, faithful.reconstruct(*IMG2IMG).image, 1)
 
 
 def test_bf16_runs_in_bf16(make_receiver, faithful):
     r = make_receiver(paths=FastPaths(dtype="bf16"), max_batch=1)
-    assert r.generator.dtype == torch.bfloat16 and r.generator.img2img_pipe.unet.dtype == torch.bfloat16
+    assert r.diffusion.dtype == torch.bfloat16 and r.diffusion.img2img_pipe.unet.dtype == torch.bfloat16
     a, b = r.reconstruct(*IMG2IMG).image, faithful.reconstruct(*IMG2IMG).image
     assert np.abs(a.astype(int) - b.astype(int)).mean() < 8  # bf16 keeps 8 bits of mantissa
 
@@ -76,7 +76,7 @@ def test_tiny_autoencoder_decodes_every_latent(make_receiver, faithful):
     from diffusers import AutoencoderTiny
 
     r = make_receiver(paths=FastPaths(decoder="taesd"), max_batch=1)
-    assert isinstance(r.generator.decoder, AutoencoderTiny)
+    assert isinstance(r.diffusion.decoder, AutoencoderTiny)
     for packet in (IMG2IMG, LATENT):
         out = r.reconstruct(*packet).image
         assert out.shape == (64, 64, 3) and not np.array_equal(out, faithful.reconstruct(*packet).image)
@@ -100,11 +100,11 @@ def test_an_lcm_lora_is_fused_with_its_scheduler(make_receiver, faithful, lcm_lo
     from diffusers import LCMScheduler
 
     r = make_receiver(paths=FastPaths(lcm_lora=lcm_lora, latent_guidance=1.0), max_batch=1)
-    assert isinstance(r.generator.img2img_pipe.scheduler, LCMScheduler)
-    assert r.generator.txt2img_pipe.scheduler is r.generator.img2img_pipe.scheduler
+    assert isinstance(r.diffusion.img2img_pipe.scheduler, LCMScheduler)
+    assert r.diffusion.txt2img_pipe.scheduler is r.diffusion.img2img_pipe.scheduler
     assert r.defaults().steps == 4
-    fused = r.generator.img2img_pipe.unet.state_dict()
-    base = faithful.generator.img2img_pipe.unet.state_dict()
+    fused = r.diffusion.img2img_pipe.unet.state_dict()
+    base = faithful.diffusion.img2img_pipe.unet.state_dict()
     assert set(fused) == set(base)  # no LoRA layers left: fused into the weights
     changed = [k for k in base if not torch.equal(fused[k], base[k])]
     assert changed and all("attn" in k for k in changed)
@@ -125,7 +125,7 @@ def _compile_case(make_receiver, faithful, backend: str) -> None:
     before = counters["stats"]["unique_graphs"]
     r = make_receiver(paths=FastPaths(compile=backend), max_batch=1)
     assert counters["stats"]["unique_graphs"] > before  # compiled during the warm-up, before serving
-    assert isinstance(r.generator.img2img_pipe.unet, torch._dynamo.eval_frame.OptimizedModule)
+    assert isinstance(r.diffusion.img2img_pipe.unet, torch._dynamo.eval_frame.OptimizedModule)
     assert _close(r.reconstruct(*IMG2IMG).image, faithful.reconstruct(*IMG2IMG).image, 1)
 
 
@@ -168,13 +168,13 @@ def test_a_clients_guidance_wins_over_the_preset(make_receiver):
 def test_the_fast_preset_runs_on_quantised_models(make_receiver):
     """--quantize and the fast paths together: optimum-quanto int4 packs the UNet's conv weights,
     which have no channels-last form, so they stay as stored while everything else goes NHWC."""
-    from gensc.common.quantization import quantised_layers
+    from gensc.models.quantization import quantised_layers
 
     r = make_receiver(paths=PRESETS["fast"], models="quanto-int4", max_batch=2)
-    unet = r.generator.img2img_pipe.unet
+    unet = r.diffusion.img2img_pipe.unet
     convs = quantised_layers(unet).get("quanto.QConv2d", 0)
     assert convs > 0 and f"channels-last ({convs} quantised conv weights kept as stored)" in r.applied
-    decoder = r.generator.decoder  # the tiny autoencoder: never quantised
+    decoder = r.diffusion.decoder  # the tiny autoencoder: never quantised
     convs3 = [m for m in decoder.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
     w = convs3[0].weight
     assert w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
@@ -194,6 +194,6 @@ def test_an_lcm_lora_with_a_quantised_unet_is_refused_before_loading(make_receiv
     def no_load(*a, **kw):
         raise AssertionError("models loaded before the settings were checked")
 
-    monkeypatch.setattr(pipeline, "Generator", no_load)
+    monkeypatch.setattr(pipeline, "Diffusion", no_load)
     with pytest.raises(ValueError, match=r"--lcm-lora cannot be fused into a quantised UNet \(--quantize"):
         make_receiver(paths=FastPaths(lcm_lora="latent-consistency/lcm-lora-sdv1-5"), models=spec)

@@ -20,10 +20,11 @@ from gensc.app.finetune import Example, FinetuneConfig, LoraTrainer, check_devic
 from gensc.common.errors import InvalidInput, ModelUnavailable
 from gensc.common.packet import Packet, to_wire
 from gensc.common.quant import quantize
+from gensc.models.receiver import Diffusion, Work
 from gensc.receiver.adapters import LCM_ADAPTER, WEIGHT_NAME, AdapterPlan, Adapters, AdapterSpec, SnrBand
-from gensc.receiver.engine import EngineConfig, Work
+from gensc.receiver.engine import EngineConfig
 from gensc.receiver.fast import FastPaths
-from gensc.receiver.pipeline import Generator, ReceiverPipeline
+from gensc.receiver.pipeline import ReceiverPipeline
 
 CAPTION = "a red cat on a mat"
 
@@ -118,8 +119,8 @@ def _packet() -> tuple[bytes, bytes, np.ndarray]:
     return header, body, parse(header, body).latent
 
 
-def _img2img(gen: Generator, latent: np.ndarray, profile) -> np.ndarray:
-    """What the receiver runs for a text+latent packet, straight on a Generator (no engine)."""
+def _img2img(gen: Diffusion, latent: np.ndarray, profile) -> np.ndarray:
+    """What the receiver runs for a text+latent packet, straight on a Diffusion (no engine)."""
     work = Work(
         "img2img",
         64,
@@ -179,7 +180,7 @@ def test_receiver_with_adapter_differs_from_without_and_matches_the_in_process_p
         with_lora.close()
 
     # the same models with the adapter loaded by diffusers directly, no gensc adapter code, no engine
-    plain = Generator(tiny_profile.sd_model, device="cpu", dtype=torch.float32)
+    plain = Diffusion(tiny_profile.sd_model, device="cpu", dtype=torch.float32)
     without = _img2img(plain, latent, tiny_profile)
     plain.img2img_pipe.load_lora_weights(str(out), weight_name=WEIGHT_NAME)
     expected = _img2img(plain, latent, tiny_profile)
@@ -250,7 +251,7 @@ def test_an_lcm_lora_and_user_adapters_coexist(tiny_profile, adapter_dir, lcm_lo
     )
     lcm_only = ReceiverPipeline(tiny_profile, device="cpu", paths=paths)
     try:
-        pipe = both.generator.img2img_pipe
+        pipe = both.diffusion.img2img_pipe
         assert isinstance(pipe.scheduler, LCMScheduler)
         assert any(a.startswith("LCM-LoRA") for a in both.applied) and "LoRA restore (" in " ".join(
             both.applied
@@ -262,7 +263,7 @@ def test_an_lcm_lora_and_user_adapters_coexist(tiny_profile, adapter_dir, lcm_lo
         assert any(n.startswith("lora: restore@1") for n in got.notes)
         without = lcm_only.reconstruct(header, body).image
         assert not np.array_equal(got.image, without)
-        lcm_only.generator.img2img_pipe.load_lora_weights(str(out), weight_name=WEIGHT_NAME)  # engine idle
+        lcm_only.diffusion.img2img_pipe.load_lora_weights(str(out), weight_name=WEIGHT_NAME)  # engine idle
         np.testing.assert_array_equal(lcm_only.reconstruct(header, body).image, got.image)
     finally:
         both.close()
@@ -280,7 +281,7 @@ def test_missing_or_mismatched_adapter_is_an_error_at_start_up(tiny_profile, ada
     assert main(["receiver", "serve", "--profile", "tiny", "--port", "0", "--lora", str(missing)]) == 2
     assert f"LoRA adapter folder {str(missing)!r} does not exist" in capsys.readouterr().err
     # the pipeline: a mismatched adapter stops the receiver's start (ModelUnavailable)
-    pipe = Generator(tiny_profile.sd_model, device="cpu", dtype=torch.float32).img2img_pipe
+    pipe = Diffusion(tiny_profile.sd_model, device="cpu", dtype=torch.float32).img2img_pipe
     with pytest.raises(ModelUnavailable, match="does not exist"):
         Adapters(AdapterPlan(always=(AdapterSpec(str(tmp_path / "nope")),)), pipe)
     (tmp_path / "empty").mkdir()
@@ -313,7 +314,7 @@ def test_snr_keyed_choice_picks_the_band_s_adapter(tiny_profile, adapter_dir, tm
     plan = AdapterPlan.parse(
         lora=[f"{out}:0.5"], by_snr=[f"-inf:5={tmp_path / 'low'}", f"5:15={tmp_path / 'high'}:2"]
     )
-    pipe = Generator(tiny_profile.sd_model, device="cpu", dtype=torch.float32).img2img_pipe
+    pipe = Diffusion(tiny_profile.sd_model, device="cpu", dtype=torch.float32).img2img_pipe
     adapters = Adapters(plan, pipe)
     assert [adapters.choose(x) for x in (-12.0, 4.99, 5.0, 14.9, 15.0, None, float("nan"))] == [
         "low",

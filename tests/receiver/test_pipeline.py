@@ -8,10 +8,11 @@ import pytest
 from helpers import packet_for
 
 from gensc.common.errors import InvalidInput, PacketLost
+from gensc.common.latent import fill_missing
 from gensc.common.modes import MODES
 from gensc.common.packet import parse, to_wire, wire_sizes
-from gensc.receiver.engine import QueuedGenerator
-from gensc.receiver.pipeline import ReconSettings, fill_missing
+from gensc.receiver.engine import QueuedModels
+from gensc.receiver.pipeline import ReconSettings
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +41,7 @@ def test_blend_keeps_the_known_values_and_generates_the_rest(receiver):
     known = np.zeros((4, 8, 8), bool)
     known[:, 2:6, 2:6] = True
     s = ReconSettings(strength=0.75, steps=4, guidance=2.0)
-    out = QueuedGenerator(receiver.engine).blend(z, known, "a cat", s, output_type="latent")
+    out = QueuedModels(receiver.engine).blend(z, known, "a cat", s, output_type="latent")
     assert np.allclose(out[known], z[known], atol=1e-6)
     assert not np.allclose(out[~known], fill_missing(z, known)[~known], atol=1e-3)
 

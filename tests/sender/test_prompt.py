@@ -39,7 +39,7 @@ def _photo() -> np.ndarray:
 @pytest.fixture(scope="module")
 def clip_tokenizer():
     """Offline character-level CLIP tokenizer (every character is one token)."""
-    from gensc.common.tiny import clip_tokenizer
+    from gensc.models.tiny import clip_tokenizer
 
     return clip_tokenizer()
 

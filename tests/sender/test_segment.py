@@ -148,7 +148,7 @@ def tiny_clipseg_dir(tmp_path_factory):
         ViTImageProcessorPil,
     )
 
-    from gensc.common.tiny import clip_tokenizer
+    from gensc.models.tiny import clip_tokenizer
 
     tok = clip_tokenizer()
     image_processor = ViTImageProcessorPil(

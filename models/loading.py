@@ -1,11 +1,4 @@
-"""Model profiles and the one path that loads every model: ``from_pretrained``.
-
-A profile names the Stable Diffusion folder (UNet, VAE, CLIP text encoder, tokenizer,
-scheduler) and the BLIP captioner, each a hub id or a local directory, plus the image size and
-the receiver's defaults. ``tiny`` is a random-weight miniature built from configs on first use,
-saved with ``save_pretrained`` and then loaded exactly like ``sd15``. ``mini`` is a small VAE and
-denoiser trained by ``gensc train-mini`` on scikit-image photos, committed to the repository
-(gensc.common.mini), with the tiny random text encoder and captioner.
+"""The one path that loads every model (``from_pretrained``), and profile resolution.
 
 Weights are looked up locally only (``local_files_only=True``) unless a download is allowed:
 a missing model fails within seconds with a message that names it and says how to provide it.
@@ -15,97 +8,14 @@ Weights load from safetensors only: nothing is ever unpickled.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from gensc.common.errors import ModelUnavailable
-
-ENV_SD = "GENSC_SD_MODEL"
-ENV_CAPTIONER = "GENSC_CAPTION_MODEL"
-ENV_CACHE = "GENSC_CACHE"
-
-
-@dataclass(frozen=True)
-class Profile:
-    name: str
-    sd_model: str  # hub id or local diffusers folder
-    captioner: str  # hub id or local transformers folder
-    image_size: int  # images are resized to image_size x image_size (seed 001: 512)
-    steps: int  # scheduler steps before img2img strength is applied
-    strength: float  # img2img strength
-    guidance: float  # classifier-free guidance scale
-    random_weights: bool  # True: outputs are not meaningful images
-    trained_small: bool = False  # True: small models trained by gensc (not Stable Diffusion)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The profile as result files record it: folders gensc built or ships (random-weight and
-        mini models) are named relative to their root, so no machine path is written."""
-        d = asdict(self)
-        if self.random_weights or self.trained_small:
-            for key in ("sd_model", "captioner"):
-                d[key] = _portable(d[key])
-        return d
-
-
-def _portable(path: str) -> str:
-    """``<GENSC_CACHE>/...`` or ``<package>/...`` for a folder under either root, else ``path``."""
-    roots = {"<GENSC_CACHE>": str(cache_dir()), "<package>": str(Path(__file__).parent)}
-    for name, root in roots.items():
-        if root and path.startswith(root.rstrip("/") + "/"):
-            return name + path[len(root.rstrip("/")) :]
-    return path
-
-
-PROFILES: dict[str, Profile] = {
-    "sd15": Profile(
-        name="sd15",
-        sd_model="stable-diffusion-v1-5/stable-diffusion-v1-5",
-        captioner="Salesforce/blip-image-captioning-large",
-        image_size=512,
-        steps=50,
-        strength=0.6,
-        guidance=7.5,
-        random_weights=False,
-    ),
-    "tiny": Profile(
-        name="tiny",
-        sd_model="",  # filled in by tiny_dirs() when resolved
-        captioner="",
-        image_size=128,
-        steps=4,
-        strength=0.5,
-        guidance=2.0,
-        random_weights=True,
-    ),
-    # Small VAE + UNet trained by `gensc train-mini` (gensc.common.mini); tiny random captioner.
-    "mini": Profile(
-        name="mini",
-        sd_model="",  # filled in with gensc.common.mini.weights_dir() when resolved
-        captioner="",  # the tiny profile's random BLIP
-        image_size=256,
-        steps=10,
-        strength=0.2,
-        guidance=1.0,
-        random_weights=False,
-        trained_small=True,
-    ),
-    # SD 1.5 and BLIP-large layer shapes with random weights: true latency and memory, no quality.
-    "sd15-shapes": Profile(
-        name="sd15-shapes",
-        sd_model="",
-        captioner="",
-        image_size=512,
-        steps=50,
-        strength=0.6,
-        guidance=7.5,
-        random_weights=True,
-    ),
-}
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get(ENV_CACHE) or Path.home() / ".cache" / "gensc")
+from gensc.models import mini
+from gensc.models.profiles import ENV_CAPTIONER, ENV_SD, PROFILES, Profile, cache_dir
+from gensc.models.tiny import ensure_random
 
 
 def resolve_profile(
@@ -129,24 +39,17 @@ def resolve_profile(
         if found:
             name = "sd15"
         else:
-            from gensc.common.mini import weights_dir
-
-            name = "mini" if (weights_dir() / "model_index.json").is_file() else "tiny"
+            name = "mini" if (mini.weights_dir() / "model_index.json").is_file() else "tiny"
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; known profiles: auto, {', '.join(PROFILES)}")
     profile = PROFILES[name]
     if profile.random_weights:
-        from gensc.common.tiny import ensure_random
-
         sd_dir, blip_dir = ensure_random(cache_dir(), shapes=name)
         profile = replace(profile, sd_model=str(sd_dir), captioner=str(blip_dir))
     elif profile.trained_small:
-        from gensc.common.mini import weights_dir
-        from gensc.common.tiny import ensure_random
-
         _, blip_dir = ensure_random(cache_dir(), shapes="tiny")
         profile = replace(
-            profile, sd_model=sd_model or str(weights_dir()), captioner=captioner or str(blip_dir)
+            profile, sd_model=sd_model or str(mini.weights_dir()), captioner=captioner or str(blip_dir)
         )
     else:
         profile = replace(

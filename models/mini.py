@@ -6,7 +6,7 @@ UNet2DConditionModel on ``TRAIN_PHOTOS`` only; evaluations of the ``mini`` profi
 ``HELDOUT_PHOTOS``, which no training step has seen. The split is fixed here, by name, so it is
 the same on every machine. ``cat`` is the same picture as ``chelsea`` and is therefore in neither
 list. The trained weights are committed under ``weights/mini`` next to this module (a diffusers
-StableDiffusion folder, safetensors only) and load through ``gensc.common.models.from_pretrained``
+StableDiffusion folder, safetensors only) and load through ``gensc.models.loading.from_pretrained``
 exactly like SD 1.5.
 """
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import argparse
 
-from gensc.common.models import resolve_profile
-from gensc.common.quantization import COMPONENTS, DEFAULT_COMPONENTS, ENV_QUANTIZE, SCHEMES, QuantConfig
 from gensc.common.service import env
+from gensc.models.loading import resolve_profile
+from gensc.models.quantization import COMPONENTS, DEFAULT_COMPONENTS, ENV_QUANTIZE, SCHEMES, QuantConfig
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -29,7 +29,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
         default=env(ENV_QUANTIZE, "none"),
         help=f"model weights: {', '.join(SCHEMES)} for {', '.join(DEFAULT_COMPONENTS)}, with "
         "per-component overrides, e.g. 'int8,unet=quanto-int8,vae_encoder=quanto-int8' (components: "
-        f"{', '.join(COMPONENTS)}; env {ENV_QUANTIZE}; see gensc.common.quantization)",
+        f"{', '.join(COMPONENTS)}; env {ENV_QUANTIZE}; see gensc.models.quantization)",
     )
     g.add_argument(
         "--allow-download",

@@ -31,8 +31,8 @@ from gensc.app.client import (
     write_report,
 )
 from gensc.common.errors import InvalidInput
-from gensc.common.rpc import wait_healthy
-from gensc.common.service import add_rpc_args, env, rpc_config
+from gensc.common.net.rpc import wait_healthy
+from gensc.common.net.service import add_rpc_args, env, rpc_config
 
 
 def _send(args) -> int:

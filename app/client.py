@@ -42,10 +42,10 @@ import grpc
 import numpy as np
 from google.protobuf import json_format
 
-from gensc.common import convert
 from gensc.common.errors import InvalidInput
 from gensc.common.files import safe_filename, write_json
-from gensc.common.rpc import RpcConfig, create_channel
+from gensc.common.net import convert
+from gensc.common.net.rpc import RpcConfig, create_channel
 from gensc.proto import semcom_pb2 as pb
 from gensc.proto import semcom_pb2_grpc as pb_grpc
 

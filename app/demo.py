@@ -21,7 +21,7 @@ def run(args) -> int:
     from gensc.app.client import format_table, progress_bar, send, send_options, write_report
     from gensc.app.launch import local_stack
     from gensc.channel.config import link_overrides
-    from gensc.common.service import rpc_config
+    from gensc.common.net.service import rpc_config
     from gensc.models.flags import profile_from
 
     out = Path(args.out)
@@ -73,7 +73,7 @@ def run(args) -> int:
 
 def add_command(sub) -> None:
     from gensc.app.client import add_send_options
-    from gensc.common.service import add_rpc_args
+    from gensc.common.net.service import add_rpc_args
     from gensc.models.flags import add_model_args
 
     p = sub.add_parser("demo", help="run all three services locally on the scikit-image photos")

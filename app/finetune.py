@@ -266,8 +266,8 @@ def build_examples(
     from gensc.channel.link import Link
     from gensc.common.errors import PacketLost
     from gensc.common.latent import fill_missing
-    from gensc.common.packet import parse
-    from gensc.common.quant import latent_nmse
+    from gensc.common.wire.packet import parse
+    from gensc.common.wire.quant import latent_nmse
 
     rng = np.random.default_rng(config.seed)
     lo, hi = config.esn0_db

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from gensc.common.rpc import RpcConfig, wait_healthy
-from gensc.common.service import rpc_args
+from gensc.common.net.rpc import RpcConfig, wait_healthy
+from gensc.common.net.service import rpc_args
 
 
 @dataclass
@@ -106,7 +106,7 @@ class LocalStack(dict):
     """The services' addresses by name (``stack["sender"]``), plus the processes behind them.
 
     ``start(role, args, name=)`` runs one (``rpc``'s TLS, token, limits and keepalive flags are
-    added, gensc.common.service.rpc_args); ``kill(name)`` ends one with SIGKILL (a crash: no
+    added, gensc.common.net.service.rpc_args); ``kill(name)`` ends one with SIGKILL (a crash: no
     graceful stop); ``restart(name)`` starts it again on the same port with the same arguments
     and waits until it reports SERVING; ``pid(name)`` gives its process id (memory readings).
     """

@@ -1,7 +1,7 @@
 """``gensc payload``: bytes per part of one packet, like seed 001's Table 1. No models needed.
 
 The packet is built by the mode's own build (gensc.common.modes) with the real layout
-(gensc.common.packet.encode), so the table is what would go on the link, from the shapes of a
+(gensc.common.wire.packet.encode), so the table is what would go on the link, from the shapes of a
 ``--image-size`` image: a ``[4, S/8, S/8]`` latent,
 a caption or structured prompt (``--caption``; the defaults below are examples of typical
 length), and for key+text a key mask of ``round(key_fraction * cells)`` cells. What the shapes
@@ -23,10 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from gensc.common.classic import DEFAULT_BPP, budget_for
-from gensc.common.codecs import ASCII_CHARS, LATENT_CODECS
-from gensc.common.modes import MODES, Build, get_mode
-from gensc.common.packet import DEFAULT_BLOCK_CELLS, Packet, encode
+from gensc.common.modes import get_mode
+from gensc.common.modes.base import Build
+from gensc.common.wire.classic import DEFAULT_BPP, budget_for
+from gensc.common.wire.codecs import ASCII_CHARS, LATENT_CODECS
+from gensc.common.wire.modes import MODES
+from gensc.common.wire.packet import Packet, encode
+from gensc.common.wire.sections import DEFAULT_BLOCK_CELLS
 
 EXAMPLE_CAPTION = "a woman in a space suit holding an american flag"
 EXAMPLE_PROMPT = (

@@ -335,7 +335,7 @@ def vae_round_trip_psnr(vae, image: np.ndarray, bits: int = 8) -> float:
     the sender's and receiver's own latent path on an error-free link. ``image`` uint8 [S, S, 3]."""
     import torch
 
-    from gensc.common import quant
+    from gensc.common.wire import quant
 
     x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
     sf = vae.config.scaling_factor

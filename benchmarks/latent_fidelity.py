@@ -43,10 +43,10 @@ import numpy as np
 from gensc.app.payload import EXAMPLE_CAPTION
 from gensc.common.files import json_text
 from gensc.common.latent import fill_missing
-from gensc.common.modes import MIN_LATENT_SHARE
-from gensc.common.packet import Packet, encode, parse
-from gensc.common.quant import latent_nmse, quantize
+from gensc.common.modes.base import MIN_LATENT_SHARE
 from gensc.common.ranges import parse_values
+from gensc.common.wire.packet import Packet, encode, parse
+from gensc.common.wire.quant import latent_nmse, quantize
 from gensc.sender.policy import strength_for_nmse
 
 PHOTOS = ("astronaut", "coffee", "chelsea")

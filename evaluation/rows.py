@@ -29,7 +29,7 @@ class Outcome:
     the original as the sender resized it (what the metrics compare with), uint8 [S, S, 3];
     ``image`` the reconstruction, uint8 [S, S, 3]. ``latent_nmse`` (after the link) and
     ``latent_nmse_clean`` (the packet as sent: quantisation only) are
-    ``gensc.common.quant.latent_nmse`` against the latent before quantisation, None when no
+    ``gensc.common.wire.quant.latent_nmse`` against the latent before quantisation, None when no
     latent was sent or none arrived (in process only); ``latent_values``: what became of the sent
     latent values {sent, used, cleaned, erased} (in process only). ``timings_ms``: encode, channel,
     reconstruct, total (+ transport through the services), stages {stage: ms}.

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from gensc.common.quant import latent_nmse
+from gensc.common.wire.quant import latent_nmse
 from gensc.evaluation.config import AUTO, LORA_SUFFIX, EvalConfig, base_mode
 from gensc.evaluation.rows import Outcome
 
@@ -34,7 +34,7 @@ def channel_seed(base: int, image: str, snr_db: float) -> int:
 
 def sends_plain_caption(mode: str | None) -> bool:
     """True for modes whose text is the BLIP caption itself (not a structured prompt)."""
-    from gensc.common.modes import MODES
+    from gensc.common.wire.modes import MODES
 
     m = MODES.get(mode or "")
     return m is not None and m.text == "caption"
@@ -166,7 +166,7 @@ class InProcessRunner:
 
     def _encode(self, mode: str, name: str, data: bytes, snr: float | None = None) -> _Encoding:
         """Encode (mode, image) once per run; later SNR points reuse it ("auto": once per SNR)."""
-        from gensc.common.packet import parse
+        from gensc.common.wire.packet import parse
 
         mode = base_mode(mode)  # MODE@lora sends what MODE sends
         key = (mode, name, snr if mode == AUTO else None)
@@ -202,7 +202,7 @@ class InProcessRunner:
 
     def _one(self, mode: str, snr: float, name: str, data: bytes) -> Outcome:
         from gensc.common.errors import GenscError, PacketLost
-        from gensc.common.packet import parse
+        from gensc.common.wire.packet import parse
         from gensc.receiver.pipeline import ReconSettings
 
         try:

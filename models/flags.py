@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from gensc.common.service import env
+from gensc.common.net.service import env
 from gensc.models.loading import resolve_profile
 from gensc.models.quantization import COMPONENTS, DEFAULT_COMPONENTS, ENV_QUANTIZE, SCHEMES, QuantConfig
 

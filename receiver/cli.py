@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from gensc.common.errors import ModelUnavailable
-from gensc.common.service import add_serve_args, serve
+from gensc.common.net.service import add_serve_args, serve
 from gensc.models.flags import add_model_args, profile_from
 from gensc.receiver import engine, fast
 from gensc.receiver.adapters import AdapterPlan

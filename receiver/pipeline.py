@@ -6,7 +6,7 @@ Input is only what came off the link (header and body bytes). A damaged section 
 not fatal, and every decision is written in the notes:
 
 * latent blocks that failed their CRC but were stored raw: used as received, cleaned
-  (gensc.common.clean: implausible values become unknown); the notes say how many values were
+  (gensc.common.wire.clean: implausible values become unknown); the notes say how many values were
   used, cleaned and erased;
 * latent blocks lost, values cleaned, or raw float values that are NaN/inf/absurd (paper mode):
   those values are *unknown*; they are filled from their neighbours (``fill_missing``) and
@@ -41,9 +41,10 @@ import numpy as np
 
 from gensc.common.errors import InvalidInput, ModelUnavailable, Overloaded
 from gensc.common.images import encode_png
-from gensc.common.modes import Rebuild, get_mode
-from gensc.common.packet import ParsedPacket, parse
+from gensc.common.modes import get_mode
+from gensc.common.modes.base import Rebuild
 from gensc.common.timing import Stopwatch, device_sync
+from gensc.common.wire.packet import ParsedPacket, parse
 from gensc.models.loading import pick_device, pick_dtype
 from gensc.models.profiles import Profile
 from gensc.models.quantization import QuantConfig

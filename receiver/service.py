@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from dataclasses import replace
 
 from gensc.common.errors import ModelUnavailable, error_fields
-from gensc.common.rpc import check_item_id
+from gensc.common.net.rpc import check_item_id
 from gensc.proto import semcom_pb2 as pb
 from gensc.proto import semcom_pb2_grpc as pb_grpc
 from gensc.receiver.pipeline import ReceiverPipeline, ReconSettings

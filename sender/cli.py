@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gensc.common.service import add_serve_args, env, serve
+from gensc.common.net.service import add_serve_args, env, serve
 from gensc.models.flags import add_model_args, profile_from
 
 
@@ -17,7 +17,7 @@ def _serve(args: argparse.Namespace) -> int:
     if not target:
         print("gensc sender serve: pass --channel HOST:PORT or set GENSC_CHANNEL_ADDR", file=sys.stderr)
         return 2
-    from gensc.common.service import rpc_config
+    from gensc.common.net.service import rpc_config
 
     try:
         servicer = SenderServicer(None, target, rpc_config(args))
@@ -66,7 +66,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def add_commands(sub) -> None:
     from gensc.common.images import DEFAULT_MAX_PIXELS
-    from gensc.common.modes import DEFAULT_MODE
+    from gensc.common.wire.modes import DEFAULT_MODE
     from gensc.sender.pipeline import CodecConfig
 
     p = sub.add_parser("serve", help="run the sender service")

@@ -1,6 +1,6 @@
 """The packet layout that suits the link the sender knows of: codecs, block size and bit planes.
 
-A compressed section is useless when damaged, a raw one is not (gensc.common.packet: a raw
+A compressed section is useless when damaged, a raw one is not (gensc.common.wire.packet: a raw
 latent block that fails its CRC is used and cleaned, a plain caption keeps its printable
 characters). So the codec choices ``auto`` resolve from the link settings the sender knows, the
 request's link overrides first, then the sender's assumed link (``CodecConfig.code``):
@@ -14,7 +14,7 @@ request's link overrides first, then the sender's assumed link (``CodecConfig.co
 |                                    |              | UEP part   | body code   | the policy's  |
 
 Small blocks on an uncoded link let the share of blocks that pass their CRC tell the receiver the
-bit error rate (gensc.common.clean), for 4 CRC bytes per 256 (8-bit codes, 4 channels). With
+bit error rate (gensc.common.wire.clean), for 4 CRC bytes per 256 (8-bit codes, 4 channels). With
 UEP the text and the MSB planes ride in the protected prefix, so the text codec follows the
 protected part's code. Settings given explicitly (not ``auto``/None) are kept.
 """
@@ -26,7 +26,7 @@ from typing import Any
 
 from gensc.channel.codes import get_channel_code
 from gensc.common.errors import InvalidInput
-from gensc.common.packet import DEFAULT_BLOCK_CELLS
+from gensc.common.wire.sections import DEFAULT_BLOCK_CELLS
 
 AUTO = "auto"
 UNCODED_BLOCK_CELLS = 64
@@ -34,7 +34,7 @@ UNCODED_BLOCK_CELLS = 64
 
 @dataclass(frozen=True)
 class Layout:
-    """Packet fields for one image (gensc.common.packet.Packet names) and a note when the link
+    """Packet fields for one image (gensc.common.wire.packet.Packet names) and a note when the link
     changed them from the defaults."""
 
     latent_codec: str

@@ -15,13 +15,17 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from transformers import CLIPTokenizer
 
-from gensc.common.classic import DEFAULT_BPP, ClassicCodec
+from gensc.common.config import AUTO
 from gensc.common.errors import InvalidInput
 from gensc.common.images import DEFAULT_MAX_PIXELS, decode_image, resize
-from gensc.common.modes import AUTO, DEFAULT_MODE, Build, get_mode
-from gensc.common.packet import DEFAULT_BLOCK_CELLS, Packet, Wire
-from gensc.common.packet import encode as encode_packet
+from gensc.common.modes import get_mode
+from gensc.common.modes.base import Build
 from gensc.common.timing import Stopwatch, device_sync
+from gensc.common.wire.classic import DEFAULT_BPP, ClassicCodec
+from gensc.common.wire.modes import DEFAULT_MODE
+from gensc.common.wire.packet import Packet, Wire
+from gensc.common.wire.packet import encode as encode_packet
+from gensc.common.wire.sections import DEFAULT_BLOCK_CELLS
 from gensc.models.loading import from_pretrained, pick_device, pick_dtype
 from gensc.models.profiles import Profile
 from gensc.models.quantization import QuantConfig
@@ -39,7 +43,7 @@ class CodecConfig:
 
     key_fraction: share of latent cells sent as latents in key+text (seed 000's key regions).
     segmenter: a gensc.sender.segment registry name. latent_codec / text_codec / block_cells /
-    msb_planes: see gensc.common.packet; ``auto`` / None choose from the link the sender knows of
+    msb_planes: see gensc.common.wire.packet; ``auto`` / None choose from the link the sender knows of
     (gensc.sender.layout). classic_format / classic_bpp: the classic baseline's file format and
     byte budget in bits per pixel (0.5 = the bytes of an 8-bit full latent). snr_db: the link
     Es/N0 (dB) mode "auto" assumes when a request does not say. code: the link code the sender

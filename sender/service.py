@@ -3,10 +3,10 @@ and adds its part to the Result that comes back."""
 
 from __future__ import annotations
 
-from gensc.common import convert
 from gensc.common.errors import ModelUnavailable, error_fields
-from gensc.common.relay import Downstream, Forward, relay
-from gensc.common.rpc import RpcConfig, create_channel
+from gensc.common.net import convert
+from gensc.common.net.relay import Downstream, Forward, relay
+from gensc.common.net.rpc import RpcConfig, create_channel
 from gensc.proto import semcom_pb2 as pb
 from gensc.proto import semcom_pb2_grpc as pb_grpc
 from gensc.sender.pipeline import Encoded, SenderPipeline

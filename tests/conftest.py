@@ -73,7 +73,7 @@ def inproc_stack(sender, receiver):
     def make(rpc=None, **kw):
         from helpers import InProcessStack
 
-        from gensc.common.rpc import RpcConfig
+        from gensc.common.net.rpc import RpcConfig
 
         stacks.append(InProcessStack(sender, receiver, rpc or RpcConfig(), **kw))
         return stacks[-1]

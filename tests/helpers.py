@@ -28,8 +28,8 @@ class EchoReceiver:
 
 
 def serve(add, servicer, name: str, config=None):
-    """Start ``servicer`` on 127.0.0.1, port 0, as gensc.v1.``name``; returns gensc.common.rpc.Server."""
-    from gensc.common.rpc import RpcConfig, create_server
+    """Start ``servicer`` on 127.0.0.1, port 0, as gensc.v1.``name``; returns gensc.common.net.rpc.Server."""
+    from gensc.common.net.rpc import RpcConfig, create_server
 
     return create_server(lambda s: add(servicer, s), [f"gensc.v1.{name}"], config=config or RpcConfig())
 
@@ -41,7 +41,7 @@ PROMPT = b"a cat, a mat, red colours, bright"
 
 
 def small_jpeg(size: int = 64) -> bytes:
-    from gensc.common.classic import ClassicCodec
+    from gensc.common.wire.classic import ClassicCodec
 
     yy, xx = np.mgrid[0:size, 0:size]
     img = np.stack([xx * 4, yy * 4, (xx + yy) * 2], axis=-1).astype(np.uint8)
@@ -50,8 +50,8 @@ def small_jpeg(size: int = 64) -> bytes:
 
 def packet_for(mode: str, hw: tuple[int, int] = (8, 8), bits: int = 8, **kw):
     """A valid packet of ``mode`` for a ``hw`` latent grid (8x8: the tiny receiver's 64x64 images)."""
-    from gensc.common.packet import Packet
-    from gensc.common.quant import quantize
+    from gensc.common.wire.packet import Packet
+    from gensc.common.wire.quant import quantize
 
     x = np.random.default_rng(0).normal(size=(4, *hw)).astype(np.float32) * 0.3
     if mode in ("latent", "text+latent"):
@@ -117,7 +117,7 @@ class InProcessStack(dict):
     def start(self, role: str, port: int = 0) -> None:
         from gensc.channel.config import LinkConfig
         from gensc.channel.proxy.service import ChannelServicer
-        from gensc.common.rpc import create_server
+        from gensc.common.net.rpc import create_server
         from gensc.proto import semcom_pb2_grpc as pb_grpc
         from gensc.receiver.service import ReceiverServicer
         from gensc.sender.service import SenderServicer

@@ -147,7 +147,7 @@ def bad_image_run(target: str, good: bytes, rpc, big: bool = True, window: int =
 def run(args) -> int:
     from gensc.app.demo import sample_images
     from gensc.app.launch import local_stack
-    from gensc.common.rpc import RpcConfig
+    from gensc.common.net.rpc import RpcConfig
 
     rpc = RpcConfig()
     model_args = ["--profile", "tiny", "--image-size", "64", "--device", "cpu"]

@@ -7,7 +7,7 @@
 Every scheme sends the same latents (``--latents``: ``tiny`` = the random-weight tiny VAE of the
 scikit-image photos at ``--image-size``; ``gaussian`` = seeded N(0,1)) through
 gensc.channel.link at every point of two sweeps, Es/N0 and Eb/N0, and the receiver's parser
-(gensc.common.packet.parse: damaged raw blocks used and cleaned) and fill
+(gensc.common.wire.packet.parse: damaged raw blocks used and cleaned) and fill
 (gensc.common.latent.fill_missing) give the latent it diffuses from:
 
 ``paper``          seed 001's prototype: 77 ASCII characters one bit per byte + float64 latent,
@@ -143,7 +143,7 @@ class Plan:
     """What a scheme sends at one point: the wire bytes and the link settings."""
 
     scheme: str
-    wire: Any  # gensc.common.packet.Wire
+    wire: Any  # gensc.common.wire.packet.Wire
     link: dict[str, Any]
     ideal_header: bool
     note: str = ""
@@ -152,8 +152,8 @@ class Plan:
 
 def plan(scheme: Scheme, z: np.ndarray, caption: str) -> Plan:
     """Lay the packet out as the sender does for this scheme's link (gensc.sender.layout)."""
-    from gensc.common.packet import Packet, encode
-    from gensc.common.quant import quantize
+    from gensc.common.wire.packet import Packet, encode
+    from gensc.common.wire.quant import quantize
     from gensc.sender.layout import choose_layout
     from gensc.sender.pipeline import CodecConfig
 
@@ -195,9 +195,9 @@ def receive(z: np.ndarray, caption: str, header: bytes, body: bytes, clean_nmse:
     """What the receiver makes of (header, body): latent NMSE after its fill, and what arrived."""
     from gensc.common.errors import PacketLost
     from gensc.common.latent import fill_missing
-    from gensc.common.modes import MIN_LATENT_SHARE
-    from gensc.common.packet import parse
-    from gensc.common.quant import latent_nmse
+    from gensc.common.modes.base import MIN_LATENT_SHARE
+    from gensc.common.wire.packet import parse
+    from gensc.common.wire.quant import latent_nmse
 
     try:
         p = parse(header, body)
@@ -244,8 +244,8 @@ def sweep(
 ) -> list[dict[str, Any]]:
     """Rows of one sweep (``kind`` "esn0" or "ebn0") for each scheme name (and "auto")."""
     from gensc.channel.link import Link
-    from gensc.common.packet import parse
-    from gensc.common.quant import latent_nmse
+    from gensc.common.wire.packet import parse
+    from gensc.common.wire.quant import latent_nmse
 
     plans: dict[tuple[str, str], Plan] = {}
     clean: dict[tuple[str, str], float] = {}

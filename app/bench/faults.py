@@ -128,7 +128,7 @@ def hang_run(target: str, images: list[tuple[str, bytes]], rpc, item_timeout_s: 
 def run(args) -> int:
     from gensc.app.demo import sample_images
     from gensc.app.launch import local_stack
-    from gensc.common.rpc import RpcConfig
+    from gensc.common.net.rpc import RpcConfig
 
     photos = sample_images(["astronaut", "coffee", "chelsea", "rocket"])
     images = [photos[i % len(photos)] for i in range(args.images)]

@@ -5,7 +5,7 @@ for the quantised-latent modes the bit-plane layout of an uncoded or UEP link) a
 damaged by one of ``KINDS``: bit flips at a bit error rate of 1e-1 ... 1e-6 over header and
 body, truncation, extension with random bytes, garbage, and lying length fields (header fields
 rewritten and the header CRC recomputed, so the header looks valid). Each goes into
-``gensc.common.packet.parse(header, body)``: it must return a ParsedPacket (with finite
+``gensc.common.wire.packet.parse(header, body)``: it must return a ParsedPacket (with finite
 latent values) or raise PacketLost; anything else is a crash. A watchdog
 (``faulthandler.dump_traceback_later``) ends the run with a traceback if one packet takes
 longer than ``HANG_S``: a hang. Then ``--receiver-packets`` of them go as ``ReceivedFrame``s
@@ -35,10 +35,10 @@ LATENT_MODES = ("latent", "text+latent", "key+text")  # modes whose packet carri
 
 def valid_packets(seed: int = 0) -> list[tuple[str, bytes, bytes]]:
     """``(label, header, body)`` of valid packets: every mode, 8x8 and 64x64 grids, none/zlib/planes."""
-    from gensc.common.classic import ClassicCodec
-    from gensc.common.modes import MODES
-    from gensc.common.packet import Packet, to_wire
-    from gensc.common.quant import quantize
+    from gensc.common.wire.classic import ClassicCodec
+    from gensc.common.wire.modes import MODES
+    from gensc.common.wire.packet import Packet, to_wire
+    from gensc.common.wire.quant import quantize
 
     rng = np.random.default_rng(seed)
     caption, prompt = b"a red cat on a mat", b"a cat, a mat, red colours, bright"
@@ -79,7 +79,7 @@ def _flip(rng: np.random.Generator, data: bytes, ber: float) -> bytes:
 
 def damage(rng: np.random.Generator, header: bytes, body: bytes, kind: str) -> tuple[bytes, bytes]:
     """``(header, body)`` after one kind of damage (see ``KINDS``)."""
-    from gensc.common.packet import HEADER
+    from gensc.common.wire.header import HEADER
 
     if kind.startswith("flips@"):
         ber = float(kind[6:])
@@ -111,7 +111,7 @@ def damage(rng: np.random.Generator, header: bytes, body: bytes, kind: str) -> t
 def fuzz_parse(n: int, seed: int = 0) -> dict:
     """``n`` damaged packets into ``parse``: outcomes per kind, crashes, time per packet."""
     from gensc.common.errors import PacketLost
-    from gensc.common.packet import parse
+    from gensc.common.wire.packet import parse
 
     rng = np.random.default_rng(seed)
     packets = valid_packets(seed)
@@ -155,7 +155,7 @@ def fuzz_receiver(target: str, n: int, rpc, seed: int = 1, window: int = 16) -> 
 
     import grpc
 
-    from gensc.common.rpc import create_channel
+    from gensc.common.net.rpc import create_channel
     from gensc.proto import semcom_pb2 as pb
     from gensc.proto import semcom_pb2_grpc as pb_grpc
 
@@ -204,7 +204,7 @@ def fuzz_receiver(target: str, n: int, rpc, seed: int = 1, window: int = 16) -> 
 
 def run(args) -> int:
     from gensc.app.launch import LocalStack
-    from gensc.common.rpc import RpcConfig
+    from gensc.common.net.rpc import RpcConfig
 
     parse_result = fuzz_parse(args.packets, args.seed)
     rpc = RpcConfig()
@@ -219,7 +219,7 @@ def run(args) -> int:
         stack.stop()
     result = {
         "benchmark": "fuzz",
-        "what": "damaged packets into gensc.common.packet.parse, and through a receiver service",
+        "what": "damaged packets into gensc.common.wire.packet.parse, and through a receiver service",
         "setup": {
             "damage": list(KINDS),
             "valid_packets": len(valid_packets(args.seed)),

@@ -89,7 +89,7 @@ def load_run(
 def run(args) -> int:
     from gensc.app.demo import sample_images
     from gensc.app.launch import local_stack
-    from gensc.common.rpc import RpcConfig
+    from gensc.common.net.rpc import RpcConfig
 
     rpc = RpcConfig()
     names = ["astronaut", "coffee", "chelsea", "rocket"]

@@ -59,8 +59,9 @@ def output_latent(pipeline: Any, header: bytes, body: bytes, settings: Any, snr_
 
     As ``ReceiverPipeline.reconstruct``: the SNR-keyed adapter is chosen from ``snr_db`` and rides
     on the work submitted to the pipeline's engine, which switches it on before the call."""
-    from gensc.common.modes import Rebuild, get_mode
-    from gensc.common.packet import parse
+    from gensc.common.modes import get_mode
+    from gensc.common.modes.base import Rebuild
+    from gensc.common.wire.packet import parse
     from gensc.receiver.engine import QueuedModels
 
     pkt = parse(header, body)
@@ -99,7 +100,7 @@ def test_items(sender: Any, images: list, config: Any, points: int) -> list[dict
 
 def score(pipeline: Any, items: list[dict[str, Any]]) -> dict[str, Any]:
     from gensc.common.errors import PacketLost
-    from gensc.common.quant import latent_nmse
+    from gensc.common.wire.quant import latent_nmse
     from gensc.receiver.pipeline import ReconSettings
 
     p = pipeline.profile

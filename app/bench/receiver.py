@@ -130,8 +130,8 @@ def _packets(size: int, snr_db: float, n: int) -> tuple[list[tuple[bytes, bytes,
     the link: (header, body, the sent latent) each."""
     from gensc.channel.config import LinkConfig
     from gensc.channel.link import Link
-    from gensc.common.packet import Packet, to_wire
-    from gensc.common.quant import quantize
+    from gensc.common.wire.packet import Packet, to_wire
+    from gensc.common.wire.quant import quantize
     from gensc.sender.policy import DEFAULT_POLICY
 
     decision = DEFAULT_POLICY.choose(snr_db)

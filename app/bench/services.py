@@ -8,7 +8,7 @@ split per hop (``gensc.app.client.hop_times``).
 
 In the same run it measures the floor twice: the same three hops as three processes, carrying
 messages of the same sizes as raw bytes through pass-through relays (grpcio's sync API, the
-servers and channels built by ``gensc.common.rpc``, so the same options and allocator settings),
+servers and channels built by ``gensc.common.net.rpc``, so the same options and allocator settings),
 no gensc code in the path. ``grpc_floor_ms`` sends the messages back to back. ``paced_floor_ms``
 holds each message at each hop for gensc's median compute time there (encode at the sender,
 the link at the proxy, reconstruct at the receiver), so the floor's processes idle between
@@ -49,7 +49,7 @@ def run(args) -> int:
     from gensc.app.client import SendOptions, send
     from gensc.app.demo import sample_images
     from gensc.app.launch import local_stack
-    from gensc.common.rpc import RpcConfig
+    from gensc.common.net.rpc import RpcConfig
 
     for name in ("n", "warmup", "block"):
         if getattr(args, name) < 1:
@@ -148,7 +148,7 @@ def _floor_server(port_q, target: str | None, send_bytes: int, reply_bytes: int,
     ``hold_s`` first (gensc's compute time at that hop, so the floor idles as gensc's hops do)."""
     import grpc
 
-    from gensc.common.rpc import RpcConfig, create_channel, create_server
+    from gensc.common.net.rpc import RpcConfig, create_channel, create_server
 
     rpc = RpcConfig()
     if target is None:
@@ -218,7 +218,7 @@ def floor_servers(sizes: dict[str, int], holds_s=(0.0, 0.0, 0.0)) -> Iterator[st
 def round_trips(target: str, sizes: dict[str, int], n: int) -> list[float]:
     """Round-trip ms of n messages through the floor at ``target``, on a new stream after one
     more message that opens it (dropped)."""
-    from gensc.common.rpc import RpcConfig, create_channel
+    from gensc.common.net.rpc import RpcConfig, create_channel
 
     rpc = RpcConfig()
     with create_channel(target, rpc) as channel:

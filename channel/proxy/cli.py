@@ -12,7 +12,7 @@ import sys
 from gensc.channel.config import LinkConfig, add_link_args, link_overrides
 from gensc.channel.link import warmup
 from gensc.channel.proxy.service import ChannelServicer
-from gensc.common.service import add_serve_args, env, rpc_config, serve
+from gensc.common.net.service import add_serve_args, env, rpc_config, serve
 from gensc.proto import semcom_pb2_grpc as pb_grpc
 
 # The proxy's link unless configured otherwise: LinkConfig's defaults (16QAM, AWGN, Es/N0 10 dB)

@@ -18,10 +18,10 @@ import time
 
 from gensc.channel.config import LinkConfig
 from gensc.channel.link import Link
-from gensc.common import convert
 from gensc.common.errors import InvalidInput, error_fields
-from gensc.common.relay import Downstream, Forward, relay
-from gensc.common.rpc import RpcConfig, create_channel
+from gensc.common.net import convert
+from gensc.common.net.relay import Downstream, Forward, relay
+from gensc.common.net.rpc import RpcConfig, create_channel
 from gensc.proto import semcom_pb2 as pb
 from gensc.proto import semcom_pb2_grpc as pb_grpc
 

@@ -16,16 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
 from gensc.common.errors import PacketLost
 from gensc.common.timing import Stopwatch
-
-if TYPE_CHECKING:
-    from gensc.common.packet import ParsedPacket
+from gensc.common.wire.modes import ModeInfo, mode_info
+from gensc.common.wire.packet import ParsedPacket
 
 MIN_LATENT_SHARE = 0.25  # below this share of the sent cells intact, a latent is not used for img2img
 
@@ -87,7 +86,7 @@ class Build:
 @dataclass(frozen=True)
 class Content:
     """What a mode sends: ``text`` (UTF-8 on the wire; a caption or a prompt) and the other
-    ``gensc.common.packet.Packet`` fields (latent, mask, image, text_codec, raw_sections)."""
+    ``gensc.common.wire.packet.Packet`` fields (latent, mask, image, text_codec, raw_sections)."""
 
     text: str = ""
     fields: dict[str, Any] = field(default_factory=dict)
@@ -190,29 +189,14 @@ class Rebuild:
 
 
 @dataclass(frozen=True)
-class Mode:
-    """A transmission mode. Subclasses implement ``build`` and ``rebuild``.
+class Mode(ModeInfo):
+    """A transmission mode: its table row (gensc.common.wire.modes.ModeInfo) and its code.
+    Subclasses implement ``build`` and ``rebuild``; a mode module's ``MODE = Sub.of(name)``."""
 
-    ``text``: "none" | "caption" (BLIP caption) | "prompt" (seed 000's structured prompt).
-    ``latent``: "none" | "quantised" | "float64" (raw IEEE-754, seed 001's prototype) | "image"
-    (an image file instead of a latent). ``region``: "full" | "key" (only key cells, mask sent).
-    ``strength``: img2img strength this mode asks for when neither the client nor the packet's
-    hint says (None: the profile's). ``wire_id``: the header byte naming the mode; never reuse one.
-    The packet layout (gensc.common.packet) checks headers against text/latent/region.
-    """
-
-    name: str
-    wire_id: int
-    text: str
-    latent: str
-    region: str
-    summary: str
-    strength: float | None = None
-
-    @property
-    def caption(self) -> bool:
-        """True when the mode sends text (a caption or a structured prompt)."""
-        return self.text != "none"
+    @classmethod
+    def of(cls, name: str) -> Mode:
+        """The mode with ``name``'s row of the table."""
+        return cls(**asdict(mode_info(name)))
 
     def build(self, job: Build) -> Content:
         raise NotImplementedError

@@ -1,14 +1,14 @@
 """``classic`` (wire id 6): the conventional baseline, a JPEG/WebP file of the image at a byte
-budget (gensc.common.classic); the receiver decodes it (best effort when damaged)."""
+budget (gensc.common.wire.classic); the receiver decodes it (best effort when damaged)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from gensc.common.classic import FILE_FORMATS, MAX_DECODED_PIXELS, ClassicCodec, budget_for
 from gensc.common.errors import InvalidInput, PacketLost
 from gensc.common.images import decode_image, resize
 from gensc.common.modes.base import Build, Content, Mode, Rebuild
+from gensc.common.wire.classic import FILE_FORMATS, MAX_DECODED_PIXELS, ClassicCodec, budget_for
 
 
 class Classic(Mode):
@@ -39,4 +39,4 @@ class Classic(Mode):
         return image
 
 
-MODE = Classic("classic", 6, "none", "image", "full", "JPEG/WebP of the image at a byte budget")
+MODE = Classic.of("classic")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from gensc.common.modes.base import Build, Content, Mode, Rebuild
-from gensc.common.quant import quantize
+from gensc.common.wire.quant import quantize
 
 
 class KeyText(Mode):
@@ -28,12 +28,4 @@ class KeyText(Mode):
         return job.from_latent(whole_img2img=False)
 
 
-MODE = KeyText(
-    "key+text",
-    4,
-    "prompt",
-    "quantised",
-    "key",
-    "seed 000: key-region latents anchor the image, the structured prompt fills the rest",
-    strength=0.8,
-)
+MODE = KeyText.of("key+text")

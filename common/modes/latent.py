@@ -7,7 +7,7 @@ import numpy as np
 
 from gensc.common.errors import PacketLost
 from gensc.common.modes.base import Build, Content, Mode, Rebuild
-from gensc.common.quant import quantize
+from gensc.common.wire.quant import quantize
 
 
 def quantised_latent(job: Build) -> dict:
@@ -38,4 +38,4 @@ class Latent(Mode):
         return job.models.decode(pkt.latent, pkt.known)
 
 
-MODE = Latent("latent", 2, "none", "quantised", "full", "quantised latent, VAE decode only")
+MODE = Latent.of("latent")

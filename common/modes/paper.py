@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from gensc.common.codecs import ASCII_CHARS
 from gensc.common.modes.base import Build, Content, Mode, Rebuild
+from gensc.common.wire.codecs import ASCII_CHARS
 
 
 class Paper(Mode):
@@ -23,11 +23,4 @@ class Paper(Mode):
         return job.from_latent(whole_img2img=True)
 
 
-MODE = Paper(
-    "paper",
-    5,
-    "caption",
-    "float64",
-    "full",
-    "seed 001 exactly: 77 ASCII characters one bit per byte + float64 latent, no CRC",
-)
+MODE = Paper.of("paper")

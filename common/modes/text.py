@@ -18,4 +18,4 @@ class Text(Mode):
         return job.models.txt2img(caption or "", job.size, job.settings)
 
 
-MODE = Text("text", 1, "caption", "none", "full", "caption only; the receiver generates from text")
+MODE = Text.of("text")

@@ -18,11 +18,4 @@ class TextLatent(Mode):
         return job.from_latent(whole_img2img=True)
 
 
-MODE = TextLatent(
-    "text+latent",
-    3,
-    "caption",
-    "quantised",
-    "full",
-    "seed 001 with a quantised latent: img2img from the latent, guided by the caption",
-)
+MODE = TextLatent.of("text+latent")

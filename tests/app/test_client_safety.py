@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from gensc.app.client import SendOptions, safe_name, send, write_report
-from gensc.common.rpc import RpcConfig, create_server
+from gensc.common.net.rpc import RpcConfig, create_server
 from gensc.proto import semcom_pb2 as pb
 from gensc.proto import semcom_pb2_grpc as pb_grpc
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 def stack(sender, receiver):
     from gensc.channel.config import LinkConfig
     from gensc.channel.proxy.service import ChannelServicer
-    from gensc.common.rpc import RpcConfig, create_server
+    from gensc.common.net.rpc import RpcConfig, create_server
     from gensc.proto import semcom_pb2_grpc as pb_grpc
     from gensc.receiver.service import ReceiverServicer
     from gensc.sender.service import SenderServicer

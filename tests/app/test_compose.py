@@ -6,7 +6,7 @@ from pathlib import Path
 import yaml
 
 from gensc.app.cli import build_parser
-from gensc.common.rpc import pool_target
+from gensc.common.net.rpc import pool_target
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,7 +63,7 @@ def test_tls_override_gives_every_service_its_certificate_the_ca_and_the_token(m
     import argparse
 
     from gensc.app.certs import make_certs
-    from gensc.common.service import add_rpc_args, rpc_config
+    from gensc.common.net.service import add_rpc_args, rpc_config
 
     text = re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", (ROOT / "docker-compose.tls.yml").read_text())
     override = yaml.safe_load(text)["services"]

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from gensc.app.cli import build_parser
-from gensc.common.rpc import pool_target
+from gensc.common.net.rpc import pool_target
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBE = ROOT / "deploy" / "kubernetes"

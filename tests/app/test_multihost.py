@@ -98,7 +98,7 @@ def network():
 def _wait_ready(net: Network, services: list[Service], timeout_s: float) -> None:
     """Wait for SERVING, asked from the client's namespace (this process cannot reach the hosts)."""
     script = (
-        "import sys; from gensc.common.rpc import wait_healthy\n"
+        "import sys; from gensc.common.net.rpc import wait_healthy\n"
         "for address in sys.argv[2:]: wait_healthy(address, float(sys.argv[1]))"
     )
     cmd = [*net.netns("client"), sys.executable, "-c", script, str(timeout_s), *(s.address for s in services)]

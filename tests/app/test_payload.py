@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from gensc.app.payload import main, payload_table
-from gensc.common.packet import Packet, encode
-from gensc.common.quant import quantize
+from gensc.common.wire.packet import Packet, encode
+from gensc.common.wire.quant import quantize
 
 KB = 1000  # the targets read as decimal kilobytes, the stricter reading
 

@@ -8,7 +8,7 @@ import time
 
 from helpers import EchoReceiver, serve
 
-from gensc.common.rpc import RpcConfig, create_channel
+from gensc.common.net.rpc import RpcConfig, create_channel
 from gensc.proto import semcom_pb2 as pb
 from gensc.proto import semcom_pb2_grpc as pb_grpc
 
@@ -16,8 +16,8 @@ from gensc.proto import semcom_pb2_grpc as pb_grpc
 def test_the_proxy_imports_no_packet_code():
     code = (
         "import sys, gensc.channel.proxy.service, gensc.channel.proxy.cli; "
-        "bad = sorted(m for m in sys.modules if m.startswith(('gensc.common.packet', 'gensc.common.codecs', "
-        "'gensc.common.modes', 'gensc.common.quant', 'gensc.sender', 'gensc.receiver', 'torch'))); "
+        "bad = sorted(m for m in sys.modules if m.startswith(('gensc.common.wire', 'gensc.common.modes', "
+        "'gensc.models', 'gensc.sender', 'gensc.receiver', 'torch', 'diffusers', 'transformers'))); "
         "print(bad); sys.exit(1 if bad else 0)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -78,7 +78,7 @@ def test_realtime_waits_the_airtime_once():
 
 
 def test_a_receiver_of_the_pool_dying_mid_item_the_result_comes_from_the_other_and_says_so():
-    """The proxy relays to a pool (gensc.common.relay) and answers with the receiver's Result, its
+    """The proxy relays to a pool (gensc.common.net.relay) and answers with the receiver's Result, its
     report and timings added: the item a dying receiver held is re-sent once, and the one Result
     that comes back carries the survivor's image, the link report and the relay's note."""
     import threading

@@ -1,6 +1,6 @@
 import pytest
 
-from gensc.common.codecs import (
+from gensc.common.wire.codecs import (
     ASCII_BYTES,
     CODECS,
     TEXT_AUTO_CANDIDATES,

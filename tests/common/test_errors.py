@@ -8,7 +8,7 @@ import grpc
 import pytest
 
 from gensc.common.errors import InvalidInput, ModelUnavailable, PacketLost, error_fields, status_of
-from gensc.common.rpc import grpc_status
+from gensc.common.net.rpc import grpc_status
 
 
 @pytest.mark.parametrize(

@@ -5,19 +5,11 @@ import numpy as np
 import pytest
 
 from gensc.common.errors import PacketLost
-from gensc.common.modes import MODES
-from gensc.common.packet import (
-    HEADER_LEN,
-    Packet,
-    encode,
-    pack_mask,
-    parse,
-    parse_header,
-    to_wire,
-    unpack_mask,
-    wire_sizes,
-)
-from gensc.common.quant import quantize
+from gensc.common.wire.header import HEADER_LEN, parse_header
+from gensc.common.wire.modes import MODES
+from gensc.common.wire.packet import Packet, encode, parse, to_wire, wire_sizes
+from gensc.common.wire.quant import quantize
+from gensc.common.wire.sections import pack_mask, unpack_mask
 
 CAPTION = b"a red cat on a mat"
 
@@ -27,7 +19,7 @@ def _latent(shape=(4, 8, 8), seed=0):
 
 
 def _jpeg() -> bytes:
-    from gensc.common.classic import ClassicCodec
+    from gensc.common.wire.classic import ClassicCodec
 
     img = np.random.default_rng(0).integers(0, 255, (16, 16, 3), dtype=np.uint8)
     return ClassicCodec("jpeg", 10_000).compress(img).data
@@ -181,7 +173,7 @@ def test_header_rejects_inconsistent_fields():
     header, _ = to_wire(packet_for("text")[0])
 
     def resealed(**changes) -> bytes:
-        from gensc.common.packet import HEADER
+        from gensc.common.wire.header import HEADER
 
         names = ("magic", "version", "mode_id", "dtype_id", "bits", "c", "flags", "latent_codec")
         names += ("text_codec", "block_log2", "hint", "h", "w", "params", "caption", "mask", "latent")

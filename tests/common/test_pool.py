@@ -2,8 +2,8 @@
 
 Everything runs in this process on 127.0.0.1 with real gRPC servers: small fake receivers that
 answer each frame with their own name (so a test sees who served it), behind a relay built from
-gensc.common.relay exactly as the sender and the proxy build theirs, over a channel with gRPC's
-round_robin and client-side health checking (gensc.common.rpc.create_channel).
+gensc.common.net.relay exactly as the sender and the proxy build theirs, over a channel with gRPC's
+round_robin and client-side health checking (gensc.common.net.rpc.create_channel).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2
 
-from gensc.common.relay import Downstream, Forward, relay
-from gensc.common.rpc import RpcConfig, create_channel, create_server, pool_target
+from gensc.common.net.relay import Downstream, Forward, relay
+from gensc.common.net.rpc import RpcConfig, create_channel, create_server, pool_target
 from gensc.proto import semcom_pb2 as pb
 from gensc.proto import semcom_pb2_grpc as pb_grpc
 

@@ -105,7 +105,7 @@ def test_a_link_report_crosses_the_proto_unchanged():
 
     from gensc.channel.config import LinkConfig
     from gensc.channel.link import Link
-    from gensc.common import convert
+    from gensc.common.net import convert
 
     uep = LinkConfig(snr_db=6.0, code="ldpc-1/2", uep_code="ldpc-1/3", uep_modulation="qpsk")
     reports = [

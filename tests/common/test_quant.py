@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from gensc.common.quant import dequantize, pack_codes, packed_size, quantize, unpack_codes
+from gensc.common.wire.quant import dequantize, pack_codes, packed_size, quantize, unpack_codes
 
 
 @pytest.mark.parametrize("bits", [1, 3, 4, 6, 8])
@@ -45,7 +45,7 @@ def test_mask_takes_ranges_from_the_key_cells_only():
 
 
 def test_latent_nmse():
-    from gensc.common.quant import latent_nmse
+    from gensc.common.wire.quant import latent_nmse
 
     x = np.ones((1, 2, 2))
     assert latent_nmse(x, x) == 0.0

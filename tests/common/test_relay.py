@@ -16,8 +16,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from helpers import EchoReceiver, serve
 
-from gensc.common.packet import Packet, to_wire
-from gensc.common.rpc import RpcConfig, create_channel
+from gensc.common.net.rpc import RpcConfig, create_channel
+from gensc.common.wire.packet import Packet, to_wire
 from gensc.proto import semcom_pb2 as pb
 from gensc.proto import semcom_pb2_grpc as pb_grpc
 
@@ -118,6 +118,6 @@ def test_a_receiver_checks_ids_too(receiver):
 
 
 def test_bare_rpc_errors_are_cancellations_not_internal_failures(caplog):
-    from gensc.common.rpc import grpc_status
+    from gensc.common.net.rpc import grpc_status
 
     assert grpc_status(grpc.RpcError())[0] == grpc.StatusCode.CANCELLED

@@ -8,17 +8,11 @@ import zlib
 import numpy as np
 import pytest
 
-from gensc.common.clean import CodeCleaner, crc_bit_error_rate
 from gensc.common.errors import PacketLost
-from gensc.common.packet import (
-    FLAG_PLANES,
-    HEADER_LEN,
-    Packet,
-    encode,
-    parse,
-    parse_header,
-)
-from gensc.common.quant import pack_codes, quantize
+from gensc.common.wire.clean import CodeCleaner, crc_bit_error_rate
+from gensc.common.wire.header import FLAG_PLANES, HEADER_LEN, parse_header
+from gensc.common.wire.packet import Packet, encode, parse
+from gensc.common.wire.quant import pack_codes, quantize
 
 CAPTION = b"a red cat sitting on a mat"
 

@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gensc.app.certs import make_certs
 from gensc.common.errors import InvalidInput
-from gensc.common.rpc import RpcConfig, TlsConfig, create_channel, create_server
+from gensc.common.net.rpc import RpcConfig, TlsConfig, create_channel, create_server
 from gensc.proto import semcom_pb2 as pb
 from gensc.proto import semcom_pb2_grpc as pb_grpc
 
@@ -158,7 +158,7 @@ def test_every_hop_uses_tls_and_sends_the_token_downstream(certs, tmp_path):
     from gensc.app.client import SendOptions  # noqa: F401 - the client module imports cleanly
     from gensc.channel.config import LinkConfig
     from gensc.channel.proxy.service import ChannelServicer
-    from gensc.common.packet import Packet, to_wire
+    from gensc.common.wire.packet import Packet, to_wire
 
     (tmp_path / "token").write_text("hop-token-0123456789")
     tok = str(tmp_path / "token")
@@ -217,7 +217,7 @@ def _relay_through_proxy_to(receiver_server: grpc.Server, port: int) -> pb.Resul
     """One frame client -> proxy (RpcConfig keepalive PING_S) -> a receiver SLOW_S per item."""
     from gensc.channel.config import LinkConfig
     from gensc.channel.proxy.service import ChannelServicer
-    from gensc.common.packet import Packet, to_wire
+    from gensc.common.wire.packet import Packet, to_wire
 
     rpc = RpcConfig(keepalive_s=PING_S)
     proxy = ChannelServicer(LinkConfig(snr_db=30.0), f"127.0.0.1:{port}", rpc)

@@ -158,8 +158,8 @@ def test_clip_score_uses_the_senders_caption_for_every_mode(models, tmp_path, ti
 
 
 def test_classic_at_very_high_snr_equals_the_codecs_clean_psnr(models, tmp_path, photos):
-    from gensc.common.classic import ClassicCodec
-    from gensc.common.packet import to_wire
+    from gensc.common.wire.classic import ClassicCodec
+    from gensc.common.wire.packet import to_wire
     from gensc.evaluation.metrics import psnr_ssim
 
     sender, receiver, _ = models

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from gensc.common.errors import Overloaded, TimedOut
-from gensc.common.packet import Packet, to_wire
-from gensc.common.quant import quantize
-from gensc.common.rpc import create_channel
+from gensc.common.net.rpc import create_channel
+from gensc.common.wire.packet import Packet, to_wire
+from gensc.common.wire.quant import quantize
 from gensc.models.receiver import Work
 from gensc.proto import semcom_pb2 as pb
 from gensc.proto import semcom_pb2_grpc as pb_grpc

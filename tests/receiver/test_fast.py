@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from gensc.common.packet import Packet, to_wire
-from gensc.common.quant import quantize
+from gensc.common.wire.packet import Packet, to_wire
+from gensc.common.wire.quant import quantize
 from gensc.receiver.fast import PRESETS, FastPaths
 
 pytestmark = pytest.mark.slow

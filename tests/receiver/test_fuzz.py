@@ -17,8 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gensc.common.errors import InvalidInput, PacketLost
-from gensc.common.modes import MODES
-from gensc.common.packet import HEADER, ParsedPacket, parse, to_wire
+from gensc.common.wire.header import HEADER
+from gensc.common.wire.modes import MODES
+from gensc.common.wire.packet import ParsedPacket, parse, to_wire
 
 
 def fuzz(examples: int) -> settings:

@@ -18,8 +18,8 @@ import torch
 
 from gensc.app.finetune import Example, FinetuneConfig, LoraTrainer, check_device, train
 from gensc.common.errors import InvalidInput, ModelUnavailable
-from gensc.common.packet import Packet, to_wire
-from gensc.common.quant import quantize
+from gensc.common.wire.packet import Packet, to_wire
+from gensc.common.wire.quant import quantize
 from gensc.models.receiver import Diffusion, Work
 from gensc.receiver.adapters import LCM_ADAPTER, WEIGHT_NAME, AdapterPlan, Adapters, AdapterSpec, SnrBand
 from gensc.receiver.engine import EngineConfig
@@ -114,7 +114,7 @@ def test_saved_adapter_loads_in_diffusers_and_peft_with_identical_outputs(tiny_p
 def _packet() -> tuple[bytes, bytes, np.ndarray]:
     z = np.random.default_rng(7).normal(0, 0.5, (4, 8, 8)).astype(np.float32)
     header, body = to_wire(Packet("text+latent", CAPTION.encode(), quantize(z, 8)))
-    from gensc.common.packet import parse
+    from gensc.common.wire.packet import parse
 
     return header, body, parse(header, body).latent
 
@@ -151,7 +151,7 @@ def test_receiver_with_adapter_differs_from_without_and_matches_the_in_process_p
     tiny_profile, receiver, adapter_dir, serve_receiver
 ):
     from gensc.common.images import decode_image
-    from gensc.common.rpc import RpcConfig, create_channel
+    from gensc.common.net.rpc import RpcConfig, create_channel
     from gensc.proto import semcom_pb2 as pb
     from gensc.proto import semcom_pb2_grpc as pb_grpc
 

@@ -9,8 +9,8 @@ from helpers import packet_for
 
 from gensc.common.errors import InvalidInput, PacketLost
 from gensc.common.latent import fill_missing
-from gensc.common.modes import MODES
-from gensc.common.packet import parse, to_wire, wire_sizes
+from gensc.common.wire.modes import MODES
+from gensc.common.wire.packet import parse, to_wire, wire_sizes
 from gensc.receiver.engine import QueuedModels
 from gensc.receiver.pipeline import ReconSettings
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gensc.common.packet import Packet, encode
-from gensc.common.quant import quantize
+from gensc.common.wire.packet import Packet, encode
+from gensc.common.wire.quant import quantize
 from gensc.receiver.pipeline import ReconSettings
 
 pytestmark = pytest.mark.slow

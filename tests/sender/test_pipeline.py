@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gensc.common.errors import InvalidInput
-from gensc.common.packet import encode
+from gensc.common.wire.packet import encode
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from gensc.common.packet import to_wire
+from gensc.common.wire.packet import to_wire
 
 
 def test_concurrent_encodes_equal_sequential_ones(sender, photos):

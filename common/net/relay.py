@@ -40,7 +40,7 @@ from typing import Any
 
 import grpc
 
-from gensc.common.rpc import INSTANCE_KEY, RpcConfig, check_item_id, grpc_status
+from gensc.common.net.rpc import INSTANCE_KEY, RpcConfig, check_item_id, grpc_status
 
 log = logging.getLogger("gensc.relay")
 

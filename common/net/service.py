@@ -1,7 +1,7 @@
 """What every ``gensc <role> serve`` command shares: gRPC and model flags, and the serve loop.
 
 A service binds first, reports NOT_SERVING while its models load (``load``), then SERVING
-until SIGTERM/SIGINT (graceful stop, see gensc.common.rpc). Each service package registers its
+until SIGTERM/SIGINT (graceful stop, see gensc.common.net.rpc). Each service package registers its
 own ``serve`` command (gensc.sender.cli, gensc.receiver.cli, gensc.channel.proxy.cli) with these.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 import grpc
 
 from gensc.common.errors import InvalidInput, ModelUnavailable
-from gensc.common.rpc import LIMITS, RpcConfig, TlsConfig, create_server, serve_until_signal
+from gensc.common.net.rpc import LIMITS, RpcConfig, TlsConfig, create_server, serve_until_signal
 
 log = logging.getLogger("gensc")
 
@@ -37,7 +37,8 @@ def env_flag(name: str) -> bool:
 
 
 def _setting(name: str, kind: type) -> Callable[[str], Any]:
-    """argparse type for the RpcConfig field ``name``: its range (gensc.common.rpc.LIMITS) in the error."""
+    """argparse type for the RpcConfig field ``name``: its range (gensc.common.net.rpc.LIMITS) in
+    the error."""
     lo, hi = LIMITS[name]
 
     def parse(text: str):
@@ -91,7 +92,7 @@ RPC_FLAGS = {
 def add_rpc_args(p: argparse.ArgumentParser) -> None:
     """One flag per RPC_FLAGS entry (``--max-in-flight``, ...), default from its environment variable."""
     d = RpcConfig()
-    g = p.add_argument_group("gRPC (gensc.common.rpc.RpcConfig)")
+    g = p.add_argument_group("gRPC (gensc.common.net.rpc.RpcConfig)")
     for name, (var, text) in RPC_FLAGS.items():
         default = getattr(d, name)
         g.add_argument(

@@ -2,7 +2,7 @@
 
 A block whose CRC fails still holds mostly right codes when the link has no code (at a bit error
 rate p, a b-bit code is intact with probability (1 - p)^b), and a flipped bit moves a code by a
-bounded amount (gensc.common.quant). ``CodeCleaner`` keeps the plausible values and flags the
+bounded amount (gensc.common.wire.quant). ``CodeCleaner`` keeps the plausible values and flags the
 implausible ones, which the receiver treats as unknown and regenerates (fill_missing / blend).
 
 The model, per channel, for a received code ``y`` (b bits) in a damaged block:

@@ -1,4 +1,4 @@
-"""The one module that creates gRPC servers and channels and maps errors (relaying: gensc.common.relay).
+"""The one module that creates gRPC servers and channels and maps errors (relaying: gensc.common.net.relay).
 
 Every server gets the same message-size limits, keepalive, the standard health service
 (``grpc.health.v1``), reflection when ``grpcio-reflection`` is installed, one error interceptor,
@@ -46,7 +46,7 @@ log = logging.getLogger("gensc.rpc")
 
 
 # Settings a service takes from its command line, with the range each accepts (checked by
-# RpcConfig and by the flags in gensc.common.service): name -> (lowest, highest).
+# RpcConfig and by the flags in gensc.common.net.service): name -> (lowest, highest).
 LIMITS: dict[str, tuple[float, float]] = {
     "max_message_mb": (1, 2047),  # gRPC's own limit is just under 2 GiB
     "deadline_s": (1.0, 7 * 86400.0),

@@ -1,0 +1,173 @@
+"""The packet header, byte by byte: what the receiver must read before anything else.
+
+The channel sends the header with a strong code (it decides whether anything else can be
+parsed) and the body with the link's code; so the header carries everything the body cannot be
+read without, including the quantisation scale/offset.
+
+Header (little-endian), ``HEADER_LEN`` = 30 bytes + ``8 * C`` for dtype 1::
+
+    off size field
+      0    2  magic b"GS"
+      2    1  layout version (VERSION = 2)
+      3    1  mode wire id (gensc.common.modes)
+      4    1  latent dtype id: 0 none, 1 quantised codes, 3 float32, 4 float64, 8 image file
+      5    1  quantisation bits (1..8 for dtype 1, else 0)
+      6    1  latent channels C (3 for an image file)
+      7    1  flags: bit0 NO_CRC   sections carry no CRC32 (paper mode's raw layout)
+                     bit1 MASK     latent values only at the key cells; a mask section is present
+                     bit2 MASK_ZLIB the mask section is raw-DEFLATE compressed
+                     bit3 PLANES   the quantised latent is split into bit planes (see below)
+                     bits4-6       with PLANES: m, the number of most significant planes in the
+                                   first part (1 <= m < bits); 0 without PLANES
+                     bit7          reserved, 0
+      8    1  latent codec id (gensc.common.codecs: 0 none, 1 zlib, 2 zstd), dtype 1 only
+      9    1  text codec id (0 none/UTF-8, 1 zlib, 2 zstd, 3 ascii-bits, 4 zlib-dict)
+     10    1  log2 of the cells per latent block (dtype 1 only, else 0)
+     11    1  strength hint: 0 none, k in 1..100 = img2img strength k/100 chosen by the sender
+     12    2  H: latent height (pixels for an image file)
+     14    2  W: latent width
+     16    2  params length: 8 * C for dtype 1, else 0 (they sit in the header, below)
+     18    2  text section length
+     20    2  mask section length
+     22    4  latent section length
+     26   8C  params (dtype 1 only): C x float32 scale, then C x float32 offset
+   26+8C   4  CRC32 (zlib) of every header byte before it
+
+The mode ids are gensc.common.wire.modes' table; the codec ids gensc.common.wire.codecs'.
+``parse_header`` checks every field against the others and against the mode's table entry
+(what it sends) and raises PacketLost for anything a real sender cannot have written.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+
+from gensc.common.errors import PacketLost
+from gensc.common.wire.codecs import LATENT_CODECS, TEXT_CODECS, codec_by_wire_id
+from gensc.common.wire.modes import ModeInfo, mode_by_wire_id
+from gensc.common.wire.sections import CRC_LEN, MAX_BLOCK_LOG2, raw_latent_len
+
+VERSION = 2
+MAGIC = b"GS"
+HEADER = struct.Struct("<2sBBBBBBBBBBHHHHHI")
+HEADER_LEN = HEADER.size + 4
+FIELDS = ("magic", "version", "mode_id", "dtype_id", "bits", "c", "flags", "latent_codec", "text_codec")
+FIELDS += ("block_log2", "hint", "h", "w", "params", "caption", "mask", "latent")
+FLAG_NO_CRC = 0x01
+FLAG_MASK = 0x02
+FLAG_MASK_ZLIB = 0x04
+FLAG_PLANES = 0x08
+PLANES_SHIFT, PLANES_FIELD = 4, 0x70  # flags bits 4-6: the MSB plane count m with PLANES
+KNOWN_FLAGS = FLAG_NO_CRC | FLAG_MASK | FLAG_MASK_ZLIB | FLAG_PLANES | PLANES_FIELD
+DTYPE_IDS = {"none": 0, "quantised": 1, "float32": 3, "float64": 4, "image": 8}
+FLOAT_DTYPES = {3: np.dtype("<f4"), 4: np.dtype("<f8")}
+SECTIONS = ("caption", "mask", "latent")
+MAX_CELLS = 512 * 512  # a 4096x4096 image; anything larger is not a real header
+MAX_CHANNELS = 16
+MAX_IMAGE_SIDE = 8192
+
+
+def pack_header(fields: dict[str, int], params: bytes) -> bytes:
+    """The header bytes: ``fields`` (``FIELDS`` but ``magic``, and ``version``: ``VERSION`` unless
+    given) packed, then ``params`` (8 * C bytes for dtype 1, else b""), then the CRC32 of both."""
+    values = {"magic": MAGIC, "version": VERSION, **fields}
+    head = HEADER.pack(*(values[name] for name in FIELDS)) + params
+    return head + struct.pack("<I", zlib.crc32(head))
+
+
+def parse_header(header: bytes) -> dict[str, int]:
+    """Check and unpack the header; raise PacketLost when it cannot be trusted.
+
+    Returns the fields by name; ``scale`` and ``offset`` (float32 [C]) when dtype is 1.
+    """
+    header = bytes(header)
+    if not HEADER_LEN <= len(header) <= HEADER_LEN + 8 * MAX_CHANNELS:
+        raise PacketLost(f"header is {len(header)} bytes, expected {HEADER_LEN} + 8 per latent channel")
+    (crc,) = struct.unpack("<I", header[-4:])
+    if zlib.crc32(header[:-4]) != crc:
+        raise PacketLost("packet header failed its CRC: damaged on the link")
+    f = dict(zip(FIELDS, HEADER.unpack(header[: HEADER.size]), strict=True))
+    if len(header) != HEADER_LEN + f["params"]:
+        raise PacketLost(f"header is {len(header)} bytes but announces {f['params']} bytes of params")
+    if f.pop("magic") != MAGIC or f["version"] != VERSION:
+        raise PacketLost(f"not a gensc v{VERSION} packet (version {f['version']})")
+    mode = mode_by_wire_id(f["mode_id"])
+    if mode is None:
+        raise PacketLost(f"unknown mode id {f['mode_id']} in header")
+    check_fields(f, mode)
+    if f["dtype_id"] == 1:
+        params = np.frombuffer(header[HEADER.size : -4], dtype="<f4")
+        f["scale"], f["offset"] = params[: f["c"]].copy(), params[f["c"] :].copy()
+    return f
+
+
+def check_fields(f: dict[str, int], mode: ModeInfo) -> None:
+    def bad(why: str) -> PacketLost:
+        return PacketLost(f"header is inconsistent: {why}")
+
+    crc = 0 if f["flags"] & FLAG_NO_CRC else CRC_LEN
+    if f["flags"] & ~KNOWN_FLAGS:
+        raise bad(f"unknown flags 0x{f['flags']:02x}")
+    for kind, allowed in (("latent_codec", LATENT_CODECS), ("text_codec", TEXT_CODECS)):
+        codec = codec_by_wire_id(f[kind])
+        if codec is None or codec.name not in allowed:
+            raise bad(f"unknown {kind.replace('_', ' ')} id {f[kind]}")
+    if f["hint"] > 100:
+        raise bad(f"strength hint {f['hint']}")
+    for name in SECTIONS:
+        if 0 < f[name] <= crc:
+            raise bad(f"{name} section of {f[name]} bytes cannot hold its CRC")
+    dtype, c, h, w = f["dtype_id"], f["c"], f["h"], f["w"]
+    masked = bool(f["flags"] & FLAG_MASK)
+    planes = msb_planes(f)
+    if (f["flags"] & PLANES_FIELD and not f["flags"] & FLAG_PLANES) or (
+        planes and not (dtype == 1 and f["latent_codec"] == 0 and 1 <= planes < f["bits"])
+    ):
+        raise bad(f"bit-plane flags 0x{f['flags']:02x} with latent dtype {dtype}, {f['bits']} bits")
+    expected_dtype = {"none": {0}, "quantised": {0, 1}, "float64": {4}, "image": {8}}[mode.latent]
+    if dtype not in expected_dtype and not (mode.latent == "float64" and dtype == 3):
+        raise bad(f"latent dtype {dtype} in a {mode.name!r} packet")
+    if masked != (mode.region == "key" and dtype == 1) or (f["flags"] & FLAG_MASK_ZLIB and not masked):
+        raise bad(f"mask flags 0x{f['flags']:02x} in a {mode.name!r} packet")
+    if dtype != 1 and (f["bits"] or f["params"] or f["block_log2"] or f["latent_codec"]):
+        raise bad("quantisation fields set without a quantised latent")
+    if not masked and f["mask"]:
+        raise bad("a mask section without the mask flag")
+    if dtype == 0:
+        if c or h or w or f["latent"]:
+            raise bad("a latent shape or section without a latent dtype")
+        return
+    if not (1 <= c <= MAX_CHANNELS and h >= 1 and w >= 1) or f["latent"] == 0:
+        raise bad(f"latent [{c},{h},{w}] of {f['latent']} bytes")
+    if dtype == 8:
+        if c != 3 or max(h, w) > MAX_IMAGE_SIDE:
+            raise bad(f"image of {w}x{h}x{c}")
+        return
+    if h * w > MAX_CELLS:
+        raise bad(f"latent [{c},{h},{w}] is larger than any real image's")
+    if dtype in FLOAT_DTYPES:
+        if f["latent"] != c * h * w * FLOAT_DTYPES[dtype].itemsize + crc:
+            raise bad(f"float latent section of {f['latent']} bytes for [{c},{h},{w}]")
+        return
+    if dtype != 1:
+        raise bad(f"unknown latent dtype id {dtype}")
+    if not 1 <= f["bits"] <= 8 or f["block_log2"] > MAX_BLOCK_LOG2:
+        raise bad(f"{f['bits']}-bit codes in blocks of 2**{f['block_log2']} cells")
+    if f["params"] != 8 * c:
+        raise bad(f"{f['params']} bytes of params for {c} channels")
+    if masked:
+        raw_mask = (h * w + 7) // 8
+        if f["mask"] == 0 or (not f["flags"] & FLAG_MASK_ZLIB and f["mask"] != raw_mask + crc):
+            raise bad(f"mask section of {f['mask']} bytes for a {h}x{w} grid")
+    elif f["latent_codec"] == 0 and f["latent"] != raw_latent_len(
+        h * w, c, f["bits"], f["block_log2"], crc, planes
+    ):
+        raise bad(f"latent section of {f['latent']} bytes for [{c},{h},{w}] at {f['bits']} bits")
+
+
+def msb_planes(f: dict[str, int]) -> int:
+    """m, the MSB plane count of a PLANES packet; 0 without bit planes."""
+    return (f["flags"] & PLANES_FIELD) >> PLANES_SHIFT if f["flags"] & FLAG_PLANES else 0

@@ -15,8 +15,11 @@ COPY sender sender
 COPY channel channel
 COPY models models
 COPY receiver receiver
-COPY app app
+COPY client client
 COPY evaluation evaluation
+COPY training training
+COPY benchmarks benchmarks
+COPY app app
 RUN if [ "$EXTRAS" != "channel" ]; then \
       pip install ${TORCH_INDEX:+--index-url $TORCH_INDEX} "torch==2.13.0"; \
     fi && pip install ".[$EXTRAS]"

@@ -6,7 +6,20 @@ omits them), so they are enumerated here with find_packages.
 
 from setuptools import find_packages, setup
 
-PARTS = ["proto", "common", "channel", "models", "sender", "receiver", "app", "evaluation"]
+# Bottom layer first (docs/architecture.md; the contracts in pyproject.toml).
+PARTS = [
+    "proto",
+    "common",
+    "channel",
+    "models",
+    "sender",
+    "receiver",
+    "client",
+    "evaluation",
+    "training",
+    "benchmarks",
+    "app",
+]
 
 package_dir = {f"gensc.{p}": p for p in PARTS}
 packages = []

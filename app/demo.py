@@ -18,9 +18,11 @@ from gensc.models.profiles import profile_statement
 
 
 def run(args) -> int:
-    from gensc.app.client import format_table, progress_bar, send, send_options, write_report
-    from gensc.app.launch import local_stack
     from gensc.channel.config import link_overrides
+    from gensc.client.cli import progress_bar, send_options
+    from gensc.client.launch import local_stack
+    from gensc.client.report import format_table, write_report
+    from gensc.client.send import send
     from gensc.common.net.service import rpc_config
     from gensc.models.flags import profile_from
 
@@ -72,7 +74,7 @@ def run(args) -> int:
 
 
 def add_command(sub) -> None:
-    from gensc.app.client import add_send_options
+    from gensc.client.cli import add_send_options
     from gensc.common.net.service import add_rpc_args
     from gensc.models.flags import add_model_args
 

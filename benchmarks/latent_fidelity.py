@@ -5,7 +5,7 @@
 Three tables, every figure a mean over latents x channel seeds (per-run values kept):
 
 ``quantisation``  no channel: latent NMSE and bytes at 8/6/4 bits, latent codec none/zlib/zstd
-                  (a text+latent packet with gensc.app.payload's example caption).
+                  (a text+latent packet with gensc.benchmarks.payload's example caption).
 ``channel``       the same latent through gensc.channel.link at each Es/N0 of ``--esn0``:
                   ``text+latent`` at 8/6/4 bits over 16QAM + 5G LDPC rate 1/2 (header on its
                   repetition code) against ``paper`` (raw float64, 16QAM uncoded, header on the
@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from gensc.app.payload import EXAMPLE_CAPTION
+from gensc.benchmarks.payload import EXAMPLE_CAPTION
 from gensc.common.files import json_text
 from gensc.common.latent import fill_missing
 from gensc.common.modes.base import MIN_LATENT_SHARE

@@ -1,8 +1,9 @@
-"""``gensc channel ber`` and ``gensc channel bench``: the link simulator's own checks.
+"""``gensc channel ber``: the link simulator's BER beside the exact closed form.
 
-The top-level CLI calls :func:`add_commands` on its ``channel`` subparsers (beside the proxy's
-``serve``, gensc.channel.proxy.cli); each command sets ``func(args) -> int``; ber and bench print
-JSON. Standalone: ``python -m gensc.channel.cli ber ...``.
+The top-level CLI calls :func:`add_commands` on its ``channel`` subparsers, beside the proxy's
+``serve`` (gensc.channel.proxy.cli) and the link's throughput benchmark ``bench``
+(gensc.benchmarks.channel); the command sets ``func(args) -> int`` and prints a table or JSON.
+Standalone: ``python -m gensc.channel.cli ber ...``.
 """
 
 from __future__ import annotations
@@ -126,20 +127,8 @@ def _cmd_ber(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_bench(args: argparse.Namespace) -> int:
-    from gensc.channel.bench import run_bench
-
-    result = run_bench(quick=args.quick, repeats=args.repeats)
-    text = json_text(result)
-    if args.output:
-        with open(args.output, "w") as f:
-            f.write(text + "\n")
-    print(text)
-    return 0
-
-
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``ber`` and ``bench`` to a subparsers object (``gensc channel <cmd>``)."""
+    """Add ``ber`` to a subparsers object (``gensc channel ber``)."""
     p = subparsers.add_parser("ber", help="measured BER beside the exact closed form")
     p.add_argument("--modulation", default="16qam", choices=list(MODULATIONS))
     p.add_argument(
@@ -164,12 +153,6 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print JSON (default: a table)")
     p.set_defaults(func=_cmd_ber)
-
-    b = subparsers.add_parser("bench", help="Mbit/s per stage and chain on one CPU core (JSON)")
-    b.add_argument("--quick", action="store_true", help="small payloads (seconds, for tests)")
-    b.add_argument("--repeats", type=int, default=5)
-    b.add_argument("--output", help="also write the JSON to this file")
-    b.set_defaults(func=_cmd_bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

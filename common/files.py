@@ -1,6 +1,6 @@
 """Result files: JSON without inf/NaN (JSON has neither), written whole or not at all, and safe names.
 
-The one place for both conventions: report.json (gensc.app.client), the evaluation's
+The one place for both conventions: report.json (gensc.client.send), the evaluation's
 results.json/jsonl/csv (gensc.evaluation.output) and the benchmarks' JSON all go through here.
 """
 
@@ -19,8 +19,8 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def json_safe(x: Any) -> Any:
-    """``x`` with every non-finite float (inf, -inf, NaN) replaced by None, numpy scalars and
-    arrays turned into Python numbers and lists, tuples into lists; dict keys are kept."""
+    """``x`` with every non-finite float (inf, -inf, NaN) replaced by None, numpy (and torch)
+    scalars and arrays turned into Python numbers and lists, tuples into lists; dict keys are kept."""
     if isinstance(x, float):
         return x if math.isfinite(x) else None
     if isinstance(x, dict):
@@ -31,6 +31,8 @@ def json_safe(x: Any) -> Any:
         return json_safe(x.tolist())
     if isinstance(x, np.generic):
         return json_safe(x.item())
+    if hasattr(x, "tolist") and callable(x.tolist):  # a torch tensor or scalar
+        return json_safe(x.tolist())
     return x
 
 

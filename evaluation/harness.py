@@ -12,10 +12,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gensc.client.report import ber_of
 from gensc.evaluation.config import SCHEMA, EvalConfig
 from gensc.evaluation.dataset import choose_subset, load_images
 from gensc.evaluation.output import ResultsFolder, environment, snr_label
-from gensc.evaluation.rows import Outcome, Row, ber_of, row_key
+from gensc.evaluation.rows import Outcome, Row, row_key
 from gensc.evaluation.runners import InProcessRunner, Runner, ServiceRunner
 from gensc.evaluation.scoring import aggregate, score
 

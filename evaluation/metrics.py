@@ -1,8 +1,8 @@
 """Image quality metrics, each through a library. Inputs are uint8 RGB ``[H, W, 3]`` arrays.
 
-PSNR and SSIM have one definition each (``psnr`` and ``ssim`` below, on the CPU), used by the
-client's report.json (``psnr_ssim``) and by ``gensc eval`` (``MetricSuite``), so both give the
-same number for the same pair. ``MetricSuite``'s set, the others batched on the CPU or a GPU:
+PSNR and SSIM have one definition each (gensc.client.metrics ``psnr`` and ``ssim``, on the CPU),
+used by the client's report.json (``psnr_ssim``) and by ``gensc eval`` (``MetricSuite``), so both
+give the same number for the same pair. ``MetricSuite``'s set, the others batched on the CPU or a GPU:
 
 ============  =========================================================  ===================
 result key    library call                                               needs
@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from gensc.client.metrics import SSIM_SIGMA, check_pair, psnr, ssim
+
 ENV_CLIP = "GENSC_CLIP_MODEL"
 ENV_FID_WEIGHTS = "GENSC_FID_WEIGHTS"
 
@@ -57,8 +59,6 @@ HIGHER_IS_BETTER = {
     "clip_score": True,
     "fid": False,
 }
-SSIM_SIGMA = 1.5  # Wang et al. 2004's Gaussian window (11 x 11: scikit-image truncates at 3.5 sigma)
-SSIM_WINDOW = 11  # the window's side: SSIM needs images at least this many pixels on each side
 MS_SSIM_BETAS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # Wang et al. 2003, 5 scales
 MS_SSIM_KERNEL = 11
 # torchvision's file names for the LPIPS backbones, looked up in ``torch.hub.get_dir()/checkpoints``.
@@ -68,52 +68,6 @@ LPIPS_BACKBONES = {
     "squeeze": "squeezenet1_1-b8a52dc0.pth",
 }
 FID_DEFAULT_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's cache name
-
-
-def psnr(reference: np.ndarray, test: np.ndarray) -> float:
-    """PSNR in dB of a uint8 ``[H, W, 3]`` pair: ``10 log10(255^2 / MSE)`` over all pixels and
-    channels (scikit-image; inf for identical images)."""
-    from skimage.metrics import peak_signal_noise_ratio
-
-    _check_pair(reference, test)
-    return float(peak_signal_noise_ratio(reference, test, data_range=255))
-
-
-def ssim(reference: np.ndarray, test: np.ndarray) -> float:
-    """SSIM of a uint8 ``[H, W, 3]`` pair as Wang et al. 2004 define it (their reference code,
-    ``ssim_index.m``): Gaussian window of std ``SSIM_SIGMA`` (11 x 11), K1 0.01, K2 0.03, data range
-    255, population covariances, averaged over the window positions inside the image and over the
-    3 channels. scikit-image with the settings its documentation gives for matching Wang et al.
-    Raises ValueError for images smaller than the window (``SSIM_WINDOW`` on either side)."""
-    from skimage.metrics import structural_similarity
-
-    _check_pair(reference, test)
-    h, w = reference.shape[:2]
-    if min(h, w) < SSIM_WINDOW:
-        raise ValueError(f"SSIM needs at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels (its window), got {w}x{h}")
-    return float(
-        structural_similarity(
-            reference,
-            test,
-            channel_axis=2,
-            data_range=255,
-            gaussian_weights=True,
-            sigma=SSIM_SIGMA,
-            use_sample_covariance=False,
-        )
-    )
-
-
-def psnr_ssim(reference: np.ndarray, test: np.ndarray) -> dict[str, float | None]:
-    """``psnr`` (dB) and ``ssim`` of one pair: the client's per-image check (report.json).
-    ``ssim`` is None for an image smaller than SSIM's window (``SSIM_WINDOW``)."""
-    small = min(reference.shape[:2]) < SSIM_WINDOW
-    return {"psnr_db": psnr(reference, test), "ssim": None if small else ssim(reference, test)}
-
-
-def _check_pair(reference: np.ndarray, test: np.ndarray) -> None:
-    if reference.shape != test.shape or reference.ndim != 3 or reference.shape[2] != 3:
-        raise ValueError(f"image pair must be equal [H, W, 3] arrays, got {reference.shape} vs {test.shape}")
 
 
 def parse_metric_names(text: str) -> tuple[str, ...]:
@@ -341,7 +295,7 @@ class MetricSuite:
         from torchmetrics.functional.image import multiscale_structural_similarity_index_measure
 
         for a, b in zip(refs, tests, strict=True):
-            _check_pair(a, b)
+            check_pair(a, b)
         x, y = _to_tensor(tests, self.device), _to_tensor(refs, self.device)
         n = x.shape[0]
         cols: dict[str, list[float | None]] = {}

@@ -104,9 +104,3 @@ class Row:
         if missing or unknown:
             raise ValueError(f"not a result row: missing {missing}, unknown {unknown}")
         return cls(**d)
-
-
-def ber_of(channel: dict[str, Any] | None) -> float | None:
-    """Bit error rate from a link report: info-bit errors / info bits (None without a report)."""
-    ch = channel or {}
-    return ch["bit_errors"] / ch["info_bits"] if ch.get("info_bits") else None

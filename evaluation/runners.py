@@ -4,7 +4,7 @@
                       ``gensc.channel.link.Link`` per SNR point and the ReceiverPipeline. Each
                       (mode, image) is encoded once and sent at every SNR point ("auto": once per
                       point, as the policy reads the SNR); it also measures the latent NMSE.
-``ServiceRunner``     sends through running services (``gensc.app.client.send`` with the
+``ServiceRunner``     sends through running services (``gensc.client.send.send`` with the
                       point's link settings as per-item overrides); every point re-encodes there.
 
 Both return one ``Outcome`` per image, in order, and never raise for one bad image. Channel noise
@@ -267,7 +267,7 @@ class InProcessRunner:
 
 
 class ServiceRunner:
-    """Sends through a running sender at ``config.via_services`` (``gensc.app.client.send``).
+    """Sends through a running sender at ``config.via_services`` (``gensc.client.send.send``).
 
     The services' profile is theirs (``profile`` None; unset receiver settings stay the
     receiver's); no latent NMSE (the client sees no latents). CLIP score compares with the caption
@@ -293,7 +293,7 @@ class ServiceRunner:
         return self._captions.get(name)
 
     def run_point(self, mode: str, snr_db: float, items: list[tuple[str, bytes]]) -> list[Outcome]:
-        from gensc.app.client import SendOptions, send
+        from gensc.client.send import SendOptions, send
 
         c = self.config
         s = c.recon_settings(mode)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gensc.common.files import write_json
 from gensc.models.loading import from_pretrained
 from gensc.models.profiles import cache_dir
 from gensc.models.quantization import COMPONENTS, Component, Scheme, get_scheme
@@ -205,8 +206,8 @@ def _store(model: Any, folder: Path, s: Scheme) -> None:
                     seen[ptr] = name
                 tensors[name] = t.detach().contiguous().cpu()
             save_file(tensors, str(tmp / _WEIGHTS))
-            (tmp / _QMAP).write_text(json.dumps(qmap))
-            (tmp / _META).write_text(json.dumps({"aliases": aliases}))
+            write_json(tmp / _QMAP, qmap, indent=None)
+            write_json(tmp / _META, {"aliases": aliases}, indent=None)
             os.replace(tmp, folder)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -1,7 +1,7 @@
 """The ``mini`` profile's data: which sample photos train it, which are held out, where its
 weights live.
 
-``gensc train-mini`` (gensc.app.train_mini) trains a small AutoencoderKL and a small
+``gensc train-mini`` (gensc.training.train_mini) trains a small AutoencoderKL and a small
 UNet2DConditionModel on ``TRAIN_PHOTOS`` only; evaluations of the ``mini`` profile use
 ``HELDOUT_PHOTOS``, which no training step has seen. The split is fixed here, by name, so it is
 the same on every machine. ``cat`` is the same picture as ``chelsea`` and is therefore in neither

@@ -97,7 +97,7 @@ class InProcessStack(dict):
     """The three services as real gRPC servers on 127.0.0.1 in this process, sharing the session's
     tiny pipelines: the services' addresses by role, with ``kill(role)`` (once the receiver holds
     an item, the server stops at once, its calls cut) and ``restart(role)`` (a new server on the
-    same port). The benchmarks (gensc.app.bench) run the same code against separate processes
+    same port). The benchmarks (gensc.benchmarks) run the same code against separate processes
     killed with SIGKILL."""
 
     ROLES = ("receiver", "channel", "sender")

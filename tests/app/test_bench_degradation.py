@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from gensc.app.bench.degradation import SCHEMES, cliffs, derive_policy
 from gensc.app.cli import main
+from gensc.benchmarks.degradation import derive_policy
+from gensc.benchmarks.degradation_sweep import SCHEMES, cliffs
 
 
 @pytest.fixture(scope="module")

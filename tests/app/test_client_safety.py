@@ -8,7 +8,8 @@ import time
 import grpc
 import pytest
 
-from gensc.app.client import SendOptions, safe_name, send, write_report
+from gensc.client.report import safe_name, write_report
+from gensc.client.send import SendOptions, send
 from gensc.common.net.rpc import RpcConfig, create_server
 from gensc.proto import semcom_pb2 as pb
 from gensc.proto import semcom_pb2_grpc as pb_grpc

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from gensc.app.client import SendOptions, send
+from gensc.client.send import SendOptions, send
 
 pytestmark = pytest.mark.slow
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from gensc.app.bench.scale import relay_summaries
-from gensc.app.launch import Service, start_service
+from gensc.benchmarks.scale import relay_summaries
+from gensc.client.launch import Service, start_service
 
 pytestmark = pytest.mark.slow
 SUBNET = "10.77.0"

@@ -8,7 +8,7 @@ import string
 import numpy as np
 import pytest
 
-from gensc.app.payload import main, payload_table
+from gensc.benchmarks.payload import main, payload_table
 from gensc.common.wire.packet import Packet, encode
 from gensc.common.wire.quant import quantize
 
@@ -36,7 +36,7 @@ def test_text_latent_8_bit_fits_16_5_kb():
 def test_text_latent_8_bit_fits_16_5_kb_on_tiny_vae_latents(sender):
     from skimage import data
 
-    from gensc.app.payload import EXAMPLE_CAPTION
+    from gensc.benchmarks.payload import EXAMPLE_CAPTION
     from gensc.common.images import resize
 
     for name in ("astronaut", "coffee", "chelsea"):

@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
-from gensc.app.client import send
-from gensc.app.launch import local_stack
+from gensc.client.launch import local_stack
+from gensc.client.send import send
 
 pytestmark = pytest.mark.slow
 MODEL_ARGS = ["--profile", "tiny", "--image-size", "64", "--device", "cpu"]

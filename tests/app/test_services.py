@@ -9,8 +9,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gensc.app.client import SendOptions, send, write_report
-from gensc.app.launch import local_stack
+from gensc.client.launch import local_stack
+from gensc.client.report import write_report
+from gensc.client.send import SendOptions, send
 
 pytestmark = pytest.mark.slow
 MODEL_ARGS = ["--profile", "tiny", "--image-size", "64", "--device", "cpu"]

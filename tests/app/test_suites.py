@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from gensc.app.bench import bad_images, faults, fuzz, load
+from gensc.benchmarks import bad_images, faults, fuzz, load
 from gensc.common.net.rpc import RpcConfig
 
 pytestmark = pytest.mark.slow

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from gensc.app.train_mini import TrainConfig, command_line
 from gensc.models import mini
+from gensc.training.train_mini import TrainConfig, command_line
 
 
 def _mean(rows, stage, first: bool) -> float:

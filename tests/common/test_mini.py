@@ -29,9 +29,9 @@ def test_mini_vae_round_trip_on_a_held_out_photo(tiny_cache):
     import torch
     from diffusers import AutoencoderKL
 
-    from gensc.app.train_mini import vae_round_trip_psnr
     from gensc.common.images import resize
     from gensc.models.loading import from_pretrained, resolve_profile
+    from gensc.training.train_mini import vae_round_trip_psnr
 
     profile = resolve_profile("mini")
     assert not profile.random_weights and profile.trained_small

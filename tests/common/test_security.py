@@ -155,9 +155,9 @@ def test_token_checked_by_the_server_and_never_logged(tmp_path, caplog, receiver
 
 def test_every_hop_uses_tls_and_sends_the_token_downstream(certs, tmp_path):
     """client -> proxy -> receiver, both hops TLS (mutual) with a token: the item goes through."""
-    from gensc.app.client import SendOptions  # noqa: F401 - the client module imports cleanly
     from gensc.channel.config import LinkConfig
     from gensc.channel.proxy.service import ChannelServicer
+    from gensc.client.send import SendOptions  # noqa: F401 - the client module imports cleanly
     from gensc.common.wire.packet import Packet, to_wire
 
     (tmp_path / "token").write_text("hop-token-0123456789")

@@ -158,9 +158,9 @@ def test_clip_score_uses_the_senders_caption_for_every_mode(models, tmp_path, ti
 
 
 def test_classic_at_very_high_snr_equals_the_codecs_clean_psnr(models, tmp_path, photos):
+    from gensc.client.metrics import psnr_ssim
     from gensc.common.wire.classic import ClassicCodec
     from gensc.common.wire.packet import to_wire
-    from gensc.evaluation.metrics import psnr_ssim
 
     sender, receiver, _ = models
     enc = sender.encode(photos["astronaut"], mode="classic")
@@ -258,7 +258,7 @@ def test_cli_presets_flags_and_registration():
 
 @pytest.mark.slow
 def test_sweep_through_the_running_services(tiny_cache, tmp_path):
-    from gensc.app.launch import local_stack
+    from gensc.client.launch import local_stack
 
     model_args = ["--profile", "tiny", "--image-size", "64", "--device", "cpu"]
     with local_stack(tmp_path / "logs", common=model_args, channel=["--no-realtime"]) as addrs:

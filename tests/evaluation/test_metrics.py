@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from gensc.client.metrics import psnr_ssim
 from gensc.evaluation.metrics import (
     METRICS,
     MS_SSIM_BETAS,
@@ -13,7 +14,6 @@ from gensc.evaluation.metrics import (
     MetricSuite,
     ms_ssim_scales,
     parse_metric_names,
-    psnr_ssim,
 )
 
 
@@ -71,7 +71,7 @@ def test_report_json_and_gensc_eval_give_the_same_numbers_for_the_same_pair(suit
     """One definition: the client's record (report.json) and the evaluation suite (results.json)."""
     from skimage.metrics import structural_similarity
 
-    from gensc.app.client import _add_metrics
+    from gensc.client.send import _add_metrics
 
     ref, test = _pair(64, seed=3)
     rec = {"_png": make_png(test), "notes": [], "metrics": None}
@@ -85,8 +85,8 @@ def test_report_json_and_gensc_eval_give_the_same_numbers_for_the_same_pair(suit
 
 
 def test_an_image_smaller_than_the_ssim_window_gets_psnr_and_no_ssim(make_png):
-    from gensc.app.client import _add_metrics
-    from gensc.evaluation.metrics import ssim
+    from gensc.client.metrics import ssim
+    from gensc.client.send import _add_metrics
 
     ref, test = _pair(8, seed=2)
     with pytest.raises(ValueError, match="at least 11x11"):

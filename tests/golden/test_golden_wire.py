@@ -35,7 +35,7 @@ def sender128(tiny_cache):
 
 @pytest.fixture(scope="module")
 def photos4():
-    from gensc.app.demo import sample_images
+    from gensc.evaluation.dataset import sample_images
 
     return dict(sample_images(sorted({c["photo"].removesuffix(".png") for c in GOLDEN["cases"]})))
 

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 import torch
 
-from gensc.app.finetune import Example, FinetuneConfig, LoraTrainer, check_device, train
 from gensc.common.errors import InvalidInput, ModelUnavailable
 from gensc.common.wire.packet import Packet, to_wire
 from gensc.common.wire.quant import quantize
@@ -25,6 +24,10 @@ from gensc.receiver.adapters import LCM_ADAPTER, WEIGHT_NAME, AdapterPlan, Adapt
 from gensc.receiver.engine import EngineConfig
 from gensc.receiver.fast import FastPaths
 from gensc.receiver.pipeline import ReceiverPipeline
+from gensc.training.finetune import train
+from gensc.training.finetune_config import FinetuneConfig, check_device
+from gensc.training.finetune_data import Example
+from gensc.training.lora_trainer import LoraTrainer
 
 CAPTION = "a red cat on a mat"
 
@@ -390,7 +393,7 @@ def test_finetune_end_to_end_is_seeded_and_resumes_to_the_same_adapter(tiny_cach
     assert straight["data"]["examples"] == 2 and len(straight["loss"]) == 4
     # a 4-step run with a checkpoint every 2 steps, stopped after 2, then resumed
     part = FinetuneConfig(steps=4, save_every=2, **kw)
-    from gensc.app import finetune
+    from gensc.training import finetune
 
     calls = {"n": 0}
     real_step = finetune.LoraTrainer.step

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from gensc.common.files import write_json
 from gensc.models import mini
 
 PYRAMID = (128, 192, 256, 384, 512)  # short sides each training photo is resized to
@@ -439,7 +440,7 @@ def train(cfg: TrainConfig, out: Path) -> dict[str, Any]:
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         },
     }
-    (out / "training.json").write_text(json.dumps(record, indent=1) + "\n")
+    write_json(out / "training.json", record, indent=1)
     (out / "training-log.txt").write_text("\n".join(log.lines) + "\n")
     return record
 

@@ -57,9 +57,9 @@ def silent_peer() -> Iterator[str]:
 def crash_run(stack, images: list[tuple[str, bytes]], role: str, retries: int, rpc, window: int = 4) -> dict:
     """Send ``images``; after a fifth are answered, ``stack.kill(role)`` then ``stack.restart(role)``.
 
-    ``stack`` maps roles to addresses and has ``kill`` / ``restart`` (gensc.app.launch.LocalStack).
+    ``stack`` maps roles to addresses and has ``kill`` / ``restart`` (gensc.client.launch.LocalStack).
     """
-    from gensc.app.client import SendOptions, send
+    from gensc.client.send import SendOptions, send
 
     answered, fired = [0], threading.Event()
     timing: dict[str, float] = {}
@@ -105,7 +105,7 @@ def crash_run(stack, images: list[tuple[str, bytes]], role: str, retries: int, r
 
 def hang_run(target: str, images: list[tuple[str, bytes]], rpc, item_timeout_s: float) -> dict:
     """Send ``images`` through a stack whose proxy forwards to a silent peer; every one is cut."""
-    from gensc.app.client import SendOptions, send
+    from gensc.client.send import SendOptions, send
 
     t0 = time.perf_counter()
     records = send(target, images, SendOptions(window=len(images), retries=0), rpc)
@@ -126,9 +126,9 @@ def hang_run(target: str, images: list[tuple[str, bytes]], rpc, item_timeout_s: 
 
 
 def run(args) -> int:
-    from gensc.app.demo import sample_images
-    from gensc.app.launch import local_stack
+    from gensc.client.launch import local_stack
     from gensc.common.net.rpc import RpcConfig
+    from gensc.evaluation.dataset import sample_images
 
     photos = sample_images(["astronaut", "coffee", "chelsea", "rocket"])
     images = [photos[i % len(photos)] for i in range(args.images)]

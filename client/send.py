@@ -5,7 +5,7 @@ Record schema (one per image, in input order; documented in the README):
     payload_bytes {part: bytes, ..., total}, channel {ChannelReport fields},
     timings_ms {encode, channel, reconstruct, transport, total, hops {hop: ms}, stages {stage: ms}},
     metrics {psnr_db, ssim} (against the original resized as the sender resized it; the same
-    definitions as ``gensc eval``: gensc.evaluation.metrics.psnr_ssim; psnr_db null when identical),
+    definitions as ``gensc eval``: gensc.client.metrics.psnr_ssim; psnr_db null when identical),
     output (file name of the reconstruction in the output folder), notes [..],
     models {sender, receiver: the quantised model weights, "unet int8 (bitsandbytes, N B), ..."} | null
     (from their --quantize, see gensc.models.quantization),
@@ -20,32 +20,27 @@ is sent again on a new stream after a backoff, up to ``SendOptions.retries`` tim
 are matched by item id, so a retried image is counted once. An image whose request would be
 over the message-size limit is not sent: the client answers it itself (RESOURCE_EXHAUSTED),
 because gRPC would end the whole stream and lose the answers of the images in flight with it.
-File names that come back are never used as paths (``safe_name``).
+File names that come back are never used as paths (gensc.client.report.safe_name).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import re
-import shutil
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import grpc
-import numpy as np
 from google.protobuf import json_format
 
+from gensc.client.metrics import SSIM_WINDOW, psnr_ssim
 from gensc.common.errors import InvalidInput
-from gensc.common.files import safe_filename, write_json
+from gensc.common.images import decode_image, resize
 from gensc.common.net import convert
 from gensc.common.net.rpc import RpcConfig, create_channel
+from gensc.models.profiles import PROFILES
+from gensc.models.quantization import models_from_notes
 from gensc.proto import semcom_pb2 as pb
 from gensc.proto import semcom_pb2_grpc as pb_grpc
 
@@ -217,27 +212,6 @@ def _stream(
             answered(item_id, _error_record(item_id, name, code, why))
 
 
-def load_resume(folder: Path, images: list[tuple[str, bytes]]) -> dict[int, dict[str, Any]]:
-    """The records of ``folder/report.json`` that are OK, by index into ``images`` (matched by name).
-
-    Raises InvalidInput when the report cannot be read.
-    """
-    path = folder / "report.json"
-    try:
-        report = json.loads(path.read_text())
-        old = [r for r in report["images"] if r.get("status") == "ok"]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-        raise InvalidInput(f"cannot resume from {path}: {getattr(e, 'strerror', None) or e}") from None
-    by_name: dict[str, list[dict[str, Any]]] = {}
-    for rec in old:
-        by_name.setdefault(rec.get("name"), []).append(rec)
-    out = {}
-    for i, (name, _) in enumerate(images):
-        if by_name.get(name):
-            out[i] = {**by_name[name].pop(0), "resumed_from": str(folder)}
-    return out
-
-
 def _error_record(item_id: str, name: str, code: str, message: str) -> dict[str, Any]:
     return {
         "name": name,
@@ -250,9 +224,6 @@ def _error_record(item_id: str, name: str, code: str, message: str) -> dict[str,
 
 
 def _record(res: pb.Result, total_ms: float) -> dict[str, Any]:
-    from gensc.models.profiles import PROFILES
-    from gensc.models.quantization import models_from_notes
-
     stages = dict(res.timings.ms)
     spans = {k: stages.pop(k) for k in SPANS if k in stages}
     timings = {k: stages.get(k, 0.0) for k in COMPUTE}
@@ -292,8 +263,6 @@ def _add_metrics(rec: dict[str, Any], original: bytes) -> None:
     png = rec.get("_png")
     if png is None:
         return
-    from gensc.common.images import decode_image, resize
-
     try:
         recon, _ = decode_image(png)
     except InvalidInput as e:  # a service sent back something that is not an image
@@ -309,150 +278,10 @@ def _add_metrics(rec: dict[str, Any], original: bytes) -> None:
     ref = resize(ref, recon.shape[0]) if recon.shape[0] == recon.shape[1] else ref
     rec["_reference"], rec["_image"] = ref, recon
     try:
-        from gensc.evaluation.metrics import SSIM_WINDOW, psnr_ssim
+        rec["metrics"] = psnr_ssim(ref, recon)
     except ImportError:
         rec["notes"].append("metrics skipped: scikit-image is not installed (pip install gensc[eval])")
         return
-    rec["metrics"] = psnr_ssim(ref, recon)
     if rec["metrics"]["ssim"] is None:
         h, w = recon.shape[:2]
         rec["notes"].append(f"ssim skipped: {w}x{h} is smaller than its {SSIM_WINDOW}x{SSIM_WINDOW} window")
-
-
-MAX_STEM = 64
-
-
-def safe_name(name: str, index: int, used: set[str]) -> str:
-    """A file stem for ``name`` that is safe to write in the output folder and not in ``used``.
-
-    Names come back from a service: only the last path component's stem is kept, reduced to
-    ``[A-Za-z0-9._-]``, without leading dots or dashes (no hidden files, no options), at most
-    ``MAX_STEM`` characters; an empty result becomes ``image<index>``.
-    """
-    base = re.split(r"[/\\]", name)[-1]
-    stem = safe_filename(Path(base).stem, "")[:MAX_STEM].rstrip(".") or f"image{index}"
-    out, n = stem, index
-    while out in used:
-        out, n = f"{stem}-{n}", n + 1
-    used.add(out)
-    return out
-
-
-def write_report(
-    records: list[dict[str, Any]],
-    out_dir: Path,
-    meta: dict[str, Any],
-    side_by_side: bool = False,
-    resume_dir: Path | None = None,
-) -> Path:
-    """Write each reconstruction as PNG (and original|reconstruction when asked) and report.json.
-
-    Records resumed from ``resume_dir`` keep their files (copied over when ``out_dir`` differs).
-    """
-    from PIL import Image
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    used: set[str] = set()
-    for rec in records:
-        if rec.get("resumed_from") and rec.get("output"):
-            for key in ("output", "compare"):
-                if rec.get(key):
-                    rec[key] = Path(rec[key]).name
-                    src = (resume_dir or out_dir) / rec[key]
-                    if src.is_file() and src.resolve() != (out_dir / rec[key]).resolve():
-                        shutil.copy2(src, out_dir / rec[key])
-            used.add(Path(rec["output"]).stem)
-    for i, rec in enumerate(records):
-        png, ref, recon = rec.pop("_png", None), rec.pop("_reference", None), rec.pop("_image", None)
-        if png is None:
-            continue
-        stem = safe_name(rec["name"], i, used)
-        (out_dir / f"{stem}.png").write_bytes(png)
-        rec["output"] = f"{stem}.png"
-        if side_by_side and ref is not None and recon is not None:
-            gap = np.full((recon.shape[0], 8, 3), 255, np.uint8)
-            Image.fromarray(np.concatenate([ref, gap, recon], axis=1)).save(out_dir / f"{stem}-compare.png")
-            rec["compare"] = f"{stem}-compare.png"
-    ok = sum(r["status"] == "ok" for r in records)
-    report = {
-        **meta,
-        "summary": {"images": len(records), "ok": ok, "errors": len(records) - ok},
-        "images": records,
-    }
-    return write_json(out_dir / "report.json", report)
-
-
-def format_table(records: list[dict[str, Any]]) -> str:
-    """A plain-text table of the records for the terminal."""
-    from gensc.evaluation.rows import ber_of
-
-    rows = [("image", "status", "mode", "payload B", "BER", "PSNR dB", "SSIM", "total ms", "caption")]
-    for r in records:
-        ch, m, t = r.get("channel") or {}, r.get("metrics") or {}, r.get("timings_ms") or {}
-        ber = ber_of(ch)
-        rows.append(
-            (
-                r["name"],
-                r["status"] if r["status"] == "ok" else f"{r['error']['code']}",
-                r.get("mode") or "-",
-                str((r.get("payload_bytes") or {}).get("total", "-")),
-                f"{ber:.2e}" if ber is not None else "-",
-                f"{m['psnr_db']:.2f}" if m.get("psnr_db") is not None else "-",
-                f"{m['ssim']:.3f}" if m.get("ssim") is not None else "-",
-                f"{t['total']:.0f}" if "total" in t else "-",
-                (r.get("caption") or (r["error"]["message"] if r.get("error") else ""))[:48],
-            )
-        )
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows)
-
-
-# ------------------------------------------------------------------ command-line flags of a client
-
-
-def add_send_options(p: argparse.ArgumentParser) -> None:
-    from gensc.channel.config import add_link_args
-
-    p.add_argument("--mode", default=None, help="transmission mode (default: the sender's)")
-    p.add_argument("--quant-bits", type=int, default=None)
-    p.add_argument("--strength", type=float, default=None)
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--guidance", type=float, default=None)
-    p.add_argument("--diffusion-seed", type=int, default=None, help="the receiver's diffusion seed")
-    p.add_argument("--window", type=int, default=1, help="images in flight at once")
-    p.add_argument(
-        "--retries",
-        type=int,
-        default=int(os.environ.get("GENSC_RETRIES") or 3),
-        help="resend an image that failed with UNAVAILABLE, RESOURCE_EXHAUSTED or DEADLINE_EXCEEDED "
-        "up to this many times, with exponential backoff (env GENSC_RETRIES)",
-    )
-    p.add_argument("--retry-backoff-s", type=float, default=0.5, help="first backoff; doubles each retry")
-    add_link_args(p)
-
-
-def send_options(args):
-    from gensc.channel.config import link_overrides
-
-    return SendOptions(
-        mode=args.mode,
-        quant_bits=args.quant_bits,
-        strength=args.strength,
-        steps=args.steps,
-        guidance=args.guidance,
-        seed=args.diffusion_seed,
-        link=link_overrides(args),
-        window=args.window,
-        retries=args.retries,
-        backoff_s=args.retry_backoff_s,
-    )
-
-
-def progress_bar(total: int):
-    """(update(record), close()) of a tqdm bar on stderr; no-ops without tqdm."""
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover
-        return (lambda rec: None), lambda: None
-    bar = tqdm(total=total, unit="img", desc="images", file=sys.stderr)
-    return (lambda rec: bar.update(1)), bar.close

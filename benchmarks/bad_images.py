@@ -110,7 +110,7 @@ def hostile_images(max_message_mb: int = 64, big: bool = True) -> list[tuple[str
 
 def bad_image_run(target: str, good: bytes, rpc, big: bool = True, window: int = 4) -> dict:
     """Stream good, bad, good, bad, ..., good through the sender at ``target``; check every answer."""
-    from gensc.app.client import SendOptions, send
+    from gensc.client.send import SendOptions, send
 
     hostile = hostile_images(rpc.max_message_mb, big)
     stream = [("good-0.png", good)]
@@ -145,9 +145,9 @@ def bad_image_run(target: str, good: bytes, rpc, big: bool = True, window: int =
 
 
 def run(args) -> int:
-    from gensc.app.demo import sample_images
-    from gensc.app.launch import local_stack
+    from gensc.client.launch import local_stack
     from gensc.common.net.rpc import RpcConfig
+    from gensc.evaluation.dataset import sample_images
 
     rpc = RpcConfig()
     model_args = ["--profile", "tiny", "--image-size", "64", "--device", "cpu"]

@@ -43,7 +43,7 @@ def _images(n: int, size: int) -> list[tuple[str, bytes]]:
     """``n`` copies of the astronaut photo, already at ``size`` pixels (the sender's own work stays small)."""
     from PIL import Image
 
-    from gensc.app.demo import sample_images
+    from gensc.evaluation.dataset import sample_images
 
     ((name, data),) = sample_images(["astronaut"])
     buf = io.BytesIO()
@@ -60,7 +60,7 @@ def relay_summaries(log: Path) -> list[dict]:
 
 def _run(sender: str, proxy_log: Path, images, options, progress=None) -> tuple[list[dict], float, dict]:
     """Stream ``images``; the records, the seconds it took and the proxy's summary of the stream."""
-    from gensc.app.client import send
+    from gensc.client.send import send
 
     before = len(relay_summaries(proxy_log))
     t0 = time.perf_counter()
@@ -75,8 +75,8 @@ def _run(sender: str, proxy_log: Path, images, options, progress=None) -> tuple[
 
 
 def run(args) -> int:
-    from gensc.app.client import SendOptions
-    from gensc.app.launch import start_service, wait_ready
+    from gensc.client.launch import start_service, wait_ready
+    from gensc.client.send import SendOptions
 
     logs = Path(args.logs)
     model = ["--profile", "tiny", "--image-size", str(args.image_size), "--device", "cpu"]

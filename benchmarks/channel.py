@@ -1,4 +1,7 @@
-"""Throughput of every stage and chain of the link, on one CPU core.
+"""``gensc channel bench``: throughput of every stage and chain of the link, on one CPU core.
+
+    gensc channel bench [--quick] [--repeats 5] [--output FILE]
+    python -m gensc.benchmarks.channel [--quick] [--repeats 5] [--output FILE]     (the same)
 
 :func:`run_bench` pins the process to one core (where the OS allows), sets numba (and torch, if
 already imported) to one thread, compiles every kernel first (reported as ``warmup_s``), then
@@ -8,6 +11,7 @@ is named ``coded``.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import platform
@@ -19,6 +23,7 @@ from fractions import Fraction
 import numba
 import numpy as np
 
+from gensc.benchmarks.machine import cpu_model
 from gensc.channel.bits import Interleaver, Scrambler
 from gensc.channel.codes import Crc32, InterleavedReedSolomon
 from gensc.channel.config import LinkConfig
@@ -28,21 +33,13 @@ from gensc.channel.ldpc import LDPC5GDecoder, LDPC5GEncoder, get_code, segment
 from gensc.channel.link import Link
 from gensc.channel.modulation import Demapper, Mapper, get_constellation
 from gensc.channel.rng import NormalSource
+from gensc.common.files import json_text, write_json
 
 TARGETS_MBIT_S = {
     "chains.uncoded_16qam_stages": 150.0,
     "stages.maxlog_llr_16qam": 80.0,
     "chains.ldpc_1/2_16qam_decode.coded_mbit_s": 2.0,
 }
-
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 @contextlib.contextmanager
@@ -211,3 +208,32 @@ def run_bench(quick: bool = False, repeats: int = 5) -> dict:
         "results": results,
         "targets": targets,
     }
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    result = run_bench(quick=args.quick, repeats=args.repeats)
+    if args.output:
+        write_json(args.output, result)
+    print(json_text(result))
+    return 0
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``bench`` to the ``gensc channel`` subparsers."""
+    b = subparsers.add_parser("bench", help="Mbit/s per stage and chain on one CPU core (JSON)")
+    b.add_argument("--quick", action="store_true", help="small payloads (seconds, for tests)")
+    b.add_argument("--repeats", type=int, default=5)
+    b.add_argument("--output", help="also write the JSON to this file")
+    b.set_defaults(func=_cmd_bench)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gensc.benchmarks.channel", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+    add_commands(sub)
+    args = parser.parse_args(["bench", *(sys.argv[1:] if argv is None else argv)])
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -4,7 +4,7 @@ Runs the three services as separate processes on loopback (tiny profile, ``laten
 512x512 by default: a [4, 64, 64] 8-bit latent, a ~16 KB packet), streams N images one at a
 time and reports, per image, ``total - (encode + channel + reconstruct)``: everything but model
 compute and the link simulation (virtual airtime: the proxy does not wait). p50 / p95 in ms,
-split per hop (``gensc.app.client.hop_times``).
+split per hop (``gensc.client.send.hop_times``).
 
 In the same run it measures the floor twice: the same three hops as three processes, carrying
 messages of the same sizes as raw bytes through pass-through relays (grpcio's sync API, the
@@ -38,7 +38,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from gensc.app.bench.stats import summary as _summary
+from gensc.benchmarks.stats import summary as _summary
 from gensc.common.files import json_text, write_json
 
 _FLOOR_METHOD = "/gensc.bench.Floor/Echo"
@@ -46,10 +46,10 @@ TARGET_ABOVE_FLOOR_MS = 1.5
 
 
 def run(args) -> int:
-    from gensc.app.client import SendOptions, send
-    from gensc.app.demo import sample_images
-    from gensc.app.launch import local_stack
+    from gensc.client.launch import local_stack
+    from gensc.client.send import SendOptions, send
     from gensc.common.net.rpc import RpcConfig
+    from gensc.evaluation.dataset import sample_images
 
     for name in ("n", "warmup", "block"):
         if getattr(args, name) < 1:

@@ -78,9 +78,9 @@ def output_latent(pipeline: Any, header: bytes, body: bytes, settings: Any, snr_
 
 def test_items(sender: Any, images: list, config: Any, points: int) -> list[dict[str, Any]]:
     """Held-out packets: each image (centre crop) at ``points`` Es/N0 values over the range."""
-    from gensc.app.finetune import crops
     from gensc.channel.config import LinkConfig
     from gensc.channel.link import Link
+    from gensc.training.finetune_data import crops
 
     lo, hi = config.esn0_db
     snrs = np.linspace(lo, hi, points).tolist() if points > 1 else [(lo + hi) / 2]
@@ -123,12 +123,14 @@ def score(pipeline: Any, items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run(args) -> int:
-    from gensc.app.finetune import FinetuneConfig, load_sender, parse_targets, train
     from gensc.evaluation.dataset import load_images
     from gensc.models.loading import pick_device, resolve_profile
     from gensc.models.quantization import QuantConfig
     from gensc.receiver.adapters import AdapterPlan, AdapterSpec
     from gensc.receiver.pipeline import ReceiverPipeline
+    from gensc.training.finetune import train
+    from gensc.training.finetune_config import FinetuneConfig, parse_targets
+    from gensc.training.finetune_data import load_sender
 
     lo, _, hi = args.esn0_db.partition(":")
     config = FinetuneConfig(

@@ -38,7 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from gensc.app.bench.stats import summary
+from gensc.benchmarks.stats import summary
+from gensc.common.files import json_text, write_json
 from gensc.common.ranges import parse_values
 
 CAPTION = "a photo of a red cat sitting on a mat in a bright room"
@@ -48,7 +49,7 @@ _START = time.perf_counter()
 def run(args) -> int:
     import torch
 
-    from gensc.channel.bench import cpu_model
+    from gensc.benchmarks.machine import cpu_model
     from gensc.models.loading import pick_device, resolve_profile
     from gensc.receiver.engine import EngineConfig
     from gensc.receiver.fast import get_preset
@@ -99,10 +100,10 @@ def run(args) -> int:
     result["wall_s"] = time.perf_counter() - t_start
     usage = resource.getrusage(resource.RUSAGE_SELF)
     result["cpu_s"] = usage.ru_utime + usage.ru_stime  # all threads; ~2x wall on 2 free cores
-    text = _portable(json.dumps(result, indent=2))
-    print(text)
+    result = json.loads(_portable(json_text(result)))
+    print(json_text(result))
     if args.json_out:
-        Path(args.json_out).write_text(text + "\n")
+        write_json(args.json_out, result)
     return 0
 
 

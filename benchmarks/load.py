@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from gensc.app.bench.stats import summary
+from gensc.benchmarks.stats import summary
 from gensc.common.files import json_text, write_json
 
 GROWTH_TARGET = 0.10
@@ -31,7 +31,7 @@ def rss_mb(pid: int) -> float:
 
 def concurrent_streams(target: str, images: list[tuple[str, bytes]], streams: int, rpc, window: int = 2):
     """Every one of ``streams`` threads sends all ``images`` on its own channel; all records."""
-    from gensc.app.client import SendOptions, send
+    from gensc.client.send import SendOptions, send
 
     out: list = [None] * streams
     start = threading.Barrier(streams)
@@ -87,9 +87,9 @@ def load_run(
 
 
 def run(args) -> int:
-    from gensc.app.demo import sample_images
-    from gensc.app.launch import local_stack
+    from gensc.client.launch import local_stack
     from gensc.common.net.rpc import RpcConfig
+    from gensc.evaluation.dataset import sample_images
 
     rpc = RpcConfig()
     names = ["astronaut", "coffee", "chelsea", "rocket"]

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gensc.app.bench.stats import summary
+from gensc.benchmarks.stats import summary
 from gensc.common.files import json_text, write_json
 
 BERS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
@@ -203,7 +203,7 @@ def fuzz_receiver(target: str, n: int, rpc, seed: int = 1, window: int = 16) -> 
 
 
 def run(args) -> int:
-    from gensc.app.launch import LocalStack
+    from gensc.client.launch import LocalStack
     from gensc.common.net.rpc import RpcConfig
 
     parse_result = fuzz_parse(args.packets, args.seed)

@@ -14,9 +14,9 @@ def run(args) -> int:
 
     import torch
 
-    from gensc.app.demo import sample_images
     from gensc.channel.config import LinkConfig
     from gensc.channel.link import Link
+    from gensc.evaluation.dataset import sample_images
     from gensc.models.loading import resolve_profile
     from gensc.receiver.pipeline import ReceiverPipeline
     from gensc.sender.pipeline import SenderPipeline

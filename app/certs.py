@@ -19,18 +19,19 @@ import secrets
 import sys
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
 NAMES = ("sender", "channel", "receiver", "client")
 
 
 def _key():
-    from cryptography.hazmat.primitives.asymmetric import ec
-
     return ec.generate_private_key(ec.SECP256R1())
 
 
 def _write_key(path: Path, key) -> None:
-    from cryptography.hazmat.primitives import serialization
-
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -40,16 +41,11 @@ def _write_key(path: Path, key) -> None:
 
 
 def _write_cert(path: Path, cert) -> None:
-    from cryptography.hazmat.primitives import serialization
-
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
 def make_certs(out: Path, names: tuple[str, ...] = NAMES, days: int = 365) -> dict[str, str]:
     """Write the CA, a certificate per name and a token under ``out``; return what was written."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     if not 1 <= days <= 3650:
         raise ValueError(f"days must be in 1..3650, got {days}")

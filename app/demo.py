@@ -11,20 +11,21 @@ import sys
 import time
 from pathlib import Path
 
+from gensc.channel.config import link_overrides
+from gensc.client.cli import add_send_options, progress_bar, send_options
+from gensc.client.launch import local_stack
+from gensc.client.report import format_table, write_report
+from gensc.client.send import send
+from gensc.common.net.service import add_rpc_args, rpc_config
+
 # The scikit-image sample photos live with the evaluation's data sets (gensc.evaluation.dataset);
 # the demo and the benchmarks send them too.
 from gensc.evaluation.dataset import SAMPLES, sample_images
+from gensc.models.flags import add_model_args, profile_from
 from gensc.models.profiles import profile_statement
 
 
 def run(args) -> int:
-    from gensc.channel.config import link_overrides
-    from gensc.client.cli import progress_bar, send_options
-    from gensc.client.launch import local_stack
-    from gensc.client.report import format_table, write_report
-    from gensc.client.send import send
-    from gensc.common.net.service import rpc_config
-    from gensc.models.flags import profile_from
 
     out = Path(args.out)
     print("resolving the model profile (the tiny one is built on first use)...", file=sys.stderr)
@@ -55,7 +56,7 @@ def run(args) -> int:
         )
         update, close = progress_bar(len(images))
         opts = send_options(args)
-        opts = type(opts)(**{**opts.to_dict(), "link": {}})  # link settings went to the proxy
+        opts = opts.replace(link={})  # the link settings went to the proxy
         records = send(addrs["sender"], images, opts, rpc, progress=update)
         close()
     meta = {
@@ -74,9 +75,6 @@ def run(args) -> int:
 
 
 def add_command(sub) -> None:
-    from gensc.client.cli import add_send_options
-    from gensc.common.net.service import add_rpc_args
-    from gensc.models.flags import add_model_args
 
     p = sub.add_parser("demo", help="run all three services locally on the scikit-image photos")
     p.add_argument("--out", default="demo-out")

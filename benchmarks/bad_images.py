@@ -16,8 +16,13 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from gensc.client.launch import local_stack
+from gensc.client.send import SendOptions, send
 from gensc.common.files import json_text, write_json
+from gensc.common.net.rpc import RpcConfig
+from gensc.evaluation.dataset import sample_images
 
 
 def _save(img, fmt: str, **kw) -> bytes:
@@ -43,8 +48,6 @@ def _png_claiming(w: int, h: int, idat: bytes = b"") -> bytes:
 
 def hostile_images(max_message_mb: int = 64, big: bool = True) -> list[tuple[str, bytes]]:
     """``(name, bytes)`` of unusual or hostile files; ``big`` adds the slow ones (MBs, 16 Mpixel)."""
-    from PIL import Image
-
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
     im = Image.fromarray(rgb)
@@ -110,8 +113,6 @@ def hostile_images(max_message_mb: int = 64, big: bool = True) -> list[tuple[str
 
 def bad_image_run(target: str, good: bytes, rpc, big: bool = True, window: int = 4) -> dict:
     """Stream good, bad, good, bad, ..., good through the sender at ``target``; check every answer."""
-    from gensc.client.send import SendOptions, send
-
     hostile = hostile_images(rpc.max_message_mb, big)
     stream = [("good-0.png", good)]
     for i, (name, data) in enumerate(hostile):
@@ -145,9 +146,6 @@ def bad_image_run(target: str, good: bytes, rpc, big: bool = True, window: int =
 
 
 def run(args) -> int:
-    from gensc.client.launch import local_stack
-    from gensc.common.net.rpc import RpcConfig
-    from gensc.evaluation.dataset import sample_images
 
     rpc = RpcConfig()
     model_args = ["--profile", "tiny", "--image-size", "64", "--device", "cpu"]

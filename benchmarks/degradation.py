@@ -53,7 +53,6 @@ from typing import Any
 import numpy as np
 
 from gensc.benchmarks.degradation_sweep import (
-    AUTO,
     AUTO_TOLERANCE,
     DERIVE_TOLERANCE,
     SCHEMES,
@@ -62,6 +61,7 @@ from gensc.benchmarks.degradation_sweep import (
     reconstruction,
     sweep,
 )
+from gensc.common.config import AUTO
 from gensc.common.files import json_text, write_json
 from gensc.common.ranges import parse_values
 from gensc.sender.policy import DEFAULT_POLICY, Policy, strength_for_nmse
@@ -184,7 +184,7 @@ def derive_policy(rows: list[dict[str, Any]], margin_db: float = 1.0) -> dict[st
 
 def plot(result: dict[str, Any], path: str | Path) -> None:
     """NMSE against Es/N0 and Eb/N0, symbols per image, and the tiny receiver's PSNR, from the JSON."""
-    import matplotlib
+    import matplotlib  # optional: matplotlib (an extra)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -13,6 +13,22 @@ from typing import Any
 import numpy as np
 
 from gensc.benchmarks.payload import EXAMPLE_CAPTION
+from gensc.channel.config import LinkConfig
+from gensc.channel.link import Link
+from gensc.channel.paper import paper_config
+from gensc.common.config import AUTO
+from gensc.common.errors import PacketLost
+from gensc.common.images import decode_image, resize
+from gensc.common.latent import fill_missing
+from gensc.common.modes.base import MIN_LATENT_SHARE
+from gensc.common.wire.packet import Packet, encode, parse
+from gensc.common.wire.quant import latent_nmse, quantize
+from gensc.evaluation.dataset import sample_images
+from gensc.models.loading import resolve_profile
+from gensc.models.sender import LatentEncoder
+from gensc.receiver.pipeline import ReceiverPipeline
+from gensc.sender.layout import PacketConfig, choose_layout
+from gensc.sender.policy import link_esn0_db
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 INTACT_TOLERANCE = 1.05  # NMSE within 5% of the clean packet's: intact
@@ -63,7 +79,6 @@ SCHEMES: dict[str, Scheme] = {
         _tl("tl8-uep", 8, 4, uep_code="ldpc-1/2", uep_modulation="qpsk"),
     )
 }
-AUTO = "auto"
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -78,12 +93,8 @@ def load_latents(kind: str, image_size: int, seed: int = 0) -> tuple[dict[str, n
         return lat, f"synthetic N(0,1) {list(shape)}, numpy seed {seed}"
     if kind != "tiny":
         raise ValueError(f"unknown latents {kind!r}; known: tiny, gaussian")
-    import torch
+    import torch  # heavy: the CLI imports this module
     from skimage import data
-
-    from gensc.common.images import resize
-    from gensc.models.loading import resolve_profile
-    from gensc.models.sender import LatentEncoder
 
     enc = LatentEncoder(resolve_profile("tiny").sd_model, device="cpu", dtype=torch.float32)
     lat = {n: enc(resize(getattr(data, n)(), image_size)) for n in PHOTOS}
@@ -110,10 +121,6 @@ class Plan:
 
 def plan(scheme: Scheme, z: np.ndarray, caption: str) -> Plan:
     """Lay the packet out as the sender does for this scheme's link (gensc.sender.layout)."""
-    from gensc.common.wire.packet import Packet, encode
-    from gensc.common.wire.quant import quantize
-    from gensc.sender.layout import choose_layout
-    from gensc.sender.pipeline import CodecConfig
 
     if scheme.mode == "paper":
         p = Packet(
@@ -121,19 +128,17 @@ def plan(scheme: Scheme, z: np.ndarray, caption: str) -> Plan:
         )
         return Plan(scheme.name, encode(p), dict(scheme.link), True, bits=64)
     if scheme.mode == "text":
-        layout = choose_layout(CodecConfig(), scheme.link, False, 8)
+        layout = choose_layout(PacketConfig(), scheme.link, False, 8)
         return Plan(
             scheme.name, encode(Packet("text", caption.encode(), **layout.fields())), dict(scheme.link), False
         )
-    layout = choose_layout(CodecConfig(), scheme.link, True, scheme.bits, scheme.msb_planes)
+    layout = choose_layout(PacketConfig(), scheme.link, True, scheme.bits, scheme.msb_planes)
     p = Packet(scheme.mode, caption.encode(), quantize(z, scheme.bits), **layout.fields())
     return Plan(scheme.name, encode(p), dict(scheme.link), False, bits=scheme.bits)
 
 
 def auto_scheme(policy, snr_db: float, kind: str) -> tuple[Scheme, str]:
     """The scheme mode ``auto`` sends at this point, as the sender decides it."""
-    from gensc.sender.policy import link_esn0_db
-
     esn0, _ = link_esn0_db({"snr_db": snr_db, "snr_kind": kind}, policy)
     d = policy.choose(esn0)
     link = {"modulation": "16qam", "code": "none", **d.link}
@@ -141,8 +146,6 @@ def auto_scheme(policy, snr_db: float, kind: str) -> tuple[Scheme, str]:
 
 
 def link_config(p: Plan, snr_db: float, kind: str):
-    from gensc.channel.config import LinkConfig
-    from gensc.channel.paper import paper_config
 
     if p.ideal_header:
         return paper_config(snr_db, kind)
@@ -151,11 +154,6 @@ def link_config(p: Plan, snr_db: float, kind: str):
 
 def receive(z: np.ndarray, caption: str, header: bytes, body: bytes, clean_nmse: float) -> dict[str, Any]:
     """What the receiver makes of (header, body): latent NMSE after its fill, and what arrived."""
-    from gensc.common.errors import PacketLost
-    from gensc.common.latent import fill_missing
-    from gensc.common.modes.base import MIN_LATENT_SHARE
-    from gensc.common.wire.packet import parse
-    from gensc.common.wire.quant import latent_nmse
 
     try:
         p = parse(header, body)
@@ -201,9 +199,6 @@ def sweep(
     policy,
 ) -> list[dict[str, Any]]:
     """Rows of one sweep (``kind`` "esn0" or "ebn0") for each scheme name (and "auto")."""
-    from gensc.channel.link import Link
-    from gensc.common.wire.packet import parse
-    from gensc.common.wire.quant import latent_nmse
 
     plans: dict[tuple[str, str], Plan] = {}
     clean: dict[tuple[str, str], float] = {}
@@ -281,16 +276,8 @@ def cliffs(rows: list[dict[str, Any]], scheme: str, axis: str) -> list[float]:
 def reconstruction(names: list[str], grid: tuple[float, ...], seed_base: int, policy) -> dict[str, Any]:
     """The tiny receiver (random weights) on 128x128 photos: PSNR/SSIM vs the photo and vs the
     undamaged packet's output; images lost with their header intact (must be none)."""
-    import torch
+    import torch  # heavy: the CLI imports this module
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
-    from gensc.channel.link import Link
-    from gensc.common.errors import PacketLost
-    from gensc.common.images import decode_image, resize
-    from gensc.evaluation.dataset import sample_images
-    from gensc.models.loading import resolve_profile
-    from gensc.models.sender import LatentEncoder
-    from gensc.receiver.pipeline import ReceiverPipeline
 
     profile = resolve_profile("tiny", image_size=128)
     receiver = ReceiverPipeline(profile, device="cpu")
@@ -344,5 +331,3 @@ def reconstruction(names: list[str], grid: tuple[float, ...], seed_base: int, po
         "lost_with_header": lost_with_header,
         "wall_s": round(time.perf_counter() - t0, 1),
     }
-
-

@@ -22,7 +22,11 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+from gensc.client.launch import local_stack
+from gensc.client.send import SendOptions, send
 from gensc.common.files import json_text, write_json
+from gensc.common.net.rpc import RpcConfig
+from gensc.evaluation.dataset import sample_images
 
 
 @contextlib.contextmanager
@@ -59,8 +63,6 @@ def crash_run(stack, images: list[tuple[str, bytes]], role: str, retries: int, r
 
     ``stack`` maps roles to addresses and has ``kill`` / ``restart`` (gensc.client.launch.LocalStack).
     """
-    from gensc.client.send import SendOptions, send
-
     answered, fired = [0], threading.Event()
     timing: dict[str, float] = {}
 
@@ -105,8 +107,6 @@ def crash_run(stack, images: list[tuple[str, bytes]], role: str, retries: int, r
 
 def hang_run(target: str, images: list[tuple[str, bytes]], rpc, item_timeout_s: float) -> dict:
     """Send ``images`` through a stack whose proxy forwards to a silent peer; every one is cut."""
-    from gensc.client.send import SendOptions, send
-
     t0 = time.perf_counter()
     records = send(target, images, SendOptions(window=len(images), retries=0), rpc)
     wall = time.perf_counter() - t0
@@ -126,9 +126,6 @@ def hang_run(target: str, images: list[tuple[str, bytes]], rpc, item_timeout_s: 
 
 
 def run(args) -> int:
-    from gensc.client.launch import local_stack
-    from gensc.common.net.rpc import RpcConfig
-    from gensc.evaluation.dataset import sample_images
 
     photos = sample_images(["astronaut", "coffee", "chelsea", "rocket"])
     images = [photos[i % len(photos)] for i in range(args.images)]

@@ -16,16 +16,29 @@ answer, an image or an error, and the stream must end.
 from __future__ import annotations
 
 import faulthandler
+import queue
 import struct
+import threading
 import time
 import zlib
 from collections import Counter
 from pathlib import Path
 
+import grpc
 import numpy as np
 
 from gensc.benchmarks.stats import summary
+from gensc.client.launch import LocalStack
+from gensc.common.errors import PacketLost
 from gensc.common.files import json_text, write_json
+from gensc.common.net.rpc import RpcConfig, create_channel
+from gensc.common.wire.classic import ClassicCodec
+from gensc.common.wire.header import HEADER
+from gensc.common.wire.modes import MODES
+from gensc.common.wire.packet import Packet, parse, to_wire
+from gensc.common.wire.quant import quantize
+from gensc.proto import semcom_pb2 as pb
+from gensc.proto import semcom_pb2_grpc as pb_grpc
 
 BERS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
 KINDS = tuple(f"flips@{b:g}" for b in BERS) + ("truncate", "extend", "garbage", "lying_lengths")
@@ -35,10 +48,6 @@ LATENT_MODES = ("latent", "text+latent", "key+text")  # modes whose packet carri
 
 def valid_packets(seed: int = 0) -> list[tuple[str, bytes, bytes]]:
     """``(label, header, body)`` of valid packets: every mode, 8x8 and 64x64 grids, none/zlib/planes."""
-    from gensc.common.wire.classic import ClassicCodec
-    from gensc.common.wire.modes import MODES
-    from gensc.common.wire.packet import Packet, to_wire
-    from gensc.common.wire.quant import quantize
 
     rng = np.random.default_rng(seed)
     caption, prompt = b"a red cat on a mat", b"a cat, a mat, red colours, bright"
@@ -79,8 +88,6 @@ def _flip(rng: np.random.Generator, data: bytes, ber: float) -> bytes:
 
 def damage(rng: np.random.Generator, header: bytes, body: bytes, kind: str) -> tuple[bytes, bytes]:
     """``(header, body)`` after one kind of damage (see ``KINDS``)."""
-    from gensc.common.wire.header import HEADER
-
     if kind.startswith("flips@"):
         ber = float(kind[6:])
         both = _flip(rng, header + body, ber)
@@ -110,8 +117,6 @@ def damage(rng: np.random.Generator, header: bytes, body: bytes, kind: str) -> t
 
 def fuzz_parse(n: int, seed: int = 0) -> dict:
     """``n`` damaged packets into ``parse``: outcomes per kind, crashes, time per packet."""
-    from gensc.common.errors import PacketLost
-    from gensc.common.wire.packet import parse
 
     rng = np.random.default_rng(seed)
     packets = valid_packets(seed)
@@ -150,14 +155,6 @@ def fuzz_parse(n: int, seed: int = 0) -> dict:
 
 def fuzz_receiver(target: str, n: int, rpc, seed: int = 1, window: int = 16) -> dict:
     """``n`` damaged packets as ReceivedFrames through the receiver at ``target`` (one stream)."""
-    import queue
-    import threading
-
-    import grpc
-
-    from gensc.common.net.rpc import create_channel
-    from gensc.proto import semcom_pb2 as pb
-    from gensc.proto import semcom_pb2_grpc as pb_grpc
 
     rng = np.random.default_rng(seed)
     packets = valid_packets(seed)
@@ -203,8 +200,6 @@ def fuzz_receiver(target: str, n: int, rpc, seed: int = 1, window: int = 16) -> 
 
 
 def run(args) -> int:
-    from gensc.client.launch import LocalStack
-    from gensc.common.net.rpc import RpcConfig
 
     parse_result = fuzz_parse(args.packets, args.seed)
     rpc = RpcConfig()

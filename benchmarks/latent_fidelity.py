@@ -41,12 +41,19 @@ from typing import Any
 import numpy as np
 
 from gensc.benchmarks.payload import EXAMPLE_CAPTION
+from gensc.channel.config import LinkConfig
+from gensc.channel.link import Link
+from gensc.channel.paper import paper_config
+from gensc.common.errors import PacketLost
 from gensc.common.files import json_text
+from gensc.common.images import resize
 from gensc.common.latent import fill_missing
 from gensc.common.modes.base import MIN_LATENT_SHARE
 from gensc.common.ranges import parse_values
 from gensc.common.wire.packet import Packet, encode, parse
 from gensc.common.wire.quant import latent_nmse, quantize
+from gensc.models.loading import resolve_profile
+from gensc.models.sender import LatentEncoder
 from gensc.sender.policy import strength_for_nmse
 
 PHOTOS = ("astronaut", "coffee", "chelsea")
@@ -59,12 +66,8 @@ def load_latents(kind: str, image_size: int, seed: int = 0) -> tuple[dict[str, n
         return {f"gaussian{i}": rng.standard_normal(shape).astype(np.float32) for i in range(3)}, (
             f"synthetic N(0,1) {list(shape)}, numpy seed {seed}"
         )
-    import torch
+    import torch  # heavy: the CLI imports this module
     from skimage import data
-
-    from gensc.common.images import resize
-    from gensc.models.loading import resolve_profile
-    from gensc.models.sender import LatentEncoder
 
     profile = resolve_profile("tiny")
     enc = LatentEncoder(profile.sd_model, device="cpu", dtype=torch.float32)
@@ -87,8 +90,6 @@ def paper_packet(z: np.ndarray) -> Packet:
 
 def receiver_view(z: np.ndarray, header: bytes, body: bytes) -> dict[str, Any]:
     """What the receiver gets from (header, body): NMSEs, usable share, text fallback."""
-    from gensc.common.errors import PacketLost
-
     try:
         p = parse(header, body)
     except PacketLost:
@@ -142,9 +143,6 @@ def quantisation_table(latents: dict[str, np.ndarray]) -> list[dict[str, Any]]:
 
 
 def channel_table(latents: dict[str, np.ndarray], esn0s: list[float], seeds: int) -> list[dict[str, Any]]:
-    from gensc.channel.config import LinkConfig
-    from gensc.channel.link import Link
-    from gensc.channel.paper import paper_config
 
     rows = []
     for esn0 in esn0s:
@@ -188,9 +186,6 @@ def channel_table(latents: dict[str, np.ndarray], esn0s: list[float], seeds: int
 
 
 def policy_sweep(latents: dict[str, np.ndarray], grid: list[float], seeds: int) -> list[dict[str, Any]]:
-    from gensc.channel.config import LinkConfig
-    from gensc.channel.link import Link
-    from gensc.common.errors import PacketLost
 
     def caption_arrived(header: bytes, body: bytes) -> bool:
         try:

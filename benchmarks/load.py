@@ -16,7 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gensc.benchmarks.stats import summary
+from gensc.client.launch import local_stack
+from gensc.client.send import SendOptions, send
 from gensc.common.files import json_text, write_json
+from gensc.common.net.rpc import RpcConfig
+from gensc.evaluation.dataset import sample_images
 
 GROWTH_TARGET = 0.10
 
@@ -31,8 +35,6 @@ def rss_mb(pid: int) -> float:
 
 def concurrent_streams(target: str, images: list[tuple[str, bytes]], streams: int, rpc, window: int = 2):
     """Every one of ``streams`` threads sends all ``images`` on its own channel; all records."""
-    from gensc.client.send import SendOptions, send
-
     out: list = [None] * streams
     start = threading.Barrier(streams)
 
@@ -87,9 +89,6 @@ def load_run(
 
 
 def run(args) -> int:
-    from gensc.client.launch import local_stack
-    from gensc.common.net.rpc import RpcConfig
-    from gensc.evaluation.dataset import sample_images
 
     rpc = RpcConfig()
     names = ["astronaut", "coffee", "chelsea", "rocket"]

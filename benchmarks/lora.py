@@ -26,10 +26,32 @@ from typing import Any
 
 import numpy as np
 
+from gensc.channel.config import LinkConfig
+from gensc.channel.link import Link
+from gensc.common.errors import PacketLost
 from gensc.common.files import json_text, write_json
+from gensc.common.modes import get_mode
+from gensc.common.modes.base import Rebuild
+from gensc.common.wire.packet import parse
+from gensc.common.wire.quant import latent_nmse
+from gensc.evaluation.dataset import load_images
+from gensc.models.loading import pick_device, resolve_profile
+from gensc.models.quantization import QuantConfig
+from gensc.receiver.adapters import AdapterPlan, AdapterSpec
+from gensc.receiver.engine import QueuedModels
+from gensc.receiver.pipeline import ReceiverPipeline, ReconSettings
+from gensc.training.finetune import train
+from gensc.training.finetune_config import TARGET_PRESETS, FinetuneConfig
+from gensc.training.finetune_data import crops, load_sender
 
 TRAIN_IMAGES = "skimage:astronaut,coffee,chelsea,rocket"
 TEST_IMAGES = "skimage:cat,hubble_deep_field,immunohistochemistry,colorwheel"
+# gensc finetune's flags this benchmark takes, and its own defaults for them (--esn0-db: the
+# training draws and the test points)
+FINETUNE_FLAGS = ("profile", "device", "esn0_db", "views", "draws", "quant_bits", "rank", "targets", "steps")
+FINETUNE_FLAGS += ("lr", "batch_size", "seed")
+FINETUNE_DEFAULTS = {"esn0_db": (7.0, 12.0), "views": 3, "targets": TARGET_PRESETS["wide"], "steps": 120}
+FINETUNE_DEFAULTS["lr"] = 1e-2
 
 
 class _LatentOut:
@@ -46,8 +68,6 @@ class _LatentOut:
         return self.g.blend(latent, known, caption, s, output_type="latent")
 
     def txt2img(self, caption, size, s):
-        from gensc.common.errors import PacketLost
-
         raise PacketLost("latent unusable: text-only generation (no latent to compare)")
 
     def decode(self, latent, known):
@@ -59,10 +79,6 @@ def output_latent(pipeline: Any, header: bytes, body: bytes, settings: Any, snr_
 
     As ``ReceiverPipeline.reconstruct``: the SNR-keyed adapter is chosen from ``snr_db`` and rides
     on the work submitted to the pipeline's engine, which switches it on before the call."""
-    from gensc.common.modes import get_mode
-    from gensc.common.modes.base import Rebuild
-    from gensc.common.wire.packet import parse
-    from gensc.receiver.engine import QueuedModels
 
     pkt = parse(header, body)
     notes: list[str] = []
@@ -78,9 +94,6 @@ def output_latent(pipeline: Any, header: bytes, body: bytes, settings: Any, snr_
 
 def test_items(sender: Any, images: list, config: Any, points: int) -> list[dict[str, Any]]:
     """Held-out packets: each image (centre crop) at ``points`` Es/N0 values over the range."""
-    from gensc.channel.config import LinkConfig
-    from gensc.channel.link import Link
-    from gensc.training.finetune_data import crops
 
     lo, hi = config.esn0_db
     snrs = np.linspace(lo, hi, points).tolist() if points > 1 else [(lo + hi) / 2]
@@ -99,9 +112,6 @@ def test_items(sender: Any, images: list, config: Any, points: int) -> list[dict
 
 
 def score(pipeline: Any, items: list[dict[str, Any]]) -> dict[str, Any]:
-    from gensc.common.errors import PacketLost
-    from gensc.common.wire.quant import latent_nmse
-    from gensc.receiver.pipeline import ReconSettings
 
     p = pipeline.profile
     s = ReconSettings(strength=p.strength, steps=p.steps, guidance=p.guidance, seed=0)
@@ -123,34 +133,10 @@ def score(pipeline: Any, items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run(args) -> int:
-    from gensc.evaluation.dataset import load_images
-    from gensc.models.loading import pick_device, resolve_profile
-    from gensc.models.quantization import QuantConfig
-    from gensc.receiver.adapters import AdapterPlan, AdapterSpec
-    from gensc.receiver.pipeline import ReceiverPipeline
-    from gensc.training.finetune import train
-    from gensc.training.finetune_config import FinetuneConfig, parse_targets
-    from gensc.training.finetune_data import load_sender
 
-    lo, _, hi = args.esn0_db.partition(":")
-    config = FinetuneConfig(
-        profile=args.profile,
-        images=args.train_images,
-        views=args.views,
-        draws=args.draws,
-        esn0_db=(float(lo), float(hi or lo)),
-        quant_bits=args.quant_bits,
-        objective="restore",
-        rank=args.rank,
-        alpha=float(args.rank),
-        targets=parse_targets(args.targets),
-        steps=args.steps,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        device=args.device,
-        seed=args.seed,
+    config = FinetuneConfig.from_args(
+        args, only=FINETUNE_FLAGS, images=args.train_images, objective="restore", alpha=float(args.rank)
     )
-    config.check()
     device = pick_device(args.device)
     profile = resolve_profile(args.profile)
     work = Path(args.work or tempfile.mkdtemp(prefix="gensc-bench-lora-"))
@@ -158,7 +144,7 @@ def run(args) -> int:
     sender = load_sender(profile, config, device)
     trained = {}
     for label, quantize in (("restore", "none"), ("qlora", args.quantize)):
-        cfg = FinetuneConfig(**{**config.__dict__, "quantize": quantize})
+        cfg = config.replace(quantize=quantize)
         r = train(cfg, work / label, progress=not args.no_progress, sender=sender)
         trained[label] = {
             k: r[k] for k in ("trainable_parameters", "adapter_bytes", "s_per_step", "data", "receiver")
@@ -218,22 +204,11 @@ def add_parser(bsub) -> None:
     s = bsub.add_parser(
         "lora", help="restore adapter and QLoRA: receiver latent NMSE on held-out images", description=__doc__
     )
-    s.add_argument("--profile", default="tiny")
-    s.add_argument("--device", default="auto")
+    FinetuneConfig.add_arguments(s, only=FINETUNE_FLAGS, defaults=FINETUNE_DEFAULTS)
     s.add_argument("--train-images", default=TRAIN_IMAGES)
     s.add_argument("--test-images", default=TEST_IMAGES, help="held out: not among --train-images")
-    s.add_argument("--esn0-db", default="7:12", help="LO:HI (dB): training draws and test points")
     s.add_argument("--test-points", type=int, default=3, help="Es/N0 values per test image")
-    s.add_argument("--views", type=int, default=3)
-    s.add_argument("--draws", type=int, default=2)
-    s.add_argument("--quant-bits", type=int, default=4)
-    s.add_argument("--rank", type=int, default=4)
-    s.add_argument("--targets", default="wide", help="a gensc finetune --targets value (default wide)")
-    s.add_argument("--steps", type=int, default=120)
-    s.add_argument("--lr", type=float, default=1e-2)
-    s.add_argument("--batch-size", type=int, default=4)
     s.add_argument("--quantize", default="quanto-int4", help="the QLoRA base (default quanto-int4)")
-    s.add_argument("--seed", type=int, default=0)
     s.add_argument("--work", default=None, help="folder for the adapters (default a temporary one)")
     s.add_argument("--no-progress", action="store_true")
     s.add_argument("--json-out", default=None)

@@ -30,6 +30,7 @@ from gensc.common.wire.codecs import ASCII_CHARS, LATENT_CODECS
 from gensc.common.wire.modes import MODES
 from gensc.common.wire.packet import Packet, encode
 from gensc.common.wire.sections import DEFAULT_BLOCK_CELLS
+from gensc.sender.segment import key_cell_count, top_k_mask
 
 EXAMPLE_CAPTION = "a woman in a space suit holding an american flag"
 EXAMPLE_PROMPT = (
@@ -43,8 +44,6 @@ TABLE_1 = {"text": 616, "latent": 131_072, "total": 131_688}  # seed 001, Table 
 
 def key_blob(hw: tuple[int, int], key_fraction: float) -> np.ndarray:
     """bool [h, w]: the ``round(key_fraction * h * w)`` cells nearest the centre (raster ties)."""
-    from gensc.sender.segment import key_cell_count, top_k_mask
-
     h, w = hw
     yy, xx = np.mgrid[0:h, 0:w]
     score = -((yy - (h - 1) / 2) ** 2 + (xx - (w - 1) / 2) ** 2)

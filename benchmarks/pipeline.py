@@ -2,32 +2,30 @@
 
 from __future__ import annotations
 
+import platform
 import statistics
 import time
+from dataclasses import replace
 
+from gensc.channel.config import LinkConfig
+from gensc.channel.link import Link
+from gensc.common.config import AUTO
 from gensc.common.files import json_text, write_json
+from gensc.evaluation.dataset import sample_images
+from gensc.models.loading import resolve_profile
+from gensc.receiver.pipeline import ReceiverPipeline
+from gensc.sender.pipeline import SenderPipeline
 
 
 def run(args) -> int:
     """In-process per-stage latency of sender -> link -> receiver, one image at a time."""
-    import platform
-
-    import torch
-
-    from gensc.channel.config import LinkConfig
-    from gensc.channel.link import Link
-    from gensc.evaluation.dataset import sample_images
-    from gensc.models.loading import resolve_profile
-    from gensc.receiver.pipeline import ReceiverPipeline
-    from gensc.sender.pipeline import SenderPipeline
+    import torch  # heavy: the CLI imports this module
 
     profile = resolve_profile(args.profile, image_size=args.image_size)
     sender = SenderPipeline(profile, device=args.device, dtype=args.dtype, mode=args.mode)
     receiver = ReceiverPipeline(profile, device=args.device, dtype=args.dtype)
     settings = receiver.defaults()
     if args.steps or args.strength:
-        from dataclasses import replace
-
         settings = replace(
             settings, steps=args.steps or settings.steps, strength=args.strength or settings.strength
         )
@@ -91,8 +89,8 @@ def add_parser(bsub) -> None:
     s = bsub.add_parser("pipeline", help="per-stage latency in process (sd15-shapes: true SD 1.5 cost)")
     s.add_argument("--profile", default="sd15-shapes")
     s.add_argument("--image-size", type=int, default=None)
-    s.add_argument("--device", default="auto")
-    s.add_argument("--dtype", default="auto")
+    s.add_argument("--device", default=AUTO)
+    s.add_argument("--dtype", default=AUTO)
     s.add_argument("--mode", default="text+latent")
     s.add_argument("--steps", type=int, default=None)
     s.add_argument("--strength", type=float, default=None)

@@ -46,10 +46,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from gensc.benchmarks.machine import cpu_model
+from gensc.common.config import AUTO
 from gensc.common.files import json_text, write_json
+from gensc.models.loading import pick_device, resolve_profile
+from gensc.models.quantization import SCHEMES
 
 COMPONENT_ROWS = ("unet", "text_encoder", "blip", "vae_encoder", "receiver")
 PROMPT = "a photograph of an astronaut riding a horse on the moon"
@@ -68,8 +73,6 @@ STARTUP_LIMIT = 1.5  # quantised start-up / full-precision start-up
 
 
 def run(args) -> int:
-    from gensc.models.loading import pick_device, resolve_profile
-    from gensc.models.quantization import SCHEMES
 
     schemes = [s.strip() for s in args.schemes.split(",") if s.strip()]
     components = [c.strip() for c in args.components.split(",") if c.strip()]
@@ -229,9 +232,7 @@ def _met(value: float | None, limit: float) -> bool | None:
 
 
 def _device_name(device: str) -> str:
-    import torch
-
-    from gensc.benchmarks.machine import cpu_model
+    import torch  # heavy: the CLI imports this module
 
     if device.startswith("cuda"):
         return torch.cuda.get_device_name()
@@ -239,14 +240,12 @@ def _device_name(device: str) -> str:
 
 
 def _threads() -> int:
-    import torch
+    import torch  # heavy: the CLI imports this module
 
     return torch.get_num_threads()
 
 
 def _versions() -> dict[str, str | None]:
-    from importlib.metadata import PackageNotFoundError, version
-
     out: dict[str, str | None] = {}
     for pkg in ("torch", "diffusers", "transformers", "bitsandbytes", "optimum-quanto"):
         try:
@@ -257,8 +256,6 @@ def _versions() -> dict[str, str | None]:
 
 
 def add_parser(bsub) -> None:
-    from gensc.models.quantization import SCHEMES
-
     s = bsub.add_parser(
         "quant",
         help="memory, start-up, latency and error of each --quantize scheme per model component",
@@ -266,8 +263,8 @@ def add_parser(bsub) -> None:
     )
     s.add_argument("--profile", default="sd15-shapes", help="sd15-shapes (random weights), tiny, sd15")
     s.add_argument("--image-size", type=int, default=None)
-    s.add_argument("--device", default="auto")
-    s.add_argument("--dtype", default="auto", help="compute dtype: auto, fp32, fp16, bf16")
+    s.add_argument("--device", default=AUTO)
+    s.add_argument("--dtype", default=AUTO, help="compute dtype: auto, fp32, fp16, bf16")
     s.add_argument("--schemes", default=",".join(SCHEMES), help="comma list (none always runs first)")
     s.add_argument("--components", default=",".join(COMPONENT_ROWS), help="comma list")
     s.add_argument(

@@ -4,29 +4,37 @@ own start-up and its own peak memory)."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import resource
 import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from gensc.benchmarks.quant import PHOTOS, PROMPT
+from gensc.client.metrics import psnr_ssim
 from gensc.common.files import write_json
+from gensc.common.images import resize
+from gensc.models.load_quantized import CACHE_EVENTS, load_component
+from gensc.models.loading import from_pretrained, pick_dtype
+from gensc.models.profiles import Profile
+from gensc.models.quantization import SCHEMES, QuantConfig, parameter_bytes, quantised_layers
+from gensc.models.sender import Captioner, LatentEncoder
+from gensc.receiver.engine import QueuedModels
+from gensc.receiver.pipeline import ReceiverPipeline, ReconSettings
 
 # ---------------------------------------------------------------- one row, in the child process
 
 
 def _measure(job: dict[str, Any]) -> dict[str, Any]:
-    import warnings
-
-    import psutil
+    import psutil  # measured: the row's child process loads it
     import torch
-
-    from gensc.models.loading import pick_dtype
-    from gensc.models.profiles import Profile
-    from gensc.models.quantization import SCHEMES
 
     warnings.filterwarnings("ignore")
     profile = Profile(**job["profile"])
@@ -47,7 +55,6 @@ def _measure(job: dict[str, Any]) -> dict[str, Any]:
     rss0 = psutil.Process().memory_info().rss
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    from gensc.models.load_quantized import CACHE_EVENTS
 
     t0 = time.perf_counter()
     model = bench.load(job)
@@ -81,9 +88,7 @@ def _measure(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _import_model_classes() -> None:
-    import importlib
-
-    import diffusers
+    import diffusers  # measured: the row's child process loads it
     import transformers
 
     for module in ("gensc.receiver.pipeline", "gensc.sender.pipeline"):
@@ -95,15 +100,13 @@ def _import_model_classes() -> None:
 
 
 def _sync(device: str) -> None:
-    import torch
+    import torch  # measured: the row's child process loads it
 
     if device.startswith("cuda"):
         torch.cuda.synchronize()
 
 
 def _peak_rss() -> int:
-    import resource
-
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
@@ -116,8 +119,6 @@ def _nmse(out, ref) -> float:
 
 
 def _model_sizes(*models) -> dict[str, Any]:
-    from gensc.models.quantization import parameter_bytes, quantised_layers
-
     layers: dict[str, int] = {}
     qtypes: dict[str, int] = {}  # optimum-quanto layers by weight type (quanto-int4 keeps some int8)
     for m in models:
@@ -149,22 +150,16 @@ def _footprint(model) -> int:
 
 
 def _profile(job: dict[str, Any]):
-    from gensc.models.profiles import Profile
-
     return Profile(**job["profile"])
 
 
 def _setting(job: dict[str, Any]) -> tuple[Any, str, str, Any]:
     """(profile, scheme, device, torch dtype) of a row."""
-    from gensc.models.loading import pick_dtype
-
     return _profile(job), job["scheme"], job["device"], pick_dtype(job["dtype"], job["device"])
 
 
 def _photo(name: str, size: int):
-    from skimage import data
-
-    from gensc.common.images import resize
+    from skimage import data  # measured: the row's child process loads it
 
     return resize(getattr(data, name)(), size)
 
@@ -173,9 +168,7 @@ class _Unet:
     @staticmethod
     def load(job):
         profile, scheme, device, dtype = _setting(job)
-        from diffusers import UNet2DConditionModel
-
-        from gensc.models.load_quantized import load_component
+        from diffusers import UNet2DConditionModel  # measured: the row's child process loads it
 
         return load_component(
             UNet2DConditionModel,
@@ -195,7 +188,7 @@ class _Unet:
     @staticmethod
     def inputs(model, job):
         profile = _profile(job)
-        import torch
+        import torch  # measured: the row's child process loads it
 
         g = torch.Generator().manual_seed(job["seed"])
         side = profile.image_size // 8
@@ -206,7 +199,7 @@ class _Unet:
 
     @staticmethod
     def call(model, inputs, job):
-        import torch
+        import torch  # measured: the row's child process loads it
 
         with torch.no_grad():
             return model(*inputs).sample.float().cpu()
@@ -220,10 +213,7 @@ class _TextEncoder(_Unet):
     @staticmethod
     def load(job):
         profile, scheme, device, dtype = _setting(job)
-        from transformers import CLIPTextModel, CLIPTokenizer
-
-        from gensc.models.load_quantized import load_component
-        from gensc.models.loading import from_pretrained
+        from transformers import CLIPTextModel, CLIPTokenizer  # measured: the row's child process loads it
 
         model = load_component(
             CLIPTextModel,
@@ -245,7 +235,7 @@ class _TextEncoder(_Unet):
 
     @staticmethod
     def call(model, inputs, job):
-        import torch
+        import torch  # measured: the row's child process loads it
 
         with torch.no_grad():
             return model(inputs).last_hidden_state.float().cpu()
@@ -259,7 +249,6 @@ class _Blip(_Unet):
     @staticmethod
     def load(job):
         profile, scheme, device, dtype = _setting(job)
-        from gensc.models.sender import Captioner
 
         return Captioner(profile.captioner, device=device, dtype=dtype, max_new_tokens=20, quantize=scheme)
 
@@ -274,7 +263,7 @@ class _Blip(_Unet):
 
     @staticmethod
     def call(captioner, photos, job):
-        import torch
+        import torch  # measured: the row's child process loads it
 
         out = {"tokens": [], "logits": []}
         for image in photos:
@@ -289,7 +278,7 @@ class _Blip(_Unet):
 
     @staticmethod
     def errors(out, ref):
-        import torch
+        import torch  # measured: the row's child process loads it
 
         same = total = 0
         for a, b in zip(out["tokens"], ref["tokens"], strict=True):
@@ -308,7 +297,6 @@ class _VaeEncoder(_Unet):
     @staticmethod
     def load(job):
         profile, scheme, device, dtype = _setting(job)
-        from gensc.models.sender import LatentEncoder
 
         return LatentEncoder(profile.sd_model, device=device, dtype=dtype, quantize=scheme)
 
@@ -323,7 +311,7 @@ class _VaeEncoder(_Unet):
 
     @staticmethod
     def call(encoder, image, job):
-        import torch
+        import torch  # measured: the row's child process loads it
 
         return torch.from_numpy(encoder(image))
 
@@ -336,8 +324,6 @@ class _Receiver(_Unet):
     @staticmethod
     def load(job):
         profile, scheme, device, dtype = _setting(job)
-        from gensc.models.quantization import QuantConfig
-        from gensc.receiver.pipeline import ReceiverPipeline
 
         return ReceiverPipeline(profile, device=device, dtype=job["dtype"], models=QuantConfig.parse(scheme))
 
@@ -349,8 +335,7 @@ class _Receiver(_Unet):
     @staticmethod
     def inputs(receiver, job):
         profile = _profile(job)
-        import numpy as np
-        import torch
+        import torch  # measured: the row's child process loads it
 
         image = _photo(PHOTOS[0], profile.image_size)
         gen = receiver.diffusion
@@ -361,10 +346,7 @@ class _Receiver(_Unet):
     @staticmethod
     def call(receiver, latent, job):
         """One img2img through the receiver's engine (the thread that owns its models)."""
-        import torch
-
-        from gensc.receiver.engine import QueuedModels
-        from gensc.receiver.pipeline import ReconSettings
+        import torch  # measured: the row's child process loads it
 
         settings = ReconSettings(job["strength"], job["steps"], job["guidance"], job["seed"])
         gen = QueuedModels(receiver.engine)
@@ -379,8 +361,6 @@ class _Receiver(_Unet):
         row: dict[str, Any] = {"latent_nmse": _nmse(out["latent"], ref["latent"])}
         row["error_kind"] = "img2img output latent NMSE against full precision"
         if "image" in out:
-            from gensc.client.metrics import psnr_ssim
-
             m = psnr_ssim(ref["image"].numpy(), out["image"].numpy())
             row["psnr_db_vs_fp"] = m["psnr_db"] if m["psnr_db"] != float("inf") else None
             row["ssim_vs_fp"] = m["ssim"]

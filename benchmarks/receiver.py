@@ -24,6 +24,7 @@ model's.
 from __future__ import annotations
 
 import argparse
+import copy
 import ctypes
 import gc
 import json
@@ -38,21 +39,29 @@ from typing import Any
 
 import numpy as np
 
+from gensc.benchmarks.machine import cpu_model
 from gensc.benchmarks.stats import summary
+from gensc.channel.config import LinkConfig
+from gensc.channel.link import Link
+from gensc.common.config import AUTO
 from gensc.common.files import json_text, write_json
 from gensc.common.ranges import parse_values
+from gensc.common.timing import device_sync
+from gensc.common.wire.packet import Packet, to_wire
+from gensc.common.wire.quant import quantize
+from gensc.models.loading import from_pretrained, pick_device, resolve_profile
+from gensc.models.profiles import cache_dir
+from gensc.receiver.engine import EngineConfig
+from gensc.receiver.fast import cpu_has_native_bf16, get_preset, set_attention, taesd_source
+from gensc.receiver.pipeline import ReceiverPipeline
+from gensc.sender.policy import DEFAULT_POLICY
 
 CAPTION = "a photo of a red cat sitting on a mat in a bright room"
 _START = time.perf_counter()
 
 
 def run(args) -> int:
-    import torch
-
-    from gensc.benchmarks.machine import cpu_model
-    from gensc.models.loading import pick_device, resolve_profile
-    from gensc.receiver.engine import EngineConfig
-    from gensc.receiver.fast import get_preset
+    import torch  # heavy: the CLI imports this module
 
     t_start = time.perf_counter()
     profile = resolve_profile(args.profile, image_size=args.image_size)
@@ -114,8 +123,6 @@ def _log(msg: str) -> None:
 
 def _portable(text: str) -> str:
     """No machine paths in results: the model cache folder becomes $GENSC_CACHE, home ~."""
-    from gensc.models.profiles import cache_dir
-
     return text.replace(str(cache_dir()), "$GENSC_CACHE").replace(str(Path.home()), "~")
 
 
@@ -129,11 +136,6 @@ def _counts(text: str, what: str) -> list[int]:
 def _packets(size: int, snr_db: float, n: int) -> tuple[list[tuple[bytes, bytes, np.ndarray]], Any]:
     """``n`` text+latent packets as the default SNR policy sends them at ``snr_db`` (Es/N0), through
     the link: (header, body, the sent latent) each."""
-    from gensc.channel.config import LinkConfig
-    from gensc.channel.link import Link
-    from gensc.common.wire.packet import Packet, to_wire
-    from gensc.common.wire.quant import quantize
-    from gensc.sender.policy import DEFAULT_POLICY
 
     decision = DEFAULT_POLICY.choose(snr_db)
     if decision.mode != "text+latent":
@@ -168,7 +170,7 @@ class Memory:
     def __enter__(self) -> Memory:
         gc.collect()
         if self.cuda:
-            import torch
+            import torch  # only on CUDA (heavy)
 
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
@@ -190,7 +192,7 @@ class Memory:
 
     def __exit__(self, *exc) -> None:
         if self.cuda:
-            import torch
+            import torch  # only on CUDA (heavy)
 
             torch.cuda.synchronize()
             self.peak = torch.cuda.max_memory_allocated() / 2**30
@@ -209,8 +211,6 @@ def _rss_gib() -> float:
 
 
 def _preset_phase(args, profile, device, paths, engine, packets, phases, mem, result) -> dict:
-    from gensc.receiver.pipeline import ReceiverPipeline
-
     t0 = time.perf_counter()
     _log(f"loading the {paths.preset} preset")
     receiver = ReceiverPipeline(profile, device=device, dtype=args.dtype, paths=paths, engine=engine)
@@ -307,10 +307,8 @@ def _phase(receiver, packets, c: int, per_stream: int, settings, mem: Memory) ->
 def _plain_calls(receiver, packets, args, settings, strength: float, mem: Memory) -> dict[str, Any]:
     """A plain StableDiffusionImg2ImgPipeline call on the receiver's own modules (its engine is idle),
     DDIM, the same latents, steps and strength: at the profile's guidance and at 1.0."""
-    import torch
+    import torch  # heavy: the CLI imports this module
     from diffusers import DDIMScheduler, StableDiffusionImg2ImgPipeline
-
-    from gensc.common.timing import device_sync
 
     gen = receiver.diffusion
     components = {**gen.img2img_pipe.components, "vae": gen.vae}
@@ -349,14 +347,8 @@ def _plain_calls(receiver, packets, args, settings, strength: float, mem: Memory
 def _fast_paths(receiver, latent: np.ndarray, args) -> dict[str, Any]:
     """Each fast path alone on the faithful model (engine idle): one UNet forward (batch 1, the
     packet's latent grid) or one decode, with and without; ms each, after one untimed run."""
-    import copy
-
-    import torch
+    import torch  # heavy: the CLI imports this module
     from diffusers import AutoencoderTiny
-
-    from gensc.common.timing import device_sync
-    from gensc.models.loading import from_pretrained
-    from gensc.receiver.fast import cpu_has_native_bf16, set_attention, taesd_source
 
     gen = receiver.diffusion
     unet = gen.img2img_pipe.unet
@@ -452,8 +444,8 @@ def add_parser(bsub) -> None:
     s = bsub.add_parser("receiver", help="receiver engine per preset and concurrency vs plain diffusers")
     s.add_argument("--profile", default="sd15-shapes")
     s.add_argument("--image-size", type=int, default=None)
-    s.add_argument("--device", default="auto")
-    s.add_argument("--dtype", default="auto", help="auto: each preset's own (fast: fp16 on CUDA)")
+    s.add_argument("--device", default=AUTO)
+    s.add_argument("--dtype", default=AUTO, help="auto: each preset's own (fast: fp16 on CUDA)")
     s.add_argument("--steps", type=int, default=5, help="scheduler steps (x strength = denoising steps)")
     s.add_argument("--snr-db", type=float, default=10.0, help="Es/N0 for the sender's default policy")
     s.add_argument("--presets", default="faithful,fast")

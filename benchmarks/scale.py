@@ -27,7 +27,12 @@ import sys
 import time
 from pathlib import Path
 
+from PIL import Image
+
+from gensc.client.launch import start_service, wait_ready
+from gensc.client.send import SendOptions, send
 from gensc.common.files import json_text, write_json
+from gensc.evaluation.dataset import sample_images
 
 TARGETS = {"speedup_2_vs_1": 1.6, "split_tolerance": 0.20, "lost_when_killed": 0}
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
@@ -41,9 +46,6 @@ def _free_port() -> int:
 
 def _images(n: int, size: int) -> list[tuple[str, bytes]]:
     """``n`` copies of the astronaut photo, already at ``size`` pixels (the sender's own work stays small)."""
-    from PIL import Image
-
-    from gensc.evaluation.dataset import sample_images
 
     ((name, data),) = sample_images(["astronaut"])
     buf = io.BytesIO()
@@ -60,8 +62,6 @@ def relay_summaries(log: Path) -> list[dict]:
 
 def _run(sender: str, proxy_log: Path, images, options, progress=None) -> tuple[list[dict], float, dict]:
     """Stream ``images``; the records, the seconds it took and the proxy's summary of the stream."""
-    from gensc.client.send import send
-
     before = len(relay_summaries(proxy_log))
     t0 = time.perf_counter()
     records = send(sender, images, options, progress=progress)
@@ -75,8 +75,6 @@ def _run(sender: str, proxy_log: Path, images, options, progress=None) -> tuple[
 
 
 def run(args) -> int:
-    from gensc.client.launch import start_service, wait_ready
-    from gensc.client.send import SendOptions
 
     logs = Path(args.logs)
     model = ["--profile", "tiny", "--image-size", str(args.image_size), "--device", "cpu"]

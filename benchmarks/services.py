@@ -38,18 +38,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import grpc
+
 from gensc.benchmarks.stats import summary as _summary
+from gensc.client.launch import local_stack
+from gensc.client.send import SendOptions, send
 from gensc.common.files import json_text, write_json
+from gensc.common.net.rpc import RpcConfig, create_channel, create_server
+from gensc.evaluation.dataset import sample_images
 
 _FLOOR_METHOD = "/gensc.bench.Floor/Echo"
 TARGET_ABOVE_FLOOR_MS = 1.5
 
 
 def run(args) -> int:
-    from gensc.client.launch import local_stack
-    from gensc.client.send import SendOptions, send
-    from gensc.common.net.rpc import RpcConfig
-    from gensc.evaluation.dataset import sample_images
 
     for name in ("n", "warmup", "block"):
         if getattr(args, name) < 1:
@@ -146,9 +148,6 @@ def _floor_server(port_q, target: str | None, send_bytes: int, reply_bytes: int,
     """One floor process: a leaf that answers ``reply_bytes``, or a relay that sends
     ``send_bytes`` to ``target`` and passes the answer back as it came. Each holds every message
     ``hold_s`` first (gensc's compute time at that hop, so the floor idles as gensc's hops do)."""
-    import grpc
-
-    from gensc.common.net.rpc import RpcConfig, create_channel, create_server
 
     rpc = RpcConfig()
     if target is None:
@@ -218,8 +217,6 @@ def floor_servers(sizes: dict[str, int], holds_s=(0.0, 0.0, 0.0)) -> Iterator[st
 def round_trips(target: str, sizes: dict[str, int], n: int) -> list[float]:
     """Round-trip ms of n messages through the floor at ``target``, on a new stream after one
     more message that opens it (dropped)."""
-    from gensc.common.net.rpc import RpcConfig, create_channel
-
     rpc = RpcConfig()
     with create_channel(target, rpc) as channel:
         up: queue.Queue = queue.Queue()

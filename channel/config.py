@@ -23,13 +23,13 @@ and of the protected prefix): what mode ``auto``'s policy may set and a client m
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from gensc.channel.codes import CODES
 from gensc.channel.conventions import SNR_KINDS
+from gensc.common.config import Config
 
 MODULATIONS = {"bpsk": 1, "qpsk": 2, "16qam": 4, "64qam": 6, "256qam": 8}  # name -> bits per symbol
 HEADER_CODES = ("repetition", "repetition-16", "ldpc-1/5")
@@ -38,13 +38,15 @@ EQUALISERS = ("zf", "mmse")
 CSI_MODES = ("perfect", "pilots")
 PILOTS_PER_BLOCK = 2  # pilot symbols at the start of every coherence block (csi "pilots")
 LINK_CHOICE_FIELDS = ("modulation", "code", "uep_code", "uep_modulation")
+LINK_DEST, LINK_GROUP = "link_", "link (gensc.channel.config.LinkConfig)"  # the link flags' namespace
 
 DEFAULT_SYMBOL_RATE_HZ = 1e6  # 1 MBd: 16QAM carries 4 Mbit/s raw
 
 
 @dataclass(frozen=True)
-class LinkConfig:
-    """Settings of one link; validated on construction, JSON-serialisable via :meth:`to_dict`."""
+class LinkConfig(Config):
+    """Settings of one link (gensc.common.config.Config: checked on construction, ``to_dict`` /
+    ``from_dict`` / ``replace``, one flag per field: ``add_link_args``)."""
 
     modulation: str = "16qam"
     code: str = "none"
@@ -64,30 +66,10 @@ class LinkConfig:
     realtime: bool = False
     seed: int | None = 0
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         errors = _validate(self)
         if errors:
             raise ValueError("invalid LinkConfig: " + "; ".join(errors))
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> LinkConfig:
-        if not isinstance(d, dict):
-            raise ValueError(f"LinkConfig.from_dict needs a dict, got {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown LinkConfig keys {unknown}; known: {', '.join(sorted(known))}")
-        return cls(**d)
-
-    def replace(self, **overrides: Any) -> LinkConfig:
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ValueError(f"unknown LinkConfig keys {unknown}; known: {', '.join(sorted(known))}")
-        return dataclasses.replace(self, **overrides)
 
 
 def _is_real(x: Any) -> bool:
@@ -142,20 +124,11 @@ def _validate(c: LinkConfig) -> list[str]:
 
 
 def add_link_args(p: argparse.ArgumentParser, defaults: dict | None = None) -> None:
-    """One flag per LinkConfig field (--snr-db, --modulation, ...); unset flags keep ``defaults``
-    (else LinkConfig's)."""
-    g = p.add_argument_group("link (gensc.channel.config.LinkConfig)")
-    for f in fields(LinkConfig):
-        flag = "--" + f.name.replace("_", "-")
-        default = (defaults or {}).get(f.name, f.default)
-        if isinstance(default, bool):
-            g.add_argument(flag, dest=f"link_{f.name}", action=argparse.BooleanOptionalAction, default=None)
-        else:
-            numeric = isinstance(default, int) or (default is None and "int" in str(f.type))
-            kind = float if isinstance(default, float) else int if numeric else str
-            g.add_argument(flag, dest=f"link_{f.name}", type=kind, default=None, help=f"default {default!r}")
+    """One flag per LinkConfig field (--snr-db, --modulation, ...), default None: a flag not given
+    leaves its setting to ``defaults`` (the proxy's) or LinkConfig's; ``link_overrides`` reads them."""
+    LinkConfig.add_arguments(p, defaults=defaults, unset=True, dest_prefix=LINK_DEST, title=LINK_GROUP)
 
 
 def link_overrides(args: argparse.Namespace) -> dict:
     """The LinkConfig fields set by ``add_link_args`` flags."""
-    return {k[5:]: v for k, v in vars(args).items() if k.startswith("link_") and v is not None}
+    return LinkConfig.overrides(args, dest_prefix=LINK_DEST)

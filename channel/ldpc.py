@@ -25,6 +25,7 @@ from functools import lru_cache
 
 import numba as nb
 import numpy as np
+from scipy.sparse import csr_matrix
 
 from gensc.channel import ldpc_tables
 
@@ -185,8 +186,6 @@ class LDPC5GCode:
 
     def parity_check_matrix(self):
         """Lifted parity-check matrix of the kept rows/columns (``scipy.sparse.csr_matrix``)."""
-        from scipy.sparse import csr_matrix
-
         z = self.z
         zz = np.arange(z)
         r_idx = (self.rows[:, None] * z + zz[None, :]).ravel()

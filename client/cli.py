@@ -7,7 +7,6 @@ flags (one per LinkConfig field, gensc.channel.config); ``send_options`` reads t
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -18,39 +17,18 @@ from gensc.client.send import SendOptions, send
 from gensc.common.net.rpc import wait_healthy
 from gensc.common.net.service import add_rpc_args, env, rpc_config
 
+SEND_DEST = "send_"  # the send options' flags' namespace
+
 
 def add_send_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--mode", default=None, help="transmission mode (default: the sender's)")
-    p.add_argument("--quant-bits", type=int, default=None)
-    p.add_argument("--strength", type=float, default=None)
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--guidance", type=float, default=None)
-    p.add_argument("--diffusion-seed", type=int, default=None, help="the receiver's diffusion seed")
-    p.add_argument("--window", type=int, default=1, help="images in flight at once")
-    p.add_argument(
-        "--retries",
-        type=int,
-        default=int(os.environ.get("GENSC_RETRIES") or 3),
-        help="resend an image that failed with UNAVAILABLE, RESOURCE_EXHAUSTED or DEADLINE_EXCEEDED "
-        "up to this many times, with exponential backoff (env GENSC_RETRIES)",
-    )
-    p.add_argument("--retry-backoff-s", type=float, default=0.5, help="first backoff; doubles each retry")
+    """One flag per SendOptions field (``--diffusion-seed``, ``--retries``...) and the link flags."""
+    SendOptions.add_arguments(p, dest_prefix=SEND_DEST)
     add_link_args(p)
 
 
-def send_options(args) -> SendOptions:
-    return SendOptions(
-        mode=args.mode,
-        quant_bits=args.quant_bits,
-        strength=args.strength,
-        steps=args.steps,
-        guidance=args.guidance,
-        seed=args.diffusion_seed,
-        link=link_overrides(args),
-        window=args.window,
-        retries=args.retries,
-        backoff_s=args.retry_backoff_s,
-    )
+def send_options(args: argparse.Namespace) -> SendOptions:
+    """The SendOptions of ``add_send_options``'s flags (InvalidInput names a bad one)."""
+    return SendOptions.from_args(args, dest_prefix=SEND_DEST, link=link_overrides(args))
 
 
 def progress_bar(total: int):

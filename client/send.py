@@ -28,13 +28,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from google.protobuf import json_format
 
 from gensc.client.metrics import SSIM_WINDOW, psnr_ssim
+from gensc.common.config import Config, setting
 from gensc.common.errors import InvalidInput
 from gensc.common.images import decode_image, resize
 from gensc.common.net import convert
@@ -66,28 +67,34 @@ def hop_times(total_ms: float, compute: dict[str, float], spans: dict[str, float
 
 
 @dataclass(frozen=True)
-class SendOptions:
-    mode: str | None = None
+class SendOptions(Config):
+    """Per-image options of a send (gensc.common.config.Config: checked; one client flag each)."""
+
+    mode: str | None = setting(None, help="transmission mode (default: the sender's)")
     quant_bits: int | None = None
     strength: float | None = None
     steps: int | None = None
     guidance: float | None = None
-    seed: int | None = None
-    link: dict[str, Any] = field(default_factory=dict)  # LinkConfig overrides, e.g. {"snr_db": 5}
-    window: int = 1  # images in flight at once (1: latencies without queueing)
-    retries: int = 3  # resends of an image that failed with a RETRYABLE status
-    backoff_s: float = 0.5  # wait before the first resend; doubles each time, at most MAX_BACKOFF_S
+    seed: int | None = setting(None, flag="--diffusion-seed", help="the receiver's diffusion seed")
+    link: dict[str, Any] = setting(default_factory=dict, flag=None)  # LinkConfig overrides: {"snr_db": 5}
+    window: int = setting(1, help="images in flight at once (1: latencies without queueing)")
+    retries: int = setting(
+        3,
+        env="GENSC_RETRIES",
+        help="resend an image that failed with UNAVAILABLE, RESOURCE_EXHAUSTED or DEADLINE_EXCEEDED "
+        "up to this many times, with exponential backoff",
+    )
+    backoff_s: float = setting(
+        0.5, flag="--retry-backoff-s", help=f"first backoff; doubles each retry, at most {MAX_BACKOFF_S:g} s"
+    )
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         if not 1 <= self.window <= 1024:
             raise InvalidInput(f"window must be in 1..1024 images, got {self.window}")
         if not 0 <= self.retries <= 100:
             raise InvalidInput(f"retries must be in 0..100, got {self.retries}")
         if not 0 <= self.backoff_s <= MAX_BACKOFF_S:
             raise InvalidInput(f"retry backoff must be in 0..{MAX_BACKOFF_S:g} s, got {self.backoff_s}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _request(item_id: str, name: str, data: bytes, o: SendOptions) -> pb.TransmitRequest:

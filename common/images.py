@@ -1,4 +1,5 @@
-"""Image decoding with limits, and PNG encoding. The one place that turns bytes into pixels.
+"""Image decoding with limits, the RGB check, resizing and PNG encoding. The one place that turns
+bytes into pixels.
 
 Accepted: anything Pillow decodes (PNG, JPEG, WebP, TIFF, BMP, ...), single frame, at most
 ``max_pixels`` pixels (checked from the header, before decoding: decompression bombs never
@@ -140,6 +141,17 @@ def _to_rgb(img: Image.Image) -> tuple[np.ndarray, list[str]]:
     elif img.mode != "RGB":
         raise InvalidInput(f"unsupported image mode {img.mode!r}")
     return np.asarray(img, dtype=np.uint8).copy(), notes
+
+
+def check_rgb(image: np.ndarray, what: str = "image") -> None:
+    """ValueError unless ``image`` is a uint8 ``[H, W, 3]`` numpy array with H, W >= 1: the one check
+    of the RGB arrays every stage takes (the message names ``what`` and what it got)."""
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"{what} must be a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"{what} must have dtype uint8, got {image.dtype}")
+    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"{what} must have shape [H, W, 3], got {list(image.shape)}")
 
 
 def resize(image: np.ndarray, size: int) -> np.ndarray:

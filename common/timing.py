@@ -33,7 +33,7 @@ class Stopwatch:
 def device_sync(device: str) -> Callable[[], None] | None:
     """A function that waits for queued work on ``device`` (None on the CPU)."""
     if device.startswith("cuda"):
-        import torch
+        import torch  # heavy: only for a CUDA device
 
         return torch.cuda.synchronize
     return None

@@ -37,100 +37,44 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
 
-from gensc.common.ranges import parse_values
+from gensc.common.config import AUTO
+from gensc.common.errors import ModelUnavailable
+from gensc.evaluation import plots
 from gensc.evaluation.config import (
-    DEFAULTS,
-    LOST_AS,
     PRESETS,
+    RECEIVER,
+    RUN,
+    SWEEP,
     EvalConfig,
     parse_key_values,
     parse_mode_recon,
     with_lora,
 )
 from gensc.evaluation.harness import Harness
+from gensc.evaluation.metrics import MetricConfig
+from gensc.models.quantization import QuantConfig
+
+METRIC_DEST = "metric_"  # the metric flags' namespace (MetricConfig)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The sweep's flags. Defaults are None here and resolved by ``config_from_args`` (presets)."""
-    g = p.add_argument_group("images")
-    g.add_argument("--images", help="'skimage', 'skimage:NAME,NAME' or a folder (default skimage)")
-    g.add_argument("--n-images", type=int, help="use this many (a seeded subset; default all)")
-    g.add_argument("--subset-seed", type=int, help="seed of the subset (default 0)")
-    g = p.add_argument_group("models")
-    g.add_argument(
-        "--profile", help="sd15, mini, tiny, sd15-shapes or auto (env GENSC_PROFILE; default auto)"
-    )
-    g.add_argument("--sd-model", help="SD 1.5 folder or hub id in the local cache (env GENSC_SD_MODEL)")
-    g.add_argument(
-        "--caption-model", help="BLIP folder or hub id in the local cache (env GENSC_CAPTION_MODEL)"
-    )
-    g.add_argument("--image-size", type=int, help="override the profile's image size")
-    g.add_argument("--device", default=os.environ.get("GENSC_DEVICE", "auto"), help="auto, cpu, cuda, cuda:N")
-    g.add_argument("--dtype", default=os.environ.get("GENSC_DTYPE", "auto"), help="auto, fp32, fp16, bf16")
-    g.add_argument(
-        "--quantize",
-        default=os.environ.get("GENSC_QUANTIZE", "none"),
-        help="model weights in process, e.g. int8 or nf4,unet=quanto-int8 (env GENSC_QUANTIZE; "
-        "see gensc.models.quantization); with --via-services the services' own setting applies",
-    )
-    g.add_argument(
-        "--allow-download", action="store_true", help="let the SD/BLIP loaders download (metrics never do)"
-    )
-    g = p.add_argument_group("sweep and link")
-    g.add_argument("--modes", help="comma list of registered modes (default text,latent,text+latent)")
-    g.add_argument(
-        "--snr-db", help="start:stop:step (stop included), a comma list or one value (default 0:20:5)"
-    )
-    g.add_argument("--snr-kind", choices=("esn0", "ebn0"), help="what --snr-db means (default esn0)")
-    g.add_argument("--modulation", help="link modulation (default 16qam)")
-    g.add_argument("--code", help="link channel code (default ldpc-1/2)")
+    """The sweep's flags: one per EvalConfig field (and MetricConfig's), default None here and
+    resolved by ``config_from_args``: flag > preset > environment > the field's default."""
+    EvalConfig.add_arguments(p, unset=True)
+    g = p.add_argument_group(SWEEP)
     g.add_argument(
         "--link", action="append", metavar="KEY=VALUE", help="any other LinkConfig field (repeatable)"
     )
-    g.add_argument("--channel-seed", type=int, help="base seed of the link noise (default 0)")
-    g = p.add_argument_group("codec and receiver")
-    g.add_argument("--quant-bits", type=int, help="latent quantisation bits (default: the sender's)")
-    g.add_argument(
-        "--strength", type=float, help="img2img strength (default: the mode's, else the profile's)"
-    )
-    g.add_argument("--steps", type=int, help="scheduler steps (default: the profile's)")
-    g.add_argument("--guidance", type=float, help="classifier-free guidance (default: the profile's)")
-    g.add_argument("--seed", type=int, help="the receiver's diffusion seed (default 0)")
+    g = p.add_argument_group(RECEIVER)
     g.add_argument(
         "--mode-recon",
         action="append",
         metavar="MODE:KEY=VALUE[,KEY=VALUE]",
         help="receiver settings for one mode only, e.g. text:guidance=7.5 (repeatable)",
     )
-    g.add_argument(
-        "--budget-from", help="pass this mode's packet bytes as the byte budget of modes that take one"
-    )
-    g.add_argument(
-        "--lost-as", choices=LOST_AS, help="score a lost packet as a grey image or skip it (default grey)"
-    )
-    g = p.add_argument_group("metrics")
-    g.add_argument(
-        "--metrics", help="comma list or 'all': psnr,ssim,ms_ssim,vsi,lpips,clip,fid (default all)"
-    )
-    g.add_argument("--lpips-net", choices=("alex", "vgg", "squeeze"), help="LPIPS backbone (default alex)")
-    g.add_argument("--clip-model", default=None, help="CLIP folder for CLIP score (env GENSC_CLIP_MODEL)")
-    g.add_argument(
-        "--fid-weights", default=None, help="torch-fidelity Inception weights (env GENSC_FID_WEIGHTS)"
-    )
-    g.add_argument("--metric-device", default=None, help="device for metrics (default: --device)")
-    g.add_argument("--batch-size", type=int, default=16, help="images per metric batch")
-    g.add_argument("--save-images", action="store_true", help="keep every reconstruction under OUT/images")
-    g = p.add_argument_group("run")
-    g.add_argument("--preset", choices=tuple(PRESETS), help="the papers' settings (explicit flags win)")
-    g.add_argument("--via-services", metavar="HOST:PORT", help="send through a running sender instead")
-    g.add_argument(
-        "--lora",
-        metavar="DIR[:SCALE]",
-        help="also rebuild every mode with this LoRA adapter (gensc finetune): modes MODE@lora, one more "
-        "line per plot and table; loads a second receiver",
-    )
+    MetricConfig.add_arguments(p, unset=True, dest_prefix=METRIC_DEST, title="metrics")
+    g = p.add_argument_group(RUN)
     g.add_argument("--out", default="eval-out", help="output folder")
     g.add_argument("--overwrite", action="store_true", help="discard finished rows in OUT and start again")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -138,63 +82,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> EvalConfig:
-    """Flags > preset > defaults -> EvalConfig (ValueError on bad values)."""
-    from gensc.evaluation.metrics import parse_metric_names
-    from gensc.models.quantization import QuantConfig
-
+    """Flags > preset > environment > defaults -> EvalConfig (ValueError on bad values)."""
     preset = PRESETS.get(args.preset or "", {})
-
-    def pick(name: str) -> Any:
-        v = getattr(args, name, None)
-        return v if v is not None else preset.get(name, DEFAULTS.get(name))
-
-    profile = args.profile or preset.get("profile") or os.environ.get("GENSC_PROFILE") or DEFAULTS["profile"]
-    mode_recon = parse_mode_recon(list(preset.get("mode_recon", [])) + list(args.mode_recon or []))
-    return EvalConfig(
-        images=pick("images"),
-        n_images=pick("n_images"),
-        subset_seed=pick("subset_seed"),
-        profile=profile,
-        sd_model=args.sd_model,
-        caption_model=args.caption_model,
-        image_size=pick("image_size"),
-        device=args.device,
-        dtype=args.dtype,
-        quantize=QuantConfig.parse(args.quantize).spec,
-        allow_download=args.allow_download,
-        modes=with_lora(tuple(m.strip() for m in pick("modes").split(",") if m.strip()), args.lora),
-        snr_db=parse_values(pick("snr_db"), "SNR list"),
-        snr_kind=pick("snr_kind"),
-        modulation=pick("modulation"),
-        code=pick("code"),
-        link=parse_key_values(list(preset.get("link", [])) + list(args.link or []), "--link"),
-        channel_seed=pick("channel_seed"),
-        quant_bits=pick("quant_bits"),
-        strength=pick("strength"),
-        steps=pick("steps"),
-        guidance=pick("guidance"),
-        seed=pick("seed"),
-        mode_recon=mode_recon,
-        budget_from=pick("budget_from"),
-        lost_as=pick("lost_as"),
-        metrics={
-            "names": parse_metric_names(pick("metrics")),
-            "device": args.metric_device or args.device,
-            "batch_size": args.batch_size,
-            "lpips_net": pick("lpips_net"),
-            "clip_model": args.clip_model or "",
-            "fid_weights": args.fid_weights or "",
-        },
-        save_images=args.save_images,
-        via_services=args.via_services,
-        preset=args.preset,
-        lora=args.lora,
-    )
+    values = {k: v for k, v in preset.items() if k not in ("link", "mode_recon", "metrics")}
+    for f in EvalConfig.flag_fields():
+        env = f.metadata["gensc"].get("env")
+        if f.name not in values and env and os.environ.get(env):
+            values[f.name] = os.environ[env]
+    values.update(EvalConfig.overrides(args))
+    values["quantize"] = QuantConfig.parse(values.get("quantize", "none")).spec
+    values["modes"] = with_lora(values.get("modes", EvalConfig().modes), values.get("lora"))
+    values["link"] = {**preset.get("link", {}), **parse_key_values(list(args.link or []), "--link")}
+    values["mode_recon"] = dict(preset.get("mode_recon", {}))
+    for mode, recon in parse_mode_recon(list(args.mode_recon or [])).items():
+        values["mode_recon"][mode] = {**values["mode_recon"].get(mode, {}), **recon}
+    metrics = {**preset.get("metrics", {}), **MetricConfig.overrides(args, dest_prefix=METRIC_DEST)}
+    metrics.setdefault("device", values.get("device", AUTO))
+    values["metrics"] = vars(MetricConfig(**metrics)).copy()
+    return EvalConfig(**values)
 
 
 def run(args: argparse.Namespace) -> int:
-    from gensc.common.errors import ModelUnavailable
-
     try:
         config = config_from_args(args)
         harness = Harness(config, args.out, progress=not args.no_progress, overwrite=args.overwrite)
@@ -204,8 +112,6 @@ def run(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out)
     if not args.no_plots:
-        from gensc.evaluation import plots
-
         made = plots.make_plots(out / "results.json", out)
         print(f"plots: {', '.join(p.name for p in made)}", file=sys.stderr)
     run_ = results["run"]
@@ -220,8 +126,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from gensc.evaluation import plots
-
     return plots.main([args.results] + (["--out", args.plot_out] if args.plot_out else []))
 
 

@@ -1,4 +1,5 @@
-"""What defines a sweep: the frozen ``EvalConfig``, its flag defaults and the papers' presets.
+"""What defines a sweep: the frozen ``EvalConfig`` (its flags come from its fields) and the papers'
+presets.
 
 ``EvalConfig`` is embedded in results.json; every row carries its ``fingerprint`` (a hash of the
 settings that change a row's numbers), so a rerun into the same folder resumes only when the
@@ -8,44 +9,44 @@ into the link's and the receiver's settings for a point, for both runners.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from gensc.channel.conventions import SNR_KINDS
+from gensc.common.config import AUTO, Config, setting
+from gensc.common.modes import get_mode
+from gensc.common.ranges import parse_values
+from gensc.evaluation.metrics import parse_metric_names
+from gensc.models.quantization import QuantConfig
+from gensc.receiver.adapters import AdapterSpec
+
 SCHEMA = "gensc.eval/1"
-AUTO = "auto"  # gensc.common.modes.AUTO: the sender picks a mode from the link's SNR
 LORA_SUFFIX = "@lora"  # "MODE@lora": MODE rebuilt by a receiver with the --lora adapter on
 LOST_AS = ("grey", "skip")
-SNR_KINDS = ("esn0", "ebn0")
 RECON_KEYS = ("strength", "steps", "guidance", "seed")
 
-# Flag defaults; a preset replaces some of them, explicit flags replace both.
-DEFAULTS: dict[str, Any] = {
-    "images": "skimage",
-    "n_images": None,
-    "subset_seed": 0,
-    "profile": "auto",
-    "image_size": None,
-    "modes": "text,latent,text+latent",
-    "snr_db": "0:20:5",
-    "snr_kind": "esn0",
-    "modulation": "16qam",
-    "code": "ldpc-1/2",
-    "channel_seed": 0,
-    "quant_bits": None,
-    "strength": None,
-    "steps": None,
-    "guidance": None,
-    "seed": 0,
-    "mode_recon": [],
-    "link": [],
-    "budget_from": None,
-    "lost_as": "grey",
-    "metrics": "all",
-    "lpips_net": "alex",
-}
+# Flag groups of ``gensc eval`` (gensc.evaluation.cli)
+IMAGES, MODELS, SWEEP, RECEIVER, RUN = "images", "models", "sweep and link", "codec and receiver", "run"
 
+
+def _names(text: str) -> tuple[str, ...]:
+    """``"text,latent"`` -> ("text", "latent")."""
+    return tuple(m.strip() for m in text.split(",") if m.strip())
+
+
+def _snr_list(text: str) -> tuple[float, ...]:
+    """argparse type of ``--snr-db``: gensc.common.ranges.parse_values (the one parser)."""
+    try:
+        return parse_values(text, "SNR list")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+# The papers' settings, as EvalConfig (and MetricConfig, under "metrics") values. A preset replaces
+# the defaults; flags given on the command line replace both.
 PRESETS: dict[str, dict[str, Any]] = {
     # Seed 001 (Img2Img-SC, scripts/semantic_i2i.py + semantic_t2i.py): SD 1.5 + BLIP-large,
     # 512x512, 16QAM without coding, its "SNR" is Eb/N0 at 10, 8.75, 7.5, 6.25, 5 dB, 100 images;
@@ -56,8 +57,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "image_size": 512,
         # gensc's own beside the prototype's: text+latent and auto lay the packet out for the
         # uncoded link (raw blocks and plain text, used when damaged; gensc.sender.layout)
-        "modes": "text,text+latent,paper,auto",
-        "snr_db": "5:10:1.25",
+        "modes": ("text", "text+latent", "paper", AUTO),
+        "snr_db": parse_values("5:10:1.25"),
         "snr_kind": "ebn0",
         "modulation": "16qam",
         "code": "none",
@@ -65,66 +66,109 @@ PRESETS: dict[str, dict[str, Any]] = {
         "steps": 50,
         "strength": 0.6,
         "guidance": 9.0,
-        "mode_recon": ["text:guidance=7.5"],
-        "link": ["ideal_header=true"],  # the prototype has no header (gensc.channel.paper)
-        "metrics": "psnr,ssim,lpips,fid,clip",
-        "lpips_net": "alex",
+        "mode_recon": {"text": {"guidance": 7.5}},
+        "link": {"ideal_header": True},  # the prototype has no header (gensc.channel.paper)
+        "metrics": {"names": parse_metric_names("psnr,ssim,lpips,fid,clip"), "lpips_net": "alex"},
     },
     # Seed 000 (no public code or numbers): key/non-key regions against the text, latent and
     # classic baselines, PSNR / SSIM / VSI / LPIPS at low SNR on a coded 16QAM AWGN link.
     "paper000": {
         "profile": "sd15",
         "image_size": 512,
-        "modes": "key+text,text+latent,text,classic",
-        "snr_db": "-5:10:2.5",
+        "modes": ("key+text", "text+latent", "text", "classic"),
+        "snr_db": parse_values("-5:10:2.5"),
         "snr_kind": "esn0",
         "modulation": "16qam",
         "code": "ldpc-1/2",
         "budget_from": "key+text",  # classic gets key+text's body bytes, image by image
-        "metrics": "psnr,ssim,ms_ssim,vsi,lpips",
-        "lpips_net": "alex",
+        "metrics": {"names": parse_metric_names("psnr,ssim,ms_ssim,vsi,lpips"), "lpips_net": "alex"},
     },
 }
 
 
 @dataclass(frozen=True)
-class EvalConfig:
-    """Everything that defines a sweep. Embedded in results.json; rows carry its fingerprint."""
+class EvalConfig(Config):
+    """Everything that defines a sweep (gensc.common.config.Config: checked on construction, before
+    any model loads; one ``gensc eval`` flag per field but ``link``, ``mode_recon`` and
+    ``metrics``, which gensc.evaluation.cli assembles). Embedded in results.json; rows carry its
+    fingerprint."""
 
-    images: str = "skimage"  # "skimage", "skimage:NAME,NAME" or a folder of image files
-    n_images: int | None = None  # None: all of them
-    subset_seed: int = 0
-    profile: str = "auto"
-    sd_model: str | None = None
-    caption_model: str | None = None
-    image_size: int | None = None
-    device: str = "auto"
-    dtype: str = "auto"
-    quantize: str = "none"  # model weights (gensc.models.quantization); --via-services: the services' own
-    allow_download: bool = False  # models only; metric weights are never downloaded
-    modes: tuple[str, ...] = ("text", "latent", "text+latent")
-    snr_db: tuple[float, ...] = (0.0, 5.0, 10.0, 15.0, 20.0)
-    snr_kind: str = "esn0"  # what snr_db means: "esn0" (Es/N0) or "ebn0" (Eb/N0)
-    modulation: str = "16qam"
-    code: str = "ldpc-1/2"
-    link: dict[str, Any] = field(default_factory=dict)  # other LinkConfig fields
-    channel_seed: int = 0
-    quant_bits: int | None = None  # None: the sender's default
-    strength: float | None = None  # None: the receiver's choice (packet hint > mode > profile)
-    steps: int | None = None
-    guidance: float | None = None
-    seed: int = 0  # the receiver's diffusion seed
-    mode_recon: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-mode overrides
-    budget_from: str | None = None  # budget-taking modes (classic) get this mode's body bytes
-    lost_as: str = "grey"  # how a lost packet is scored: "grey" image, or "skip" (no metrics)
-    metrics: dict[str, Any] = field(default_factory=dict)  # gensc.evaluation.metrics.MetricConfig
-    save_images: bool = False
-    via_services: str | None = None
-    preset: str | None = None
-    lora: str | None = None  # a receiver LoRA adapter DIR[:SCALE]; modes "MODE@lora" run with it
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    images: str = setting("skimage", group=IMAGES, help="'skimage', 'skimage:NAME,NAME' or a folder")
+    n_images: int | None = setting(None, group=IMAGES, help="use this many (a seeded subset; default all)")
+    subset_seed: int = setting(0, group=IMAGES, help="seed of the subset")
+    profile: str = setting(
+        AUTO, env="GENSC_PROFILE", group=MODELS, help="sd15, mini, tiny, sd15-shapes or auto"
+    )
+    sd_model: str | None = setting(
+        None, group=MODELS, help="SD 1.5 folder or hub id in the local cache (env GENSC_SD_MODEL)"
+    )
+    caption_model: str | None = setting(
+        None, group=MODELS, help="BLIP folder or hub id in the local cache (env GENSC_CAPTION_MODEL)"
+    )
+    image_size: int | None = setting(None, group=MODELS, help="override the profile's image size")
+    device: str = setting(AUTO, env="GENSC_DEVICE", group=MODELS, help="auto, cpu, cuda, cuda:N")
+    dtype: str = setting(AUTO, env="GENSC_DTYPE", group=MODELS, help="auto, fp32, fp16, bf16")
+    quantize: str = setting(  # model weights (gensc.models.quantization); --via-services: the services' own
+        "none",
+        env="GENSC_QUANTIZE",
+        group=MODELS,
+        help="model weights in process, e.g. int8 or nf4,unet=quanto-int8 (see gensc.models.quantization); "
+        "with --via-services the services' own setting applies",
+    )
+    allow_download: bool = setting(  # models only; metric weights are never downloaded
+        False, group=MODELS, help="let the SD/BLIP loaders download (metrics never do)"
+    )
+    modes: tuple[str, ...] = setting(
+        ("text", "latent", "text+latent"), parse=_names, group=SWEEP, help="comma list of registered modes"
+    )
+    snr_db: tuple[float, ...] = setting(
+        (0.0, 5.0, 10.0, 15.0, 20.0),
+        parse=_snr_list,
+        group=SWEEP,
+        help="start:stop:step (stop included), a comma list or one value (default 0:20:5)",
+    )
+    snr_kind: str = setting(
+        "esn0", choices=SNR_KINDS, group=SWEEP, help="what --snr-db means: Es/N0 or Eb/N0"
+    )
+    modulation: str = setting("16qam", group=SWEEP, help="link modulation")
+    code: str = setting("ldpc-1/2", group=SWEEP, help="link channel code")
+    link: dict[str, Any] = setting(default_factory=dict, flag=None)  # other LinkConfig fields (--link)
+    channel_seed: int = setting(0, group=SWEEP, help="base seed of the link noise")
+    quant_bits: int | None = setting(
+        None, group=RECEIVER, help="latent quantisation bits (default: the sender's)"
+    )
+    strength: float | None = setting(  # None: the receiver's choice (packet hint > mode > profile)
+        None, group=RECEIVER, help="img2img strength (default: the mode's, else the profile's)"
+    )
+    steps: int | None = setting(None, group=RECEIVER, help="scheduler steps (default: the profile's)")
+    guidance: float | None = setting(
+        None, group=RECEIVER, help="classifier-free guidance (default: the profile's)"
+    )
+    seed: int = setting(0, group=RECEIVER, help="the receiver's diffusion seed")
+    mode_recon: dict[str, dict[str, Any]] = setting(default_factory=dict, flag=None)  # per-mode overrides
+    budget_from: str | None = setting(  # budget-taking modes (classic) get this mode's body bytes
+        None, group=RECEIVER, help="pass this mode's packet bytes as the byte budget of modes that take one"
+    )
+    lost_as: str = setting(  # how a lost packet is scored: "grey" image, or "skip" (no metrics)
+        "grey", choices=LOST_AS, group=RECEIVER, help="score a lost packet as a grey image or skip it"
+    )
+    metrics: dict[str, Any] = setting(
+        default_factory=dict, flag=None
+    )  # gensc.evaluation.metrics.MetricConfig
+    save_images: bool = setting(False, group="metrics", help="keep every reconstruction under OUT/images")
+    via_services: str | None = setting(
+        None, metavar="HOST:PORT", group=RUN, help="send through a running sender instead"
+    )
+    preset: str | None = setting(
+        None, choices=tuple(PRESETS), group=RUN, help="the papers' settings (explicit flags win)"
+    )
+    lora: str | None = setting(  # a receiver LoRA adapter DIR[:SCALE]; modes "MODE@lora" run with it
+        None,
+        metavar="DIR[:SCALE]",
+        group=RUN,
+        help="also rebuild every mode with this LoRA adapter (gensc finetune): modes MODE@lora, one more "
+        "line per plot and table; loads a second receiver",
+    )
 
     def fingerprint(self) -> str:
         """Hash of the settings that change a row's numbers (not the grid, not where it runs)."""
@@ -140,8 +184,6 @@ class EvalConfig:
 
     def check(self) -> None:
         """Reject bad settings before any model loads (ValueError naming the setting)."""
-        from gensc.common.modes import get_mode
-
         if not self.modes:
             raise ValueError("no modes given")
         for m in self.modes:
@@ -151,8 +193,6 @@ class EvalConfig:
             if base != AUTO:
                 get_mode(base)
         if self.lora:
-            from gensc.receiver.adapters import AdapterSpec
-
             AdapterSpec.parse(self.lora)
             if self.via_services:
                 raise ValueError("--lora runs in process; through services, start the receiver with --lora")
@@ -176,8 +216,6 @@ class EvalConfig:
             raise ValueError(f"--n-images must be >= 1, got {self.n_images}")
         if self.quant_bits is not None and not 1 <= self.quant_bits <= 8:
             raise ValueError(f"--quant-bits must be in 1..8, got {self.quant_bits}")
-        from gensc.models.quantization import QuantConfig
-
         QuantConfig.parse(self.quantize)
 
     def link_settings(self, snr_db: float) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import io
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 SAMPLES = ("astronaut", "coffee", "chelsea", "rocket")
@@ -14,8 +15,7 @@ SAMPLES = ("astronaut", "coffee", "chelsea", "rocket")
 def sample_images(names=SAMPLES) -> list[tuple[str, bytes]]:
     """The named scikit-image sample photos as PNG bytes (``gensc demo`` and the benchmarks send
     them too)."""
-    from PIL import Image
-    from skimage import data
+    from skimage import data  # optional: scikit-image (an extra)
 
     out = []
     for name in names:

@@ -13,12 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from gensc.client.report import ber_of
+from gensc.common.config import AUTO
 from gensc.evaluation.config import SCHEMA, EvalConfig
 from gensc.evaluation.dataset import choose_subset, load_images
+from gensc.evaluation.metrics import MetricConfig, MetricSuite
 from gensc.evaluation.output import ResultsFolder, environment, snr_label
 from gensc.evaluation.rows import Outcome, Row, row_key
 from gensc.evaluation.runners import InProcessRunner, Runner, ServiceRunner
 from gensc.evaluation.scoring import aggregate, score
+from gensc.models.loading import pick_device
+from gensc.models.mini import TRAIN_PHOTOS
+from gensc.models.profiles import profile_statement
 
 
 class Harness:
@@ -39,7 +44,6 @@ class Harness:
         progress: bool = True,
         overwrite: bool = False,
     ) -> None:
-        config.check()
         self.config = config
         if runner is None:
             runner = ServiceRunner(config) if config.via_services is not None else InProcessRunner(config)
@@ -49,13 +53,11 @@ class Harness:
         self.computed = self.skipped = 0
 
     def _load_suite(self) -> None:
-        from gensc.evaluation.metrics import MetricConfig, MetricSuite
-        from gensc.models.loading import pick_device
 
         if self.suite is None:
             mc = dict(self.config.metrics)
             mc["names"] = tuple(mc.get("names", MetricConfig.names))
-            mc["device"] = pick_device(mc.get("device") or "auto")
+            mc["device"] = pick_device(mc.get("device") or AUTO)
             self.suite = MetricSuite(MetricConfig(**mc))
 
     def run(self) -> dict[str, Any]:
@@ -83,7 +85,7 @@ class Harness:
         return results
 
     def _sweep(self, images: list[tuple[str, bytes]], pending, done: dict[str, Row]) -> None:
-        from tqdm import tqdm
+        from tqdm import tqdm  # optional: tqdm (an extra)
 
         c = self.config
         todo: dict[tuple[str, float], list[str]] = {}
@@ -148,8 +150,6 @@ class Harness:
         return self.suite.fid(*self.folder.load_pairs(rows))
 
     def _results(self, rows: list[Row], images, subset, started: str, wall_s: float) -> dict[str, Any]:
-        from gensc.models.profiles import profile_statement
-
         c = self.config
         profile = self.runner.profile
         points = []
@@ -161,8 +161,6 @@ class Harness:
         notes = dict(self.suite.notes)
         run_notes = []
         if profile is not None and profile.trained_small and str(c.images).startswith("skimage"):
-            from gensc.models.mini import TRAIN_PHOTOS
-
             seen = sorted({Path(n).stem for n, _ in images} & set(TRAIN_PHOTOS))
             if seen:
                 run_notes.append(f"the {profile.name} profile was trained on {', '.join(seen)}: not held out")

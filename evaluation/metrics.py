@@ -27,15 +27,17 @@ Nothing is ever downloaded: a metric whose library or weights are missing is ski
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from gensc.client.metrics import SSIM_SIGMA, check_pair, psnr, ssim
+from gensc.common.config import Config, setting
 
 ENV_CLIP = "GENSC_CLIP_MODEL"
 ENV_FID_WEIGHTS = "GENSC_FID_WEIGHTS"
@@ -96,19 +98,36 @@ def ms_ssim_scales(side: int, kernel: int = MS_SSIM_KERNEL) -> int:
     return 0
 
 
+def _flag_value(parse: Any, text: str) -> Any:
+    """``parse(text)`` for argparse: its ValueError becomes the flag's error message."""
+    try:
+        return parse(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 @dataclass(frozen=True)
-class MetricConfig:
-    """Which metrics to compute and where their weights are. Serialised into results.json."""
+class MetricConfig(Config):
+    """Which metrics to compute and where their weights are (gensc.common.config.Config; the
+    ``gensc eval`` metric flags come from its fields). Serialised into results.json."""
 
-    names: tuple[str, ...] = tuple(METRICS)
-    device: str = "cpu"
-    batch_size: int = 16
-    lpips_net: str = "alex"  # alex | vgg | squeeze (torchmetrics LPIPS backbones)
-    clip_model: str = ""  # local dir or hub id in the local cache; "" -> $GENSC_CLIP_MODEL or none
-    fid_weights: str = ""  # torch-fidelity Inception weights file; "" -> $GENSC_FID_WEIGHTS or its cache
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    names: tuple[str, ...] = setting(
+        tuple(METRICS),
+        flag="--metrics",
+        parse=lambda text: _flag_value(parse_metric_names, text),
+        help="comma list or 'all': psnr,ssim,ms_ssim,vsi,lpips,clip,fid (default all)",
+    )
+    device: str = setting("cpu", flag="--metric-device", help="device for metrics (default: --device)")
+    batch_size: int = setting(16, help="images per metric batch")
+    lpips_net: str = setting(
+        "alex", choices=tuple(LPIPS_BACKBONES), help="LPIPS backbone (torchmetrics; default alex)"
+    )
+    clip_model: str = setting(  # local dir or hub id in the local cache; "" -> $GENSC_CLIP_MODEL or none
+        "", help=f"CLIP folder for CLIP score (env {ENV_CLIP})"
+    )
+    fid_weights: str = setting(  # Inception weights file; "" -> $GENSC_FID_WEIGHTS or torch-fidelity's cache
+        "", help=f"torch-fidelity Inception weights (env {ENV_FID_WEIGHTS})"
+    )
 
 
 def _clip_tensor(out: Any):
@@ -139,7 +158,7 @@ class ClipFeatureTensors:
 
 def _to_tensor(images: Sequence[np.ndarray], device: str):
     """uint8 ``[H, W, 3]`` list -> float32 ``[N, 3, H, W]`` in 0..255 on ``device``."""
-    import torch
+    import torch  # heavy: the CLI imports this module
 
     x = torch.from_numpy(np.stack([np.asarray(i, dtype=np.uint8) for i in images]))
     return x.permute(0, 3, 1, 2).to(device=device, dtype=torch.float32)
@@ -291,7 +310,7 @@ class MetricSuite:
         return out
 
     def _batch(self, refs, tests, captions) -> list[dict[str, float | None]]:
-        import torch
+        import torch  # heavy: the CLI imports this module
         from torchmetrics.functional.image import multiscale_structural_similarity_index_measure
 
         for a, b in zip(refs, tests, strict=True):
@@ -344,7 +363,7 @@ class MetricSuite:
         return v.cpu().tolist()
 
     def _clip_one(self, image, caption: str | None) -> float | None:
-        import torch
+        import torch  # heavy: the CLI imports this module
 
         if not caption:
             return None
@@ -358,7 +377,7 @@ class MetricSuite:
             return None
         if len(refs) < 2 or len(tests) < 2:
             return None
-        import torch
+        import torch  # heavy: the CLI imports this module
         from torchmetrics.image.fid import FrechetInceptionDistance
 
         if self._fid_feature is not None:

@@ -18,12 +18,15 @@ import json
 import os
 import platform
 import subprocess
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from gensc.common.files import json_safe, json_text, safe_filename, write_json
+from gensc.common.images import decode_image
 from gensc.evaluation.rows import Row
 
 CSV_COLUMNS = (
@@ -114,8 +117,6 @@ class ResultsFolder:
 
     def load_pairs(self, rows: list[Row]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """(references, reconstructions) saved for ``rows`` (rows without a saved image left out)."""
-        from gensc.common.images import decode_image
-
         refs, tests = [], []
         for r in rows:
             if r.output and (self.path / r.output).exists():
@@ -131,16 +132,12 @@ class ResultsFolder:
 
 
 def _save_png(path: Path, image: np.ndarray) -> None:
-    from PIL import Image
-
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(image).save(path)
 
 
 def environment() -> dict[str, Any]:
     """Versions, device and source revision, for the results file."""
-    from importlib.metadata import PackageNotFoundError, version
-
     env: dict[str, Any] = {"python": platform.python_version(), "machine": platform.machine()}
     for pkg in ("torch", "diffusers", "transformers", "torchmetrics", "numpy"):
         try:

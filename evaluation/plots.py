@@ -170,7 +170,7 @@ def _quality_vs_bytes(ax, results: dict[str, Any], key: str) -> bool:
 
 def make_plots(results_path: str | Path, out_dir: str | Path | None = None) -> list[Path]:
     """Write every plot for one results.json; return the files written."""
-    import matplotlib
+    import matplotlib  # optional: matplotlib (an extra)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -22,9 +22,21 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from gensc.channel.config import LinkConfig
+from gensc.channel.link import Link
+from gensc.client.send import SendOptions, send
+from gensc.common.errors import GenscError, PacketLost
+from gensc.common.images import decode_image, resize
+from gensc.common.wire.modes import MODES
+from gensc.common.wire.packet import parse
 from gensc.common.wire.quant import latent_nmse
 from gensc.evaluation.config import AUTO, LORA_SUFFIX, EvalConfig, base_mode
 from gensc.evaluation.rows import Outcome
+from gensc.models.loading import resolve_profile
+from gensc.models.quantization import QuantConfig
+from gensc.receiver.adapters import AdapterPlan, AdapterSpec
+from gensc.receiver.pipeline import ReceiverPipeline, ReconSettings
+from gensc.sender.pipeline import SenderPipeline
 
 
 def channel_seed(base: int, image: str, snr_db: float) -> int:
@@ -34,8 +46,6 @@ def channel_seed(base: int, image: str, snr_db: float) -> int:
 
 def sends_plain_caption(mode: str | None) -> bool:
     """True for modes whose text is the BLIP caption itself (not a structured prompt)."""
-    from gensc.common.wire.modes import MODES
-
     m = MODES.get(mode or "")
     return m is not None and m.text == "caption"
 
@@ -104,8 +114,6 @@ class InProcessRunner:
     @property
     def profile(self):
         if self._profile is None:
-            from gensc.models.loading import resolve_profile
-
             c = self.config
             self._profile = resolve_profile(
                 c.profile, sd_model=c.sd_model, captioner=c.caption_model, image_size=c.image_size
@@ -113,21 +121,14 @@ class InProcessRunner:
         return self._profile
 
     def _link_config(self, snr_db: float):
-        from gensc.channel.config import LinkConfig
-
         return LinkConfig().replace(**self.config.link_settings(snr_db))
 
     def _link(self, snr_db: float):
-        from gensc.channel.link import Link
-
         if snr_db not in self._links:
             self._links[snr_db] = Link(self._link_config(snr_db))
         return self._links[snr_db]
 
     def load(self) -> None:
-        from gensc.models.quantization import QuantConfig
-        from gensc.receiver.pipeline import ReceiverPipeline
-        from gensc.sender.pipeline import SenderPipeline
 
         c, profile = self.config, self.profile
         common = {
@@ -142,8 +143,6 @@ class InProcessRunner:
         if self.receiver is None:
             self.receiver = ReceiverPipeline(profile, **common)
         if c.lora and self.receiver_lora is None:  # a second receiver, adapter on
-            from gensc.receiver.adapters import AdapterPlan, AdapterSpec
-
             plan = AdapterPlan(always=(AdapterSpec.parse(c.lora),))
             self.receiver_lora = ReceiverPipeline(profile, **common, adapters=plan)
 
@@ -166,8 +165,6 @@ class InProcessRunner:
 
     def _encode(self, mode: str, name: str, data: bytes, snr: float | None = None) -> _Encoding:
         """Encode (mode, image) once per run; later SNR points reuse it ("auto": once per SNR)."""
-        from gensc.common.wire.packet import parse
-
         mode = base_mode(mode)  # MODE@lora sends what MODE sends
         key = (mode, name, snr if mode == AUTO else None)
         if key in self._encodings:
@@ -201,9 +198,6 @@ class InProcessRunner:
         return e
 
     def _one(self, mode: str, snr: float, name: str, data: bytes) -> Outcome:
-        from gensc.common.errors import GenscError, PacketLost
-        from gensc.common.wire.packet import parse
-        from gensc.receiver.pipeline import ReconSettings
 
         try:
             e = self._encode(mode, name, data, snr)
@@ -293,8 +287,6 @@ class ServiceRunner:
         return self._captions.get(name)
 
     def run_point(self, mode: str, snr_db: float, items: list[tuple[str, bytes]]) -> list[Outcome]:
-        from gensc.client.send import SendOptions, send
-
         c = self.config
         s = c.recon_settings(mode)
         opts = SendOptions(
@@ -310,8 +302,6 @@ class ServiceRunner:
         return [self._outcome(rec, data[rec["name"]]) for rec in send(c.via_services, items, opts)]
 
     def _outcome(self, rec: dict[str, Any], original: bytes) -> Outcome:
-        from gensc.common.images import decode_image, resize
-
         if rec.get("payload_bytes"):
             self.encodes += 1
         t = rec.get("timings_ms") or {}

@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Callable
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -156,9 +157,8 @@ def _cache_folder(cls: Any, source: str, c: Component, s: Scheme, dtype: Any, kw
             root = Path(snapshot_download(source, revision=kwargs.get("revision"), local_files_only=True))
         except Exception:
             return None
-    from importlib.metadata import version
 
-    import torch
+    import torch  # heavy: the CLI imports this module
 
     sub = kwargs.get("subfolder") or ""
     files = sorted(p for p in (root / sub).rglob("*") if p.is_file())
@@ -180,10 +180,10 @@ def _cache_folder(cls: Any, source: str, c: Component, s: Scheme, dtype: Any, kw
 
 def _store(model: Any, folder: Path, s: Scheme) -> None:
     """Write ``folder`` atomically (a temporary folder beside it, then one rename)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save_file  # heavy: the CLI imports this module
 
     if s.library == "optimum-quanto":
-        from optimum.quanto import quantization_map
+        from optimum.quanto import quantization_map  # optional: the quantize extra, for this scheme
 
         qmap, keep = quantization_map(model), ()
     else:  # only the bitsandbytes layers: the rest loads from the source as usual
@@ -230,7 +230,7 @@ def _from_cache(
 ) -> Any:
     """optimum-quanto: the model built from its config on the meta device and filled from
     ``folder``; bitsandbytes: the model loaded as usual, its stored layers put in place."""
-    import torch
+    import torch  # heavy: the CLI imports this module
     from accelerate import init_empty_weights
     from safetensors.torch import load as load_safetensors
 
@@ -274,7 +274,7 @@ def _from_cache(
             m = model.get_submodule(mod) if mod else model
             new = torch.empty_like(t, dtype=saved.dtype, device="meta")
             setattr(m, attr, torch.nn.Parameter(new, requires_grad=False) if attr in m._parameters else new)
-    from optimum.quanto import requantize
+    from optimum.quanto import requantize  # optional: the quantize extra, for this scheme
 
     requantize(model, state, qmap, device=torch.device(device))
     missing = sorted(set(model.state_dict()) - set(state))
@@ -286,7 +286,7 @@ def _from_cache(
 
 def _bnb_from_state(model: Any, name: str, state: dict, scheme: str, dtype: Any) -> None:
     """Put the bitsandbytes layer stored in ``state`` in place of the loaded ``nn.Linear`` ``name``."""
-    import bitsandbytes as bnb
+    import bitsandbytes as bnb  # heavy: the CLI imports this module
     import torch
 
     parent_name, _, attr = name.rpartition(".")
@@ -312,7 +312,7 @@ def _bnb_from_state(model: Any, name: str, state: dict, scheme: str, dtype: Any)
 
 def _bnb_linear(scheme: str, n_in: int, n_out: int, bias: bool, dtype: Any) -> Any:
     """An empty bitsandbytes layer with transformers' BitsAndBytesConfig defaults."""
-    import bitsandbytes as bnb
+    import bitsandbytes as bnb  # heavy: the CLI imports this module
 
     if scheme == "int8":
         return bnb.nn.Linear8bitLt(n_in, n_out, bias, has_fp16_weights=False, threshold=6.0)
@@ -321,9 +321,9 @@ def _bnb_linear(scheme: str, n_in: int, n_out: int, bias: bool, dtype: Any) -> A
 
 def _bnb_config(name: str, c: Component, dtype: Any) -> Any:
     if c.library == "transformers":
-        from transformers import BitsAndBytesConfig
+        from transformers import BitsAndBytesConfig  # optional: the quantize extra, for this scheme
     else:
-        from diffusers import BitsAndBytesConfig
+        from diffusers import BitsAndBytesConfig  # optional: the quantize extra, for this scheme
     skip = {"llm_int8_skip_modules": ["decoder", "post_quant_conv"]} if c.part == "encoder" else {}
     if name == "int8":
         return BitsAndBytesConfig(load_in_8bit=True, **skip)
@@ -339,7 +339,7 @@ def _swap_linear(model: Any, name: str, device: str, dtype: Any) -> None:
     threshold 6.0; NF4 in blocks of 64, computing in ``dtype``); moving them to ``device``
     quantises the weights.
     """
-    import bitsandbytes as bnb
+    import bitsandbytes as bnb  # heavy: the CLI imports this module
     import torch
 
     for parent in list(model.modules()):
@@ -374,7 +374,7 @@ def _restore_cpu_nf4_misfits(model: Any, full_model: Callable[[], Any]) -> None:
     precision (``full_model()`` is loaded only when there are any), as ``_swap_linear`` leaves
     them in diffusers models.
     """
-    import bitsandbytes as bnb
+    import bitsandbytes as bnb  # heavy: the CLI imports this module
 
     misfits = [
         name
@@ -392,5 +392,3 @@ def _restore_cpu_nf4_misfits(model: Any, full_model: Callable[[], Any]) -> None:
 def _quiet_bitsandbytes() -> None:
     """bitsandbytes logs a warning on every int8 matmul whose input is not fp16 (CPU: every call)."""
     logging.getLogger("bitsandbytes.autograd._functions").setLevel(logging.ERROR)
-
-

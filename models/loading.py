@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from gensc.common.config import AUTO
 from gensc.common.errors import ModelUnavailable
 from gensc.models import mini
 from gensc.models.profiles import ENV_CAPTIONER, ENV_SD, PROFILES, Profile, cache_dir
@@ -19,7 +20,7 @@ from gensc.models.tiny import ensure_random
 
 
 def resolve_profile(
-    name: str = "auto",
+    name: str = AUTO,
     *,
     sd_model: str | None = None,
     captioner: str | None = None,
@@ -32,7 +33,7 @@ def resolve_profile(
     ``tiny`` and ``sd15-shapes`` (random weights) are built on first use in ``$GENSC_CACHE``
     (default ``~/.cache/gensc``); so is the tiny captioner that ``mini`` uses.
     """
-    if name == "auto":
+    if name == AUTO:
         sd = sd_model or os.environ.get(ENV_SD) or PROFILES["sd15"].sd_model
         cap = captioner or os.environ.get(ENV_CAPTIONER) or PROFILES["sd15"].captioner
         found = _found_locally(sd, "model_index.json") and _found_locally(cap, "config.json")
@@ -86,7 +87,7 @@ _HOW = {
 def _loads_weights(cls: Any) -> bool:
     """Whether ``cls.from_pretrained`` loads weights (a torch module or a diffusers pipeline),
     as opposed to a tokenizer, processor or scheduler (JSON and text files only)."""
-    import torch
+    import torch  # heavy: the CLI imports this module
 
     return isinstance(cls, type) and (issubclass(cls, torch.nn.Module) or hasattr(cls, "components"))
 
@@ -120,10 +121,10 @@ def from_pretrained(cls: Any, source: str, kind: str, *, allow_download: bool = 
         ) from None
 
 
-def pick_device(device: str = "auto") -> str:
-    import torch
+def pick_device(device: str = AUTO) -> str:
+    import torch  # heavy: the CLI imports this module
 
-    if device == "auto":
+    if device == AUTO:
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available")
@@ -131,10 +132,10 @@ def pick_device(device: str = "auto") -> str:
 
 
 def pick_dtype(dtype: str, device: str) -> Any:
-    import torch
+    import torch  # heavy: the CLI imports this module
 
     table = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-    if dtype == "auto":
+    if dtype == AUTO:
         return torch.float16 if device.startswith("cuda") else torch.float32
     if dtype not in table:
         raise ValueError(f"unknown dtype {dtype!r}; known: auto, {', '.join(table)}")

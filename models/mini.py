@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gensc.common.images import decode_image
+
 # Colour photos and pictures, then grey photos and textures (used as grey RGB): every sample
 # scikit-image ships in its package (no download), except the held-out ones and `cat`, plus two colour
 # photos that ship otherwise (``_OTHER_PHOTOS``).
@@ -61,7 +63,7 @@ def describe() -> str:
 
 def photo(name: str) -> np.ndarray:
     """A sample picture as uint8 [H, W, 3] RGB (grey is repeated, alpha dropped)."""
-    from skimage import data
+    from skimage import data  # optional: scikit-image (an extra)
 
     known = TRAIN_PHOTOS + HELDOUT_PHOTOS + EXCLUDED_PHOTOS
     load = _OTHER_PHOTOS.get(name) or getattr(data, name, None)
@@ -80,16 +82,14 @@ def photo(name: str) -> np.ndarray:
 
 def _motorcycle() -> np.ndarray:
     """The left view of scikit-image's stereo pair (the right one is the same scene)."""
-    from skimage import data
+    from skimage import data  # optional: scikit-image (an extra)
 
     return data.stereo_motorcycle()[0]
 
 
 def _grace_hopper() -> np.ndarray:
     """matplotlib's sample portrait (mpl-data/sample_data), through gensc's one image decoder."""
-    from matplotlib import cbook
-
-    from gensc.common.images import decode_image
+    from matplotlib import cbook  # optional: matplotlib (an extra)
 
     return decode_image(Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).read_bytes())[0]
 

@@ -34,7 +34,7 @@ Routes, all through ``from_pretrained`` (``gensc.models.load_quantized.load_comp
   weights are then stored once in ``$GENSC_CACHE/quantized/`` and later loads read them directly
   (optimum-quanto's ``requantize``), see "Quantised-weights cache" below.
 
-``QuantConfig.check(device)`` runs before any model loads, so a setting that cannot run on the
+``QuantConfig.check_device(device, side)`` runs before any model loads, so a setting that cannot run on the
 device stops a service at start-up with a message naming the setting and the device.
 """
 
@@ -45,6 +45,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from gensc.common.config import Config, setting
 
 ENV_QUANTIZE = "GENSC_QUANTIZE"
 
@@ -135,17 +137,18 @@ def get_scheme(name: str) -> Scheme:
 
 
 @dataclass(frozen=True)
-class QuantConfig:
-    """The ``--quantize`` setting: a scheme for the default components plus per-component overrides.
+class QuantConfig(Config):
+    """The ``--quantize`` setting: a scheme for the default components plus per-component overrides
+    (gensc.common.config.Config: checked on construction; ``to_dict`` / ``from_dict``).
 
     Text form (``parse`` / ``spec``): ``SCHEME`` or ``SCHEME,COMPONENT=SCHEME,...`` or only
     ``COMPONENT=SCHEME,...`` (the rest stay ``none``), e.g. ``int8,unet=quanto-int8``.
     """
 
     default: str = "none"
-    overrides: tuple[tuple[str, str], ...] = ()
+    overrides: tuple[tuple[str, str], ...] = setting((), decode=lambda pairs: tuple(tuple(p) for p in pairs))
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         get_scheme(self.default)
         seen = set()
         for component, scheme in self.overrides:
@@ -210,7 +213,7 @@ class QuantConfig:
         quantised = any(name != "none" for name in self.plan(side).values())
         return [f"{side} models: {self.describe(side, models)}"] if quantised else []
 
-    def check(self, device: str, side: str) -> None:
+    def check_device(self, device: str, side: str) -> None:
         """Raise ValueError, before anything loads, if a component's scheme cannot run on ``device``.
 
         The message names the setting, the component, the scheme and the device, and says what
@@ -229,7 +232,8 @@ class QuantConfig:
             if s.module and importlib.util.find_spec(s.module.split(".")[0]) is None:
                 raise ValueError(f"{where} needs the {s.library} package: pip install 'gensc[quantize]'")
 
-    def to_dict(self) -> dict[str, Any]:
+    def describe_plans(self) -> dict[str, Any]:
+        """The spec and what each side runs: ``{"spec", "sender": {component: scheme}, "receiver"}``."""
         return {"spec": self.spec, "sender": self.plan("sender"), "receiver": self.plan("receiver")}
 
 
@@ -266,7 +270,7 @@ def parameter_bytes(model: Any, float_bytes: int | None = None) -> int:
     left unquantised at this many bytes per value instead of as stored (2: as if they were fp16,
     as on a GPU, while a CPU computes in fp32).
     """
-    import torch
+    import torch  # heavy: the CLI imports this module
 
     plain = (torch.Tensor, torch.nn.Parameter)
     return sum(_tensor_bytes(t, float_bytes, plain) for t in (*model.parameters(), *model.buffers()))

@@ -12,14 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
-from diffusers import (
-    DDIMScheduler,
-    StableDiffusionImg2ImgPipeline,
-    StableDiffusionPipeline,
-    UNet2DConditionModel,
-)
-from transformers import CLIPTextModel
 
 from gensc.common.latent import fill_missing
 from gensc.models.load_quantized import load_component
@@ -75,7 +67,6 @@ class Work:
         return (self.kind, self.size, shape, self.steps, self.strength, self.guidance, self.output, self.lora)
 
 
-
 class Diffusion:
     """Stable Diffusion from one folder: img2img, blend, txt2img and decode, in batches.
 
@@ -101,6 +92,14 @@ class Diffusion:
         allow_download: bool = False,
         models: QuantConfig | None = None,
     ) -> None:
+        from diffusers import (
+            DDIMScheduler,
+            StableDiffusionImg2ImgPipeline,
+            StableDiffusionPipeline,
+            UNet2DConditionModel,
+        )
+        from transformers import CLIPTextModel  # heavy: the CLI imports this module
+
         models = models or QuantConfig()
         load = dict(device=device, dtype=dtype, allow_download=allow_download)
         self.img2img_pipe = from_pretrained(
@@ -155,6 +154,8 @@ class Diffusion:
 
     def run(self, works: list[Work]) -> list[np.ndarray]:
         """One batched call for ``works`` (equal ``Work.key``); one result per item, in order."""
+        import torch  # heavy: the CLI imports this module
+
         w0 = works[0]
         if w0.kind != "decode":  # one set of adapters per batch: Work.lora is in the key
             self.use_lora(w0.lora)
@@ -182,9 +183,13 @@ class Diffusion:
         return [_to_uint8(xi) for xi in x]
 
     def _generator(self, seed: int):
+        import torch  # heavy: the CLI imports this module
+
         return torch.Generator(device="cpu").manual_seed(seed)
 
     def _latents(self, latents: list[np.ndarray]):
+        import torch  # heavy: the CLI imports this module
+
         return torch.from_numpy(np.stack(latents)).to(self.device, self.dtype)
 
     def _img2img(self, works: list[Work]):
@@ -197,6 +202,8 @@ class Diffusion:
         unknown ones (key+text's non-key cells, lost blocks, erased floats) are generated from the
         caption or prompt.
         """
+        import torch  # heavy: the CLI imports this module
+
         w0 = works[0]
         blend = w0.kind == "blend"
         z = self._latents([fill_missing(w.latent, w.known) if blend else w.latent for w in works])

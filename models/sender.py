@@ -12,9 +12,6 @@ the UNet works on; ``[4, H/8, W/8]`` float32.
 from __future__ import annotations
 
 import numpy as np
-import torch
-from diffusers import AutoencoderKL
-from transformers import BlipForConditionalGeneration, BlipProcessor
 
 from gensc.models.load_quantized import load_component
 from gensc.models.loading import from_pretrained
@@ -33,6 +30,11 @@ class Captioner:
         max_new_tokens: int = 30,
         quantize: str = "none",
     ) -> None:
+        from transformers import (  # heavy: the CLI imports this module
+            BlipForConditionalGeneration,
+            BlipProcessor,
+        )
+
         self.processor = from_pretrained(BlipProcessor, source, "captioner", allow_download=allow_download)
         self.model = load_component(
             BlipForConditionalGeneration,
@@ -47,6 +49,8 @@ class Captioner:
         self.device, self.dtype, self.max_new_tokens = device, dtype, max_new_tokens
 
     def __call__(self, image: np.ndarray) -> str:
+        import torch  # heavy: the CLI imports this module
+
         inputs = self.processor(images=image, return_tensors="pt").to(self.device)
         inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
         with torch.no_grad():  # not inference_mode: optimum-quanto int4 weights fail under it
@@ -60,6 +64,8 @@ class LatentEncoder:
     def __init__(
         self, source: str, *, device: str, dtype, allow_download: bool = False, quantize: str = "none"
     ) -> None:
+        from diffusers import AutoencoderKL  # heavy: the CLI imports this module
+
         self.vae = load_component(
             AutoencoderKL,
             source,
@@ -74,6 +80,8 @@ class LatentEncoder:
         self.device, self.dtype = device, dtype
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
+        import torch  # heavy: the CLI imports this module
+
         x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].to(self.device, self.dtype) / 127.5 - 1.0
         with torch.no_grad():  # not inference_mode: optimum-quanto int4 weights fail under it
             mean = self.vae.encode(x).latent_dist.mean * self.vae.config.scaling_factor

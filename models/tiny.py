@@ -34,7 +34,7 @@ CAPTION_WORDS: tuple[str, ...] = tuple(_WORDS)
 def clip_tokenizer():
     """Offline character-level CLIP tokenizer: the 256 byte-unicode characters (alone and with
     ``</w>``), start and end tokens, no merges; 77 positions like SD's."""
-    from transformers import CLIPTokenizer
+    from transformers import CLIPTokenizer  # heavy: the CLI imports this module
     from transformers.convert_slow_tokenizer import bytes_to_unicode
 
     chars = list(bytes_to_unicode().values())
@@ -47,7 +47,7 @@ def clip_tokenizer():
 
 def sd15_scheduler():
     """SD 1.5's DDIM settings (the receiver runs DDIM)."""
-    from diffusers import DDIMScheduler
+    from diffusers import DDIMScheduler  # heavy: the CLI imports this module
 
     return DDIMScheduler(
         beta_start=0.00085,
@@ -61,7 +61,7 @@ def sd15_scheduler():
 
 def build_sd(out: Path, seed: int = 0, shapes: str = "tiny") -> None:
     """Write a random-weight StableDiffusionImg2ImgPipeline folder (diffusers layout) to ``out``."""
-    import torch
+    import torch  # heavy: the CLI imports this module
     from diffusers import AutoencoderKL, StableDiffusionImg2ImgPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -136,7 +136,7 @@ def build_sd(out: Path, seed: int = 0, shapes: str = "tiny") -> None:
 
 def build_blip(out: Path, seed: int = 0, shapes: str = "tiny") -> None:
     """Write a random-weight BlipForConditionalGeneration + BlipProcessor folder to ``out``."""
-    import torch
+    import torch  # heavy: the CLI imports this module
     from transformers import BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipProcessor
 
     try:  # the PIL image processor needs no torchvision
@@ -195,7 +195,7 @@ def build_taesd(out: Path, seed: int = 0, shapes: str = "tiny") -> None:
     parameters); ``tiny``: 8 channels, one block per level. Both decode a 4-channel latent at
     1/8 of the image size, like SD's VAE.
     """
-    import torch
+    import torch  # heavy: the CLI imports this module
     from diffusers import AutoencoderTiny
 
     torch.manual_seed(seed + 3)

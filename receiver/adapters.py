@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gensc.common.config import Config, setting
 from gensc.common.errors import ModelUnavailable
 
 WEIGHT_NAME = "pytorch_lora_weights.safetensors"  # diffusers' default LoRA file name
@@ -48,13 +49,13 @@ def _float(text: str, what: str) -> float:
 
 
 @dataclass(frozen=True)
-class AdapterSpec:
+class AdapterSpec(Config):
     """One adapter folder and the scale it runs at. Text form: ``DIR`` or ``DIR:SCALE``."""
 
     path: str
     scale: float = 1.0
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         if not self.path:
             raise ValueError("LoRA adapter: empty folder name")
         if not (math.isfinite(self.scale) and abs(self.scale) <= MAX_SCALE):
@@ -73,14 +74,14 @@ class AdapterSpec:
 
 
 @dataclass(frozen=True)
-class SnrBand:
+class SnrBand(Config):
     """An adapter for link Es/N0 in ``[low_db, high_db)``. Text form: ``LO:HI=DIR[:SCALE]``."""
 
     low_db: float
     high_db: float
-    adapter: AdapterSpec
+    adapter: AdapterSpec = setting(decode=lambda d: AdapterSpec.from_dict(d))
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         if math.isnan(self.low_db) or math.isnan(self.high_db) or not self.low_db < self.high_db:
             raise ValueError(f"--lora-by-snr band [{self.low_db:g}, {self.high_db:g}) dB: need LO < HI")
 
@@ -98,13 +99,15 @@ class SnrBand:
 
 
 @dataclass(frozen=True)
-class AdapterPlan:
-    """The receiver's adapter settings (frozen; ``to_dict`` for result files)."""
+class AdapterPlan(Config):
+    """The receiver's adapter settings (gensc.common.config.Config; ``to_dict`` for result files)."""
 
-    always: tuple[AdapterSpec, ...] = ()
-    by_snr: tuple[SnrBand, ...] = ()
+    always: tuple[AdapterSpec, ...] = setting(
+        (), decode=lambda items: tuple(map(AdapterSpec.from_dict, items))
+    )
+    by_snr: tuple[SnrBand, ...] = setting((), decode=lambda items: tuple(map(SnrBand.from_dict, items)))
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         bands = sorted(self.by_snr, key=lambda b: b.low_db)
         for a, b in zip(bands, bands[1:], strict=False):
             if b.low_db < a.high_db:
@@ -122,19 +125,10 @@ class AdapterPlan:
     def __bool__(self) -> bool:
         return bool(self.always or self.by_snr)
 
-    def check(self) -> None:
+    def check_folders(self) -> None:
         """ModelUnavailable when a folder or its weight file is missing (before anything loads)."""
         for spec in (*self.always, *(b.adapter for b in self.by_snr)):
             check_folder(spec.path)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "always": [{"path": a.path, "scale": a.scale} for a in self.always],
-            "by_snr": [
-                {"low_db": b.low_db, "high_db": b.high_db, "path": b.adapter.path, "scale": b.adapter.scale}
-                for b in self.by_snr
-            ],
-        }
 
 
 def check_folder(path: str) -> Path:
@@ -154,7 +148,7 @@ def check_folder(path: str) -> Path:
 
 def _lora_layers(weights: Path) -> int:
     """How many layers the file adapts (one ``lora_A``/``lora.down`` matrix per layer)."""
-    from safetensors import safe_open
+    from safetensors import safe_open  # heavy: the CLI imports this module
 
     with safe_open(str(weights), framework="pt") as f:
         return sum(1 for k in f.keys() if ".lora_A." in k or ".lora.down." in k or ".lora_down." in k)
@@ -167,7 +161,7 @@ def plain_lora_convs(model: Any) -> int:
     optimum-quanto base (``--quantize quanto-*``) that is a ``QConv2d`` with no quantised weight,
     whose forward fails. The replacement keeps the shape and the weights.
     """
-    import torch
+    import torch  # heavy: the CLI imports this module
 
     n = 0
     for m in model.modules():

@@ -8,27 +8,26 @@ import sys
 from gensc.common.errors import ModelUnavailable
 from gensc.common.net.service import add_serve_args, serve
 from gensc.models.flags import add_model_args, profile_from
+from gensc.proto import semcom_pb2_grpc as pb_grpc
 from gensc.receiver import engine, fast
 from gensc.receiver.adapters import AdapterPlan
+from gensc.receiver.pipeline import ReceiverPipeline
+from gensc.receiver.service import ReceiverServicer
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from gensc.proto import semcom_pb2_grpc as pb_grpc
-    from gensc.receiver.service import ReceiverServicer
 
     try:  # settings are checked before anything binds or loads
         paths = fast.paths_from_args(args)
         engine_config = engine.config_from_args(args, result_timeout_s=args.item_timeout_s)
         adapters = AdapterPlan.parse(args.lora, args.lora_by_snr)
-        adapters.check()  # every folder is there (whether it fits the models: at load)
+        adapters.check_folders()  # every folder is there (whether it fits the models: at load)
     except (ValueError, ModelUnavailable) as e:
         print(f"gensc receiver serve: {e}", file=sys.stderr)
         return 2
     servicer = ReceiverServicer(None)
 
     def load() -> str:
-        from gensc.receiver.pipeline import ReceiverPipeline
-
         profile = profile_from(args)
         pipeline = ReceiverPipeline(
             profile,

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from gensc.common.config import Config, setting
 from gensc.common.errors import ModelUnavailable, Overloaded, TimedOut
 from gensc.models.receiver import Work
 
@@ -47,22 +48,24 @@ MAX_QUEUE = 1024
 
 
 @dataclass(frozen=True)
-class EngineConfig:
-    """Scheduler settings.
+class EngineConfig(Config):
+    """Scheduler settings (gensc.common.config.Config; flags ``--max-batch`` ... by ``add_args``).
 
     ``max_batch`` items per batched call; ``max_wait_ms`` how long the oldest waiting item may
     wait for companions (ms); ``max_queue`` items in the engine at once (waiting or running),
     beyond which ``submit`` answers RESOURCE_EXHAUSTED (so a batch holds at most
     min(max_batch, max_queue)); ``result_timeout_s`` the bound on any caller's wait for its
-    result (then DEADLINE_EXCEEDED).
+    result (then DEADLINE_EXCEEDED; the receiver sets it from ``--item-timeout-s``).
     """
 
-    max_batch: int = 8
-    max_wait_ms: float = 5.0
-    max_queue: int = 64
-    result_timeout_s: float = 900.0
+    max_batch: int = setting(8, help=f"items per batched call (1..{MAX_BATCH})")
+    max_wait_ms: float = setting(5.0, help="how long the oldest waiting item may wait for companions (ms)")
+    max_queue: int = setting(
+        64, help=f"items held at once, waiting or running (1..{MAX_QUEUE}); beyond: RESOURCE_EXHAUSTED"
+    )
+    result_timeout_s: float = setting(900.0, flag=None)
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         if not 1 <= self.max_batch <= MAX_BATCH:
             raise ValueError(f"max_batch must be in 1..{MAX_BATCH}, got {self.max_batch}")
         if not 0.0 <= self.max_wait_ms <= MAX_WAIT_MS:
@@ -380,28 +383,10 @@ def _output(output_type: str) -> str:
 
 def add_args(p) -> None:
     """``--max-batch``, ``--max-wait-ms``, ``--max-queue`` (an argparse parser or group)."""
-    d = EngineConfig()
-    g = p.add_argument_group("receiver engine (batching across streams)")
-    g.add_argument(
-        "--max-batch", type=int, default=d.max_batch, help=f"items per batched call (1..{MAX_BATCH})"
-    )
-    g.add_argument(
-        "--max-wait-ms",
-        type=float,
-        default=d.max_wait_ms,
-        help="how long the oldest waiting item may wait for companions (ms)",
-    )
-    g.add_argument(
-        "--max-queue",
-        type=int,
-        default=d.max_queue,
-        help=f"items held at once, waiting or running (1..{MAX_QUEUE}); beyond: RESOURCE_EXHAUSTED",
-    )
+    EngineConfig.add_arguments(p, title="receiver engine (batching across streams)")
 
 
 def config_from_args(args, result_timeout_s: float | None = None) -> EngineConfig:
     """EngineConfig from ``add_args`` flags; ValueError names the setting and its limits."""
     kw = {} if result_timeout_s is None else {"result_timeout_s": result_timeout_s}
-    return EngineConfig(
-        max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue, **kw
-    )
+    return EngineConfig.from_args(args, **kw)

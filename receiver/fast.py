@@ -30,14 +30,22 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
-from gensc.common.errors import ModelUnavailable
+import numpy as np
 
-DTYPES = ("auto", "fast", "fp32", "fp16", "bf16")
+from gensc.common.config import AUTO, Config, setting
+from gensc.common.errors import ModelUnavailable
+from gensc.models.loading import from_pretrained
+from gensc.models.profiles import cache_dir
+from gensc.models.receiver import Work
+from gensc.models.tiny import ensure_random_taesd
+from gensc.receiver.adapters import LCM_ADAPTER
+
+DTYPES = (AUTO, "fast", "fp32", "fp16", "bf16")
 ATTENTION = ("sdpa", "math")
-COMPILE = ("off", "auto", "inductor", "eager")
+COMPILE = ("off", AUTO, "inductor", "eager")
 DECODERS = ("vae", "taesd")
 TAESD_HUB_ID = "madebyollin/taesd"
 LCM_STEPS = 4
@@ -51,22 +59,23 @@ def _one_of(name: str, value: str, known: tuple[str, ...]) -> None:
 
 
 @dataclass(frozen=True)
-class FastPaths:
-    """Receiver model settings (see the module docstring's table); ``preset`` names where they came from."""
+class FastPaths(Config):
+    """Receiver model settings (see the module docstring's table); ``preset`` names where they came
+    from. The flags (``add_args``) default to None: a flag not given keeps the preset's value."""
 
-    dtype: str = "auto"
-    attention: str = "sdpa"
-    channels_last: bool = False
-    compile: str = "off"
-    decoder: str = "vae"
-    taesd_model: str | None = None  # None: madebyollin/taesd (random weights for random profiles)
-    latent_guidance: float | None = None
-    guidance: float | None = None
-    steps: int | None = None
-    lcm_lora: str | None = None
-    preset: str = "custom"
+    dtype: str = setting(AUTO, flag=None)  # the model flag --dtype (gensc.models.flags) sets it
+    attention: str = setting("sdpa", choices=ATTENTION, help="sdpa or math")
+    channels_last: bool = setting(False, help="UNet and decoder in channels-last memory layout")
+    compile: str = setting("off", choices=COMPILE, help="torch.compile the UNet (auto: on CUDA)")
+    decoder: str = setting("vae", choices=DECODERS, help="vae or taesd (the tiny autoencoder)")
+    taesd_model: str | None = setting(None, help=f"AutoencoderTiny hub id or folder ({TAESD_HUB_ID})")
+    latent_guidance: float | None = setting(None, help="CFG scale where the latent carries the image")
+    guidance: float | None = setting(None, help="CFG scale elsewhere (default: the profile's)")
+    steps: int | None = setting(None, help="scheduler steps (default: the profile's; 4 with LCM)")
+    lcm_lora: str | None = setting(None, help="LCM-LoRA hub id or folder (LCMScheduler, few steps)")
+    preset: str = setting("custom", flag=None)
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         _one_of("dtype", self.dtype, DTYPES)
         _one_of("attention", self.attention, ATTENTION)
         _one_of("compile setting", self.compile, COMPILE)
@@ -80,12 +89,9 @@ class FastPaths:
         if self.taesd_model is not None and self.decoder != "taesd":
             raise ValueError("taesd_model is set but the decoder is not taesd")
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
     def compiles(self, device: str) -> str | None:
         """The torch.compile backend to use on ``device``, or None."""
-        if self.compile == "auto":
+        if self.compile == AUTO:
             return "inductor" if device.startswith("cuda") else None
         return None if self.compile == "off" else self.compile
 
@@ -104,7 +110,7 @@ class FastPaths:
 PRESETS: dict[str, FastPaths] = {
     "faithful": FastPaths(preset="faithful"),
     "fast": FastPaths(
-        dtype="fast", channels_last=True, compile="auto", decoder="taesd", latent_guidance=1.0, preset="fast"
+        dtype="fast", channels_last=True, compile=AUTO, decoder="taesd", latent_guidance=1.0, preset="fast"
     ),
 }
 
@@ -118,7 +124,7 @@ def get_preset(name: str) -> FastPaths:
 
 def cpu_has_native_bf16() -> bool:
     """True when this CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere torch emulates it, slower."""
-    import torch
+    import torch  # heavy: the CLI imports this module
 
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
@@ -129,9 +135,6 @@ def taesd_source(paths: FastPaths, profile: Any) -> str:
     if paths.taesd_model:
         return paths.taesd_model
     if profile.random_weights:
-        from gensc.models.profiles import cache_dir
-        from gensc.models.tiny import ensure_random_taesd
-
         return str(ensure_random_taesd(cache_dir(), shapes=profile.name))
     return TAESD_HUB_ID
 
@@ -152,7 +155,7 @@ def apply(
     and unloading does not drop the user's adapters) and before channels-last and torch.compile
     (so the compiled UNet has their layers).
     """
-    import torch
+    import torch  # heavy: the CLI imports this module
 
     done = [f"preset {paths.preset}", f"dtype {diffusion.dtype}".replace("torch.", "")]
     diffusion.vae.enable_slicing()  # a batch decodes one image at a time: decode memory stays one image's
@@ -164,9 +167,7 @@ def apply(
     set_attention(diffusion, paths.attention)
     done.append(f"attention {paths.attention}")
     if paths.decoder == "taesd":
-        from diffusers import AutoencoderTiny
-
-        from gensc.models.loading import from_pretrained
+        from diffusers import AutoencoderTiny  # heavy: the CLI imports this module
 
         source = taesd_source(paths, profile)
         diffusion.decoder = from_pretrained(
@@ -189,7 +190,7 @@ def channels_last(model: Any) -> int:
     """Put ``model``'s 4-D weights in NHWC memory format, as ``model.to(memory_format=...)`` does,
     except quantised ones (``--quantize``, gensc.models.quantization): their packed storage has no
     NHWC form (optimum-quanto int4 refuses it), so they stay as stored. Returns how many stayed."""
-    import torch
+    import torch  # heavy: the CLI imports this module
 
     kept = 0
     for p in model.parameters():
@@ -204,6 +205,7 @@ def channels_last(model: Any) -> int:
 
 def set_attention(diffusion: Any, name: str) -> None:
     """UNet and VAE attention through torch SDPA (``sdpa``) or the explicit softmax (``math``)."""
+    # heavy: the CLI imports this module
     from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 
     _one_of("attention", name, ATTENTION)
@@ -215,9 +217,7 @@ def set_attention(diffusion: Any, name: str) -> None:
 def load_lcm_lora(diffusion: Any, source: str, *, allow_download: bool = False) -> None:
     """Fuse an LCM-LoRA (hub id or folder of diffusers LoRA weights) into the UNet and switch
     both pipelines to LCMScheduler (from the model's own scheduler config)."""
-    from diffusers import LCMScheduler
-
-    from gensc.receiver.adapters import LCM_ADAPTER
+    from diffusers import LCMScheduler  # heavy: the CLI imports this module
 
     pipe = diffusion.img2img_pipe
     try:
@@ -237,9 +237,6 @@ def load_lcm_lora(diffusion: Any, source: str, *, allow_download: bool = False) 
 def warm_up_works(size: int, latent_guidance: float, guidance: float, steps: int, max_batch: int):
     """The items that compile every graph serving will need: img2img at batch 1 and 2 (batch 2
     makes the batch dimension dynamic), and txt2img at batch 1 (CFG on when ``guidance`` > 1)."""
-    import numpy as np
-
-    from gensc.models.receiver import Work
 
     z = np.zeros((4, size // 8, size // 8), np.float32)
     strength = max(0.5, 1.0 / steps)
@@ -255,34 +252,18 @@ def warm_up_works(size: int, latent_guidance: float, guidance: float, steps: int
 
 def add_args(p: argparse.ArgumentParser) -> None:
     """``--preset`` and one flag per fast path (unset: the preset's value)."""
-    g = p.add_argument_group("receiver fast paths (default: the preset's value)")
+    title = "receiver fast paths (default: the preset's value)"
+    g = p.add_argument_group(title)
     g.add_argument("--preset", default="faithful", choices=list(PRESETS), help="faithful (default) or fast")
-    g.add_argument("--attention", choices=ATTENTION, default=None, help="sdpa or math")
-    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
-    g.add_argument("--compile", choices=COMPILE, default=None, help="torch.compile the UNet (auto: on CUDA)")
-    g.add_argument("--decoder", choices=DECODERS, default=None, help="vae or taesd (the tiny autoencoder)")
-    g.add_argument("--taesd-model", default=None, help=f"AutoencoderTiny hub id or folder ({TAESD_HUB_ID})")
-    g.add_argument(
-        "--latent-guidance", type=float, default=None, help="CFG scale where the latent carries the image"
-    )
-    g.add_argument(
-        "--guidance", type=float, default=None, help="CFG scale elsewhere (default: the profile's)"
-    )
-    g.add_argument(
-        "--steps", type=int, default=None, help="scheduler steps (default: the profile's; 4 with LCM)"
-    )
-    g.add_argument("--lcm-lora", default=None, help="LCM-LoRA hub id or folder (LCMScheduler, few steps)")
+    FastPaths.add_arguments(g, unset=True)
 
 
 def paths_from_args(args: argparse.Namespace) -> FastPaths:
     """The preset with every flag that was given applied; ``--dtype`` other than auto wins too."""
     paths = get_preset(getattr(args, "preset", "faithful"))
-    names = ("attention", "channels_last", "compile", "decoder", "taesd_model", "latent_guidance", "guidance")
-    changes = {
-        n: getattr(args, n) for n in (*names, "steps", "lcm_lora") if getattr(args, n, None) is not None
-    }
+    changes = FastPaths.overrides(args)
     if changes.get("taesd_model"):
         changes.setdefault("decoder", "taesd")
-    if getattr(args, "dtype", "auto") != "auto":
+    if getattr(args, "dtype", AUTO) != AUTO:
         changes["dtype"] = args.dtype
-    return replace(paths, **changes) if changes else paths
+    return paths.replace(**changes) if changes else paths

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from gensc.common.config import AUTO, Config
 from gensc.common.errors import InvalidInput, ModelUnavailable, Overloaded
 from gensc.common.images import encode_png
 from gensc.common.modes import get_mode
@@ -55,8 +56,9 @@ from gensc.receiver.fast import MAX_GUIDANCE, MAX_STEPS, PRESETS, FastPaths, app
 
 
 @dataclass(frozen=True)
-class ReconSettings:
-    """Receiver settings. ``strength`` None: the packet's hint, the mode's or the profile's default."""
+class ReconSettings(Config):
+    """Receiver settings (gensc.common.config.Config: checked on construction, InvalidInput).
+    ``strength`` None: the packet's hint, the mode's or the profile's default."""
 
     strength: float | None
     steps: int
@@ -108,8 +110,8 @@ class ReceiverPipeline:
         self,
         profile: Profile,
         *,
-        device: str = "auto",
-        dtype: str = "auto",
+        device: str = AUTO,
+        dtype: str = AUTO,
         allow_download: bool = False,
         paths: FastPaths | None = None,
         engine: EngineConfig | None = None,
@@ -120,9 +122,9 @@ class ReceiverPipeline:
         self.device = pick_device(device)
         self.paths = paths or PRESETS["faithful"]
         self.engine_config = engine or EngineConfig()
-        dtype = self.paths.dtype_name(self.device) if dtype == "auto" else dtype
+        dtype = self.paths.dtype_name(self.device) if dtype == AUTO else dtype
         self.models = models or QuantConfig()  # model weight quantisation (--quantize)
-        self.models.check(self.device, "receiver")
+        self.models.check_device(self.device, "receiver")
         unet_scheme = self.models.scheme("unet").name
         if self.paths.lcm_lora and unet_scheme != "none":
             # bitsandbytes layers refuse the fused delta; optimum-quanto's frozen weights drop it silently
@@ -259,7 +261,6 @@ class ReceiverPipeline:
     ) -> Rebuilt:
         watch = Stopwatch(self._sync)
         s = settings or self.defaults()
-        s.check()
         waited: dict[str, float] = {}
         with self.engine.caller():  # on its way to the engine: batches may wait for it
             with watch.stage("parse"):

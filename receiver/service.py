@@ -16,7 +16,6 @@ from __future__ import annotations
 import queue
 import threading
 from concurrent.futures import Future
-from dataclasses import replace
 
 from gensc.common.errors import ModelUnavailable, error_fields
 from gensc.common.net.rpc import check_item_id
@@ -30,13 +29,11 @@ POLL_S = 0.25  # how often a stream waiting for answers checks that its call is 
 def settings_from_proto(opts: pb.ReconOptions, defaults: ReconSettings) -> ReconSettings:
     """The defaults with every field the client set; a client's guidance applies everywhere
     (it replaces the preset's guidance where the latent carries the image too)."""
-    s = defaults
-    for name in ("strength", "steps", "guidance", "seed"):
-        if opts.HasField(name):
-            s = replace(s, **{name: getattr(opts, name)})
+    names = ("strength", "steps", "guidance", "seed")
+    changes = {name: getattr(opts, name) for name in names if opts.HasField(name)}
     if opts.HasField("guidance"):
-        s = replace(s, latent_guidance=None)
-    return s
+        changes["latent_guidance"] = None
+    return defaults.replace(**changes) if changes else defaults  # checked once, as a whole
 
 
 class ReceiverServicer(pb_grpc.ReceiverServicer):

@@ -3,7 +3,7 @@
 A compressed section is useless when damaged, a raw one is not (gensc.common.wire.packet: a raw
 latent block that fails its CRC is used and cleaned, a plain caption keeps its printable
 characters). So the codec choices ``auto`` resolve from the link settings the sender knows, the
-request's link overrides first, then the sender's assumed link (``CodecConfig.code``):
+request's link overrides first, then the sender's assumed link (``PacketConfig.code``):
 
 | the link's code                    | latent codec | text codec | block cells | bit planes    |
 |------------------------------------|--------------|------------|-------------|---------------|
@@ -25,10 +25,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from gensc.channel.codes import get_channel_code
+from gensc.common.config import AUTO, Config, setting
 from gensc.common.errors import InvalidInput
+from gensc.common.wire.classic import DEFAULT_BPP, ClassicCodec
+from gensc.common.wire.modes import DEFAULT_MODE
+from gensc.common.wire.packet import Packet
 from gensc.common.wire.sections import DEFAULT_BLOCK_CELLS
+from gensc.sender.segment import SEGMENTERS
 
-AUTO = "auto"
 UNCODED_BLOCK_CELLS = 64
 
 
@@ -52,6 +56,62 @@ class Layout:
         }
 
 
+@dataclass(frozen=True)
+class PacketConfig(Config):
+    """How the sender lays its packets out (gensc.common.config.Config: checked, ``to_dict`` for
+    result files, one ``gensc sender serve`` flag per field).
+
+    key_fraction: share of latent cells sent as latents in key+text (seed 000's key regions).
+    segmenter: a gensc.sender.segment registry name. latent_codec / text_codec / block_cells /
+    msb_planes: see gensc.common.wire.packet; ``auto`` / None choose from the link the sender knows
+    of (``choose_layout``). classic_format / classic_bpp: the classic baseline's file format and
+    byte budget in bits per pixel (0.5 = the bytes of an 8-bit full latent). snr_db: the link
+    Es/N0 (dB) mode "auto" assumes when a request does not say. code: the link code the sender
+    assumes when a request does not say (None: unknown).
+    """
+
+    key_fraction: float = setting(0.3, help="key+text: latent share")
+    segmenter: str = setting("saliency", help="key-region segmenter: saliency, clipseg")
+    latent_codec: str = setting(
+        AUTO, help="lossless latent codec: auto (zlib; none on an uncoded or UEP link), none, zlib, zstd"
+    )
+    text_codec: str = setting(AUTO, help="caption codec (auto: the smallest; plain on an uncoded link)")
+    block_cells: int | None = setting(None, flag=None)
+    msb_planes: int | None = setting(
+        None, help="MSB bit planes sent first for unequal error protection (default: bits/2 on a UEP link)"
+    )
+    classic_format: str = setting("jpeg", help="classic baseline: jpeg or webp")
+    classic_bpp: float = setting(DEFAULT_BPP, help="classic byte budget, bit/pixel")
+    snr_db: float | None = setting(
+        None,
+        flag="--assume-snr-db",
+        help="Es/N0 that mode auto assumes when a request's link settings do not say",
+    )
+    code: str | None = setting(
+        None,
+        flag="--assume-code",
+        help="link code the sender assumes when a request's link settings do not say (default: unknown)",
+    )
+
+    def check(self) -> None:
+        if not 0.0 <= self.key_fraction <= 1.0:
+            raise ValueError(f"key_fraction must be in [0, 1], got {self.key_fraction}")
+        if self.segmenter not in SEGMENTERS:
+            raise ValueError(f"unknown segmenter {self.segmenter!r}; known: {', '.join(SEGMENTERS)}")
+        if self.classic_bpp <= 0:
+            raise ValueError(f"classic_bpp must be > 0, got {self.classic_bpp}")
+        Packet(
+            DEFAULT_MODE,
+            text_codec=self.text_codec,
+            latent_codec="none" if self.latent_codec == AUTO else self.latent_codec,
+            block_cells=self.block_cells or DEFAULT_BLOCK_CELLS,
+            msb_planes=self.msb_planes or 0,
+        )
+        if self.code is not None:
+            corrects_errors(self.code)
+        ClassicCodec(self.classic_format)
+
+
 def corrects_errors(code: str) -> bool:
     """True when the link code ``code`` (gensc.channel.codes) corrects errors (RS or LDPC)."""
     try:
@@ -62,11 +122,11 @@ def corrects_errors(code: str) -> bool:
 
 
 def choose_layout(
-    codec: Any, link: dict[str, Any], quantised: bool, bits: int, planes: int | None = None
+    codec: PacketConfig, link: dict[str, Any], quantised: bool, bits: int, planes: int | None = None
 ) -> Layout:
     """The layout for a packet (see the module docstring).
 
-    ``codec``: the sender's CodecConfig (latent_codec, text_codec, block_cells, msb_planes,
+    ``codec``: the sender's PacketConfig (latent_codec, text_codec, block_cells, msb_planes,
     code); ``link``: the link settings known for this request (LinkConfig field names);
     ``quantised``: whether the mode sends a quantised latent; ``bits``: its quantisation bits;
     ``planes``: the SNR policy's MSB plane count, if it chose one.

@@ -10,10 +10,9 @@ owns the orchestration: one encode at a time, the mode's build, the packet layou
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
-from transformers import CLIPTokenizer
 
 from gensc.common.config import AUTO
 from gensc.common.errors import InvalidInput
@@ -21,66 +20,17 @@ from gensc.common.images import DEFAULT_MAX_PIXELS, decode_image, resize
 from gensc.common.modes import get_mode
 from gensc.common.modes.base import Build
 from gensc.common.timing import Stopwatch, device_sync
-from gensc.common.wire.classic import DEFAULT_BPP, ClassicCodec
 from gensc.common.wire.modes import DEFAULT_MODE
 from gensc.common.wire.packet import Packet, Wire
 from gensc.common.wire.packet import encode as encode_packet
-from gensc.common.wire.sections import DEFAULT_BLOCK_CELLS
 from gensc.models.loading import from_pretrained, pick_device, pick_dtype
 from gensc.models.profiles import Profile
 from gensc.models.quantization import QuantConfig
 from gensc.models.sender import Captioner, LatentEncoder
-from gensc.sender.layout import AUTO as CODEC_AUTO
-from gensc.sender.layout import choose_layout, corrects_errors
+from gensc.sender.layout import PacketConfig, choose_layout
 from gensc.sender.policy import DEFAULT_POLICY, Policy, link_esn0_db
 from gensc.sender.prompt import PromptBuilder
-from gensc.sender.segment import SEGMENTERS, get_segmenter
-
-
-@dataclass(frozen=True)
-class CodecConfig:
-    """How the sender builds packets (frozen; ``to_dict`` for result files).
-
-    key_fraction: share of latent cells sent as latents in key+text (seed 000's key regions).
-    segmenter: a gensc.sender.segment registry name. latent_codec / text_codec / block_cells /
-    msb_planes: see gensc.common.wire.packet; ``auto`` / None choose from the link the sender knows of
-    (gensc.sender.layout). classic_format / classic_bpp: the classic baseline's file format and
-    byte budget in bits per pixel (0.5 = the bytes of an 8-bit full latent). snr_db: the link
-    Es/N0 (dB) mode "auto" assumes when a request does not say. code: the link code the sender
-    assumes when a request does not say (None: unknown).
-    """
-
-    key_fraction: float = 0.3
-    segmenter: str = "saliency"
-    latent_codec: str = "auto"  # zlib per block unless the link is uncoded (gensc.sender.layout)
-    text_codec: str = "auto"
-    block_cells: int | None = None
-    msb_planes: int | None = None
-    classic_format: str = "jpeg"
-    classic_bpp: float = DEFAULT_BPP
-    snr_db: float | None = None
-    code: str | None = None
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.key_fraction <= 1.0:
-            raise ValueError(f"key_fraction must be in [0, 1], got {self.key_fraction}")
-        if self.segmenter not in SEGMENTERS:
-            raise ValueError(f"unknown segmenter {self.segmenter!r}; known: {', '.join(SEGMENTERS)}")
-        if self.classic_bpp <= 0:
-            raise ValueError(f"classic_bpp must be > 0, got {self.classic_bpp}")
-        Packet(
-            DEFAULT_MODE,
-            text_codec=self.text_codec,
-            latent_codec="none" if self.latent_codec == CODEC_AUTO else self.latent_codec,
-            block_cells=self.block_cells or DEFAULT_BLOCK_CELLS,
-            msb_planes=self.msb_planes or 0,
-        )
-        if self.code is not None:
-            corrects_errors(self.code)
-        ClassicCodec(self.classic_format)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from gensc.sender.segment import get_segmenter
 
 
 @dataclass
@@ -118,13 +68,13 @@ class SenderPipeline:
         self,
         profile: Profile,
         *,
-        device: str = "auto",
-        dtype: str = "auto",
+        device: str = AUTO,
+        dtype: str = AUTO,
         allow_download: bool = False,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         mode: str = DEFAULT_MODE,
         quant_bits: int = 8,
-        codec: CodecConfig | None = None,
+        packet: PacketConfig | None = None,
         policy: Policy | None = None,
         models: QuantConfig | None = None,
     ) -> None:
@@ -132,12 +82,12 @@ class SenderPipeline:
             get_mode(mode)
         self.profile, self.max_pixels = profile, max_pixels
         self.mode, self.quant_bits = mode, quant_bits
-        self.codec = codec or CodecConfig()
+        self.packet_config = packet or PacketConfig()
         self.policy = policy or DEFAULT_POLICY
         self.device = pick_device(device)
         torch_dtype = pick_dtype(dtype, self.device)
         self.models = models or QuantConfig()  # model weight quantisation (--quantize)
-        self.models.check(self.device, "sender")
+        self.models.check_device(self.device, "sender")
         self.captioner = Captioner(
             profile.captioner,
             device=self.device,
@@ -155,8 +105,8 @@ class SenderPipeline:
         loaded = {"blip": self.captioner.model, "vae_encoder": self.encoder.vae.encoder}
         self.model_notes = self.models.notes("sender", loaded)  # on every result: what ran where
         self.prompts = _prompt_builder(self.captioner, profile, allow_download)
-        seg_kwargs = {"allow_download": allow_download} if self.codec.segmenter == "clipseg" else {}
-        self.segmenter = get_segmenter(self.codec.segmenter, **seg_kwargs)
+        seg_kwargs = {"allow_download": allow_download} if self.packet_config.segmenter == "clipseg" else {}
+        self.segmenter = get_segmenter(self.packet_config.segmenter, **seg_kwargs)
         self._sync = device_sync(self.device)
         self._lock = threading.Lock()
 
@@ -187,10 +137,10 @@ class SenderPipeline:
         """Encoded image file -> packet and its wire bytes. Raises InvalidInput for bad images or options.
 
         ``link``: the client's link settings (LinkConfig field names, e.g. {"snr_db": 5}); mode
-        "auto" reads the SNR from them, else from ``CodecConfig.snr_db``, and adds the link
+        "auto" reads the SNR from them, else from ``PacketConfig.snr_db``, and adds the link
         settings the policy chose (the client's own settings win: gensc.sender.policy); the
         codecs follow the link known (gensc.sender.layout). ``budget_bytes``: the classic mode's
-        file budget for this image (default ``CodecConfig.classic_bpp``).
+        file budget for this image (default ``PacketConfig.classic_bpp``).
         """
         if budget_bytes is not None and budget_bytes < 1:
             raise InvalidInput(f"byte budget must be >= 1, got {budget_bytes}")
@@ -202,7 +152,7 @@ class SenderPipeline:
         if name == AUTO:
             esn0, why = link_esn0_db(link, self.policy)
             notes += [why] if why else []
-            decision = self.policy.choose(self.codec.snr_db if esn0 is None else esn0, pinned=link)
+            decision = self.policy.choose(self.packet_config.snr_db if esn0 is None else esn0, pinned=link)
             name, hint, planes = decision.mode, decision.strength, decision.msb_planes
             link = {**decision.link, **link}  # the client's own settings win
             notes.append(decision.note)
@@ -222,7 +172,7 @@ class SenderPipeline:
                     f"x{self.profile.image_size}"
                 )
                 image = resize(image, self.profile.image_size)
-        c = self.codec
+        c = self.packet_config
         job = Build(
             image=image,
             models=self,
@@ -255,6 +205,8 @@ class SenderPipeline:
 
 def _prompt_builder(captioner: Captioner, profile: Profile, allow_download: bool) -> PromptBuilder:
     """Seed 000's structured prompt from the sender's BLIP, bounded by the receiver's CLIP tokenizer."""
+    from transformers import CLIPTokenizer  # heavy: the CLI imports this module
+
     tokenizer = from_pretrained(
         CLIPTokenizer, profile.sd_model, "sd", allow_download=allow_download, subfolder="tokenizer"
     )

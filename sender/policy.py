@@ -4,7 +4,7 @@ and the link: modulation, code rate and the unequal-error-protection split.
 Both seed papers leave this as future work (seed 001: "send only y under ... poor channel
 conditions"). gensc's policy is a small table: each row applies from its ``min_esn0_db`` up to
 the next row's. The sender does not know the SNR unless told: the client's link override
-``snr_db`` or the sender's configured ``snr_db`` (see gensc.sender.pipeline.CodecConfig). With
+``snr_db`` or the sender's configured ``snr_db`` (see gensc.sender.pipeline.PacketConfig). With
 no SNR the ``unknown`` row applies. The chosen strength travels in the packet header as a hint;
 a strength the client sets explicitly still wins at the receiver.
 
@@ -36,13 +36,14 @@ from __future__ import annotations
 import functools
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gensc.channel.codes import get_channel_code
 from gensc.channel.config import LINK_CHOICE_FIELDS, MODULATIONS, LinkConfig
 from gensc.channel.conventions import snr_point
+from gensc.common.config import Config, setting
 from gensc.common.modes import get_mode
 
 NOISE_MARGIN = 4.0
@@ -62,7 +63,7 @@ SD_SCHEDULER = {
 
 
 @dataclass(frozen=True)
-class Rule:
+class Rule(Config):
     """From ``min_esn0_db`` (dB, Es/N0) up: send ``mode`` at ``bits`` with img2img ``strength``,
     on the link settings named (None: the proxy's), with ``msb_planes`` MSB planes in the UEP
     prefix (None: the sender's default)."""
@@ -78,9 +79,24 @@ class Rule:
     uep_modulation: str | None = None
     msb_planes: int | None = None
 
+    def check(self) -> None:
+        get_mode(self.mode)
+        if not 1 <= self.bits <= 8:
+            raise ValueError(f"policy rule bits must be in 1..8, got {self.bits}")
+        if self.strength is not None and not 0.0 < self.strength <= 1.0:
+            raise ValueError(f"policy rule strength must be in (0, 1], got {self.strength}")
+        if self.msb_planes is not None and not 0 <= self.msb_planes < self.bits:
+            raise ValueError(f"policy rule msb_planes must be in 0..bits-1, got {self.msb_planes}")
+        if self.link:
+            LinkConfig().replace(**self.link)
+
     @property
     def link(self) -> dict[str, str]:
         return {k: getattr(self, k) for k in LINK_CHOICE_FIELDS if getattr(self, k) is not None}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The rule as JSON, leaving out link settings it does not name."""
+        return {k: v for k, v in super().to_dict().items() if v is not None or k == "strength"}
 
 
 @dataclass(frozen=True)
@@ -94,36 +110,32 @@ class Decision:
 
 
 def _check_rules(rules: tuple[Rule, ...], what: str) -> None:
+    """Each rule checked itself; a table needs one at least, in increasing ``min_esn0_db``."""
     if not rules:
         raise ValueError(f"policy {what} needs at least one rule")
-    for r in rules:
-        get_mode(r.mode)
-        if not 1 <= r.bits <= 8:
-            raise ValueError(f"policy rule bits must be in 1..8, got {r.bits}")
-        if r.strength is not None and not 0.0 < r.strength <= 1.0:
-            raise ValueError(f"policy rule strength must be in (0, 1], got {r.strength}")
-        if r.msb_planes is not None and not 0 <= r.msb_planes < r.bits:
-            raise ValueError(f"policy rule msb_planes must be in 0..bits-1, got {r.msb_planes}")
-        if r.link:
-            _check_link(r.link)
     edges = [r.min_esn0_db for r in rules]
     if edges != sorted(edges) or len(set(edges)) != len(edges):
         raise ValueError(f"policy {what} must have increasing min_esn0_db, got {edges}")
 
 
-def _check_link(link: dict[str, Any]) -> None:
-    LinkConfig().replace(**link)
+def _rules(items: list[dict[str, Any]]) -> tuple[Rule, ...]:
+    return tuple(Rule.from_dict(r) for r in items)
 
 
 @dataclass(frozen=True)
-class Policy:
-    rules: tuple[Rule, ...]
-    unknown: Rule  # when no SNR is known
-    link: str  # the link the table was derived for
-    source: str = ""
-    fixed: dict[str, tuple[Rule, ...]] = field(default_factory=dict)  # "MODULATION/CODE" -> rules
+class Policy(Config):
+    """The SNR policy's table (gensc.common.config.Config: checked; ``to_dict`` / ``from_dict`` are
+    the JSON a ``--policy`` file holds)."""
 
-    def __post_init__(self) -> None:
+    rules: tuple[Rule, ...] = setting(decode=_rules)
+    unknown: Rule = setting(decode=lambda d: Rule.from_dict(d))  # when no SNR is known
+    link: str = setting(decode=str)  # the link the table was derived for
+    source: str = setting("", decode=str)
+    fixed: dict[str, tuple[Rule, ...]] = setting(  # "MODULATION/CODE" -> rules
+        default_factory=dict, decode=lambda d: {k: _rules(v) for k, v in d.items()}
+    )
+
+    def check(self) -> None:
         _check_rules(self.rules, "rules")
         _check_rules((self.unknown,), "unknown rule")
         for key, rules in self.fixed.items():
@@ -159,26 +171,11 @@ class Policy:
         )
         return Decision(r.mode, r.bits, r.strength, note, {}, None)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "link": self.link,
-            "source": self.source,
-            "unknown": _rule_dict(self.unknown),
-            "rules": [_rule_dict(r) for r in self.rules],
-            "fixed": {k: [_rule_dict(r) for r in rules] for k, rules in self.fixed.items()},
-        }
-
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Policy:
         try:
-            return cls(
-                rules=tuple(Rule(**r) for r in d["rules"]),
-                unknown=Rule(**d["unknown"]),
-                link=str(d["link"]),
-                source=str(d.get("source", "")),
-                fixed={k: tuple(Rule(**r) for r in rules) for k, rules in d.get("fixed", {}).items()},
-            )
-        except (KeyError, TypeError, AttributeError) as e:
+            return super().from_dict(d)
+        except (KeyError, TypeError, AttributeError, ValueError) as e:
             raise ValueError(f"not a policy table: {e}") from None
 
     @classmethod
@@ -230,11 +227,6 @@ def _lookup(rules: tuple[Rule, ...], esn0_db: float) -> Rule:
     return r
 
 
-def _rule_dict(r: Rule) -> dict[str, Any]:
-    """A rule as JSON, leaving out link settings it does not name."""
-    return {k: v for k, v in asdict(r).items() if v is not None or k in ("strength",)}
-
-
 def _link_text(link: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v}" for k, v in link.items())
 
@@ -259,7 +251,7 @@ def _start_alphas_cumprod(steps: int) -> tuple[float, ...]:
     and img2img's start (``StableDiffusionImg2ImgPipeline.get_timesteps``): with ``n`` denoising
     steps the first timestep is ``timesteps[steps - n]``.
     """
-    from diffusers import DDIMScheduler
+    from diffusers import DDIMScheduler  # heavy: the CLI imports this module
 
     scheduler = DDIMScheduler(**SD_SCHEDULER)  # this call's own: set_timesteps changes it
     scheduler.set_timesteps(steps)

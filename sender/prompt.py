@@ -45,6 +45,8 @@ import numpy as np
 from PIL import Image
 from skimage.color import rgb2lab
 
+from gensc.common.images import check_rgb
+
 __all__ = [
     "COLOUR_NAMES",
     "DEFAULT_PREFIXES",
@@ -182,15 +184,6 @@ _PALETTE_NAMES = tuple(COLOUR_NAMES)
 _PALETTE_LAB = srgb_to_lab(np.array([COLOUR_NAMES[n] for n in _PALETTE_NAMES], dtype=np.uint8))
 
 
-def _check_image(image: np.ndarray) -> None:
-    if not isinstance(image, np.ndarray):
-        raise ValueError(f"image must be a numpy array, got {type(image).__name__}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"image must have dtype uint8, got {image.dtype}")
-    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
-        raise ValueError(f"image must have shape [H, W, 3], got {list(image.shape)}")
-
-
 def _region_pixels(image: np.ndarray, region: np.ndarray | None, max_side: int = 128) -> np.ndarray:
     """Pixels of ``image`` (strided so the longer side is at most ~``max_side``) inside ``region``.
 
@@ -200,7 +193,7 @@ def _region_pixels(image: np.ndarray, region: np.ndarray | None, max_side: int =
     Returns:
         ``uint8`` ``[N, 3]``.
     """
-    _check_image(image)
+    check_rgb(image)
     H, W, _ = image.shape
     if region is not None:
         region = np.asarray(region)
@@ -501,9 +494,9 @@ class PromptBuilder:
             image: ``uint8`` ``[H, W, 3]`` RGB.
             prefix: conditional-captioning prompt, e.g. ``"the background is"``.
         """
-        import torch
+        import torch  # heavy: the CLI imports this module
 
-        _check_image(image)
+        check_rgb(image)
         inputs = self.processor(images=Image.fromarray(image, mode="RGB"), text=prefix, return_tensors="pt")
         device, dtype = self.model.device, self.model.dtype
         inputs = {
@@ -536,7 +529,7 @@ class PromptBuilder:
         Returns:
             A :class:`StructuredPrompt` whose render is non-empty and within the bound.
         """
-        _check_image(image)
+        check_rgb(image)
         notes: list[str] = []
         if region is not None and not np.asarray(region).any():
             notes.append("region: empty mask; colour statistics use the whole image")

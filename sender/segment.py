@@ -38,6 +38,9 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from gensc.common.images import check_rgb
+from gensc.models.loading import from_pretrained
+
 __all__ = [
     "CLIPSEG_DEFAULT_MODEL",
     "CLIPSEG_DEFAULT_PROMPTS",
@@ -117,12 +120,7 @@ def check_segment_inputs(
             ``latent_hw`` is not two positive integers, or if ``key_fraction`` is not a finite
             number in ``[0, 1]``.
     """
-    if not isinstance(image, np.ndarray):
-        raise ValueError(f"image must be a numpy array, got {type(image).__name__}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"image must have dtype uint8, got {image.dtype}")
-    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
-        raise ValueError(f"image must have shape [H, W, 3], got {list(image.shape)}")
+    check_rgb(image)
     hw = _check_hw(latent_hw)
     _check_fraction(key_fraction)
     return hw
@@ -420,7 +418,7 @@ class ClipSegSegmenter:
         Returns:
             float64 ``[h, w]`` in ``[0, 1]``.
         """
-        import torch
+        import torch  # heavy: the CLI imports this module
         import torch.nn.functional as F
 
         h, w = check_segment_inputs(image, latent_hw, 0.0)
@@ -479,9 +477,8 @@ def load_clipseg_segmenter(
             message names the id and how to provide it. Raised without any network access when
             ``allow_download`` is false.
     """
+    # heavy: the CLI imports this module
     from transformers import CLIPSegForImageSegmentation, CLIPSegProcessor
-
-    from gensc.models.loading import from_pretrained
 
     name = str(model) if model is not None else (os.environ.get(MODEL_ENV_VAR) or CLIPSEG_DEFAULT_MODEL)
     kwargs: dict[str, Any] = {} if dtype is None else {"dtype": dtype}

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from dataclasses import asdict
@@ -47,22 +46,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from tqdm import tqdm
 
 from gensc.common.errors import InvalidInput
 from gensc.common.files import write_json
 from gensc.evaluation.dataset import load_images
 from gensc.models.loading import pick_device, resolve_profile
 from gensc.training.finetune_config import (
-    MIXED_PRECISION,
-    OBJECTIVES,
-    QLORA_DEVICES,
-    TARGET_PRESETS,
     FinetuneConfig,
-    _pair,
     check_device,
-    parse_targets,
 )
 from gensc.training.finetune_data import build_examples, load_sender
 from gensc.training.lora_trainer import LoraTrainer, peak_memory_bytes
@@ -72,8 +63,9 @@ def train(
     config: FinetuneConfig, out: Path, *, resume: bool = False, progress: bool = True, sender: Any = None
 ) -> dict[str, Any]:
     """Build the data, train, save the adapter to ``out``; returns what train.json holds."""
+    import torch  # heavy: the CLI imports this module
+    from tqdm import tqdm
 
-    config.check()
     device = pick_device(config.device)
     check_device(config, device)
     profile = resolve_profile(config.profile, image_size=config.image_size)
@@ -150,88 +142,16 @@ def train(
 
 
 def add_command(sub) -> None:
-    d = FinetuneConfig()
     p = sub.add_parser("finetune", help="train a LoRA adapter for the receiver (peft)")
     p.add_argument("--out", required=True, help="adapter folder (load it with gensc receiver serve --lora)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    g = p.add_argument_group("data")
-    g.add_argument("--profile", default=d.profile, help="tiny, sd15-shapes, sd15 (default tiny)")
-    g.add_argument("--images", default=d.images, help="'skimage', 'skimage:NAME,...' or a folder")
-    g.add_argument("--image-size", type=int, default=None, help="override the profile's image size")
-    g.add_argument("--views", type=int, default=d.views, help=f"random crops per image (default {d.views})")
-    g.add_argument("--draws", type=int, default=d.draws, help=f"link draws per crop (default {d.draws})")
-    g.add_argument("--esn0-db", type=_pair, default=d.esn0_db, help="Es/N0 range LO:HI in dB (default 0:10)")
-    g.add_argument("--modulation", default=d.modulation)
-    g.add_argument("--code", default=d.code)
-    g.add_argument(
-        "--quant-bits", type=int, default=d.quant_bits, help=f"latent bits (default {d.quant_bits})"
-    )
-    g = p.add_argument_group("adapter and objective")
-    g.add_argument("--objective", choices=OBJECTIVES, default=d.objective)
-    g.add_argument("--rank", type=int, default=d.rank)
-    g.add_argument("--alpha", type=float, default=d.alpha)
-    g.add_argument(
-        "--targets",
-        default="attention",
-        help="UNet modules to adapt: a comma list of module names, or a preset: "
-        + "; ".join(f"{k} = {','.join(v)}" for k, v in TARGET_PRESETS.items())
-        + " (default attention)",
-    )
-    g.add_argument("--text-encoder", action="store_true", help="also adapt the text encoder")
-    g.add_argument("--strength", type=float, default=None, help="restore: receiver strength (profile's)")
-    g.add_argument("--recon-steps", type=int, default=None, help="restore: receiver steps (profile's)")
-    g.add_argument("--guidance", type=float, default=None, help="restore: receiver guidance (profile's)")
-    g.add_argument("--caption-dropout", type=float, default=d.caption_dropout)
-    g = p.add_argument_group("optimisation")
-    g.add_argument("--steps", type=int, default=d.steps)
-    g.add_argument("--lr", type=float, default=d.lr)
-    g.add_argument("--batch-size", type=int, default=d.batch_size)
-    g.add_argument("--grad-accum", type=int, default=d.grad_accum)
-    g.add_argument("--mixed-precision", choices=MIXED_PRECISION, default=d.mixed_precision)
-    g.add_argument("--gradient-checkpointing", action="store_true")
-    g.add_argument("--quantize", default=d.quantize, help=f"QLoRA base: {', '.join(QLORA_DEVICES)}")
-    g.add_argument("--device", default=os.environ.get("GENSC_DEVICE", "auto"))
-    g.add_argument("--seed", type=int, default=d.seed)
-    g.add_argument("--save-every", type=int, default=d.save_every, help="checkpoint every N steps")
+    FinetuneConfig.add_arguments(p)
     p.set_defaults(func=run)
 
 
-def config_from(args: argparse.Namespace) -> FinetuneConfig:
-    return FinetuneConfig(
-        profile=args.profile,
-        images=args.images,
-        views=args.views,
-        draws=args.draws,
-        esn0_db=args.esn0_db,
-        modulation=args.modulation,
-        code=args.code,
-        quant_bits=args.quant_bits,
-        objective=args.objective,
-        rank=args.rank,
-        alpha=args.alpha,
-        targets=parse_targets(args.targets),
-        text_encoder=args.text_encoder,
-        steps=args.steps,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        grad_accum=args.grad_accum,
-        caption_dropout=args.caption_dropout,
-        strength=args.strength,
-        recon_steps=args.recon_steps,
-        guidance=args.guidance,
-        mixed_precision=args.mixed_precision,
-        gradient_checkpointing=args.gradient_checkpointing,
-        quantize=args.quantize,
-        image_size=args.image_size,
-        device=args.device,
-        seed=args.seed,
-        save_every=args.save_every,
-    )
-
-
 def run(args: argparse.Namespace) -> int:
-    config = config_from(args)
+    config = FinetuneConfig.from_args(args)
     result = train(config, Path(args.out), resume=args.resume, progress=not args.no_progress)
     summary = {
         k: result[k]

@@ -8,16 +8,15 @@ from __future__ import annotations
 import argparse
 import math
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
-import torch
-
 from gensc.channel.config import LinkConfig
+from gensc.common.config import AUTO, Config, setting
 from gensc.common.errors import InvalidInput
 
 OBJECTIVES = ("denoise", "restore")
-MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
+MIXED_PRECISION = (AUTO, "no", "bf16", "fp16")
 UNET_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")  # the attention projections (diffusers' example)
 # Attention projections plus the UNet's convolutions and transformer in/out projections: on random
 # weights only these can learn the near-identity map restore needs (attention alone barely moves).
@@ -31,6 +30,7 @@ UNET_TARGETS_WIDE = UNET_TARGETS + (
     "conv_shortcut",
 )
 TARGET_PRESETS = {"attention": UNET_TARGETS, "wide": UNET_TARGETS_WIDE}
+DATA, ADAPTER, OPTIMISATION = "data", "adapter and objective", "optimisation"  # flag groups
 TEXT_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")  # CLIP's attention projections
 # QLoRA: the device kinds each base scheme may train an adapter on. bitsandbytes for diffusers
 # models needs a GPU (diffusers refuses without one; training through the layers gensc swaps in by
@@ -60,44 +60,70 @@ LIMITS = {  # setting: (lowest, highest), inclusive
 }
 
 
+def _pair(text: str) -> tuple[float, float]:
+    lo, sep, hi = text.partition(":")
+    try:
+        return (float(lo), float(hi)) if sep else (float(text), float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO:HI in dB, got {text!r}") from None
+
+
+def parse_targets(text: str) -> tuple[str, ...]:
+    """A preset name (``TARGET_PRESETS``) or a comma list of module names."""
+    if text in TARGET_PRESETS:
+        return TARGET_PRESETS[text]
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
 
 @dataclass(frozen=True)
-class FinetuneConfig:
-    """Every setting of one training run (frozen; ``to_dict`` goes into train.json)."""
+class FinetuneConfig(Config):
+    """Every setting of one training run (gensc.common.config.Config: checked on construction,
+    InvalidInput naming the setting; ``to_dict`` goes into train.json; one flag per field)."""
 
-    profile: str = "tiny"
-    images: str = "skimage"  # 'skimage', 'skimage:NAME,...' or a folder
-    views: int = 4  # random square crops per image
-    draws: int = 2  # link draws (Es/N0 from esn0_db) per crop
-    esn0_db: tuple[float, float] = (0.0, 10.0)
-    modulation: str = "16qam"
-    code: str = "ldpc-1/2"
-    quant_bits: int = 4
-    objective: str = "restore"
-    rank: int = 4
-    alpha: float = 4.0
-    targets: tuple[str, ...] = UNET_TARGETS
-    text_encoder: bool = False  # also adapt the text encoder (TEXT_TARGETS)
-    steps: int = 200  # optimiser steps
-    lr: float = 1e-3
-    batch_size: int = 4
-    grad_accum: int = 1
-    caption_dropout: float = 0.1  # share of examples trained with the empty prompt
-    strength: float | None = None  # restore: the receiver's img2img strength (None: the profile's)
-    recon_steps: int | None = None  # restore: the receiver's scheduler steps (None: the profile's)
-    guidance: float | None = None  # restore: the receiver's guidance (None: the profile's)
-    mixed_precision: str = "auto"  # auto: bf16 (or fp16) on CUDA, none on the CPU
-    gradient_checkpointing: bool = False
-    quantize: str = "none"  # QLoRA: the frozen base's scheme (unet and text encoder)
-    image_size: int | None = None
-    device: str = "auto"
-    seed: int = 0
-    save_every: int = 0  # write checkpoint/ every N steps (0: at the end only)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["esn0_db"], d["targets"] = list(self.esn0_db), list(self.targets)
-        return d
+    profile: str = setting("tiny", group=DATA, help="tiny, sd15-shapes, sd15")
+    images: str = setting("skimage", group=DATA, help="'skimage', 'skimage:NAME,...' or a folder")
+    views: int = setting(4, group=DATA, help="random square crops per image")
+    draws: int = setting(2, group=DATA, help="link draws (Es/N0 from --esn0-db) per crop")
+    esn0_db: tuple[float, float] = setting(
+        (0.0, 10.0), parse=_pair, metavar="LO:HI", group=DATA, help="Es/N0 range in dB"
+    )
+    modulation: str = setting("16qam", group=DATA)
+    code: str = setting("ldpc-1/2", group=DATA)
+    quant_bits: int = setting(4, group=DATA, help="latent bits")
+    objective: str = setting("restore", choices=OBJECTIVES, group=ADAPTER)
+    rank: int = setting(4, group=ADAPTER)
+    alpha: float = setting(4.0, group=ADAPTER)
+    targets: tuple[str, ...] = setting(
+        UNET_TARGETS,
+        parse=parse_targets,
+        group=ADAPTER,
+        help="UNet modules to adapt: a comma list of module names, or a preset: "
+        + "; ".join(f"{k} = {','.join(v)}" for k, v in TARGET_PRESETS.items())
+        + " (default: attention)",
+    )
+    text_encoder: bool = setting(False, group=ADAPTER, help="also adapt the text encoder (TEXT_TARGETS)")
+    steps: int = setting(200, group=OPTIMISATION, help="optimiser steps")
+    lr: float = setting(1e-3, group=OPTIMISATION)
+    batch_size: int = setting(4, group=OPTIMISATION)
+    grad_accum: int = setting(1, group=OPTIMISATION)
+    caption_dropout: float = setting(
+        0.1, group=ADAPTER, help="share of examples trained with the empty prompt"
+    )
+    strength: float | None = setting(None, group=ADAPTER, help="restore: receiver strength (profile's)")
+    recon_steps: int | None = setting(None, group=ADAPTER, help="restore: receiver steps (profile's)")
+    guidance: float | None = setting(None, group=ADAPTER, help="restore: receiver guidance (profile's)")
+    mixed_precision: str = setting(
+        AUTO,
+        choices=MIXED_PRECISION,
+        group=OPTIMISATION,
+        help="auto: bf16 (or fp16) on CUDA, none on the CPU",
+    )
+    gradient_checkpointing: bool = setting(False, group=OPTIMISATION)
+    quantize: str = setting("none", group=OPTIMISATION, help=f"QLoRA base: {', '.join(QLORA_DEVICES)}")
+    image_size: int | None = setting(None, group=DATA, help="override the profile's image size")
+    device: str = setting(AUTO, env="GENSC_DEVICE", group=OPTIMISATION)
+    seed: int = setting(0, group=OPTIMISATION)
+    save_every: int = setting(0, group=OPTIMISATION, help="checkpoint every N steps (0: at the end only)")
 
     def check(self) -> None:
         """InvalidInput naming the setting and its limits; nothing is ever silently fixed."""
@@ -154,6 +180,8 @@ class FinetuneConfig:
 
 def check_device(config: FinetuneConfig, device: str) -> Any:
     """The autocast dtype (None: fp32), or InvalidInput when a setting cannot run on ``device``."""
+    import torch  # heavy: the CLI imports this module
+
     kind = device.split(":")[0]
     runs = QLORA_DEVICES[config.quantize]
     if kind not in runs:
@@ -164,7 +192,7 @@ def check_device(config: FinetuneConfig, device: str) -> Any:
             f"of: {', '.join(ok)}"
         )
     mp = config.mixed_precision
-    if mp == "auto":
+    if mp == AUTO:
         if kind != "cuda":
             return None
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -175,18 +203,3 @@ def check_device(config: FinetuneConfig, device: str) -> Any:
     if mp == "bf16" and kind == "cuda" and not torch.cuda.is_bf16_supported():
         raise InvalidInput(f"mixed precision bf16 is not supported by {device!r}; use fp16 or no")
     return torch.bfloat16 if mp == "bf16" else torch.float16
-
-
-def _pair(text: str) -> tuple[float, float]:
-    lo, sep, hi = text.partition(":")
-    try:
-        return (float(lo), float(hi)) if sep else (float(text), float(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected LO:HI in dB, got {text!r}") from None
-
-
-def parse_targets(text: str) -> tuple[str, ...]:
-    """A preset name (``TARGET_PRESETS``) or a comma list of module names."""
-    if text in TARGET_PRESETS:
-        return TARGET_PRESETS[text]
-    return tuple(t.strip() for t in text.split(",") if t.strip())

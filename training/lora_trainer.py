@@ -5,18 +5,13 @@ The objectives are described in gensc.training.finetune.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from diffusers import DDIMScheduler, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-from peft import LoraConfig
-from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
-from transformers import CLIPTextModel, CLIPTokenizer
 
 from gensc.common.errors import InvalidInput
 from gensc.common.files import write_json
@@ -28,6 +23,8 @@ from gensc.training.finetune_data import Example
 
 
 def lora_config(rank: int, alpha: float, targets: tuple[str, ...]) -> Any:
+    from peft import LoraConfig  # heavy: the CLI imports this module
+
     return LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights="gaussian", target_modules=list(targets))
 
 
@@ -37,6 +34,8 @@ def receiver_timestep(scheduler_config: Any, steps: int, strength: float) -> int
     As diffusers' img2img ``get_timesteps``: ``init = min(int(steps * strength), steps)``, the
     first of ``timesteps[steps - init:]``.
     """
+    from diffusers import DDIMScheduler  # heavy: the CLI imports this module
+
     init = min(int(steps * strength), steps)
     if init < 1:
         raise InvalidInput(f"recon steps x strength = {steps} x {strength} runs no denoising step")
@@ -54,7 +53,9 @@ class LoraTrainer:
     """
 
     def __init__(self, config: FinetuneConfig, sd_source: str, profile: Any, device: str) -> None:
-
+        import torch
+        from diffusers import DDPMScheduler, UNet2DConditionModel
+        from transformers import CLIPTextModel, CLIPTokenizer  # heavy: the CLI imports this module
 
         self.config, self.device = config, device
         self.autocast = check_device(config, device)
@@ -108,6 +109,8 @@ class LoraTrainer:
 
     def _embed(self, captions: list[str]) -> Any:
         """CLIP hidden states [B, 77, D]; cached per caption while the text encoder is frozen."""
+        import torch  # heavy: the CLI imports this module
+
         def encode(texts: list[str]) -> Any:
             ids = self.tokenizer(
                 texts,
@@ -129,6 +132,8 @@ class LoraTrainer:
 
     def loss(self, batch: list[Example]) -> Any:
         """The objective's loss for one micro-batch (a scalar tensor with a graph)."""
+        import torch
+        import torch.nn.functional as F  # heavy: the CLI imports this module
 
         n = len(batch)
         drop = torch.rand(n, generator=self.rng) < self.config.caption_dropout
@@ -166,8 +171,7 @@ class LoraTrainer:
         return F.mse_loss(x0, sent)
 
     def _autocast(self) -> Any:
-        import contextlib
-
+        import torch  # heavy: the CLI imports this module
 
         if self.autocast is None:
             return contextlib.nullcontext()
@@ -175,6 +179,8 @@ class LoraTrainer:
 
     def step(self, examples: list[Example]) -> float:
         """One optimiser step: ``grad_accum`` micro-batches of ``batch_size`` drawn from ``examples``."""
+        import torch  # heavy: the CLI imports this module
+
         c = self.config
         total = 0.0
         self.optimizer.zero_grad(set_to_none=True)
@@ -200,12 +206,15 @@ class LoraTrainer:
         renames attention layers' keys only, and ``load_lora_weights`` then drops those of an
         adapter that also covers convolutions (``--targets wide``). peft's names load whole.
         """
+        from peft.utils import get_peft_model_state_dict  # heavy: the CLI imports this module
+
         unet = get_peft_model_state_dict(self.unet)
         text = get_peft_model_state_dict(self.text_encoder) if self.config.text_encoder else None
         return unet, text
 
     def save(self, out: Path) -> int:
         """Write the adapter to ``out``; returns the weight file's bytes."""
+        from diffusers import StableDiffusionPipeline  # heavy: the CLI imports this module
 
         unet, text = self.lora_state()
         out.mkdir(parents=True, exist_ok=True)
@@ -224,6 +233,8 @@ class LoraTrainer:
         return (out / WEIGHT_NAME).stat().st_size
 
     def save_checkpoint(self, folder: Path, extra: dict[str, Any]) -> None:
+        import torch
+        from peft.utils import get_peft_model_state_dict  # heavy: the CLI imports this module
 
         folder.mkdir(parents=True, exist_ok=True)
         state = {
@@ -240,6 +251,8 @@ class LoraTrainer:
 
     def load_checkpoint(self, folder: Path) -> dict[str, Any]:
         """Restore a checkpoint written by ``save_checkpoint`` (weights_only: nothing unpickled)."""
+        import torch
+        from peft.utils import set_peft_model_state_dict  # heavy: the CLI imports this module
 
         path = folder / "state.pt"
         if not path.is_file():
@@ -258,6 +271,8 @@ class LoraTrainer:
 
 def peak_memory_bytes(device: str) -> int | None:
     """Peak memory: CUDA's allocator peak, else this process's peak resident set (Linux)."""
+    import torch  # heavy: the CLI imports this module
+
     if device.startswith("cuda"):
         return int(torch.cuda.max_memory_allocated(device))
     try:

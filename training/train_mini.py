@@ -35,21 +35,35 @@ import os
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
+from gensc.common.config import Config, setting
 from gensc.common.files import write_json
+from gensc.common.images import resize
+from gensc.common.wire import quant
 from gensc.models import mini
+from gensc.models.profiles import cache_dir
+from gensc.models.tiny import CAPTION_WORDS, ensure_random, sd15_scheduler
 
 PYRAMID = (128, 192, 256, 384, 512)  # short sides each training photo is resized to
 
 
+def _ints(spec: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in spec.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {spec!r}") from None
+
+
 @dataclass(frozen=True)
-class TrainConfig:
-    """Every setting of a training run (written into training.json)."""
+class TrainConfig(Config):
+    """Every setting of a training run (gensc.common.config.Config: checked on construction,
+    written into training.json, one ``gensc train-mini`` flag per field but ``photos``)."""
 
     seed: int = 0
     # torch threads (0: torch's default, one per core). On an idle 2-core machine 2 threads
@@ -57,7 +71,7 @@ class TrainConfig:
     # measured 10-40x slower than 1 (they wait for each other): use --threads 1 there.
     threads: int = 0
     # VAE
-    vae_blocks: tuple[int, ...] = (32, 32, 64, 128)
+    vae_blocks: tuple[int, ...] = setting((32, 32, 64, 128), parse=_ints, help="widths")
     vae_steps: int = 1700
     vae_batch: int = 16
     vae_crop: int = 64
@@ -65,7 +79,7 @@ class TrainConfig:
     vae_groups: int = 8  # GroupNorm groups (must divide every width; 32 groups of 32 channels fit worse)
     kl_weight: float = 1e-6  # times the KL per latent value, beside per-pixel MSE + L1
     # denoiser
-    unet_blocks: tuple[int, ...] = (32, 64, 64)
+    unet_blocks: tuple[int, ...] = setting((32, 64, 64), parse=_ints, help="widths")
     unet_steps: int = 700
     unet_batch: int = 32
     unet_crop: int = 128  # pixels; the UNet sees unet_crop/8 latents
@@ -75,11 +89,8 @@ class TrainConfig:
     colour_weight: float = 2.0  # colour photos are drawn this many times as often as grey ones
     save_dtype: str = "fp16"  # "fp16" halves the files (loading casts back to fp32), or "fp32"
     log_every: int = 50
-    heldout_sizes: tuple[int, ...] = (128, 256)  # held-out VAE round trip measured at these sizes
-    photos: tuple[str, ...] = field(default=mini.TRAIN_PHOTOS)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    heldout_sizes: tuple[int, ...] = setting((128, 256), parse=_ints, help="held-out VAE round trip sizes")
+    photos: tuple[str, ...] = setting(mini.TRAIN_PHOTOS, flag=None)
 
     def check(self) -> None:
         for name in ("vae_steps", "unet_steps", "vae_batch", "unet_batch", "n_latents", "log_every"):
@@ -109,8 +120,6 @@ class CropSampler:
     """
 
     def __init__(self, names: tuple[str, ...], rng: np.random.Generator, colour_weight: float) -> None:
-        from PIL import Image
-
         self.levels: list[list[np.ndarray]] = []
         weights = []
         for name in names:
@@ -148,7 +157,7 @@ def _groups(blocks: tuple[int, ...]) -> int:
 
 
 def build_vae(cfg: TrainConfig):
-    from diffusers import AutoencoderKL
+    from diffusers import AutoencoderKL  # heavy: the CLI imports this module
 
     n = len(cfg.vae_blocks)
     return AutoencoderKL(
@@ -166,7 +175,7 @@ def build_vae(cfg: TrainConfig):
 
 
 def build_unet(cfg: TrainConfig, cross_attention_dim: int):
-    from diffusers import UNet2DConditionModel
+    from diffusers import UNet2DConditionModel  # heavy: the CLI imports this module
 
     n = len(cfg.unet_blocks)
     return UNet2DConditionModel(
@@ -203,13 +212,13 @@ class _Log:
 
 
 def _bar(steps: int, desc: str):
-    from tqdm import tqdm
+    from tqdm import tqdm  # optional: tqdm (an extra)
 
     return tqdm(total=steps, desc=desc, unit="step", file=sys.stderr, dynamic_ncols=True, mininterval=1.0)
 
 
 def _cosine(opt, steps: int):
-    from diffusers.optimization import get_cosine_schedule_with_warmup
+    from diffusers.optimization import get_cosine_schedule_with_warmup  # heavy: the CLI imports this module
 
     return get_cosine_schedule_with_warmup(
         opt, num_warmup_steps=min(100, steps // 10), num_training_steps=steps
@@ -219,7 +228,7 @@ def _cosine(opt, steps: int):
 def _update(model, opt, sched, loss, window: list[float], bar) -> None:
     """One optimiser step on ``loss`` (gradients clipped to norm 1), the LR schedule, the loss
     kept in ``window`` and shown on ``bar`` (mean of the last 20)."""
-    import torch
+    import torch  # heavy: the CLI imports this module
 
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -232,7 +241,7 @@ def _update(model, opt, sched, loss, window: list[float], bar) -> None:
 
 
 def train_vae(cfg: TrainConfig, sampler: CropSampler, log: _Log):
-    import torch
+    import torch  # heavy: the CLI imports this module
     import torch.nn.functional as F
 
     torch.manual_seed(cfg.seed)
@@ -260,7 +269,7 @@ def train_vae(cfg: TrainConfig, sampler: CropSampler, log: _Log):
 
 def encode_latents(cfg: TrainConfig, vae, sampler: CropSampler):
     """Posterior (mean, std) of ``n_latents`` training crops, and SD's scaling factor 1/std(mean)."""
-    import torch
+    import torch  # heavy: the CLI imports this module
 
     means, stds = [], []
     with torch.no_grad():
@@ -276,11 +285,8 @@ def encode_latents(cfg: TrainConfig, vae, sampler: CropSampler):
 def caption_embeddings(n: int, rng: np.random.Generator):
     """The tiny profile's random CLIP text encoder applied to ``n`` random captions and ``""``
     (row 0): ``[n + 1, 77, D]``, with the tokenizer and text encoder themselves."""
-    import torch
+    import torch  # heavy: the CLI imports this module
     from transformers import CLIPTextModel, CLIPTokenizer
-
-    from gensc.models.profiles import cache_dir
-    from gensc.models.tiny import CAPTION_WORDS, ensure_random
 
     sd_dir, _ = ensure_random(cache_dir(), shapes="tiny")
     tokenizer = CLIPTokenizer.from_pretrained(sd_dir / "tokenizer")
@@ -296,7 +302,7 @@ def caption_embeddings(n: int, rng: np.random.Generator):
 
 
 def train_unet(cfg: TrainConfig, mean, std, scale: float, emb, log: _Log):
-    import torch
+    import torch  # heavy: the CLI imports this module
     import torch.nn.functional as F
     from diffusers import DDPMScheduler
 
@@ -334,9 +340,7 @@ def train_unet(cfg: TrainConfig, mean, std, scale: float, emb, log: _Log):
 def vae_round_trip_psnr(vae, image: np.ndarray, bits: int = 8) -> float:
     """PSNR (dB) of encode -> posterior mean x scaling factor -> ``bits``-bit quantise -> decode,
     the sender's and receiver's own latent path on an error-free link. ``image`` uint8 [S, S, 3]."""
-    import torch
-
-    from gensc.common.wire import quant
+    import torch  # heavy: the CLI imports this module
 
     x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
     sf = vae.config.scaling_factor
@@ -351,8 +355,6 @@ def vae_round_trip_psnr(vae, image: np.ndarray, bits: int = 8) -> float:
 
 def heldout_psnr(vae, sizes: tuple[int, ...]) -> dict[str, dict[str, float]]:
     """VAE round-trip PSNR (dB) of every held-out photo resized to each size: {size: {name: dB}}."""
-    from gensc.common.images import resize
-
     return {
         str(s): {n: round(vae_round_trip_psnr(vae, resize(mini.photo(n), s)), 3) for n in mini.HELDOUT_PHOTOS}
         for s in sizes
@@ -372,13 +374,10 @@ def command_line(cfg: TrainConfig, out: Path) -> str:
 
 def train(cfg: TrainConfig, out: Path) -> dict[str, Any]:
     """Run both stages and save the SD folder and training.json to ``out``; returns the record."""
-    import diffusers
+    import diffusers  # heavy: the CLI imports this module
     import torch
     from diffusers import StableDiffusionImg2ImgPipeline
 
-    from gensc.models.tiny import sd15_scheduler
-
-    cfg.check()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
@@ -445,24 +444,9 @@ def train(cfg: TrainConfig, out: Path) -> dict[str, Any]:
     return record
 
 
-def _ints(spec: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in spec.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {spec!r}") from None
-
-
 def run(args) -> int:
-    d = TrainConfig()
-    cfg = TrainConfig(
-        **{
-            k: getattr(args, k) if getattr(args, k) is not None else getattr(d, k)
-            for k in TrainConfig.__dataclass_fields__
-            if k != "photos"
-        }
-    )
     try:
-        cfg.check()
+        cfg = TrainConfig(**TrainConfig.overrides(args))
     except ValueError as e:
         print(f"gensc train-mini: {e}", file=sys.stderr)
         return 2
@@ -479,15 +463,5 @@ def run(args) -> int:
 def add_command(sub) -> None:
     p = sub.add_parser("train-mini", help="train the mini profile's small VAE and denoiser on the CPU")
     p.add_argument("--out", default="mini-out", help="folder for the SD pipeline and training.json")
-    types = {int: int, float: float, str: str}
-    for name, f in TrainConfig.__dataclass_fields__.items():
-        if name == "photos":
-            continue
-        flag = "--" + name.replace("_", "-")
-        if isinstance(f.default, tuple):
-            p.add_argument(
-                flag, type=_ints, default=None, help=f"widths (default {','.join(map(str, f.default))})"
-            )
-        else:
-            p.add_argument(flag, type=types[type(f.default)], default=None, help=f"default {f.default}")
+    TrainConfig.add_arguments(p, unset=True)
     p.set_defaults(func=run)

@@ -20,6 +20,7 @@ GOAWAY "too_many_pings" (gRPC's server default allows one ping per 5 minutes).
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import ctypes.util
 import functools
@@ -39,7 +40,9 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 
+from gensc.common.config import Config, setting
 from gensc.common.errors import InvalidInput, status_of
 
 log = logging.getLogger("gensc.rpc")
@@ -75,7 +78,7 @@ def _read_pem(path: str, what: str) -> bytes:
 
 
 @dataclass(frozen=True)
-class TlsConfig:
+class TlsConfig(Config):
     """TLS for one process, on its server and on the channels it opens (PEM file paths).
 
     ``cert``/``key``: this process's certificate chain and private key; a server presents them,
@@ -90,7 +93,7 @@ class TlsConfig:
     ca: str | None = None
     client_auth: bool = False
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         if (self.cert is None) != (self.key is None):
             raise InvalidInput("--tls-cert and --tls-key go together: give both or neither")
         if self.cert is None and self.ca is None:
@@ -133,9 +136,33 @@ def read_token(path: str) -> str:
     return token
 
 
+def _within(name: str, kind: type) -> Callable[[str], Any]:
+    """argparse type for the RpcConfig field ``name``: its range (``LIMITS``) in the error."""
+    lo, hi = LIMITS[name]
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not lo <= value <= hi:
+            what = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"must be {what} from {lo:g} to {hi:g}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _flag(name: str, default: float, env: str, text: str) -> Any:
+    """The RpcConfig field ``name`` with a flag: its range-checked type (``LIMITS``), the
+    environment variable its default comes from, and its help."""
+    return setting(default, parse=_within(name, type(default)), env=env, help=f"{text} (default {default:g})")
+
+
 @dataclass(frozen=True)
-class RpcConfig:
-    """gRPC settings of one service, for its server and its clients (see LIMITS for the ranges).
+class RpcConfig(Config):
+    """gRPC settings of one service, for its server and its clients (see LIMITS for the ranges;
+    gensc.common.config.Config: checked on construction; the gRPC flags come from its fields).
 
     Backpressure: a relaying hop (sender, channel proxy) holds at most ``max_in_flight_per_stream``
     items of one stream and ``max_in_flight`` items of all its streams together (read, not yet
@@ -148,23 +175,70 @@ class RpcConfig:
     again and find peers that were added.
     """
 
-    max_message_mb: int = 64  # both directions; images and float64 latents can exceed gRPC's 4 MiB
-    deadline_s: float = 3600.0  # deadline of every stream call (a whole batch of images)
-    health_timeout_s: float = 5.0
-    grace_s: float = 30.0  # how long calls in flight may finish after SIGTERM
-    max_workers: int = 16
-    item_timeout_s: float = 900.0  # a relayed item with no answer by then gets DEADLINE_EXCEEDED
-    max_in_flight_per_stream: int = 64
-    max_in_flight: int = 256
-    peer_wait_s: float = 10.0
-    pool_max_streams: int = 8
-    pool_probe_s: float = 5.0
-    max_connection_age_s: float = 300.0
-    keepalive_s: float = 30.0  # clients ping a silent connection this often; servers accept 2x as often
-    tls: TlsConfig | None = None  # None: plaintext
-    token_file: str | None = None  # bearer token: servers demand it, channels send it (None: no token)
+    # images and float64 latents can exceed gRPC's 4 MiB
+    max_message_mb: int = _flag(
+        "max_message_mb", 64, "GENSC_MAX_MESSAGE_MB", "message size limit in MiB, both directions"
+    )
+    # every stream call (a whole batch of images)
+    deadline_s: float = _flag("deadline_s", 3600.0, "GENSC_DEADLINE_S", "deadline of each stream call")
+    health_timeout_s: float = setting(5.0, flag=None)
+    grace_s: float = _flag("grace_s", 30.0, "GENSC_GRACE_S", "SIGTERM: how long calls in flight may finish")
+    max_workers: int = _flag(
+        "max_workers", 16, "GENSC_MAX_WORKERS", "gRPC worker threads (one per open stream)"
+    )
+    item_timeout_s: float = _flag(
+        "item_timeout_s",
+        900.0,
+        "GENSC_ITEM_TIMEOUT_S",
+        "an item relayed downstream without an answer by then gets DEADLINE_EXCEEDED",
+    )
+    max_in_flight_per_stream: int = _flag(
+        "max_in_flight_per_stream",
+        64,
+        "GENSC_MAX_IN_FLIGHT_PER_STREAM",
+        "relaying hops: items of one stream in flight; more get RESOURCE_EXHAUSTED",
+    )
+    max_in_flight: int = _flag(
+        "max_in_flight",
+        256,
+        "GENSC_MAX_IN_FLIGHT",
+        "relaying hops: items of all streams in flight; more get RESOURCE_EXHAUSTED",
+    )
+    peer_wait_s: float = _flag(
+        "peer_wait_s",
+        10.0,
+        "GENSC_PEER_WAIT_S",
+        "relaying hops: how long an item waits for a healthy downstream peer before UNAVAILABLE",
+    )
+    pool_max_streams: int = _flag(
+        "pool_max_streams",
+        8,
+        "GENSC_POOL_MAX_STREAMS",
+        "relaying hops: downstream peers one stream uses at most",
+    )
+    pool_probe_s: float = _flag(
+        "pool_probe_s",
+        5.0,
+        "GENSC_POOL_PROBE_S",
+        "relaying hops: how often a busy stream looks for new peers",
+    )
+    max_connection_age_s: float = _flag(
+        "max_connection_age_s",
+        300.0,
+        "GENSC_MAX_CONNECTION_AGE_S",
+        "servers: clients reconnect after this (and resolve DNS again); calls in flight carry on",
+    )
+    keepalive_s: float = _flag(
+        "keepalive_s",
+        30.0,
+        "GENSC_KEEPALIVE_S",
+        "clients ping a silent connection this often; servers accept pings twice as often",
+    )
+    tls: TlsConfig | None = setting(None, flag=None)  # None: plaintext (the --tls-* flags)
+    # bearer token: servers demand it, channels send it (None: no token; --token-file)
+    token_file: str | None = setting(None, flag=None)
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         for f in fields(self):
             if f.name not in LIMITS:
                 continue
@@ -397,8 +471,6 @@ def create_server(
 
     With ``serving=False`` health reports NOT_SERVING until ``Server.set_serving()`` (models loading).
     """
-    from grpc_reflection.v1alpha import reflection
-
     keep_message_memory()
     streams = StreamInterceptor()
     interceptors: list[grpc.ServerInterceptor] = [streams, ErrorInterceptor()]

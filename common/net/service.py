@@ -18,8 +18,9 @@ from typing import Any
 
 import grpc
 
+from gensc.common.config import flag_name
 from gensc.common.errors import InvalidInput, ModelUnavailable
-from gensc.common.net.rpc import LIMITS, RpcConfig, TlsConfig, create_server, serve_until_signal
+from gensc.common.net.rpc import RpcConfig, TlsConfig, create_server, serve_until_signal
 
 log = logging.getLogger("gensc")
 
@@ -36,71 +37,10 @@ def env_flag(name: str) -> bool:
     return value in ("1", "true", "yes")
 
 
-def _setting(name: str, kind: type) -> Callable[[str], Any]:
-    """argparse type for the RpcConfig field ``name``: its range (gensc.common.net.rpc.LIMITS) in
-    the error."""
-    lo, hi = LIMITS[name]
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or not lo <= value <= hi:
-            what = "a whole number" if kind is int else "a number"
-            raise argparse.ArgumentTypeError(f"must be {what} from {lo:g} to {hi:g}, got {text!r}")
-        return value
-
-    return parse
-
-
-# RpcConfig fields with a flag: name -> (environment variable, help)
-RPC_FLAGS = {
-    "max_message_mb": ("GENSC_MAX_MESSAGE_MB", "message size limit in MiB, both directions"),
-    "deadline_s": ("GENSC_DEADLINE_S", "deadline of each stream call"),
-    "item_timeout_s": (
-        "GENSC_ITEM_TIMEOUT_S",
-        "an item relayed downstream without an answer by then gets DEADLINE_EXCEEDED",
-    ),
-    "grace_s": ("GENSC_GRACE_S", "SIGTERM: how long calls in flight may finish"),
-    "max_workers": ("GENSC_MAX_WORKERS", "gRPC worker threads (one per open stream)"),
-    "max_in_flight_per_stream": (
-        "GENSC_MAX_IN_FLIGHT_PER_STREAM",
-        "relaying hops: items of one stream in flight; more get RESOURCE_EXHAUSTED",
-    ),
-    "max_in_flight": (
-        "GENSC_MAX_IN_FLIGHT",
-        "relaying hops: items of all streams in flight; more get RESOURCE_EXHAUSTED",
-    ),
-    "peer_wait_s": (
-        "GENSC_PEER_WAIT_S",
-        "relaying hops: how long an item waits for a healthy downstream peer before UNAVAILABLE",
-    ),
-    "pool_max_streams": ("GENSC_POOL_MAX_STREAMS", "relaying hops: downstream peers one stream uses at most"),
-    "pool_probe_s": ("GENSC_POOL_PROBE_S", "relaying hops: how often a busy stream looks for new peers"),
-    "max_connection_age_s": (
-        "GENSC_MAX_CONNECTION_AGE_S",
-        "servers: clients reconnect after this (and resolve DNS again); calls in flight carry on",
-    ),
-    "keepalive_s": (
-        "GENSC_KEEPALIVE_S",
-        "clients ping a silent connection this often; servers accept pings twice as often",
-    ),
-}
-
-
 def add_rpc_args(p: argparse.ArgumentParser) -> None:
-    """One flag per RPC_FLAGS entry (``--max-in-flight``, ...), default from its environment variable."""
-    d = RpcConfig()
-    g = p.add_argument_group("gRPC (gensc.common.net.rpc.RpcConfig)")
-    for name, (var, text) in RPC_FLAGS.items():
-        default = getattr(d, name)
-        g.add_argument(
-            "--" + name.replace("_", "-"),
-            type=_setting(name, type(default)),
-            default=str(env(var, default)),  # argparse passes a string default through ``type``
-            help=f"{text} (default {default:g}, env {var})",
-        )
+    """One flag per RpcConfig field that has one (``--max-in-flight``, ...), default from its
+    environment variable; and the security flags."""
+    RpcConfig.add_arguments(p, title="gRPC (gensc.common.net.rpc.RpcConfig)")
     t = p.add_argument_group("security (TLS on every hop, bearer token)")
     t.add_argument(
         "--tls-cert",
@@ -134,13 +74,12 @@ def rpc_config(args: argparse.Namespace) -> RpcConfig:
     tls_args = {k: getattr(args, f"tls_{k}", None) for k in ("cert", "key", "ca")}
     client_auth = bool(getattr(args, "tls_client_auth", False))
     tls = TlsConfig(**tls_args, client_auth=client_auth) if any(tls_args.values()) or client_auth else None
-    values = {name: getattr(args, name) for name in RPC_FLAGS if hasattr(args, name)}
-    return RpcConfig(**values, tls=tls, token_file=getattr(args, "token_file", None))
+    return RpcConfig.from_args(args, tls=tls, token_file=getattr(args, "token_file", None))
 
 
 def rpc_args(config: RpcConfig) -> list[str]:
     """Flags that give a child process ``config``'s limits, timeouts, keepalive and security."""
-    out = [arg for name in RPC_FLAGS for arg in ("--" + name.replace("_", "-"), str(getattr(config, name)))]
+    out = [arg for f in RpcConfig.flag_fields() for arg in (flag_name(f), str(getattr(config, f.name)))]
     if config.tls is not None:
         for flag, value in (("cert", config.tls.cert), ("key", config.tls.key), ("ca", config.tls.ca)):
             if value is not None:

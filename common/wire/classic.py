@@ -16,6 +16,9 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
+
+from gensc.common.images import check_rgb
 
 FORMATS = {"jpeg": ("JPEG", 1, 95), "webp": ("WEBP", 0, 100)}  # Pillow name, quality range
 FILE_FORMATS = tuple(name for name, _, _ in FORMATS.values())  # what a classic packet may carry
@@ -49,16 +52,13 @@ class ClassicCodec:
             raise ValueError(f"byte budget must be >= 1, got {self.budget_bytes}")
 
     def encode_at(self, image: np.ndarray, quality: int) -> bytes:
-        from PIL import Image
-
         buf = io.BytesIO()
         Image.fromarray(image, "RGB").save(buf, format=FORMATS[self.fmt][0], quality=int(quality))
         return buf.getvalue()
 
     def compress(self, image: np.ndarray) -> ClassicResult:
         """uint8 [H, W, 3] -> the largest-quality file within the budget (binary search on quality)."""
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(f"image must be uint8 [H, W, 3], got {image.dtype} {list(image.shape)}")
+        check_rgb(image)
         _, lo, hi = FORMATS[self.fmt]
         best = None
         while lo <= hi:

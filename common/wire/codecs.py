@@ -169,7 +169,6 @@ CODECS: dict[str, Codec] = {
 }
 LATENT_CODECS = ("none", "zlib", "zstd")
 TEXT_CODECS = ("none", "zlib", "zstd", "zlib-dict", "ascii-bits")
-AUTO = "auto"
 TEXT_AUTO_CANDIDATES = ("none", "zlib", "zlib-dict")
 
 

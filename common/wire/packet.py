@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gensc.common.config import AUTO
 from gensc.common.images import probe_image
 from gensc.common.wire.codecs import (
     CODECS,
@@ -82,7 +83,7 @@ class Packet:
     latent: QuantizedTensor | np.ndarray | None = None
     mask: np.ndarray | None = None
     image: bytes = b""
-    text_codec: str = "auto"
+    text_codec: str = AUTO
     latent_codec: str = "none"
     block_cells: int = DEFAULT_BLOCK_CELLS
     raw_sections: bool = False  # sections without CRC32 (paper mode)
@@ -92,7 +93,7 @@ class Packet:
 
     def __post_init__(self) -> None:
         mode_info(self.mode)
-        if self.text_codec != "auto":
+        if self.text_codec != AUTO:
             get_codec(self.text_codec, TEXT_CODECS)
         get_codec(self.latent_codec, LATENT_CODECS)
         block_log2(self.block_cells)
@@ -238,7 +239,7 @@ def _encode_text(p: Packet) -> tuple[str, bytes]:
         if p.text_codec == "ascii-bits":  # paper mode always sends its 77 characters
             return "ascii-bits", seal(CODECS["ascii-bits"].compress(b""), not p.raw_sections)
         return "none", b""
-    if p.text_codec == "auto":
+    if p.text_codec == AUTO:
         name, payload = pick_smallest(p.caption, TEXT_AUTO_CANDIDATES)
     else:
         name = get_codec(p.text_codec, TEXT_CODECS).name

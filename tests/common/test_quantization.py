@@ -46,10 +46,10 @@ def test_bad_settings_name_the_setting(spec, message):
 
 def test_a_scheme_that_cannot_run_on_the_device_fails_before_anything_loads():
     q = QuantConfig.parse("int8,vae_encoder=quanto-int8")
-    q.check("cpu", "sender")
-    q.check("cuda:1", "receiver")
+    q.check_device("cpu", "sender")
+    q.check_device("cuda:1", "receiver")
     with pytest.raises(ValueError) as e:
-        q.check("mps", "receiver")
+        q.check_device("mps", "receiver")
     text = str(e.value)
     assert "--quantize int8,vae_encoder=quanto-int8: unet int8" in text
     assert "cannot run on device 'mps'" in text and "it runs on cpu, cuda" in text
@@ -63,9 +63,9 @@ def test_a_missing_library_is_named_with_its_install_command(monkeypatch):
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "optimum" else real(name, *a)
     )
-    QuantConfig.parse("int8").check("cpu", "receiver")
+    QuantConfig.parse("int8").check_device("cpu", "receiver")
     with pytest.raises(ValueError, match=r"unet quanto-int4 needs the optimum-quanto package: pip install"):
-        QuantConfig.parse("quanto-int4").check("cpu", "receiver")
+        QuantConfig.parse("quanto-int4").check_device("cpu", "receiver")
 
 
 def test_parameter_bytes_counts_quantised_weights_as_stored():

@@ -249,8 +249,10 @@ def test_cli_presets_flags_and_registration():
     assert c.link == {"ideal_header": True}
     c = cli.config_from_args(parser.parse_args(["eval", "--preset", "paper001", "--snr-kind", "esn0"]))
     assert c.snr_kind == "esn0"  # an explicit flag beats the preset
-    assert parser.parse_args(["eval", "--snr-db", "-5:20:2.5"]).snr_db == "-5:20:2.5"
-    assert parser.parse_args(["eval", "--snr-db", "-5,0,5"]).snr_db == "-5,0,5"
+    # negative values get through as values, parsed by the flag (the one value-list parser)
+    grid = (-5.0, -2.5, 0.0, 2.5, 5.0, 7.5, 10.0, 12.5, 15.0, 17.5, 20.0)
+    assert parser.parse_args(["eval", "--snr-db", "-5:20:2.5"]).snr_db == grid
+    assert parser.parse_args(["eval", "--snr-db", "-5,0,5"]).snr_db == (-5.0, 0.0, 5.0)
     args = parser.parse_args(["eval", "plot", "r.json", "--out", "d"])
     assert (args.results, args.plot_out) == ("r.json", "d")
     assert cli.main(["--modes", "text,nope", "--out", "/nonexistent/x", "--no-progress"]) == 2

@@ -9,8 +9,7 @@ import math
 import pytest
 
 from gensc.common.errors import InvalidInput
-from gensc.sender.layout import UNCODED_BLOCK_CELLS, choose_layout
-from gensc.sender.pipeline import CodecConfig
+from gensc.sender.layout import UNCODED_BLOCK_CELLS, PacketConfig, choose_layout
 from gensc.sender.policy import DEFAULT_POLICY, Policy, Rule, link_esn0_db
 
 
@@ -28,13 +27,13 @@ from gensc.sender.policy import DEFAULT_POLICY, Policy, Rule, link_esn0_db
     ],
 )
 def test_layout_follows_the_link(link, expected):
-    got = choose_layout(CodecConfig(), link, quantised=True, bits=8)
+    got = choose_layout(PacketConfig(), link, quantised=True, bits=8)
     assert (got.latent_codec, got.text_codec, got.block_cells, got.msb_planes) == expected
     assert (got.note is None) == (expected == ("zlib", "auto", 512, 0))
 
 
 def test_explicit_settings_win_and_conflicts_are_said():
-    c = CodecConfig(latent_codec="zlib", text_codec="zlib-dict", block_cells=128)
+    c = PacketConfig(latent_codec="zlib", text_codec="zlib-dict", block_cells=128)
     got = choose_layout(c, {"code": "none", "uep_code": "ldpc-1/3"}, quantised=True, bits=8)
     assert (got.latent_codec, got.text_codec, got.block_cells, got.msb_planes) == (
         "zlib",
@@ -43,21 +42,21 @@ def test_explicit_settings_win_and_conflicts_are_said():
         0,
     )
     assert "bit planes need latent codec 'none'" in got.note
-    assert choose_layout(CodecConfig(msb_planes=6), {}, quantised=True, bits=8).msb_planes == 6
+    assert choose_layout(PacketConfig(msb_planes=6), {}, quantised=True, bits=8).msb_planes == 6
     assert (
-        choose_layout(CodecConfig(), {"uep_code": "ldpc-1/3"}, quantised=True, bits=6, planes=2).msb_planes
+        choose_layout(PacketConfig(), {"uep_code": "ldpc-1/3"}, quantised=True, bits=6, planes=2).msb_planes
         == 2
     )
-    assert choose_layout(CodecConfig(), {"uep_code": "ldpc-1/3"}, quantised=False, bits=8).msb_planes == 0
-    assert choose_layout(CodecConfig(code="none"), {}, quantised=True, bits=8).latent_codec == "none"
+    assert choose_layout(PacketConfig(), {"uep_code": "ldpc-1/3"}, quantised=False, bits=8).msb_planes == 0
+    assert choose_layout(PacketConfig(code="none"), {}, quantised=True, bits=8).latent_codec == "none"
     assert (
-        choose_layout(CodecConfig(code="none"), {"code": "ldpc-1/2"}, quantised=True, bits=8).latent_codec
+        choose_layout(PacketConfig(code="none"), {"code": "ldpc-1/2"}, quantised=True, bits=8).latent_codec
         == "zlib"
     )
     with pytest.raises(InvalidInput, match="unknown link code 'ldpc-9'"):
-        choose_layout(CodecConfig(), {"code": "ldpc-9"}, quantised=True, bits=8)
+        choose_layout(PacketConfig(), {"code": "ldpc-9"}, quantised=True, bits=8)
     with pytest.raises(ValueError, match="ldpc-9"):
-        CodecConfig(code="ldpc-9")
+        PacketConfig(code="ldpc-9")
 
 
 def _table() -> Policy:

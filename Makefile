@@ -56,8 +56,10 @@ test-latest:
 # `make lock` keeps every pin that still fits (after a range or a dependency changed);
 # `make lock-upgrade` takes the newest releases (after `make test-latest` passed on them).
 # pip-compile runs from its own venv (the version the lock pins), so a pyproject.toml that asks for
-# something the old lock lacks can still be locked.
-LOCK_COMPILE = .venv-lock/bin/pip-compile --quiet --extra dev --strip-extras --allow-unsafe \
+# something the old lock lacks can still be locked. `--unsafe-package gensc` keeps gensc itself
+# out of the lock ([dev] names gensc[all], which pip-compile would pin as `gensc @ file:///<this
+# checkout>`, a path no other clone has); pip, setuptools and wheel are then pinned like the rest.
+LOCK_COMPILE = .venv-lock/bin/pip-compile --quiet --extra dev --strip-extras --unsafe-package gensc \
 	--no-emit-index-url --no-emit-find-links -o $(LOCK)
 .venv-lock/bin/pip-compile: $(LOCK)
 	$(PYTHON) -m venv .venv-lock

@@ -21,7 +21,7 @@ from PIL import Image
 from gensc.client.launch import local_stack
 from gensc.client.send import SendOptions, send
 from gensc.common.files import json_text, write_json
-from gensc.common.net.rpc import RpcConfig
+from gensc.common.net.rpc_config import RpcConfig
 from gensc.evaluation.dataset import sample_images
 
 

@@ -25,13 +25,13 @@ import numpy as np
 
 from gensc.benchmarks.machine import cpu_model
 from gensc.channel.bits import Interleaver, Scrambler
-from gensc.channel.codes import Crc32, InterleavedReedSolomon
 from gensc.channel.config import LinkConfig
 from gensc.channel.conventions import snr_point
 from gensc.channel.impairments import AWGN
 from gensc.channel.ldpc import LDPC5GDecoder, LDPC5GEncoder, get_code, segment
 from gensc.channel.link import Link
 from gensc.channel.modulation import Demapper, Mapper, get_constellation
+from gensc.channel.outer import Crc32, InterleavedReedSolomon
 from gensc.channel.rng import NormalSource
 from gensc.common.files import json_text, write_json
 

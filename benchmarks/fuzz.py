@@ -31,7 +31,8 @@ from gensc.benchmarks.stats import summary
 from gensc.client.launch import LocalStack
 from gensc.common.errors import PacketLost
 from gensc.common.files import json_text, write_json
-from gensc.common.net.rpc import RpcConfig, create_channel
+from gensc.common.net.rpc import create_channel
+from gensc.common.net.rpc_config import RpcConfig
 from gensc.common.wire.classic import ClassicCodec
 from gensc.common.wire.header import HEADER
 from gensc.common.wire.modes import MODES

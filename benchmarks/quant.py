@@ -20,7 +20,7 @@ the same inputs and seeds:
                 the full-precision one
 
 Row fields: component, scheme, library, quantised_layers {layer type: count}, param_bytes (stored
-bytes, see gensc.models.quantization.parameter_bytes), footprint_bytes (the library's
+bytes, see gensc.models.load_quantized.parameter_bytes), footprint_bytes (the library's
 ``get_memory_footprint``), fp16_bytes (parameters x 2) and fraction_of_fp16, with
 fraction_of_fp16_rest_fp16 counting the layers left unquantised as fp16 (as on a GPU; the CPU
 keeps them in its fp32 compute dtype, so Linear-only schemes are above 1 there), load_s (from
@@ -120,7 +120,7 @@ def run(args) -> int:
                 if args.loads > 1 and "load_s" in row:  # start-up is one short sample: take the median
                     more = [_in_child(job, args.row_timeout_s).get("load_s") for _ in range(args.loads - 1)]
                     samples = [row["load_s"], *(x for x in more if x is not None)]
-                    row = {**row, "load_s": statistics.median(samples), "load_s_samples": samples}
+                    row = {**row, **startup_samples(samples)}
                 rows.append(row)
                 print(f"{component} {scheme}: {_brief(row)}", file=sys.stderr, flush=True)
                 if args.json_out:  # after every row: a long run stopped early keeps what it measured
@@ -158,7 +158,7 @@ def _result(args, profile, device: str, rows: list[dict[str, Any]], started: flo
         },
         "page_cache": "warm (every weight file read once before the first row)",
         "rows": rows,
-        "targets": _targets(rows),
+        "targets": targets(rows),
         "wall_s": time.perf_counter() - started,
         "complete": complete,  # False: the run stopped before its last row
     }
@@ -197,6 +197,12 @@ def _warm_page_cache(profile) -> None:
                             pass
 
 
+def startup_samples(samples: list[float]) -> dict[str, Any]:
+    """A row's start-up from fresh processes: ``load_s`` the median (one slow process does not move
+    it), ``load_s_samples`` every sample."""
+    return {"load_s": statistics.median(samples), "load_s_samples": list(samples)}
+
+
 def _add_ratios(rows: list[dict[str, Any]]) -> None:
     base = {r["component"]: r for r in rows if r["scheme"] == "none" and "load_s" in r}
     for r in rows:
@@ -207,7 +213,8 @@ def _add_ratios(rows: list[dict[str, Any]]) -> None:
                 r["latency_ratio"] = r["latency_ms"] / b["latency_ms"]
 
 
-def _targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The issue-11 goals (``TARGETS``, ``STARTUP_LIMIT``) checked against the rows: value, limit, met."""
     by = {(r["component"], r["scheme"]): r for r in rows}
     out = []
     for name, component, scheme, key, limit in TARGETS:

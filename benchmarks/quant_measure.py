@@ -21,10 +21,10 @@ from gensc.benchmarks.quant import PHOTOS, PROMPT
 from gensc.client.metrics import psnr_ssim
 from gensc.common.files import write_json
 from gensc.common.images import resize
-from gensc.models.load_quantized import CACHE_EVENTS, load_component
+from gensc.models.load_quantized import CACHE_EVENTS, load_component, parameter_bytes, quantised_layers
 from gensc.models.loading import from_pretrained, pick_dtype
 from gensc.models.profiles import Profile
-from gensc.models.quantization import SCHEMES, QuantConfig, parameter_bytes, quantised_layers
+from gensc.models.quantization import SCHEMES, QuantConfig
 from gensc.models.sender import Captioner, LatentEncoder
 from gensc.receiver.engine import QueuedModels
 from gensc.receiver.pipeline import ReceiverPipeline, ReconSettings

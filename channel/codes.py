@@ -11,6 +11,9 @@ valid combination:
 * combinations ``crc32+ldpc-R``, ``rs+ldpc-R``, ``crc32+rs+ldpc-R``, ``crc32+rs``.
 
 ``nominal_rate`` is the product of the component rates (CRC counted as 1); it sets Eb/N0.
+
+This module is the registry (names, rates; no numba: gensc.channel.config imports it). The outer
+byte codes themselves run in gensc.channel.outer, the LDPC code in gensc.channel.ldpc.
 """
 
 from __future__ import annotations
@@ -49,55 +52,6 @@ def crc32_bytes(data: bytes | np.ndarray) -> bytes:
     return zlib.crc32(buf).to_bytes(4, "big")
 
 
-class Crc32:
-    """``encode(uint8[L]) -> uint8[L + 4]``; ``decode(uint8[L + 4]) -> (uint8[L], ok)``."""
-
-    rate = Fraction(1)
-
-    def encoded_length(self, length: int) -> int:
-        return length + CRC_BYTES
-
-    def encode(self, data: np.ndarray) -> np.ndarray:
-        return np.concatenate([data, np.frombuffer(crc32_bytes(data), np.uint8)])
-
-    def decode(self, coded: np.ndarray, length: int) -> tuple[np.ndarray, bool]:
-        data = coded[:length]
-        return data, crc32_bytes(data) == coded[length:].tobytes()
-
-
-class InterleavedReedSolomon:
-    """RS(255, 223) with the codewords' bytes interleaved: sent byte j of the packet comes from
-    codeword ``j mod C``, so a burst (a failed LDPC block, a fade) is shared among all codewords.
-
-    ``encode(uint8[L]) -> uint8[L + 32 C]``; ``decode(uint8[...], L) -> (uint8[L], status)``.
-    """
-
-    rate = RS_RATE
-
-    def __init__(self):
-        from gensc.channel.rs import ReedSolomon  # numba: gensc.channel.config loads this module
-
-        self.rs = ReedSolomon()
-
-    def encoded_length(self, length: int) -> int:
-        return self.rs.encoded_length(length)
-
-    def _perm(self, length: int) -> np.ndarray:
-        lens = self.rs._layout(length) + (self.rs.n - self.rs.k)
-        word = np.repeat(np.arange(lens.size), lens)
-        pos = np.arange(word.size) - np.repeat(np.cumsum(lens) - lens, lens)
-        return np.lexsort((word, pos))  # sent order: by position within word, then word
-
-    def encode(self, data: np.ndarray) -> np.ndarray:
-        coded = self.rs.encode(data)
-        return coded[self._perm(data.size)]
-
-    def decode(self, coded: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
-        words = np.empty_like(coded)
-        words[self._perm(length)] = coded
-        return self.rs.decode(words, length)
-
-
 @dataclass(frozen=True)
 class ChannelCode:
     """A parsed registry entry: outer byte codes (outermost first) and the LDPC rate or None."""
@@ -123,39 +77,6 @@ class ChannelCode:
     @property
     def soft(self) -> bool:
         return self.ldpc_rate is not None
-
-    def outer_stages(self) -> list:
-        stages: list = []
-        if self.crc:
-            stages.append(Crc32())
-        if self.rs:
-            stages.append(InterleavedReedSolomon())
-        return stages
-
-    def outer_encode(self, body: np.ndarray) -> np.ndarray:
-        data = body
-        for stage in self.outer_stages():
-            data = stage.encode(data)
-        return data
-
-    def outer_length(self, length: int) -> int:
-        for stage in self.outer_stages():
-            length = stage.encoded_length(length)
-        return length
-
-    def outer_decode(self, coded: np.ndarray, body_length: int) -> tuple[np.ndarray, bool | None]:
-        """Undo the outer stages; returns (body, CRC ok or None without a CRC)."""
-        stages = self.outer_stages()
-        lengths = [body_length]
-        for stage in stages:
-            lengths.append(stage.encoded_length(lengths[-1]))
-        data = coded
-        crc_ok: bool | None = None
-        for stage, length in zip(reversed(stages), reversed(lengths[:-1]), strict=False):
-            data, status = stage.decode(data, length)
-            if isinstance(stage, Crc32):
-                crc_ok = bool(status)
-        return data, crc_ok
 
 
 def get_channel_code(name: str) -> ChannelCode:

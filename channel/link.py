@@ -66,6 +66,7 @@ from gensc.channel.impairments import (
 )
 from gensc.channel.ldpc import LDPC5GDecoder, LDPC5GEncoder, get_code, segment
 from gensc.channel.modulation import Demapper, Mapper, get_constellation
+from gensc.channel.outer import outer_decode, outer_encode
 from gensc.channel.rng import NormalSource
 
 
@@ -166,7 +167,7 @@ class BodyChain:
 
     def send(self, data: np.ndarray) -> _Sent:
         m = self.constellation.bits_per_symbol
-        outer = self.code.outer_encode(data)
+        outer = outer_encode(self.code, data)
         if not self.code.soft:
             air = self.scrambler.scramble_bytes(outer)
             return _Sent(data, outer, outer, 8 * outer.size, air, None, None, self.mapper.map_bytes(air))
@@ -198,7 +199,7 @@ class BodyChain:
             rx_bytes = self.demapper.hard_bytes(rx.y, sent.outer.size)
             raw_errors = popcount_xor(rx_bytes, sent.air)
             outer_rx = self.scrambler.scramble_bytes(rx_bytes)
-        body_rx, crc_ok = self.code.outer_decode(outer_rx, sent.data.size)
+        body_rx, crc_ok = outer_decode(self.code, outer_rx, sent.data.size)
         return body_rx, crc_ok, raw_errors
 
     def erased_raw_errors(self, sent: _Sent) -> int:

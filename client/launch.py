@@ -12,7 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from gensc.common.net.rpc import RpcConfig, wait_healthy
+from gensc.common.net.rpc import wait_healthy
+from gensc.common.net.rpc_config import RpcConfig
 from gensc.common.net.service import rpc_args
 
 

@@ -39,7 +39,8 @@ from gensc.common.config import Config, setting
 from gensc.common.errors import InvalidInput
 from gensc.common.images import decode_image, resize
 from gensc.common.net import convert
-from gensc.common.net.rpc import RpcConfig, create_channel
+from gensc.common.net.rpc import create_channel
+from gensc.common.net.rpc_config import RpcConfig
 from gensc.models.profiles import PROFILES
 from gensc.models.quantization import models_from_notes
 from gensc.proto import semcom_pb2 as pb

@@ -41,7 +41,7 @@ def load_component(
 ) -> Any:
     """``cls.from_pretrained(source, ...)`` with ``scheme`` applied, on ``device``, in eval mode.
 
-    ``kind``: what gensc.common.models.from_pretrained calls the model in its errors ("sd",
+    ``kind``: what gensc.models.loading.from_pretrained calls the model in its errors ("sd",
     "captioner"). ``dtype``: the compute dtype (layers left alone are stored in it).
     """
     s = scheme if isinstance(scheme, Scheme) else get_scheme(scheme)
@@ -392,3 +392,48 @@ def _restore_cpu_nf4_misfits(model: Any, full_model: Callable[[], Any]) -> None:
 def _quiet_bitsandbytes() -> None:
     """bitsandbytes logs a warning on every int8 matmul whose input is not fp16 (CPU: every call)."""
     logging.getLogger("bitsandbytes.autograd._functions").setLevel(logging.ERROR)
+
+
+def quantised_layers(model: Any) -> dict[str, int]:
+    """Count the layers a scheme replaced: ``{"bnb.Linear8bitLt": n, "quanto.QConv2d": m, ...}``."""
+    counts: Counter[str] = Counter()
+    for m in model.modules():
+        mod = type(m).__module__
+        if mod.startswith("bitsandbytes"):
+            counts[f"bnb.{type(m).__name__}"] += 1
+        elif mod.startswith("optimum.quanto") and type(m).__name__.startswith("Q"):
+            counts[f"quanto.{type(m).__name__}"] += 1
+    return dict(counts)
+
+
+def parameter_bytes(model: Any, float_bytes: int | None = None) -> int:
+    """Bytes held by a model's parameters and buffers, quantised ones counted as stored.
+
+    transformers' ``get_memory_footprint`` counts ``numel x element_size``, which for an
+    optimum-quanto weight gives the float size (its int8/packed int4 data, scales and shifts sit
+    inside a tensor subclass) and for bitsandbytes leaves out the scales kept beside the weight.
+    This walks tensor subclasses (``__tensor_flatten__``) and adds bitsandbytes' ``SCB`` (int8 row
+    scales) and 4-bit ``quant_state`` (absmax per block, code). ``float_bytes``: count the layers
+    left unquantised at this many bytes per value instead of as stored (2: as if they were fp16,
+    as on a GPU, while a CPU computes in fp32).
+    """
+    import torch  # heavy: the CLI imports this module
+
+    plain = (torch.Tensor, torch.nn.Parameter)
+    return sum(_tensor_bytes(t, float_bytes, plain) for t in (*model.parameters(), *model.buffers()))
+
+
+def _tensor_bytes(t: Any, float_bytes: int | None = None, plain: tuple[type, ...] = ()) -> int:
+    if hasattr(t, "__tensor_flatten__"):
+        names, _ = t.__tensor_flatten__()
+        return sum(_tensor_bytes(getattr(t, n)) for n in names)
+    as_float = float_bytes is not None and type(t) in plain and t.is_floating_point()
+    n = t.numel() * (float_bytes if as_float else t.element_size())
+    scb = getattr(t, "SCB", None)
+    if scb is not None:
+        n += scb.numel() * scb.element_size()
+    state = getattr(t, "quant_state", None)
+    while state is not None:
+        n += sum(x.numel() * x.element_size() for x in (state.absmax, state.code) if x is not None)
+        state = getattr(state, "state2", None)
+    return n

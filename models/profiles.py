@@ -78,10 +78,10 @@ PROFILES: dict[str, Profile] = {
         guidance=2.0,
         random_weights=True,
     ),
-    # Small VAE + UNet trained by `gensc train-mini` (gensc.common.mini); tiny random captioner.
+    # Small VAE + UNet trained by `gensc train-mini` (gensc.models.mini); tiny random captioner.
     "mini": Profile(
         name="mini",
-        sd_model="",  # filled in with gensc.common.mini.weights_dir() when resolved
+        sd_model="",  # filled in with gensc.models.mini.weights_dir() when resolved
         captioner="",  # the tiny profile's random BLIP
         image_size=256,
         steps=10,

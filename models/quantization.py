@@ -1,5 +1,8 @@
 """Model weight quantisation: which scheme loads which model component, through which library.
 
+Plain data and the ``--quantize`` setting (no torch: a client reads the notes it writes);
+gensc.models.load_quantized loads and measures quantised models.
+
 (The latent's quantiser is another thing: gensc.common.wire.quant.)
 
 Schemes (``SCHEMES``, the ``--quantize`` values):
@@ -41,7 +44,6 @@ device stops a service at start-up with a message naming the setting and the dev
 from __future__ import annotations
 
 import importlib.util
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -194,24 +196,24 @@ class QuantConfig(Config):
         """``{component: scheme name}`` for one side ("sender" | "receiver")."""
         return {c.name: self.scheme(c.name).name for c in COMPONENTS.values() if c.side == side}
 
-    def describe(self, side: str, models: dict[str, Any] | None = None) -> str:
+    def describe(self, side: str, sizes: dict[str, int] | None = None) -> str:
         """One line for logs and reports: ``unet int8 (bitsandbytes, 2786704 B), text_encoder none``.
 
-        ``models``: the loaded ``{component: nn.Module}``; their stored bytes
-        (``parameter_bytes``) are given when present.
+        ``sizes``: the loaded components' stored bytes (gensc.models.load_quantized.parameter_bytes),
+        given when present.
         """
         out = []
         for component, name in self.plan(side).items():
             about = [SCHEMES[name].library] if SCHEMES[name].library else []
-            if models and component in models:
-                about.append(f"{parameter_bytes(models[component])} B")
+            if sizes and component in sizes:
+                about.append(f"{sizes[component]} B")
             out.append(f"{component} {name}" + (f" ({', '.join(about)})" if about else ""))
         return ", ".join(out)
 
-    def notes(self, side: str, models: dict[str, Any] | None = None) -> list[str]:
+    def notes(self, side: str, sizes: dict[str, int] | None = None) -> list[str]:
         """``["<side> models: ..."]`` (``describe``) when anything on ``side`` is quantised, else ``[]``."""
         quantised = any(name != "none" for name in self.plan(side).values())
-        return [f"{side} models: {self.describe(side, models)}"] if quantised else []
+        return [f"{side} models: {self.describe(side, sizes)}"] if quantised else []
 
     def check_device(self, device: str, side: str) -> None:
         """Raise ValueError, before anything loads, if a component's scheme cannot run on ``device``.
@@ -245,48 +247,3 @@ def models_from_notes(notes: Iterable[str]) -> dict[str, str]:
             if note.startswith(f"{side} models: "):
                 out[side] = note.split(": ", 1)[1]
     return out
-
-
-def quantised_layers(model: Any) -> dict[str, int]:
-    """Count the layers a scheme replaced: ``{"bnb.Linear8bitLt": n, "quanto.QConv2d": m, ...}``."""
-    counts: Counter[str] = Counter()
-    for m in model.modules():
-        mod = type(m).__module__
-        if mod.startswith("bitsandbytes"):
-            counts[f"bnb.{type(m).__name__}"] += 1
-        elif mod.startswith("optimum.quanto") and type(m).__name__.startswith("Q"):
-            counts[f"quanto.{type(m).__name__}"] += 1
-    return dict(counts)
-
-
-def parameter_bytes(model: Any, float_bytes: int | None = None) -> int:
-    """Bytes held by a model's parameters and buffers, quantised ones counted as stored.
-
-    transformers' ``get_memory_footprint`` counts ``numel x element_size``, which for an
-    optimum-quanto weight gives the float size (its int8/packed int4 data, scales and shifts sit
-    inside a tensor subclass) and for bitsandbytes leaves out the scales kept beside the weight.
-    This walks tensor subclasses (``__tensor_flatten__``) and adds bitsandbytes' ``SCB`` (int8 row
-    scales) and 4-bit ``quant_state`` (absmax per block, code). ``float_bytes``: count the layers
-    left unquantised at this many bytes per value instead of as stored (2: as if they were fp16,
-    as on a GPU, while a CPU computes in fp32).
-    """
-    import torch  # heavy: the CLI imports this module
-
-    plain = (torch.Tensor, torch.nn.Parameter)
-    return sum(_tensor_bytes(t, float_bytes, plain) for t in (*model.parameters(), *model.buffers()))
-
-
-def _tensor_bytes(t: Any, float_bytes: int | None = None, plain: tuple[type, ...] = ()) -> int:
-    if hasattr(t, "__tensor_flatten__"):
-        names, _ = t.__tensor_flatten__()
-        return sum(_tensor_bytes(getattr(t, n)) for n in names)
-    as_float = float_bytes is not None and type(t) in plain and t.is_floating_point()
-    n = t.numel() * (float_bytes if as_float else t.element_size())
-    scb = getattr(t, "SCB", None)
-    if scb is not None:
-        n += scb.numel() * scb.element_size()
-    state = getattr(t, "quant_state", None)
-    while state is not None:
-        n += sum(x.numel() * x.element_size() for x in (state.absmax, state.code) if x is not None)
-        state = getattr(state, "state2", None)
-    return n

@@ -46,6 +46,7 @@ from gensc.common.modes import get_mode
 from gensc.common.modes.base import Rebuild
 from gensc.common.timing import Stopwatch, device_sync
 from gensc.common.wire.packet import ParsedPacket, parse
+from gensc.models.load_quantized import parameter_bytes
 from gensc.models.loading import pick_device, pick_dtype
 from gensc.models.profiles import Profile
 from gensc.models.quantization import QuantConfig
@@ -141,7 +142,8 @@ class ReceiverPipeline:
         )
         pipe = self.diffusion.img2img_pipe
         loaded = {"unet": pipe.unet, "text_encoder": pipe.text_encoder}
-        self.model_notes = self.models.notes("receiver", loaded)  # on every result: what ran where
+        sizes = {name: parameter_bytes(m) for name, m in loaded.items()}
+        self.model_notes = self.models.notes("receiver", sizes)  # on every result: what ran where
         self.applied = apply(
             self.diffusion,
             self.paths,

@@ -23,6 +23,7 @@ from gensc.common.timing import Stopwatch, device_sync
 from gensc.common.wire.modes import DEFAULT_MODE
 from gensc.common.wire.packet import Packet, Wire
 from gensc.common.wire.packet import encode as encode_packet
+from gensc.models.load_quantized import parameter_bytes
 from gensc.models.loading import from_pretrained, pick_device, pick_dtype
 from gensc.models.profiles import Profile
 from gensc.models.quantization import QuantConfig
@@ -103,7 +104,8 @@ class SenderPipeline:
             quantize=self.models.scheme("vae_encoder").name,
         )
         loaded = {"blip": self.captioner.model, "vae_encoder": self.encoder.vae.encoder}
-        self.model_notes = self.models.notes("sender", loaded)  # on every result: what ran where
+        sizes = {name: parameter_bytes(m) for name, m in loaded.items()}
+        self.model_notes = self.models.notes("sender", sizes)  # on every result: what ran where
         self.prompts = _prompt_builder(self.captioner, profile, allow_download)
         seg_kwargs = {"allow_download": allow_download} if self.packet_config.segmenter == "clipseg" else {}
         self.segmenter = get_segmenter(self.packet_config.segmenter, **seg_kwargs)

@@ -73,7 +73,7 @@ def inproc_stack(sender, receiver):
     def make(rpc=None, **kw):
         from helpers import InProcessStack
 
-        from gensc.common.net.rpc import RpcConfig
+        from gensc.common.net.rpc_config import RpcConfig
 
         stacks.append(InProcessStack(sender, receiver, rpc or RpcConfig(), **kw))
         return stacks[-1]
@@ -81,3 +81,17 @@ def inproc_stack(sender, receiver):
     yield make
     for st in stacks:
         st.stop()
+
+
+@pytest.fixture(scope="session")
+def adapter_dir(tiny_profile, tmp_path_factory):
+    """A restore LoRA adapter trained a few steps (its B matrices no longer zero), saved:
+    ``(folder, trainer)``. Trained once for the session (training, receiver and evaluation tests)."""
+    from helpers import lora_examples, lora_trainer
+
+    trainer = lora_trainer(tiny_profile, steps=5, lr=1e-2, batch_size=2, seed=0)
+    for _ in range(5):
+        trainer.step(lora_examples())
+    out = tmp_path_factory.mktemp("lora") / "restore"
+    trainer.save(out)
+    return out, trainer

@@ -29,7 +29,8 @@ class EchoReceiver:
 
 def serve(add, servicer, name: str, config=None):
     """Start ``servicer`` on 127.0.0.1, port 0, as gensc.v1.``name``; returns gensc.common.net.rpc.Server."""
-    from gensc.common.net.rpc import RpcConfig, create_server
+    from gensc.common.net.rpc import create_server
+    from gensc.common.net.rpc_config import RpcConfig
 
     return create_server(lambda s: add(servicer, s), [f"gensc.v1.{name}"], config=config or RpcConfig())
 
@@ -158,3 +159,32 @@ class InProcessStack(dict):
     def stop(self) -> None:
         for srv in self.servers.values():
             srv.server.stop(0).wait()
+
+
+# ------------------------------------------------------------------ LoRA training (gensc finetune)
+
+LORA_CAPTION = "a red cat on a mat"
+
+
+def lora_examples(n: int = 4, seed: int = 0):
+    """``n`` training examples: 8x8 latents, the received one the sent one plus noise."""
+    import numpy as np
+
+    from gensc.training.finetune_data import Example
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        sent = rng.normal(0, 0.5, (4, 8, 8)).astype(np.float32)
+        received = sent + rng.normal(0, 0.1, sent.shape).astype(np.float32)
+        out.append(Example(LORA_CAPTION if i % 2 else "a blue sky", sent, received, 8.0, f"im{i}"))
+    return out
+
+
+def lora_trainer(tiny_profile, **kw):
+    """A LoraTrainer on the tiny profile (64x64, CPU, no caption dropout) with ``kw`` settings."""
+    from gensc.training.finetune_config import FinetuneConfig
+    from gensc.training.lora_trainer import LoraTrainer
+
+    config = FinetuneConfig(image_size=64, device="cpu", caption_dropout=0.0, **kw)
+    return LoraTrainer(config, tiny_profile.sd_model, tiny_profile, "cpu")

@@ -21,7 +21,8 @@ from gensc.channel.link import Link
 from gensc.common.errors import InvalidInput, error_fields
 from gensc.common.net import convert
 from gensc.common.net.relay import Downstream, Forward, relay
-from gensc.common.net.rpc import RpcConfig, create_channel
+from gensc.common.net.rpc import create_channel
+from gensc.common.net.rpc_config import RpcConfig
 from gensc.proto import semcom_pb2 as pb
 from gensc.proto import semcom_pb2_grpc as pb_grpc
 

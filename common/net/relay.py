@@ -40,7 +40,8 @@ from typing import Any
 
 import grpc
 
-from gensc.common.net.rpc import INSTANCE_KEY, RpcConfig, check_item_id, grpc_status
+from gensc.common.net.rpc import INSTANCE_KEY, check_item_id, grpc_status
+from gensc.common.net.rpc_config import RpcConfig
 
 log = logging.getLogger("gensc.relay")
 

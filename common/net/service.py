@@ -20,7 +20,8 @@ import grpc
 
 from gensc.common.config import flag_name
 from gensc.common.errors import InvalidInput, ModelUnavailable
-from gensc.common.net.rpc import RpcConfig, TlsConfig, create_server, serve_until_signal
+from gensc.common.net.rpc import create_server, serve_until_signal
+from gensc.common.net.rpc_config import RpcConfig, TlsConfig
 
 log = logging.getLogger("gensc")
 
@@ -40,7 +41,7 @@ def env_flag(name: str) -> bool:
 def add_rpc_args(p: argparse.ArgumentParser) -> None:
     """One flag per RpcConfig field that has one (``--max-in-flight``, ...), default from its
     environment variable; and the security flags."""
-    RpcConfig.add_arguments(p, title="gRPC (gensc.common.net.rpc.RpcConfig)")
+    RpcConfig.add_arguments(p, title="gRPC (gensc.common.net.rpc_config.RpcConfig)")
     t = p.add_argument_group("security (TLS on every hop, bearer token)")
     t.add_argument(
         "--tls-cert",

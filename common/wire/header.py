@@ -20,7 +20,7 @@ Header (little-endian), ``HEADER_LEN`` = 30 bytes + ``8 * C`` for dtype 1::
                      bits4-6       with PLANES: m, the number of most significant planes in the
                                    first part (1 <= m < bits); 0 without PLANES
                      bit7          reserved, 0
-      8    1  latent codec id (gensc.common.codecs: 0 none, 1 zlib, 2 zstd), dtype 1 only
+      8    1  latent codec id (gensc.common.wire.codecs: 0 none, 1 zlib, 2 zstd), dtype 1 only
       9    1  text codec id (0 none/UTF-8, 1 zlib, 2 zstd, 3 ascii-bits, 4 zlib-dict)
      10    1  log2 of the cells per latent block (dtype 1 only, else 0)
      11    1  strength hint: 0 none, k in 1..100 = img2img strength k/100 chosen by the sender

@@ -171,7 +171,7 @@ def _read_part(chunk, pos, blocks, c, bits, codec, k, salvage) -> _Part | str:
 
 
 def _clean(f, top: _Part, blocks, cells, suspect, out) -> np.ndarray:
-    """Plausible [n_cells, C] for the values of the top part (gensc.common.clean). Cells not sent
+    """Plausible [n_cells, C] for the values of the top part (gensc.common.wire.clean). Cells not sent
     (key+text) take their channel's median code, so they do not pull the neighbour estimates."""
     c, h, w = f["c"], f["h"], f["w"]
     grid = np.repeat(np.median(top.codes, axis=0).astype(np.uint8)[:, None], h * w, axis=1)

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.slow
 def stack(sender, receiver):
     from gensc.channel.config import LinkConfig
     from gensc.channel.proxy.service import ChannelServicer
-    from gensc.common.net.rpc import RpcConfig, create_server
+    from gensc.common.net.rpc import create_server
+    from gensc.common.net.rpc_config import RpcConfig
     from gensc.proto import semcom_pb2_grpc as pb_grpc
     from gensc.receiver.service import ReceiverServicer
     from gensc.sender.service import SenderServicer

@@ -34,8 +34,7 @@ def full_precision_bytes(tiny_profile):
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import BlipForConditionalGeneration, CLIPTextModel
 
-    from gensc.models.load_quantized import load_component
-    from gensc.models.quantization import parameter_bytes
+    from gensc.models.load_quantized import load_component, parameter_bytes
 
     sd, cap = tiny_profile.sd_model, tiny_profile.captioner
     kw = dict(device="cpu", dtype=torch.float32)

@@ -59,13 +59,18 @@ def test_pilots_need_room_in_a_coherence_block():
     LinkConfig(fading="none", csi="pilots", coherence_symbols=2)  # no fading: no pilots needed
 
 
-def test_replace_is_validated():
-    c = LinkConfig().replace(snr_db=3, code="ldpc-1/2")
-    assert c.snr_db == 3 and c.code == "ldpc-1/2"
-    with pytest.raises(ValueError, match="nonsense"):
-        LinkConfig().replace(nonsense=1)
-    with pytest.raises(ValueError, match="modulation"):
-        LinkConfig().replace(modulation="qam7")
+def test_replace_keeps_the_rest_and_checks_the_whole():
+    base = LinkConfig(modulation="qpsk", fading="rayleigh-block", csi="pilots", coherence_symbols=16, seed=7)
+    c = base.replace(snr_db=3)
+    assert c.to_dict() == {**base.to_dict(), "snr_db": 3} and base.snr_db == 10.0  # the base is untouched
+    # each change alone is fine; checked together the pilots no longer fit a coherence block
+    LinkConfig(coherence_symbols=2)
+    with pytest.raises(ValueError, match=r"coherence_symbols=2: .* must exceed the 2 pilots per block"):
+        base.replace(coherence_symbols=2)
+    with pytest.raises(ValueError, match=r"unknown LinkConfig keys \['nonsense'\]; known: code, "):
+        base.replace(nonsense=1)
+    with pytest.raises(ValueError, match="modulation='qam7' unknown"):
+        base.replace(modulation="qam7")
 
 
 # ---------------------------------------------------------------- behaviour

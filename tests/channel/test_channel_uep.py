@@ -73,7 +73,8 @@ def test_erased_packet_with_uep():
 
 def test_the_proxy_forwards_only_the_byte_count():
     from gensc.channel.proxy.service import ChannelServicer
-    from gensc.common.net.rpc import RpcConfig, create_channel
+    from gensc.common.net.rpc import create_channel
+    from gensc.common.net.rpc_config import RpcConfig
     from gensc.proto import semcom_pb2 as pb
     from gensc.proto import semcom_pb2_grpc as pb_grpc
 

@@ -168,7 +168,7 @@ def test_a_clients_guidance_wins_over_the_preset(make_receiver):
 def test_the_fast_preset_runs_on_quantised_models(make_receiver):
     """--quantize and the fast paths together: optimum-quanto int4 packs the UNet's conv weights,
     which have no channels-last form, so they stay as stored while everything else goes NHWC."""
-    from gensc.models.quantization import quantised_layers
+    from gensc.models.load_quantized import quantised_layers
 
     r = make_receiver(paths=PRESETS["fast"], models="quanto-int4", max_batch=2)
     unet = r.diffusion.img2img_pipe.unet

@@ -16,7 +16,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from helpers import EchoReceiver, serve
 
-from gensc.common.net.rpc import RpcConfig, create_channel
+from gensc.common.net.rpc import create_channel
+from gensc.common.net.rpc_config import RpcConfig
 from gensc.common.wire.packet import Packet, to_wire
 from gensc.proto import semcom_pb2 as pb
 from gensc.proto import semcom_pb2_grpc as pb_grpc

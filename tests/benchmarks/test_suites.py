@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from gensc.benchmarks import bad_images, faults, fuzz, load
-from gensc.common.net.rpc import RpcConfig
+from gensc.common.net.rpc_config import RpcConfig
 
 pytestmark = pytest.mark.slow
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gensc.models.load_quantized import NF4_BLOCK, load_component
-from gensc.models.quantization import SCHEMES, QuantConfig, parameter_bytes, quantised_layers
+from gensc.models.load_quantized import NF4_BLOCK, load_component, parameter_bytes, quantised_layers
+from gensc.models.quantization import SCHEMES, QuantConfig
 
 CPU_SCHEMES = ("int8", "nf4", "quanto-int8", "quanto-int4")
 # output error against full precision on the tiny models (widths 32..64: no 4-bit groups of 128

@@ -18,7 +18,8 @@ import pytest
 from grpc_health.v1 import health_pb2
 
 from gensc.common.net.relay import Downstream, Forward, relay
-from gensc.common.net.rpc import RpcConfig, create_channel, create_server, pool_target
+from gensc.common.net.rpc import create_channel, create_server, pool_target
+from gensc.common.net.rpc_config import RpcConfig
 from gensc.proto import semcom_pb2 as pb
 from gensc.proto import semcom_pb2_grpc as pb_grpc
 

@@ -10,7 +10,8 @@ import pytest
 
 from gensc.client.report import safe_name, write_report
 from gensc.client.send import SendOptions, send
-from gensc.common.net.rpc import RpcConfig, create_server
+from gensc.common.net.rpc import create_server
+from gensc.common.net.rpc_config import RpcConfig
 from gensc.proto import semcom_pb2 as pb
 from gensc.proto import semcom_pb2_grpc as pb_grpc
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent import futures
 
 import grpc
 import pytest
@@ -15,7 +14,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gensc.app.certs import make_certs
 from gensc.common.errors import InvalidInput
-from gensc.common.net.rpc import RpcConfig, TlsConfig, create_channel, create_server
+from gensc.common.net.rpc import create_channel, create_server
+from gensc.common.net.rpc_config import RpcConfig, TlsConfig
 from gensc.proto import semcom_pb2 as pb
 from gensc.proto import semcom_pb2_grpc as pb_grpc
 
@@ -235,16 +235,40 @@ def _relay_through_proxy_to(receiver_server: grpc.Server, port: int) -> pb.Resul
         receiver_server.stop(0)
 
 
-def test_a_receiver_at_grpc_keepalive_defaults_reproduces_the_goaway():
-    """The trap of issue 16 at 1/60 scale: a receiver server left at gRPC's defaults (one ping
-    per 5 minutes, 2 strikes) drops the silent call of a proxy that pings every PING_S; the
-    item comes back UNAVAILABLE ("too many pings") after a few seconds, its work wasted."""
-    server = grpc.server(futures.ThreadPoolExecutor(4))  # no options: gRPC's defaults
-    pb_grpc.add_ReceiverServicer_to_server(CountingReceiver(delay_s=SLOW_S), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    answer = _relay_through_proxy_to(server, port)
-    assert answer.error.code == "UNAVAILABLE" and "ping" in answer.error.message.lower(), answer
+def test_every_server_gensc_creates_accepts_the_pings_of_its_clients(monkeypatch):
+    """The trap of issue 16: a server left at gRPC's defaults (one ping per 5 minutes, 2 strikes)
+    sends GOAWAY "too many pings" to a client that pings every 30 s, and a silent item slower
+    than ~90 s dies. create_server hands gRPC the options that accept the pings a channel of the
+    same RpcConfig sends (and create_channel sends them)."""
+    made = {}
+    real_server, real_channel = grpc.server, grpc.insecure_channel
+
+    def server(*args, **kwargs):
+        made["server"] = dict(kwargs.get("options") or ())
+        return real_server(*args, **kwargs)
+
+    def channel(target, options=None, **kwargs):
+        made["channel"] = dict(options or ())
+        return real_channel(target, options=options, **kwargs)
+
+    monkeypatch.setattr(grpc, "server", server)
+    monkeypatch.setattr(grpc, "insecure_channel", channel)
+    rpc = RpcConfig(keepalive_s=PING_S)
+    srv = create_server(lambda s: None, ["gensc.v1.Receiver"], config=rpc)
+    try:
+        with create_channel(f"127.0.0.1:{srv.port}", rpc):
+            pass
+    finally:
+        srv.stop(0)
+    server_opts, channel_opts = made["server"], made["channel"]
+    assert (
+        channel_opts["grpc.keepalive_time_ms"] == 500
+        and channel_opts["grpc.keepalive_permit_without_calls"] == 1
+    )
+    assert (
+        server_opts["grpc.http2.min_ping_interval_without_data_ms"] <= channel_opts["grpc.keepalive_time_ms"]
+    )
+    assert server_opts["grpc.http2.max_ping_strikes"] >= 1
 
 
 def test_a_slow_receiver_answers_when_client_and_server_keepalive_agree():

@@ -8,7 +8,8 @@ import time
 
 from helpers import EchoReceiver, serve
 
-from gensc.common.net.rpc import RpcConfig, create_channel
+from gensc.common.net.rpc import create_channel
+from gensc.common.net.rpc_config import RpcConfig
 from gensc.proto import semcom_pb2 as pb
 from gensc.proto import semcom_pb2_grpc as pb_grpc
 

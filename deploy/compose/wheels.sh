@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The wheel folder the Dockerfile installs from, so that building an image reaches no package index:
+# deploy/wheels/$TORCH/ holds one wheel of every package requirements/lock.txt pins (the versions
+# `make test` runs) and constraints.txt, the pins the image's pip install must keep.
+#
+#   deploy/compose/wheels.sh [cpu|cuda]
+#
+# cpu (default): the lock as it is; torch is the CPU wheel 2.13.0+cpu (pip's find-links on these
+#   machines, PyPI's CPU index elsewhere).
+# cuda: the same, but torch 2.13.0 as PyPI builds it for Linux (CUDA 13) with the nvidia-* and triton
+#   wheels it needs, for a receiver on a GPU (docker-compose.gpu.yml). Several GB.
+# Wheels already in the folder are not fetched again.
+set -euo pipefail
+# pip warns once per package about the file:// mirrors configured on gensc's machines; drop that noise.
+exec 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
+cd "$(dirname "$0")/../.."
+
+TORCH=${1:-cpu}
+PIP=${PIP:-python3 -m pip}
+LOCK=requirements/lock.txt
+OUT=deploy/wheels/$TORCH
+case $TORCH in cpu | cuda) ;; *) echo "wheels: TORCH is cpu or cuda, got '$TORCH'" >&2; exit 2 ;; esac
+mkdir -p "$OUT"
+t0=$SECONDS
+# The lock's pins, less gensc itself (the image builds it from the source it copies).
+grep -Ev '^[[:space:]]*(#|$)|^gensc[[:space:]]*@' "$LOCK" >"$OUT/constraints.txt"
+if [[ $TORCH == cuda ]]; then
+    # "!=2.13.0+cpu": PyPI's build of 2.13.0, not the CPU wheel pip's find-links may offer.
+    sed -i -E 's/^torch==([^+]+)\+cpu$/torch==\1,!=\1+cpu/' "$OUT/constraints.txt"
+    grep -q '^torch==.*!=' "$OUT/constraints.txt" || { echo "wheels: no torch==X+cpu pin in $LOCK" >&2; exit 1; }
+    $PIP download --quiet --only-binary=:all: -c "$OUT/constraints.txt" -d "$OUT" \
+        "$(grep '^torch==' "$OUT/constraints.txt")"
+    # Pin what torch brought (nvidia-*, triton, cuda-*) at the versions now in the folder.
+    for whl in "$OUT"/*.whl; do
+        name=$(basename "$whl" | cut -d- -f1 | tr _ -)
+        grep -qi "^$name==" "$OUT/constraints.txt" || basename "$whl" | cut -d- -f1,2 | sed 's/-/==/' >>"$OUT/constraints.txt"
+    done
+    grep -v '^torch==' "$OUT/constraints.txt" >"$OUT/rest.txt"
+    $PIP wheel --quiet --no-deps -r "$OUT/rest.txt" -w "$OUT"
+    rm "$OUT/rest.txt"
+else
+    $PIP wheel --quiet --no-deps -r "$OUT/constraints.txt" -w "$OUT"
+fi
+n=$(find "$OUT" -name '*.whl' | wc -l)
+echo "wheels: $OUT, $n wheels, $(du -sh "$OUT" | cut -f1), $((SECONDS - t0)) s"

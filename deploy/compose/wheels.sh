@@ -5,8 +5,8 @@
 #
 #   deploy/compose/wheels.sh [cpu|cuda]
 #
-# cpu (default): the lock as it is; torch is the CPU wheel 2.13.0+cpu (pip's find-links on these
-#   machines, PyPI's CPU index elsewhere).
+# cpu (default): the lock as it is; torch is the CPU wheel 2.13.0+cpu (pip's find-links on gensc's
+#   machines; elsewhere PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu finds it).
 # cuda: the same, but torch 2.13.0 as PyPI builds it for Linux (CUDA 13) with the nvidia-* and triton
 #   wheels it needs, for a receiver on a GPU (docker-compose.gpu.yml). Several GB.
 # Wheels already in the folder are not fetched again.
@@ -20,6 +20,9 @@ PIP=${PIP:-python3 -m pip}
 LOCK=requirements/lock.txt
 OUT=deploy/wheels/$TORCH
 case $TORCH in cpu | cuda) ;; *) echo "wheels: TORCH is cpu or cuda, got '$TORCH'" >&2; exit 2 ;; esac
+# The images run Debian bookworm's Python 3.11: wheels for another Python would not install there.
+py=$($PIP --version | sed -E 's/.*\(python ([0-9]+\.[0-9]+)\)$/\1/')
+[[ $py == 3.11 ]] || { echo "wheels: the images run Python 3.11, $PIP is Python $py (set PIP='python3.11 -m pip')" >&2; exit 2; }
 mkdir -p "$OUT"
 t0=$SECONDS
 # The lock's pins, less gensc itself (the image builds it from the source it copies).

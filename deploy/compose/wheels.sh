@@ -28,19 +28,20 @@ t0=$SECONDS
 # The lock's pins, less gensc itself (the image builds it from the source it copies).
 grep -Ev '^[[:space:]]*(#|$)|^gensc[[:space:]]*@' "$LOCK" >"$OUT/constraints.txt"
 if [[ $TORCH == cuda ]]; then
-    # "!=2.13.0+cpu": PyPI's build of 2.13.0, not the CPU wheel pip's find-links may offer.
-    sed -i -E 's/^torch==([^+]+)\+cpu$/torch==\1,!=\1+cpu/' "$OUT/constraints.txt"
-    grep -q '^torch==.*!=' "$OUT/constraints.txt" || { echo "wheels: no torch==X+cpu pin in $LOCK" >&2; exit 1; }
-    $PIP download --quiet --only-binary=:all: -c "$OUT/constraints.txt" -d "$OUT" \
-        "$(grep '^torch==' "$OUT/constraints.txt")"
-    # Pin what torch brought (nvidia-*, triton, cuda-*) at the versions now in the folder.
-    for whl in "$OUT"/*.whl; do
-        name=$(basename "$whl" | cut -d- -f1 | tr _ -)
-        grep -qi "^$name==" "$OUT/constraints.txt" || basename "$whl" | cut -d- -f1,2 | sed 's/-/==/' >>"$OUT/constraints.txt"
-    done
+    torch=$(sed -nE 's/^torch==([^+]+)\+cpu$/torch==\1,!=\1+cpu/p' "$OUT/constraints.txt")
+    [[ -n $torch ]] || { echo "wheels: no torch==X+cpu pin in $LOCK" >&2; exit 1; }
     grep -v '^torch==' "$OUT/constraints.txt" >"$OUT/rest.txt"
     $PIP wheel --quiet --no-deps -r "$OUT/rest.txt" -w "$OUT"
+    # "!=X+cpu": PyPI's build of X, not the CPU wheel pip's find-links may offer; what it needs
+    # beyond the lock (nvidia-*, triton, cuda-*) comes along, the rest at the lock's versions.
+    $PIP download --quiet --only-binary=:all: -c "$OUT/rest.txt" -d "$OUT" "$torch"
+    { cat "$OUT/rest.txt"; echo "$torch"; } >"$OUT/constraints.txt"
     rm "$OUT/rest.txt"
+    for whl in "$OUT"/*.whl; do  # pin what torch brought at the versions now in the folder
+        name=$(basename "$whl" | cut -d- -f1 | tr _ -)
+        grep -qi "^$name==" "$OUT/constraints.txt" ||
+            basename "$whl" | cut -d- -f1,2 | sed 's/-/==/' >>"$OUT/constraints.txt"
+    done
 else
     $PIP wheel --quiet --no-deps -r "$OUT/constraints.txt" -w "$OUT"
 fi

@@ -6,6 +6,7 @@ The slow tests need a docker daemon and docker-compose; ``deploy/compose/engine.
 installs Debian's and starts dockerd, as .ci/run does. Without them they are skipped, saying why.
 """
 
+import itertools
 import json
 import os
 import re
@@ -170,7 +171,9 @@ def _engine_missing() -> str | None:
     return None
 
 
-needs_engine = pytest.mark.skipif(_engine_missing() is not None, reason=str(_engine_missing()))
+_NO_ENGINE = _engine_missing()
+needs_engine = pytest.mark.skipif(_NO_ENGINE is not None, reason=str(_NO_ENGINE))
+_STACKS = itertools.count()
 
 
 def _run(cmd: list[str], timeout_s: float, **kw) -> subprocess.CompletedProcess:
@@ -223,8 +226,8 @@ def images():
 class Stack:
     """One compose project of its own (name, ports), so a developer's stack is left alone."""
 
-    def __init__(self, files: list[str], env: dict[str, str], tmp: Path):
-        self.project = f"gensctest{os.getpid()}x{len(list(tmp.parent.iterdir()))}"
+    def __init__(self, files: list[str], env: dict[str, str]):
+        self.project = f"gensctest{os.getpid()}x{next(_STACKS)}"
         self.files = [a for f in files for a in ("-f", str(ROOT / f) if not Path(f).is_absolute() else f)]
         self.sender_port, self.channel_port = _free_port(), _free_port()
         self.env = {
@@ -238,11 +241,9 @@ class Stack:
         cmd = ["docker-compose", "-p", self.project, *self.files, *args]
         return _run(cmd, timeout_s=timeout_s, cwd=ROOT, env=self.env)
 
-    def popen(self, *args: str) -> subprocess.Popen:
+    def popen(self, out, *args: str) -> subprocess.Popen:
         cmd = ["docker-compose", "-p", self.project, *self.files, *args]
-        return subprocess.Popen(
-            cmd, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
+        return subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT)
 
     def containers(self) -> list[dict]:
         """Every container of the project, as ``docker inspect`` gives it."""
@@ -291,31 +292,35 @@ def _host_port(container: dict, port: int) -> int | None:
     return int(bound[0]["HostPort"]) if bound else None
 
 
-def _up_and_time(stack: Stack, receivers: int) -> dict:
+def _up_and_time(stack: Stack, receivers: int, log: Path) -> dict:
     """``up -d --scale receiver=N``; for each container, seconds from its start to the first
-    SERVING answer to a health check from the host (polled every 0.1 s on its published port),
-    and from ``up`` to every container SERVING."""
+    SERVING answer to a health check from the host (every 0.1 s on its published port), and
+    from ``up`` to every container SERVING."""
+    ports = {"sender": 50051, "channel": 50052, "receiver": 50053}
     t_up = time.time()
-    up = stack.popen("up", "-d", "--scale", f"receiver={receivers}")
-    serving: dict[str, float] = {}  # container id -> seconds from its start to SERVING
-    services: dict[str, str] = {}
-    deadline = time.monotonic() + UP_TIMEOUT_S
+    with log.open("w") as out:
+        up = stack.popen(out, "up", "-d", "--scale", f"receiver={receivers}")
+    running: dict[str, tuple[str, float, int]] = {}  # id -> (service, start time, host port)
+    serving: dict[str, float] = {}  # id -> seconds from its start to SERVING
+    deadline, look = time.monotonic() + UP_TIMEOUT_S, 0.0
     while len(serving) < receivers + 2:
-        assert time.monotonic() < deadline, f"not all SERVING within {UP_TIMEOUT_S} s: {services}, {serving}"
-        assert up.poll() in (None, 0), f"docker-compose up failed:\n{up.stdout.read()}"
-        for c in stack.containers():
-            if c["Id"] in serving or not c["State"]["Running"]:
-                continue
-            services[c["Id"]] = _service(c)
-            port = _host_port(c, {"sender": 50051, "channel": 50052, "receiver": 50053}[_service(c)])
-            if port and _serving(port):
-                serving[c["Id"]] = round(time.time() - _timestamp(c["State"]["StartedAt"]), 2)
+        assert time.monotonic() < deadline, f"not all SERVING within {UP_TIMEOUT_S} s: {running}, {serving}"
+        assert up.poll() in (None, 0), f"docker-compose up failed:\n{log.read_text()}"
+        if len(running) < receivers + 2 and time.monotonic() - look > 1:  # docker's CLI costs CPU
+            look = time.monotonic()
+            for c in stack.containers():
+                port = _host_port(c, ports[_service(c)])
+                if c["State"]["Running"] and port:
+                    running[c["Id"]] = (_service(c), _timestamp(c["State"]["StartedAt"]), port)
+        for cid, (_, started, port) in running.items():
+            if cid not in serving and _serving(port):
+                serving[cid] = round(time.time() - started, 2)
         time.sleep(0.1)
     all_serving = round(time.time() - t_up, 1)
-    assert up.wait(timeout=UP_TIMEOUT_S) == 0, up.stdout.read()
-    cold = {}
+    assert up.wait(timeout=UP_TIMEOUT_S) == 0, log.read_text()
+    cold: dict[str, list[float]] = {}
     for cid, s in serving.items():
-        cold.setdefault(services[cid], []).append(s)
+        cold.setdefault(running[cid][0], []).append(s)
     return {"up_to_all_serving_s": all_serving, "start_to_serving_s": cold}
 
 
@@ -349,10 +354,10 @@ def test_the_stack_serves_photos_from_the_host_over_two_receivers(images, tmp_pa
     can time every service's start (the stack itself publishes only the sender and the proxy)."""
     probe = tmp_path / "probe.yml"
     probe.write_text('services:\n  receiver:\n    ports: ["127.0.0.1::50053"]\n')
-    stack = Stack(["docker-compose.yml", str(probe)], {}, tmp_path)
+    stack = Stack(["docker-compose.yml", str(probe)], {})
     timing: dict = {}
     try:
-        timing.update(_up_and_time(stack, receivers=2))
+        timing.update(_up_and_time(stack, receivers=2, log=tmp_path / "up.log"))
         photos = _photos(tmp_path / "photos")
         out = tmp_path / "out"
         target = f"127.0.0.1:{stack.sender_port}"
@@ -384,7 +389,7 @@ def test_the_tls_stack_serves_photos_to_a_client_with_a_certificate_and_the_toke
     certs = tmp_path / "certs"
     made = _gensc("certs", str(certs))
     assert made.returncode == 0, made.stderr
-    stack = Stack(FILES["tls"], {"GENSC_CERTS": str(certs)}, tmp_path)
+    stack = Stack(FILES["tls"], {"GENSC_CERTS": str(certs)})
     try:
         stack.compose("up", "-d", timeout_s=UP_TIMEOUT_S)  # returns once the sender started
         deadline = time.monotonic() + UP_TIMEOUT_S

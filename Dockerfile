@@ -1,13 +1,25 @@
-# One image for all three services; the extras pick what gets installed.
-#   docker build --build-arg EXTRAS=channel -t gensc-channel .      (CPU-only proxy, no torch)
-#   docker build --build-arg EXTRAS=all -t gensc .                   (sender / receiver)
-# TORCH_INDEX selects the torch build: the CUDA default on PyPI, or
-#   --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cpu for a CPU-only sender.
-FROM python:3.11-slim
+# One Dockerfile for gensc's three services; EXTRAS picks what is installed: channel (the proxy:
+# no torch), sender, receiver, all, or a list ("sender,receiver"); PACKAGES adds packages by name.
+# The install reaches no package index: pip takes every package from deploy/wheels/$TORCH/, which
+# deploy/compose/wheels.sh fills from requirements/lock.txt (the versions `make test` runs), and
+# keeps the lock's pins (constraints.txt). `make images` does every step (docs/compose.md).
+#   TORCH=cpu (default): the CPU wheel of torch 2.13.0.
+#   TORCH=cuda: PyPI's CUDA build of the same torch, for a receiver on a GPU (docker-compose.gpu.yml;
+#               deploy/compose/wheels.sh cuda first).
+#   BASE: an image with Python 3.11 whose `python3 -m venv` works. The default is made without a
+#         registry by deploy/compose/base-image.sh (Debian bookworm, debootstrap); where a registry
+#         answers, --build-arg BASE=python:3.11-slim does the same.
+ARG BASE=gensc-base:bookworm
+
+FROM ${BASE} AS build
 ARG EXTRAS=all
-ARG TORCH_INDEX=
-ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 HF_HOME=/cache/hf GENSC_CACHE=/cache/gensc
-WORKDIR /app
+ARG PACKAGES=
+ARG TORCH=cpu
+COPY deploy/wheels/${TORCH} /wheels
+RUN python3 -m venv /opt/gensc \
+    && /opt/gensc/bin/pip install --quiet --no-index --find-links /wheels -c /wheels/constraints.txt \
+       pip setuptools wheel
+WORKDIR /src
 COPY pyproject.toml setup.py README.md ./
 COPY proto proto
 COPY common common
@@ -20,8 +32,26 @@ COPY evaluation evaluation
 COPY training training
 COPY benchmarks benchmarks
 COPY app app
-RUN if [ "$EXTRAS" != "channel" ]; then \
-      pip install ${TORCH_INDEX:+--index-url $TORCH_INDEX} "torch==2.13.0"; \
-    fi && pip install ".[$EXTRAS]"
+RUN /opt/gensc/bin/pip install --quiet --no-cache-dir --no-index --find-links /wheels \
+       -c /wheels/constraints.txt --no-build-isolation ".[$EXTRAS]" $PACKAGES \
+    && /opt/gensc/bin/pip check
+# The proxy compiles its link kernels (numba) as it starts: 7 s on a quiet 2-core machine, 30 s on a
+# busy one. Started once here, it leaves them in numba's cache in the venv, and the service loads
+# them instead (numba compiles again on a CPU unlike the build machine's).
+RUN case ",$EXTRAS," in *,channel,* | *,all,*) \
+      gensc=/opt/gensc/bin/gensc; \
+      $gensc channel serve --host 127.0.0.1 --port 0 --port-file /tmp/port --receiver 127.0.0.1:9 & pid=$!; \
+      while [ ! -s /tmp/port ] && kill -0 $pid; do sleep 0.2; done; \
+      $gensc health "127.0.0.1:$(cat /tmp/port)" --timeout-s 600 && kill $pid && wait $pid \
+      && rm /tmp/port ;; \
+    esac
+
+# The image: the base and the venv, nothing of the build (wheels, source, pip's cache).
+FROM ${BASE}
+ARG EXTRAS=all
+ARG TORCH=cpu
+LABEL org.opencontainers.image.title="gensc ($EXTRAS, torch $TORCH)"
+COPY --from=build /opt/gensc /opt/gensc
+ENV PATH=/opt/gensc/bin:$PATH PYTHONUNBUFFERED=1 HF_HOME=/cache/hf GENSC_CACHE=/cache/gensc
 EXPOSE 50051 50052 50053
 ENTRYPOINT ["gensc"]

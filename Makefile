@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.gensc-installed
 LOCK := requirements/lock.txt
 
-.PHONY: setup demo test test-latest lock lock-upgrade lint proto bench clean
+.PHONY: setup demo test test-latest lock lock-upgrade lint proto bench images test-compose clean
 
 # Everything from the lock (pip, setuptools and wheel too), then gensc itself with no resolution
 # and no build isolation, so nothing outside the lock is installed.
@@ -71,6 +71,19 @@ lock-upgrade: .venv-lock/bin/pip-compile
 
 bench: $(STAMP)
 	$(VENV)/bin/gensc bench services
+
+# The compose stack's images, offline (docs/compose.md): a container engine if none answers (Debian's
+# docker.io and docker-compose, as root), the base image (debootstrap), the wheels of the lock, then
+# the images. Each step skips what is already done. Then: docker-compose up -d
+images:
+	deploy/compose/engine.sh start
+	deploy/compose/base-image.sh
+	deploy/compose/wheels.sh cpu
+	docker-compose build
+
+# The stack run for real (tests/app/test_compose.py; `make test` runs it too when an engine answers).
+test-compose: $(STAMP) images
+	$(PY) -m pytest -q -s tests/app/test_compose.py
 
 clean:
 	rm -rf $(VENV) .venv-latest .venv-lock build *.egg-info demo-out results

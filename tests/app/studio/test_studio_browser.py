@@ -283,8 +283,13 @@ def test_a_sweep_fills_its_plot(browser, studio):
     seen = set()
 
     def finished(d) -> bool:
-        seen.add(len(d.find_elements(By.CSS_SELECTOR, "#sweep-plot circle.sweep-point")))
-        return text(d, "sweep-status").startswith("done: 4 of 4")
+        # points and status read in one script, so both are of the same moment of the page
+        points, status = d.execute_script(
+            "return [document.querySelectorAll('#sweep-plot circle.sweep-point').length,"
+            " document.getElementById('sweep-status').textContent]"
+        )
+        seen.add(points)
+        return status.startswith("done: 4 of 4")
 
     wait_for(browser, finished, "the sweep")
     points = browser.find_elements(By.CSS_SELECTOR, "#sweep-plot circle.sweep-point")

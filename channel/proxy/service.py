@@ -30,8 +30,16 @@ from gensc.proto import semcom_pb2_grpc as pb_grpc
 class ChannelServicer(pb_grpc.ChannelServicer):
     def __init__(self, link_config: LinkConfig, receiver_target: str, rpc: RpcConfig) -> None:
         self.base, self.rpc, self.target = link_config, rpc, receiver_target
-        channel = create_channel(receiver_target, rpc, health_service="gensc.v1.Receiver")
-        self.receivers = Downstream(pb_grpc.ReceiverStub(channel).Reconstruct, "receiver", rpc)
+        service = "gensc.v1.Receiver"
+        channel = create_channel(receiver_target, rpc, health_service=service)
+        self.receivers = Downstream(
+            pb_grpc.ReceiverStub(channel).Reconstruct,
+            "receiver",
+            rpc,
+            channel=channel,
+            target=receiver_target,
+            service=service,
+        )
         self._links: dict[LinkConfig, Link] = {}
         self._lock = threading.Lock()
 

@@ -23,6 +23,7 @@ and of the protected prefix): what mode ``auto``'s policy may set and a client m
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -82,6 +83,15 @@ def is_int(x: Any) -> bool:
 
 
 def _validate(c: LinkConfig) -> list[str]:
+    # A field that may not be None and is (a link override that arrived as a JSON null, or a
+    # Struct value with no kind set): said as such, not as "snr_db=None"
+    empty = [
+        f.name
+        for f in dataclasses.fields(c)
+        if getattr(c, f.name) is None and "None" not in str(f.type) and f.default is not None
+    ]
+    if empty:
+        return [f"{name} has no value (give it one, or leave it out for the link's own)" for name in empty]
     err = []
 
     def choice(name: str, known) -> None:

@@ -84,3 +84,16 @@ def test_the_command_refuses_an_unknown_check(capsys):
 
     assert main(["conformance", "receiver", "127.0.0.1:1", "--only", "health,speed"]) == 2
     assert "unknown checks ['speed']" in capsys.readouterr().err
+
+
+def test_undecodable_requests_leave_no_traceback(inproc_stack, caplog):
+    """Issue 28: bytes that do not parse are one item's INVALID_ARGUMENT, never INTERNAL, and the
+    services log no traceback for them (grpcio alone logs "Exception deserializing request!")."""
+    import logging
+
+    stack = inproc_stack()
+    caplog.set_level(logging.DEBUG)
+    for role in ("receiver", "channel", "sender"):
+        assert outcomes(role, stack[role], ("undecodable",))["undecodable"][0] == "pass"
+    traced = [r.getMessage() for r in caplog.records if r.exc_info or "deserializ" in r.getMessage()]
+    assert not traced, traced

@@ -119,3 +119,35 @@ def test_a_receiver_of_the_pool_dying_mid_item_the_result_comes_from_the_other_a
         ch.stop(0)
         for rx in rxs:
             rx.stop(0)
+
+
+def test_a_link_override_without_a_value_is_named_as_such():
+    """Issue 28: a Struct value with no kind (JSON null, or a client that set none) is "has no
+    value", not "snr_db=None"; the stream goes on."""
+    from google.protobuf import struct_pb2
+
+    from gensc.channel.config import LinkConfig
+    from gensc.channel.proxy.service import ChannelServicer
+
+    rx = serve(pb_grpc.add_ReceiverServicer_to_server, EchoReceiver(), "Receiver")
+    ch = serve(
+        pb_grpc.add_ChannelServicer_to_server,
+        ChannelServicer(LinkConfig(snr_db=40.0), f"127.0.0.1:{rx.port}", RpcConfig()),
+        "Channel",
+    )
+    try:
+        empty = struct_pb2.Struct()
+        empty.fields["snr_db"].CopyFrom(struct_pb2.Value())  # no kind set
+        frames = [
+            pb.Frame(item_id="a", header=b"h" * 30, body=b"b", link_overrides=empty),
+            pb.Frame(item_id="b", header=b"h" * 30, body=b"b"),
+        ]
+        with create_channel(f"127.0.0.1:{ch.port}") as c:
+            answers = {r.item_id: r for r in pb_grpc.ChannelStub(c).Relay(iter(frames), timeout=20)}
+        error = answers["a"].error
+        assert error.code == "INVALID_ARGUMENT" and "snr_db has no value" in error.message, error
+        assert "None" not in error.message
+        assert answers["b"].HasField("image")
+    finally:
+        ch.stop(0)
+        rx.stop(0)

@@ -73,6 +73,17 @@ class LinkConfig(Config):
             raise ValueError("invalid LinkConfig: " + "; ".join(errors))
 
 
+def struct_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Link overrides as a ``google.protobuf.Struct`` gives them, for ``LinkConfig.replace``: a
+    Struct carries every number as a double, so a whole number for an int field becomes an int
+    (``{"coherence_symbols": 128.0}`` -> 128); anything else is left for ``check`` to name."""
+    ints = {f.name for f in dataclasses.fields(LinkConfig) if str(f.type).split(" ")[0] == "int"}
+    return {
+        k: int(v) if k in ints and isinstance(v, float) and v.is_integer() else v
+        for k, v in overrides.items()
+    }
+
+
 def _is_real(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 

@@ -16,7 +16,7 @@ import itertools
 import threading
 import time
 
-from gensc.channel.config import LinkConfig
+from gensc.channel.config import LinkConfig, struct_overrides
 from gensc.channel.link import Link
 from gensc.common.errors import InvalidInput, error_fields
 from gensc.common.net import convert
@@ -45,7 +45,7 @@ class ChannelServicer(pb_grpc.ChannelServicer):
 
     def link_for(self, overrides: dict) -> Link:
         try:
-            config = self.base.replace(**overrides) if overrides else self.base
+            config = self.base.replace(**struct_overrides(overrides)) if overrides else self.base
         except (TypeError, ValueError) as e:
             raise InvalidInput(f"bad link override: {e}") from None
         with self._lock:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from helpers import EchoReceiver, serve
 
 from gensc.common.net.rpc import create_channel
@@ -151,3 +152,17 @@ def test_a_link_override_without_a_value_is_named_as_such():
     finally:
         ch.stop(0)
         rx.stop(0)
+
+
+def test_whole_numbers_from_a_struct_fill_int_link_fields():
+    """A Struct carries every number as a double: 128.0 for coherence_symbols is 128 (and 1.5 is
+    still refused, by name)."""
+    from gensc.channel.config import LinkConfig, struct_overrides
+    from gensc.common.net import convert
+
+    wire = convert.struct_to_dict(convert.dict_to_struct({"coherence_symbols": 128, "seed": 3, "snr_db": 4}))
+    config = LinkConfig().replace(**struct_overrides(wire))
+    assert (config.coherence_symbols, config.seed, config.snr_db) == (128, 3, 4.0)
+    assert isinstance(config.coherence_symbols, int)
+    with pytest.raises(ValueError, match="coherence_symbols=1.5 must be an int"):
+        LinkConfig().replace(**struct_overrides({"coherence_symbols": 1.5}))

@@ -16,7 +16,9 @@ calls only peers that report SERVING. On top of that, one client stream is sprea
 - a peer that does not name itself (any implementation of the .proto: the name is optional) is
   used too: its call counts as accepted once it has been open ``ACCEPT_S`` while the channel
   reports a healthy peer (gRPC sends a waiting call as soon as one is), and the relay keeps as
-  many such unnamed calls as the target has addresses (``Downstream.peer_count``);
+  many such unnamed calls as the target has addresses (``Downstream.peer_count``); while it
+  finds them, a burst of items waits up to ``ACCEPT_S + POLL_S`` longer per further address,
+  so it is spread over them instead of all sent to the first;
 - a peer that refuses the call itself (UNIMPLEMENTED: not this service; UNAUTHENTICATED,
   PERMISSION_DENIED: the token) cannot be used: the items waiting for a call get that error at
   once, naming the peer's target, instead of UNAVAILABLE after ``peer_wait_s``;
@@ -448,6 +450,10 @@ class _Relay:
             self._dispatch()
             return
         self.calls.append(call)
+        if call.unnamed and unnamed + 1 < call.peers:
+            # an unnamed peer is known only ACCEPT_S after its call opened (seen at a tick): a
+            # burst waits that much longer for each further address, so it is not all sent here
+            self.settle_until = max(self.settle_until, time.perf_counter() + ACCEPT_S + POLL_S)
         self._open()  # the next call goes to the next healthy peer, if there is one
         self._dispatch()
 

@@ -58,6 +58,24 @@ def test_an_outside_receiver_conforms_directly_and_behind_the_real_proxy(inproc_
         assert_conforms(outcomes("sender", stack["sender"], ("one-result-per-item", "item-ids")))
 
 
+def test_an_outside_channel_conforms_behind_the_real_sender(sender, tmp_path):
+    """Issue 28: gensc's sender uses a channel of the .proto alone (no gensc-instance) too."""
+    from helpers import serve
+
+    from gensc.common.net.rpc_config import RpcConfig
+    from gensc.proto import semcom_pb2_grpc as pb_grpc
+    from gensc.sender.service import SenderServicer
+
+    with outside_receiver(tmp_path, "--max-message-mb", str(LIMIT_MB), "--role", "channel") as address:
+        assert_conforms(outcomes("channel", address))
+        rpc = RpcConfig(max_message_mb=LIMIT_MB, peer_wait_s=5.0)
+        srv = serve(pb_grpc.add_SenderServicer_to_server, SenderServicer(sender, address, rpc), "Sender", rpc)
+        try:
+            assert_conforms(outcomes("sender", f"127.0.0.1:{srv.port}"), optional=())
+        finally:
+            srv.stop(0)
+
+
 def test_a_receiver_that_drops_answers_fails(tmp_path):
     with outside_receiver(tmp_path, "--max-message-mb", str(LIMIT_MB), "--broken", "drop") as address:
         got = outcomes("receiver", address, ("health", "one-result-per-item", "undecodable"))

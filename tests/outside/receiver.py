@@ -3,7 +3,7 @@ implementer would write one (issue 28). It imports no gensc module: its stubs ar
 from the .proto into a folder of its own (``--stubs``; ``helpers.outside_receiver`` runs protoc)
 and it runs as a process of its own.
 
-    python receiver.py --stubs DIR --port-file FILE [--max-message-mb 64] [--broken drop]
+    python receiver.py --stubs DIR --port-file FILE [--max-message-mb 64] [--broken drop] [--role channel]
 
 What it does, by the protocol:
 
@@ -18,7 +18,9 @@ What it does, by the protocol:
   whose level is the low byte of the header's CRC32.
 
 ``--broken drop`` answers no frame but the first of each stream (what the conformance test
-must catch).
+must catch). ``--role channel`` serves ``gensc.v1.Channel`` instead: ``Relay`` takes ``Frame``
+messages and answers each as above, with a ``ChannelReport`` (an outside channel with its own
+end of the line, for a test of gensc's sender in front of an outside peer).
 """
 
 from __future__ import annotations
@@ -34,7 +36,10 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-SERVICE = "gensc.v1.Receiver"
+ROLES = {
+    "receiver": ("gensc.v1.Receiver", "Reconstruct", "ReceivedFrame"),
+    "channel": ("gensc.v1.Channel", "Relay", "Frame"),
+}
 HEADER_LEN = 30  # + 8 bytes per latent channel (params), CRC32 last
 
 
@@ -66,8 +71,9 @@ def header_problem(header: bytes) -> str | None:
 
 
 class Receiver:
-    def __init__(self, pb, limit: int, broken: str) -> None:
-        self.pb, self.limit, self.broken = pb, limit, broken
+    def __init__(self, pb, limit: int, broken: str, role: str = "receiver") -> None:
+        self.pb, self.limit, self.broken, self.role = pb, limit, broken, role
+        self.message = getattr(pb, ROLES[role][2])
 
     def error(self, item_id: str, code: str, message: str):
         return self.pb.Result(
@@ -78,7 +84,7 @@ class Receiver:
         seen: set[str] = set()
         for n, raw in enumerate(request_iterator):
             try:
-                frame = self.pb.ReceivedFrame.FromString(raw)
+                frame = self.message.FromString(raw)
             except Exception:  # noqa: BLE001 - protobuf's DecodeError
                 yield self.error("", "INVALID_ARGUMENT", f"a message of {len(raw)} bytes that does not parse")
                 continue
@@ -100,7 +106,10 @@ class Receiver:
                 continue
             level = zlib.crc32(frame.header[:-4]) & 0xFF
             image = self.pb.Image(name=frame.item_id, format="png", data=png(level))
-            yield self.pb.Result(item_id=frame.item_id, image=image, profile="outside")
+            result = self.pb.Result(item_id=frame.item_id, image=image, profile="outside")
+            if self.role == "channel":
+                result.report.CopyFrom(self.pb.ChannelReport(code="none", snr_db=99.0, header_ok=True))
+            yield result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,21 +118,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port-file", required=True)
     p.add_argument("--max-message-mb", type=int, default=64)
     p.add_argument("--broken", choices=("", "drop"), default="")
+    p.add_argument("--role", choices=tuple(ROLES), default="receiver")
     args = p.parse_args(argv)
     sys.path.insert(0, args.stubs)
     import semcom_pb2 as pb  # noqa: PLC0415 - generated into --stubs at run time
 
     limit = args.max_message_mb << 20
-    receiver = Receiver(pb, limit, args.broken)
+    receiver = Receiver(pb, limit, args.broken, args.role)
+    service, method_name, _ = ROLES[args.role]
     options = [("grpc.max_receive_message_length", 2 * limit), ("grpc.max_send_message_length", 2 * limit)]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=options)
     method = grpc.stream_stream_rpc_method_handler(
         receiver.reconstruct, response_serializer=pb.Result.SerializeToString
     )  # no request_deserializer: the handler gets the bytes
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Reconstruct": method}),))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, {method_name: method}),))
     status = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(status, server)
-    for name in ("", SERVICE):
+    for name in ("", service):
         status.set(name, health_pb2.HealthCheckResponse.SERVING)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()

@@ -482,6 +482,8 @@ class _Relay:
                 with self.lock:
                     if self.opening is call:
                         self._accepted(call, instance)
+                    elif call.unnamed:  # a slow name (a loaded machine): _tick took it unnamed
+                        call.unnamed, call.instance = False, instance
             for resp in grpc_call:
                 self._answered(call, resp)
         except grpc.RpcError as e:

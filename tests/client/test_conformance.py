@@ -115,3 +115,37 @@ def test_undecodable_requests_leave_no_traceback(inproc_stack, caplog):
         assert outcomes(role, stack[role], ("undecodable",))["undecodable"][0] == "pass"
     traced = [r.getMessage() for r in caplog.records if r.exc_info or "deserializ" in r.getMessage()]
     assert not traced, traced
+
+
+def test_the_command_speaks_mutual_tls_and_sends_the_token(receiver, tmp_path, capsys):
+    from gensc.app.certs import make_certs
+    from gensc.app.cli import main
+    from gensc.common.net.rpc import create_server
+    from gensc.common.net.rpc_config import RpcConfig, TlsConfig
+    from gensc.proto import semcom_pb2_grpc as pb_grpc
+    from gensc.receiver.service import ReceiverServicer
+
+    make_certs(tmp_path, ("receiver", "client"), days=1)
+    (tmp_path / "token").write_text("conformance-token-0123456789")
+    tls = TlsConfig(
+        cert=str(tmp_path / "receiver.pem"),
+        key=str(tmp_path / "receiver-key.pem"),
+        ca=str(tmp_path / "ca.pem"),
+        client_auth=True,
+    )
+    rpc = RpcConfig(tls=tls, token_file=str(tmp_path / "token"), max_message_mb=LIMIT_MB)
+    servicer = ReceiverServicer(receiver)
+    srv = create_server(
+        lambda s: pb_grpc.add_ReceiverServicer_to_server(servicer, s), ["gensc.v1.Receiver"], config=rpc
+    )
+    tls_args = ["--ca", str(tmp_path / "ca.pem"), "--cert", str(tmp_path / "client.pem")]
+    tls_args += ["--key", str(tmp_path / "client-key.pem"), "--max-message-mb", str(LIMIT_MB)]
+    base = ["conformance", "receiver", f"localhost:{srv.port}", *tls_args]
+    try:
+        assert main([*base, "--token-file", str(tmp_path / "token")]) == 0
+        assert "conforms" in capsys.readouterr().out
+        assert main([*base, "--only", "health,one-result-per-item"]) == 1  # no token
+        out = capsys.readouterr().out
+        assert "PASS  health" in out and "UNAUTHENTICATED" in out, out
+    finally:
+        srv.stop(0)

@@ -3,6 +3,8 @@
 gensc sender serve | channel serve | receiver serve     the three services (each package
                                                          registers its own commands)
 gensc send IMAGES... --sender HOST:PORT --out DIR        client: report.json + reconstructions
+gensc conformance ROLE HOST:PORT                         check any sender, channel or receiver
+                                                         against docs/protocol.md
 gensc certs DIR                                          development CA, certificates and token
 gensc demo                                               all three locally + sample photos
 gensc studio                                             a local web page: send an image, see its way
@@ -33,6 +35,7 @@ GROUPS = {  # gensc <group> <subcommand>: modules whose add_commands(subparsers)
 COMMANDS = {  # gensc <command>: the module and its function that adds it to the subparsers
     "send": ("gensc.client.cli", "add_send_command"),
     "health": ("gensc.client.cli", "add_health_command"),
+    "conformance": ("gensc.client.conformance", "add_command"),
     "certs": ("gensc.app.certs", "add_command"),
     "demo": ("gensc.app.demo", "add_command"),
     "studio": ("gensc.app.studio.server", "add_command"),

@@ -23,6 +23,7 @@ and of the protected prefix): what mode ``auto``'s policy may set and a client m
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -78,6 +79,17 @@ class LinkConfig(Config):
             raise ValueError("invalid LinkConfig: " + "; ".join(errors))
 
 
+def struct_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Link overrides as a ``google.protobuf.Struct`` gives them, for ``LinkConfig.replace``: a
+    Struct carries every number as a double, so a whole number for an int field becomes an int
+    (``{"coherence_symbols": 128.0}`` -> 128); anything else is left for ``check`` to name."""
+    ints = {f.name for f in dataclasses.fields(LinkConfig) if str(f.type).split(" ")[0] == "int"}
+    return {
+        k: int(v) if k in ints and isinstance(v, float) and v.is_integer() else v
+        for k, v in overrides.items()
+    }
+
+
 def _is_real(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
@@ -88,6 +100,15 @@ def is_int(x: Any) -> bool:
 
 
 def _validate(c: LinkConfig) -> list[str]:
+    # A field that may not be None and is (a link override that arrived as a JSON null, or a
+    # Struct value with no kind set): said as such, not as "snr_db=None"
+    empty = [
+        f.name
+        for f in dataclasses.fields(c)
+        if getattr(c, f.name) is None and "None" not in str(f.type) and f.default is not None
+    ]
+    if empty:
+        return [f"{name} has no value (give it one, or leave it out for the link's own)" for name in empty]
     err = []
 
     def choice(name: str, known) -> None:

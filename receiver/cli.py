@@ -42,7 +42,7 @@ def _serve(args: argparse.Namespace) -> int:
         servicer.pipeline = pipeline  # only now, warmed up: health turns SERVING after load()
         what = f"profile {profile.name}" + (", RANDOM WEIGHTS" if profile.random_weights else "")
         notes = "".join(f"; {note}" for note in pipeline.model_notes)
-        return f"{what}{notes}; {', '.join(pipeline.applied)}; {engine_config}"
+        return f"{what}{notes}; {', '.join(pipeline.applied)}; {pipeline.engine_config}"
 
     return serve(
         args,

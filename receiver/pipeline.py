@@ -122,7 +122,7 @@ class ReceiverPipeline:
         self.profile = profile
         self.device = pick_device(device)
         self.paths = paths or PRESETS["faithful"]
-        self.engine_config = engine or EngineConfig()
+        self.engine_config = (engine or EngineConfig()).for_device(self.device)  # max_batch: a number
         dtype = self.paths.dtype_name(self.device) if dtype == AUTO else dtype
         self.models = models or QuantConfig()  # model weight quantisation (--quantize)
         self.models.check_device(self.device, "receiver")
@@ -155,7 +155,7 @@ class ReceiverPipeline:
         self._sync = device_sync(self.device)
         if self.paths.compiles(self.device):
             self._warm_up()
-        self.engine = Engine(self.diffusion.run, self.engine_config)
+        self.engine = Engine(self.diffusion.run, self.engine_config, device=self.device)
         self._slots = threading.BoundedSemaphore(self.engine_config.max_queue)
         self._items = ThreadPoolExecutor(self.engine_config.max_queue, thread_name_prefix="gensc-item")
 
@@ -228,8 +228,8 @@ class ReceiverPipeline:
         """Hand the models to a new engine with ``config`` (benchmarks compare batch sizes). The old
         engine stops first, so one thread owns the models at any time; call it while idle."""
         self.engine.close(timeout_s=None)  # waits for a running batch: never two owners
-        self.engine_config = config
-        self.engine = Engine(self.diffusion.run, config)
+        self.engine_config = config.for_device(self.device)
+        self.engine = Engine(self.diffusion.run, self.engine_config, device=self.device)
 
     def close(self) -> None:
         """Stop the item threads and the engine (items still waiting get UNAVAILABLE)."""

@@ -7,8 +7,10 @@ item is done, so answers may come back in another order than the frames (every h
 them by ``item_id``). An item with no other of its stream in flight runs on the handler's own
 thread (see ``Reconstruct``): a client that waits for each answer pays no hand-off between
 threads for it. Every frame gets exactly one answer: its image, or an ItemError
-(INVALID_ARGUMENT for a bad id or setting, RESOURCE_EXHAUSTED when the receiver already holds
-``--max-queue`` items, UNAVAILABLE while loading, DEADLINE_EXCEEDED past ``--item-timeout-s``).
+(INVALID_ARGUMENT for a bad id or setting or a message that does not parse, RESOURCE_EXHAUSTED
+for a frame over the message limit or when the receiver already holds ``--max-queue`` items,
+UNAVAILABLE while loading, DATA_LOSS when nothing usable arrived, DEADLINE_EXCEEDED past
+``--item-timeout-s``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import threading
 from concurrent.futures import Future
 
 from gensc.common.errors import ModelUnavailable, error_fields
-from gensc.common.net.rpc import check_item_id
+from gensc.common.net.rpc import Refused, check_item_id
 from gensc.proto import semcom_pb2 as pb
 from gensc.proto import semcom_pb2_grpc as pb_grpc
 from gensc.receiver.pipeline import ReceiverPipeline, ReconSettings
@@ -62,6 +64,9 @@ class ReceiverServicer(pb_grpc.ReceiverServicer):
                 for frame in request_iterator:
                     with lock:
                         state["read"] += 1
+                    if isinstance(frame, Refused):  # did not parse, or over the message limit
+                        events.put(_error(frame.request.item_id, frame.code.name, frame.message))
+                        continue
                     why = check_item_id(frame.item_id, seen)
                     if why is not None:
                         events.put(_error(frame.item_id, "INVALID_ARGUMENT", why))

@@ -16,8 +16,16 @@ from gensc.sender.pipeline import Encoded, SenderPipeline
 class SenderServicer(pb_grpc.SenderServicer):
     def __init__(self, pipeline: SenderPipeline | None, channel_target: str, rpc: RpcConfig) -> None:
         self.pipeline, self.rpc = pipeline, rpc
-        self.channel = create_channel(channel_target, rpc, health_service="gensc.v1.Channel")
-        self.proxies = Downstream(pb_grpc.ChannelStub(self.channel).Relay, "channel proxy", rpc)
+        service = "gensc.v1.Channel"
+        self.channel = create_channel(channel_target, rpc, health_service=service)
+        self.proxies = Downstream(
+            pb_grpc.ChannelStub(self.channel).Relay,
+            "channel proxy",
+            rpc,
+            channel=self.channel,
+            target=channel_target,
+            service=service,
+        )
         self.target = channel_target
 
     def Transmit(self, request_iterator, context):

@@ -4,9 +4,16 @@ this process (``InProcessStack``)."""
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 
 import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class EchoReceiver:
@@ -33,6 +40,52 @@ def serve(add, servicer, name: str, config=None):
     from gensc.common.net.rpc_config import RpcConfig
 
     return create_server(lambda s: add(servicer, s), [f"gensc.v1.{name}"], config=config or RpcConfig())
+
+
+def protoc_stubs(out: Path) -> Path:
+    """Python stubs of proto/semcom.proto made by protoc into ``out`` as a plain module
+    (``import semcom_pb2``): what an outside implementer generates, no gensc package involved."""
+    import grpc_tools
+    from grpc_tools import protoc
+
+    out.mkdir(parents=True, exist_ok=True)
+    well_known = Path(grpc_tools.__file__).parent / "_proto"
+    args = [
+        "protoc",
+        f"-I{ROOT / 'proto'}",
+        f"-I{well_known}",
+        f"--python_out={out}",
+        f"--grpc_python_out={out}",
+    ]
+    assert protoc.main([*args, "semcom.proto"]) == 0, "protoc failed"
+    return out
+
+
+@contextlib.contextmanager
+def outside_receiver(tmp: Path, *args: str):
+    """``tests/outside/receiver.py`` (no gensc import) as its own process: yields "127.0.0.1:PORT"."""
+    port_file = tmp / "outside.port"
+    port_file.unlink(missing_ok=True)
+    script = ROOT / "tests" / "outside" / "receiver.py"
+    cmd = [
+        sys.executable,
+        str(script),
+        "--stubs",
+        str(protoc_stubs(tmp / "stubs")),
+        "--port-file",
+        str(port_file),
+    ]
+    proc = subprocess.Popen([*cmd, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not port_file.exists() or not port_file.read_text().strip():
+            assert proc.poll() is None, f"the outside receiver exited: {proc.stdout.read()}"
+            assert time.monotonic() < deadline, "the outside receiver did not start within 60 s"
+            time.sleep(0.05)
+        yield f"127.0.0.1:{int(port_file.read_text())}"
+    finally:
+        proc.kill()
+        proc.wait(10)
 
 
 # ------------------------------------------------------------------ packets

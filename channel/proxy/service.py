@@ -16,7 +16,7 @@ import itertools
 import threading
 import time
 
-from gensc.channel.config import LinkConfig
+from gensc.channel.config import LinkConfig, struct_overrides
 from gensc.channel.link import Link
 from gensc.common.errors import InvalidInput, error_fields
 from gensc.common.net import convert
@@ -30,14 +30,22 @@ from gensc.proto import semcom_pb2_grpc as pb_grpc
 class ChannelServicer(pb_grpc.ChannelServicer):
     def __init__(self, link_config: LinkConfig, receiver_target: str, rpc: RpcConfig) -> None:
         self.base, self.rpc, self.target = link_config, rpc, receiver_target
-        channel = create_channel(receiver_target, rpc, health_service="gensc.v1.Receiver")
-        self.receivers = Downstream(pb_grpc.ReceiverStub(channel).Reconstruct, "receiver", rpc)
+        service = "gensc.v1.Receiver"
+        channel = create_channel(receiver_target, rpc, health_service=service)
+        self.receivers = Downstream(
+            pb_grpc.ReceiverStub(channel).Reconstruct,
+            "receiver",
+            rpc,
+            channel=channel,
+            target=receiver_target,
+            service=service,
+        )
         self._links: dict[LinkConfig, Link] = {}
         self._lock = threading.Lock()
 
     def link_for(self, overrides: dict) -> Link:
         try:
-            config = self.base.replace(**overrides) if overrides else self.base
+            config = self.base.replace(**struct_overrides(overrides)) if overrides else self.base
         except (TypeError, ValueError) as e:
             raise InvalidInput(f"bad link override: {e}") from None
         with self._lock:

@@ -8,11 +8,20 @@ Pools use gRPC's own machinery: the service's channel (``rpc.create_channel`` wi
 service) resolves its target to every peer address, balances calls with ``round_robin`` and
 calls only peers that report SERVING. On top of that, one client stream is spread over the peers:
 
-- the relay opens downstream calls one after another; each peer answers a new call with its
+- the relay opens downstream calls one after another; a gensc peer answers a new call with its
   name (``rpc.INSTANCE_KEY``), and round_robin hands the next call to the next healthy peer, so
   the relay keeps one call per peer it finds and closes the first call that lands on a peer it
   already has. While items flow it opens one more call every ``pool_probe_s`` to find peers
   that came back or were added (as it sends an item: that work is off the answers' way back);
+- a peer that does not name itself (any implementation of the .proto: the name is optional) is
+  used too: its call counts as accepted once it has been open ``ACCEPT_S`` while the channel
+  reports a healthy peer (gRPC sends a waiting call as soon as one is), and the relay keeps as
+  many such unnamed calls as the target has addresses (``Downstream.peer_count``); while it
+  finds them, a burst of items waits up to ``ACCEPT_S + POLL_S`` longer per further address,
+  so it is spread over them instead of all sent to the first;
+- a peer that refuses the call itself (UNIMPLEMENTED: not this service; UNAUTHENTICATED,
+  PERMISSION_DENIED: the token) cannot be used: the items waiting for a call get that error at
+  once, naming the peer's target, instead of UNAVAILABLE after ``peer_wait_s``;
 - each item goes to the call with the fewest items in flight (ties: the one that waited longest);
 - a call that fails (its peer died, restarted, shut down) hands its unanswered items to the
   other calls, or to the next call that opens: each item is sent at most twice, and its notes
@@ -31,6 +40,7 @@ import itertools
 import json
 import logging
 import queue
+import socket
 import threading
 import time
 from collections import Counter
@@ -40,7 +50,7 @@ from typing import Any
 
 import grpc
 
-from gensc.common.net.rpc import INSTANCE_KEY, check_item_id, grpc_status
+from gensc.common.net.rpc import INSTANCE_KEY, Refused, check_item_id, grpc_status, pool_target
 from gensc.common.net.rpc_config import RpcConfig
 
 log = logging.getLogger("gensc.relay")
@@ -49,6 +59,9 @@ _END = object()
 POLL_S = 0.25  # how often a relay waiting for answers checks its call, its items' ages and its pool
 REOPEN_S = 0.5  # after a downstream call fails before its peer accepted it, wait this long to retry
 SETTLE_S = 0.2  # at most this long, items wait for the relay to find its peers before it uses the first
+ACCEPT_S = 0.2  # a call open this long while the channel has a healthy peer reached one (unnamed peers)
+# A peer that ends a call with one of these before taking any item cannot be used (not a passing state)
+REFUSALS = (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
 
 
 @dataclass(frozen=True)
@@ -66,19 +79,78 @@ class Forward:
 class Downstream:
     """The peers a service relays to, shared by all its streams.
 
-    ``method`` is a stream-stream stub method on a channel from ``rpc.create_channel`` (with a
-    health service, so it balances over a pool); ``kind`` names the peers in messages
-    ("receiver"). Holds the service's ``max_in_flight`` budget (a semaphore: safe across gRPC's
-    worker threads).
+    ``method`` is a stream-stream stub method on ``channel``, a channel from
+    ``rpc.create_channel`` to ``target`` with the health service ``service`` (so it balances over
+    a pool); ``kind`` names the peers in messages ("receiver"). Holds the service's
+    ``max_in_flight`` budget (a semaphore: safe across gRPC's worker threads). The relay watches
+    ``channel``'s state to use peers that do not name themselves (see the module docstring);
+    without a channel it uses only peers that do.
     """
 
-    def __init__(self, method: Callable[..., Any], kind: str, config: RpcConfig) -> None:
+    def __init__(
+        self,
+        method: Callable[..., Any],
+        kind: str,
+        config: RpcConfig,
+        *,
+        channel: grpc.Channel | None = None,
+        target: str = "",
+        service: str = "",
+    ) -> None:
         self.method, self.kind, self.config = method, kind, config
+        self.target, self.service = target, service
         self.slots = threading.BoundedSemaphore(config.max_in_flight)
+        self._ready = False  # the channel has a healthy peer (set by gRPC's thread: one bool)
+        self._peers = (1, -1.0)  # (addresses of the target, when counted)
+        if channel is not None:
+            channel.subscribe(self._state)
+
+    def _state(self, state: grpc.ChannelConnectivity) -> None:
+        self._ready = state == grpc.ChannelConnectivity.READY
+
+    def ready(self) -> bool:
+        """Whether the channel has a healthy peer now (False without a channel to watch)."""
+        return self._ready
+
+    def peer_count(self) -> int:
+        """How many addresses the target names now (an ``ipv4:``/``ipv6:`` list: its entries; a
+        name: the addresses it resolves to, counted again at most every ``pool_probe_s``)."""
+        n, when = self._peers
+        if time.monotonic() - when < self.config.pool_probe_s:
+            return n
+        n = count_addresses(self.target)
+        self._peers = (n, time.monotonic())
+        return n
+
+    def unusable_hint(self) -> str:
+        """What a peer needs to be used, for the error of an item no peer took."""
+        if not self.service:
+            return ""
+        return (
+            f"; a {self.kind} is used once its grpc.health.v1 service reports {self.service!r} "
+            "SERVING, or when it offers no health service"
+        )
 
     def open(self, messages: Iterator[Any]) -> Any:
         """Start one call; it waits (up to the deadline) for a healthy peer instead of failing."""
         return self.method(messages, timeout=self.config.deadline_s, wait_for_ready=True)
+
+
+def count_addresses(target: str) -> int:
+    """The addresses ``target`` names (``rpc.pool_target``'s forms): at least 1."""
+    if not target:
+        return 1
+    target = pool_target(target)
+    if target.startswith(("ipv4:", "ipv6:")):
+        return len(target.split(":", 1)[1].split(","))
+    if target.startswith(("unix:", "unix-abstract:", "vsock:")):
+        return 1
+    host, _, port = target.removeprefix("dns:").lstrip("/").rpartition(":")
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), int(port), type=socket.SOCK_STREAM)
+    except (OSError, ValueError):  # not resolvable now: gRPC will say so
+        return 1
+    return max(1, len({info[4][:2] for info in infos}))
 
 
 @dataclass(eq=False)
@@ -100,7 +172,10 @@ class _Call:
     number: int
     messages: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
     call: Any = None
+    opened: float = field(default_factory=time.perf_counter)
     instance: str | None = None  # the peer's name, once it accepted the call
+    unnamed: bool = False  # accepted without a name (the peer sent no INSTANCE_KEY)
+    peers: int = 1  # the addresses of the target when the call was opened
     in_flight: set[str] = field(default_factory=set)
     sent: int = 0
     last: int = 0  # when it last got an item (the relay's count of dispatches)
@@ -211,10 +286,19 @@ class _Relay:
                     expired.append((item, grpc.StatusCode.DEADLINE_EXCEEDED, why))
                 elif item.stream is None and now - item.waiting_since > cfg.peer_wait_s:
                     why = f"no healthy {self.downstream.kind} took it within {cfg.peer_wait_s:g} s"
-                    expired.append((item, grpc.StatusCode.UNAVAILABLE, why + self.last_error))
+                    why += self.last_error or self.downstream.unusable_hint()
+                    expired.append((item, grpc.StatusCode.UNAVAILABLE, why))
                 else:
                     continue
                 self._drop(item_id, item)
+            call = self.opening
+            if (
+                call is not None
+                and call.call is not None
+                and now - call.opened >= ACCEPT_S
+                and self.downstream.ready()
+            ):
+                self._accepted(call, None)  # a peer that does not name itself took it
             if self.waiting:
                 self._dispatch()
         for item, code, message in expired:
@@ -261,6 +345,9 @@ class _Relay:
             self.out.put(None)  # wake the generator to re-check the end condition
 
     def _accept(self, req: Any, t_in: float) -> None:
+        if isinstance(req, Refused):  # did not parse, or over the message limit (rpc.guard_requests)
+            self.out.put((self.fail(req.request, None, req.code, req.message), False))
+            return
         item_id = self.key(req)
         why = check_item_id(item_id, self.seen)
         if why is not None:
@@ -341,21 +428,32 @@ class _Relay:
         self.live.add(call)
         threading.Thread(target=self._read, args=(call,), daemon=True).start()
 
-    def _accepted(self, call: _Call, instance: str) -> None:
-        """The peer ``instance`` took ``call``: use it, or close it if that peer is in use already."""
+    def _accepted(self, call: _Call, instance: str | None) -> None:
+        """The peer ``instance`` took ``call`` (None: a peer that does not name itself): use it, or
+        close it if that peer is in use already (unnamed: if the target has no address left)."""
         self.opening = None
-        call.instance = instance
+        call.unnamed = instance is None
+        call.instance = instance or f"{self.downstream.target or self.downstream.kind} (call {call.number})"
         log.debug(
-            "call %d accepted by %s; in use: %s", call.number, instance, [c.instance for c in self.calls]
+            "call %d accepted by %s; in use: %s", call.number, call.instance, [c.instance for c in self.calls]
         )
         if self.closed:
             return
-        if any(c.instance == instance for c in self.calls):
+        unnamed = sum(c.unnamed for c in self.calls)
+        if (
+            any(c.instance == instance for c in self.calls)
+            if instance is not None
+            else unnamed >= max(1, call.peers - (len(self.calls) - unnamed))
+        ):
             call.retired = True  # round_robin came back round to a peer we have: the pool is known
             call.messages.put(_END)
             self._dispatch()
             return
         self.calls.append(call)
+        if call.unnamed and unnamed + 1 < call.peers:
+            # an unnamed peer is known only ACCEPT_S after its call opened (seen at a tick): a
+            # burst waits that much longer for each further address, so it is not all sent here
+            self.settle_until = max(self.settle_until, time.perf_counter() + ACCEPT_S + POLL_S)
         self._open()  # the next call goes to the next healthy peer, if there is one
         self._dispatch()
 
@@ -370,16 +468,22 @@ class _Relay:
         """One downstream call from start to end, on its own thread."""
         code, message = grpc.StatusCode.UNAVAILABLE, "stopped before answering"  # ended the call early
         try:
+            call.peers = self.downstream.peer_count()
             grpc_call = self.downstream.open(iter(call.messages.get, _END))
             with self.lock:
                 call.call = grpc_call
                 closed = self.closed
             if closed:
                 grpc_call.cancel()
+            # A gensc server names itself at once; another peer sends its metadata with its first
+            # answer, or never (the call failed): _tick accepts such a call unnamed meanwhile.
             instance = dict(grpc_call.initial_metadata() or ()).get(INSTANCE_KEY)
-            if instance is not None:  # a gensc server took the call (else it failed: see below)
+            if instance is not None:
                 with self.lock:
-                    self._accepted(call, instance)
+                    if self.opening is call:
+                        self._accepted(call, instance)
+                    elif call.unnamed:  # a slow name (a loaded machine): _tick took it unnamed
+                        call.unnamed, call.instance = False, instance
             for resp in grpc_call:
                 self._answered(call, resp)
         except grpc.RpcError as e:
@@ -410,12 +514,16 @@ class _Relay:
     def _lost(self, call: _Call, code: grpc.StatusCode, message: str) -> None:
         """``call`` ended: send its unanswered items once more, through the other calls or a new one."""
         now, failed = time.perf_counter(), []
+        refused = []
         with self.lock:
             self.live.discard(call)
             if self.opening is call:  # ended before any peer took it
                 self.opening = None
                 self.next_open = now + REOPEN_S
                 self.last_error = f" (last error: {code.name}: {message})"
+                if code in REFUSALS and not self.closed:
+                    refused = [self.items.pop(i) for i in self.waiting]  # this peer cannot be used
+                    self.waiting.clear()
             if call in self.calls:
                 self.calls.remove(call)
             if self.closed or call.retired:
@@ -439,6 +547,8 @@ class _Relay:
                 self._open()
         for item in failed:
             self._answer_failed(item, code, f"{message} (sent twice, both peers failed)")
+        for item in refused:
+            self._answer_failed(item, code, f"the {self.downstream.kind} refused the call: {message}")
 
     def _answer_failed(self, item: _Item, code: grpc.StatusCode, message: str) -> None:
         with self.lock:

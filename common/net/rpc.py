@@ -1,8 +1,10 @@
 """The one module that creates gRPC servers and channels and maps errors (relaying: gensc.common.net.relay).
 
 Every server gets the same message-size limits, keepalive, the standard health service
-(``grpc.health.v1``), reflection when ``grpcio-reflection`` is installed, one error interceptor,
-its name on every stream call (``StreamInterceptor``) and a graceful stop on SIGTERM/SIGINT:
+(``grpc.health.v1``), reflection (``grpc.reflection.v1`` and ``v1alpha``), one error interceptor,
+its name on every stream call and a guard on every request it reads (``StreamInterceptor``:
+a request that does not parse, or is over the stated message limit, becomes a ``Refused``
+that the handler answers as that item's error) and a graceful stop on SIGTERM/SIGINT:
 health turns NOT_SERVING, new calls are refused, calls in flight finish the item in progress
 and take no more (a relay upstream sends the rest to its other peers), and after ``grace_s``
 seconds they are cancelled (their clients see an explicit status for every unanswered item).
@@ -35,10 +37,11 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent import futures
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from gensc.common.errors import status_of
 from gensc.common.net.rpc_config import RpcConfig, read_token
@@ -78,14 +81,54 @@ class ErrorInterceptor(grpc.ServerInterceptor):
 
 
 INSTANCE_KEY = "gensc-instance"  # initial metadata of every stream call: which server answers it
+GENSC_METHODS = "/gensc."  # the methods whose requests StreamInterceptor guards
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A request a gensc server read but will not handle, in place of the request itself: the
+    handler answers it as one item (``code``, ``message``) and the stream goes on.
+
+    ``request`` is the parsed message (for its ``item_id``), or an empty one of its type when the
+    bytes did not parse (its answer then carries an empty ``item_id``).
+    """
+
+    request: Any
+    code: grpc.StatusCode
+    message: str
+
+
+def guard_requests(parse: Callable[[bytes], Any], limit: int, method: str) -> Callable[[bytes], Any]:
+    """A request deserializer that never raises: ``parse(raw)``, or a ``Refused`` for bytes that do
+    not parse (INVALID_ARGUMENT; grpcio would end the call with INTERNAL and log a traceback) or
+    that are over ``limit`` bytes (RESOURCE_EXHAUSTED for that item; gRPC itself lets up to
+    ``RpcConfig.transport_bytes`` through)."""
+    name = method.rsplit("/", 1)[-1]
+    mib = limit / (1 << 20)
+
+    def read(raw: bytes) -> Any:
+        try:
+            request = parse(raw)
+        except Exception:  # noqa: BLE001 - protobuf's DecodeError, or anything a parser raises
+            why = f"a message of {len(raw)} bytes that does not parse as the request of {name}"
+            return Refused(parse(b""), grpc.StatusCode.INVALID_ARGUMENT, why)
+        if len(raw) > limit:
+            why = f"the request is {len(raw)} bytes, over the message limit of {mib:g} MiB (--max-message-mb)"
+            return Refused(request, grpc.StatusCode.RESOURCE_EXHAUSTED, why)
+        return request
+
+    return read
 
 
 class StreamInterceptor(grpc.ServerInterceptor):
-    """What every stream call of a gensc server does for the relays upstream of it.
+    """What every stream call of a gensc server does for its clients and the relays upstream.
 
     - It sends ``gensc-instance: <address>`` as initial metadata as soon as the call starts: a
-      relay learns that the call was accepted (the peer is up and the load balancer picked it)
-      and which peer of a pool it reached, before it sends any item there.
+      relay learns at once that the call was accepted and which peer of a pool it reached,
+      before it sends any item there (optional in the protocol: a relay also uses a peer that
+      does not send it, gensc.common.net.relay).
+    - It reads gensc's requests through ``guard_requests``: the handler gets a ``Refused`` for a
+      request that does not parse or is over ``limit`` bytes, and answers it as one item.
     - Once the server is stopping (``draining`` set), the handler gets no further items: it
       finishes the one in progress and the call ends, and the relay upstream sends the items
       this server never read to its other peers (instead of losing them at the end of the grace
@@ -94,8 +137,9 @@ class StreamInterceptor(grpc.ServerInterceptor):
     ``instance`` is set once, when the server is bound, before it starts.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int) -> None:
         self.instance = ""
+        self.limit = limit
         self.draining = threading.Event()
 
     def intercept_service(self, continuation, handler_call_details):
@@ -103,6 +147,10 @@ class StreamInterceptor(grpc.ServerInterceptor):
         if handler is None or handler.stream_stream is None:
             return handler
         inner = handler.stream_stream
+        method = handler_call_details.method
+        if handler.request_deserializer is not None and method.startswith(GENSC_METHODS):
+            guard = guard_requests(handler.request_deserializer, self.limit, method)
+            handler = handler._replace(request_deserializer=guard)
 
         def items(request_iterator):
             for request in request_iterator:
@@ -238,7 +286,7 @@ def create_server(
     With ``serving=False`` health reports NOT_SERVING until ``Server.set_serving()`` (models loading).
     """
     keep_message_memory()
-    streams = StreamInterceptor()
+    streams = StreamInterceptor(config.max_message_bytes)
     interceptors: list[grpc.ServerInterceptor] = [streams, ErrorInterceptor()]
     if config.token_file is not None:
         interceptors.insert(0, TokenInterceptor(read_token(config.token_file)))
@@ -253,7 +301,7 @@ def create_server(
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = list(service_names)
-    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    enable_reflection([*names, health.SERVICE_NAME], server)
     if config.tls is not None:
         bound = server.add_secure_port(f"{host}:{port}", config.tls.server_credentials())
     else:
@@ -269,6 +317,27 @@ def create_server(
     if serving:
         srv.set_serving()
     return srv
+
+
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+
+
+def enable_reflection(service_names: list[str], server: grpc.Server) -> None:
+    """Server reflection as ``grpc.reflection.v1`` (what grpcurl and grpc-js clients ask first) and
+    ``v1alpha``. grpcio-reflection ships only v1alpha; v1's messages are the same on the wire (v1
+    is v1alpha renamed), so one servicer answers both, read and written with v1alpha's classes.
+    Describing ``grpc.reflection.v1`` itself is the one request v1 cannot answer (NOT_FOUND)."""
+    names = [*service_names, reflection.SERVICE_NAME, REFLECTION_V1]
+    servicer = reflection.ReflectionServicer(names)
+    reflection.enable_server_reflection(names, server)
+    info = grpc.stream_stream_rpc_method_handler(
+        servicer.ServerReflectionInfo,
+        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(REFLECTION_V1, {"ServerReflectionInfo": info}),)
+    )
 
 
 def serve_until_signal(srv: Server, grace_s: float) -> None:

@@ -148,7 +148,11 @@ class RpcConfig(Config):
 
     # images and float64 latents can exceed gRPC's 4 MiB
     max_message_mb: int = _flag(
-        "max_message_mb", 64, "GENSC_MAX_MESSAGE_MB", "message size limit in MiB, both directions"
+        "max_message_mb",
+        64,
+        "GENSC_MAX_MESSAGE_MB",
+        "message size limit in MiB: a request over it is answered with its own error (gRPC lets "
+        "up to twice as much through, so the stream goes on)",
     )
     # every stream call (a whole batch of images)
     deadline_s: float = _flag("deadline_s", 3600.0, "GENSC_DEADLINE_S", "deadline of each stream call")
@@ -224,14 +228,23 @@ class RpcConfig(Config):
 
     @property
     def max_message_bytes(self) -> int:
+        """The stated limit: a request over it gets its own error (gensc.common.net.rpc.Refused)."""
         return self.max_message_mb * 1024 * 1024
+
+    @property
+    def transport_bytes(self) -> int:
+        """What gRPC itself lets through, both directions: twice the stated limit, at most gRPC's
+        own 2 GiB - 1. A request between the two reaches gensc, which answers that item with its
+        own error while the stream goes on; only one over this ends the whole stream (gRPC's
+        RESOURCE_EXHAUSTED, before gensc sees it)."""
+        return min(2 * self.max_message_bytes, 2**31 - 1)
 
     def options(self) -> list[tuple[str, Any]]:
         """Channel and server arguments; the keepalive ones agree by construction."""
         ping_ms = round(self.keepalive_s * 1000)
         return [
-            ("grpc.max_send_message_length", self.max_message_bytes),
-            ("grpc.max_receive_message_length", self.max_message_bytes),
+            ("grpc.max_send_message_length", self.transport_bytes),
+            ("grpc.max_receive_message_length", self.transport_bytes),
             # client side: ping a connection that has been silent for keepalive_s, drop it when
             # no answer comes within keepalive_timeout (a peer that vanished)
             ("grpc.keepalive_time_ms", ping_ms),

@@ -125,3 +125,31 @@ def test_engine_admission_is_bounded(make_receiver):
 def test_engine_settings_are_checked(kw, limit):
     with pytest.raises(ValueError, match=limit.replace(".", r"\.")):
         EngineConfig(**kw)
+
+
+def test_batching_is_chosen_per_device_and_reproducible_turns_it_off():
+    """Issue 28: on a CPU the receiver batches only when told to; on CUDA ``auto`` batches and
+    ``reproducible`` runs each item by itself."""
+    auto = EngineConfig()
+    assert auto.max_batch == "auto"
+    assert auto.for_device("cpu").max_batch == 1
+    assert auto.for_device("cuda").max_batch == 8 and auto.for_device("cuda:1").max_batch == 8
+    assert EngineConfig(reproducible=True).for_device("cuda").max_batch == 1
+    assert EngineConfig(max_batch=4).for_device("cpu").max_batch == 4  # asked for: batches
+    with pytest.raises(ValueError, match="reproducible runs one item per call"):
+        EngineConfig(max_batch=4, reproducible=True)
+    assert EngineConfig.from_dict(auto.to_dict()) == auto
+
+
+def test_the_batch_flags():
+    import argparse
+
+    from gensc.receiver.engine import add_args, config_from_args
+
+    p = argparse.ArgumentParser()
+    add_args(p)
+    assert config_from_args(p.parse_args([])).max_batch == "auto"
+    assert config_from_args(p.parse_args(["--max-batch", "16"])).max_batch == 16
+    assert config_from_args(p.parse_args(["--reproducible"])).reproducible
+    with pytest.raises(ValueError, match=r"auto or in 1\.\.256, got 0"):
+        config_from_args(p.parse_args(["--max-batch", "0"]))

@@ -3,7 +3,8 @@
 A diffusers pipeline keeps per-call state on itself (guidance scale, scheduler timesteps), so
 concurrent calls into one pipeline return silently wrong images. One scheduler thread owns the
 models (gensc.receiver.engine); the same item with the same seed and settings gives the
-identical image alone or among 16 concurrent streams. With batching on, an item batched with
+identical image alone or among 16 concurrent streams, at the default settings (on the CPU the
+receiver batches nothing unless told to, issue 28). With batching on, an item batched with
 others goes through the same math on a larger tensor: its image matches the one it gets alone
 within one grey level (float results differ in the last bits, about 1e-6 on the latent).
 """
@@ -90,7 +91,8 @@ def _alone_and_together(addr: str) -> tuple[dict[str, bytes], dict[str, bytes], 
 
 
 def test_concurrent_streams_give_the_images_of_one_stream_at_a_time(make_receiver, serve_receiver):
-    receiver = make_receiver(max_batch=1)  # ownership alone: every item runs by itself
+    receiver = make_receiver()  # the default settings: on the CPU every item runs by itself
+    assert receiver.engine_config.max_batch == 1
     _, _, pairs = _alone_and_together(serve_receiver(receiver))
     for ref, got, item_id in pairs:
         diff = np.abs(pixels(got) - pixels(ref)).max()
@@ -109,3 +111,47 @@ def test_batched_streams_give_the_images_of_one_stream_at_a_time(make_receiver, 
     assert changed <= 0.01 * len(pairs) * 64 * 64 * 3  # last-bit differences touch a few pixels
     batches = receiver.engine.stats()["batches"]
     assert max(batches) > 1, f"nothing was batched: {batches}"
+
+
+def test_mixed_settings_through_the_stack_match_sequential_runs(inproc_stack, make_png, receiver):
+    """Issue 28: four streams with mixed settings sent at once through sender, proxy and receiver
+    (the default settings everywhere) give the bit-identical images the same items give one
+    after another."""
+    assert receiver.engine_config.max_batch == 1  # the default on the CPU: nothing is batched
+    stack = inproc_stack()
+    rng = np.random.default_rng(28)
+    images = [make_png(rng.integers(0, 256, size=(64, 64, 3), dtype=np.uint8)) for _ in range(3)]
+
+    def requests(k: int) -> list[pb.TransmitRequest]:
+        s = SETTINGS[k % 2]  # two streams share each setting: their items could be batched together
+        return [
+            pb.TransmitRequest(
+                item_id=f"s{k}-{i}",
+                image=pb.Image(name=f"{i}.png", data=data),
+                recon=pb.ReconOptions(**s),
+                quant_bits=4 + k,
+            )
+            for i, data in enumerate(images)
+        ]
+
+    def send(reqs) -> dict[str, bytes]:
+        with create_channel(stack["sender"]) as ch:
+            out = {}
+            for res in pb_grpc.SenderStub(ch).Transmit(iter(reqs), timeout=600):
+                assert res.HasField("image"), res.error
+                out[res.item_id] = res.image.data
+            return out
+
+    alone = {}
+    for k in range(4):
+        for req in requests(k):
+            alone.update(send([req]))
+    together: dict[str, bytes] = {}
+    threads = [threading.Thread(target=lambda k=k: together.update(send(requests(k)))) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    assert sorted(together) == sorted(alone)
+    differ = [i for i in alone if not np.array_equal(pixels(together[i]), pixels(alone[i]))]
+    assert not differ, f"{len(differ)} of {len(alone)} images differ from the same item sent alone: {differ}"

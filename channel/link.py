@@ -365,7 +365,7 @@ class Link:
             raise ValueError(
                 f"protected must be an int in 0..{data.size} (the body's length), got {protected!r}"
             )
-        values = self._check_analog(analog)
+        values = self.check_analog(analog)
         ss = self._seed_sequence(seed)
         noise_ss, fading_ss, erasure_ss = ss.spawn(3)
 
@@ -426,7 +426,7 @@ class Link:
         )
         return LinkOutput(header=bytes(header_rx), body=delivered.tobytes(), report=report, analog=received)
 
-    def _check_analog(self, analog: np.ndarray | None) -> np.ndarray | None:
+    def check_analog(self, analog: np.ndarray | None) -> np.ndarray | None:
         """The analog values as float32[n] (None when there are none); ValueError when the link
         cannot send them (an Eb/N0 link) or their energy is not unit (gensc.channel.analog)."""
         if analog is None or np.size(analog) == 0:

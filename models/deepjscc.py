@@ -29,6 +29,7 @@ or by folder, from safetensors only.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import asdict, dataclass, fields
@@ -42,6 +43,8 @@ from torch import nn
 
 __all__ = [
     "CBRS",
+    "cached",
+    "for_code",
     "DeepJSCC",
     "JSCCConfig",
     "decode_values",
@@ -283,6 +286,20 @@ def weights_dir(cbr: str | float | Fraction) -> Path:
     if name not in CBRS:
         raise ValueError(f"no committed DeepJSCC model for CBR {name}; committed: {', '.join(CBRS)}")
     return WEIGHTS_ROOT / f"cbr-{frac.numerator}_{frac.denominator}"
+
+
+@functools.lru_cache(maxsize=8)
+def cached(cbr: str) -> DeepJSCC:
+    """The committed model for ``cbr``, loaded once per process. Shared by the threads of a
+    sender or receiver: in eval mode, under ``torch.no_grad`` (as :func:`encode_image` and
+    :func:`decode_values` call it) a forward pass changes nothing on the module."""
+    return from_pretrained(cbr)
+
+
+def for_code(channels: int, stages: int = JSCCConfig.stages) -> DeepJSCC:
+    """The committed model whose code has ``channels`` reals per position (CBR = C / (6 * 4**stages))."""
+    frac = Fraction(channels, 2 * 3 * 4**stages)
+    return cached(f"{frac.numerator}/{frac.denominator}")
 
 
 def from_pretrained(source: str | float | Fraction | Path = "1/48") -> DeepJSCC:

@@ -10,7 +10,9 @@ Header (little-endian), ``HEADER_LEN`` = 30 bytes + ``8 * C`` for dtype 1::
       0    2  magic b"GS"
       2    1  layout version (VERSION = 2)
       3    1  mode wire id (gensc.common.modes)
-      4    1  latent dtype id: 0 none, 1 quantised codes, 3 float32, 4 float64, 8 image file
+      4    1  latent dtype id: 0 none, 1 quantised codes, 3 float32, 4 float64, 5 analog (the
+                 values go as channel symbols beside the body; the latent section holds their
+                 side information: gensc.common.wire.analog), 8 image file
       5    1  quantisation bits (1..8 for dtype 1, else 0)
       6    1  latent channels C (3 for an image file)
       7    1  flags: bit0 NO_CRC   sections carry no CRC32 (paper mode's raw layout)
@@ -62,7 +64,8 @@ FLAG_MASK_ZLIB = 0x04
 FLAG_PLANES = 0x08
 PLANES_SHIFT, PLANES_FIELD = 4, 0x70  # flags bits 4-6: the MSB plane count m with PLANES
 KNOWN_FLAGS = FLAG_NO_CRC | FLAG_MASK | FLAG_MASK_ZLIB | FLAG_PLANES | PLANES_FIELD
-DTYPE_IDS = {"none": 0, "quantised": 1, "float32": 3, "float64": 4, "image": 8}
+DTYPE_IDS = {"none": 0, "quantised": 1, "float32": 3, "float64": 4, "analog": 5, "image": 8}
+ANALOG_DTYPE = 5  # gensc.common.wire.analog.DTYPE_ID
 FLOAT_DTYPES = {3: np.dtype("<f4"), 4: np.dtype("<f8")}
 SECTIONS = ("caption", "mask", "latent")
 MAX_CELLS = 512 * 512  # a 4096x4096 image; anything larger is not a real header
@@ -127,7 +130,9 @@ def check_fields(f: dict[str, int], mode: ModeInfo) -> None:
         planes and not (dtype == 1 and f["latent_codec"] == 0 and 1 <= planes < f["bits"])
     ):
         raise bad(f"bit-plane flags 0x{f['flags']:02x} with latent dtype {dtype}, {f['bits']} bits")
-    expected_dtype = {"none": {0}, "quantised": {0, 1}, "float64": {4}, "image": {8}}[mode.latent]
+    expected_dtype = {"none": {0}, "quantised": {0, 1}, "float64": {4}, "analog": {5}, "image": {8}}[
+        mode.latent
+    ]
     if dtype not in expected_dtype and not (mode.latent == "float64" and dtype == 3):
         raise bad(f"latent dtype {dtype} in a {mode.name!r} packet")
     if masked != (mode.region == "key" and dtype == 1) or (f["flags"] & FLAG_MASK_ZLIB and not masked):
@@ -148,6 +153,10 @@ def check_fields(f: dict[str, int], mode: ModeInfo) -> None:
         return
     if h * w > MAX_CELLS:
         raise bad(f"latent [{c},{h},{w}] is larger than any real image's")
+    if dtype == ANALOG_DTYPE:
+        if f["latent"] != 8 + 8 * c + crc:  # gensc.common.wire.analog.side_len
+            raise bad(f"analog side information of {f['latent']} bytes for {c} channels")
+        return
     if dtype in FLOAT_DTYPES:
         if f["latent"] != c * h * w * FLOAT_DTYPES[dtype].itemsize + crc:
             raise bad(f"float latent section of {f['latent']} bytes for [{c},{h},{w}]")

@@ -4,14 +4,16 @@ gensc.channel.analog), the few numbers the receiver needs to read them go digita
 A packet whose header says latent dtype 5 (``analog``) carries its latent [C, H, W] outside the
 body: ``Wire.analog`` (float32 [n]) travels beside the header and body bytes (proto ``Frame.analog``)
 and comes back noisy with each symbol's noise variance (``ReceivedFrame.analog`` /
-``analog_noise_var``). The body's latent section holds the side information, float32
-little-endian, with its CRC32 like every section::
+``analog_noise_var``). The side information goes in the header's params (so with the header's
+strong code and CRC: at an SNR where the body's code fails, the analog part still arrives
+readable; the packet has no latent section), float32 little-endian::
 
     off  size  field
       0     4  a: the frame amplitude (values sent = values / a; unit average symbol energy)
       4     4  r: repeats, 1..MAX_REPEATS (each latent value is sent r times, copy after copy)
-      8    4C  mean[C]: per-channel mean subtracted before sending
-    8+4C   4C  std[C]: per-channel standard deviation divided out before sending
+      8    4C  mean[C]: per-channel mean subtracted before sending        } left out (8 bytes in
+    8+4C   4C  std[C]: per-channel standard deviation divided out before  } all) when mean = 0
+                   sending                                                  } and std = 1
 
 so ``n = r * C * H * W`` values: ``v = ((z - mean) / std).ravel()`` tiled ``r`` times, over ``a``.
 The receiver (:func:`receive`) undoes that and combines the ``r`` copies by maximum-ratio
@@ -33,9 +35,9 @@ DTYPE_ID = 5
 MAX_REPEATS = 16
 
 
-def side_len(c: int) -> int:
-    """Bytes of side information for ``c`` channels (before the CRC): 8 + 8 c."""
-    return 8 + 8 * c
+def side_len(c: int, standardised: bool = True) -> int:
+    """Bytes of side information for ``c`` channels: 8 + 8 c, or 8 without the channel stats."""
+    return 8 + 8 * c if standardised else 8
 
 
 @dataclass(frozen=True)
@@ -74,10 +76,11 @@ class AnalogLatent:
         return cls((v / a).astype(np.float32), tuple(int(d) for d in z.shape), a, repeats, mean, std)
 
     def side(self) -> bytes:
-        """The side information bytes (layout in the module docstring), CRC not included."""
-        return struct.pack("<ff", self.amplitude, float(self.repeats)) + (
-            np.asarray(self.mean, "<f4").tobytes() + np.asarray(self.std, "<f4").tobytes()
-        )
+        """The side information bytes (layout in the module docstring)."""
+        head = struct.pack("<ff", self.amplitude, float(self.repeats))
+        if not np.any(self.mean) and np.all(np.asarray(self.std) == 1):
+            return head
+        return head + np.asarray(self.mean, "<f4").tobytes() + np.asarray(self.std, "<f4").tobytes()
 
 
 @dataclass(frozen=True)
@@ -100,11 +103,14 @@ class ReceivedLatent:
 
 def parse_side(data: bytes, c: int) -> tuple[float, int, np.ndarray, np.ndarray]:
     """(amplitude, repeats, mean [C], std [C]); ValueError for values no sender writes."""
-    if len(data) != side_len(c):
-        raise ValueError(f"analog side information is {len(data)} bytes, expected {side_len(c)}")
+    if len(data) not in (side_len(c), side_len(c, False)):
+        raise ValueError(f"analog side information is {len(data)} bytes, expected {side_len(c)} or 8")
     a, r = struct.unpack("<ff", data[:8])
-    arr = np.frombuffer(data[8:], "<f4")
-    mean, std = arr[:c].copy(), arr[c:].copy()
+    if len(data) == 8:
+        mean, std = np.zeros(c, np.float32), np.ones(c, np.float32)
+    else:
+        arr = np.frombuffer(data[8:], "<f4")
+        mean, std = arr[:c].copy(), arr[c:].copy()
     if not (np.isfinite(a) and a > 0 and r == int(r) and 1 <= r <= MAX_REPEATS):
         raise ValueError(f"analog side information: amplitude {a}, repeats {r}")
     if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)):

@@ -11,8 +11,8 @@ Header (little-endian), ``HEADER_LEN`` = 30 bytes + ``8 * C`` for dtype 1::
       2    1  layout version (VERSION = 2)
       3    1  mode wire id (gensc.common.modes)
       4    1  latent dtype id: 0 none, 1 quantised codes, 3 float32, 4 float64, 5 analog (the
-                 values go as channel symbols beside the body; the latent section holds their
-                 side information: gensc.common.wire.analog), 8 image file
+                 values go as channel symbols beside the body, no latent section; their side
+                 information is the params: gensc.common.wire.analog), 8 image file
       5    1  quantisation bits (1..8 for dtype 1, else 0)
       6    1  latent channels C (3 for an image file)
       7    1  flags: bit0 NO_CRC   sections carry no CRC32 (paper mode's raw layout)
@@ -28,12 +28,13 @@ Header (little-endian), ``HEADER_LEN`` = 30 bytes + ``8 * C`` for dtype 1::
      11    1  strength hint: 0 none, k in 1..100 = img2img strength k/100 chosen by the sender
      12    2  H: latent height (pixels for an image file)
      14    2  W: latent width
-     16    2  params length: 8 * C for dtype 1, else 0 (they sit in the header, below)
+     16    2  params length: 8 * C for dtype 1, 8 + 8 * C or 8 for dtype 5, else 0 (below)
      18    2  text section length
      20    2  mask section length
      22    4  latent section length
-     26   8C  params (dtype 1 only): C x float32 scale, then C x float32 offset
-   26+8C   4  CRC32 (zlib) of every header byte before it
+     26   8C  params (dtype 1): C x float32 scale, then C x float32 offset; (dtype 5, 8 + 8C
+              bytes, or 8): float32 amplitude, float32 repeats, [C x float32 mean, C x float32 std]
+   26+P    4  CRC32 (zlib) of every header byte before it (P: the params length)
 
 The mode ids are gensc.common.wire.modes' table; the codec ids gensc.common.wire.codecs'.
 ``parse_header`` checks every field against the others and against the mode's table entry
@@ -87,7 +88,7 @@ def parse_header(header: bytes) -> dict[str, int]:
     Returns the fields by name; ``scale`` and ``offset`` (float32 [C]) when dtype is 1.
     """
     header = bytes(header)
-    if not HEADER_LEN <= len(header) <= HEADER_LEN + 8 * MAX_CHANNELS:
+    if not HEADER_LEN <= len(header) <= HEADER_LEN + 8 + 8 * MAX_CHANNELS:
         raise PacketLost(f"header is {len(header)} bytes, expected {HEADER_LEN} + 8 per latent channel")
     (crc,) = struct.unpack("<I", header[-4:])
     if zlib.crc32(header[:-4]) != crc:
@@ -104,6 +105,8 @@ def parse_header(header: bytes) -> dict[str, int]:
     if f["dtype_id"] == 1:
         params = np.frombuffer(header[HEADER.size : -4], dtype="<f4")
         f["scale"], f["offset"] = params[: f["c"]].copy(), params[f["c"] :].copy()
+    if f["dtype_id"] == ANALOG_DTYPE:
+        f["side"] = header[HEADER.size : -4]  # gensc.common.wire.analog reads it
     return f
 
 
@@ -137,13 +140,21 @@ def check_fields(f: dict[str, int], mode: ModeInfo) -> None:
         raise bad(f"latent dtype {dtype} in a {mode.name!r} packet")
     if masked != (mode.region == "key" and dtype == 1) or (f["flags"] & FLAG_MASK_ZLIB and not masked):
         raise bad(f"mask flags 0x{f['flags']:02x} in a {mode.name!r} packet")
-    if dtype != 1 and (f["bits"] or f["params"] or f["block_log2"] or f["latent_codec"]):
+    if dtype != 1 and (
+        f["bits"] or (f["params"] and dtype != ANALOG_DTYPE) or f["block_log2"] or f["latent_codec"]
+    ):
         raise bad("quantisation fields set without a quantised latent")
     if not masked and f["mask"]:
         raise bad("a mask section without the mask flag")
     if dtype == 0:
         if c or h or w or f["latent"]:
             raise bad("a latent shape or section without a latent dtype")
+        return
+    if dtype == ANALOG_DTYPE:
+        if not (1 <= c <= MAX_CHANNELS and h >= 1 and w >= 1) or h * w > MAX_CELLS or f["latent"]:
+            raise bad(f"analog latent [{c},{h},{w}] with a latent section of {f['latent']} bytes")
+        if f["params"] not in (8, 8 + 8 * c):  # gensc.common.wire.analog.side_len
+            raise bad(f"{f['params']} bytes of analog side information for {c} channels")
         return
     if not (1 <= c <= MAX_CHANNELS and h >= 1 and w >= 1) or f["latent"] == 0:
         raise bad(f"latent [{c},{h},{w}] of {f['latent']} bytes")
@@ -153,10 +164,6 @@ def check_fields(f: dict[str, int], mode: ModeInfo) -> None:
         return
     if h * w > MAX_CELLS:
         raise bad(f"latent [{c},{h},{w}] is larger than any real image's")
-    if dtype == ANALOG_DTYPE:
-        if f["latent"] != 8 + 8 * c + crc:  # gensc.common.wire.analog.side_len
-            raise bad(f"analog side information of {f['latent']} bytes for {c} channels")
-        return
     if dtype in FLOAT_DTYPES:
         if f["latent"] != c * h * w * FLOAT_DTYPES[dtype].itemsize + crc:
             raise bad(f"float latent section of {f['latent']} bytes for [{c},{h},{w}]")

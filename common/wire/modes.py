@@ -134,7 +134,7 @@ MODES: dict[str, ModeInfo] = {
             "analog",
             "full",
             "the caption digitally, the VAE latent as analog symbols (hybrid digital-analog)",
-            module=f"{_PACKAGE}.analog_latent",
+            module=f"{_PACKAGE}.text_analog_latent",
         ),
         ModeInfo(
             "deepjscc",

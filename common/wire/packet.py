@@ -194,7 +194,7 @@ def encode(p: Packet) -> Wire:
         if p.mask is not None:
             raise ValueError("a key mask needs a quantised latent")
         dtype_id, (c, h, w) = analog_latent.DTYPE_ID, p.latent.shape
-        latent = seal(p.latent.side(), crc)
+        params = p.latent.side()  # in the header, with its strong code: no latent section
     elif p.latent is not None:
         arr = np.asarray(p.latent)
         dtype_id = {np.dtype(np.float32): 3, np.dtype(np.float64): 4}.get(arr.dtype)
@@ -325,8 +325,8 @@ def parse(
         decode_floats(f, sections["latent"], out)
     elif f["dtype_id"] == 1:
         decode_quantised(f, sections, chunks["latent"], crc, out, salvage)
-    elif f["dtype_id"] == analog_latent.DTYPE_ID and "latent" in sections:
-        _read_analog(f, sections["latent"], analog, out)
+    elif f["dtype_id"] == analog_latent.DTYPE_ID:
+        _read_analog(f, f["side"], analog, out)
     return out
 
 

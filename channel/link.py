@@ -42,6 +42,9 @@ Report conventions (:class:`ChannelReport`):
 * an erased packet (probability ``erasure_prob``) delivers zeros for the body and, unless the
   header is ideal, the header (``header_ok`` False); its errors are counted against the zeros
   (``bit_errors_raw`` = ones among the coded bits). Airtime is still spent.
+* ``symbol_sample``: with ``LinkConfig.symbol_sample = n`` > 0, ``n`` of the body's received
+  symbols after equalisation (its main part: with UEP, the unprotected one), picked at evenly
+  spaced positions, I/Q interleaved; empty for an erased packet (nothing was received).
 
 Randomness: packet ``i`` sent with ``seed=None`` uses ``SeedSequence(config.seed, spawn_key=(0,
 i))``; with an explicit ``seed`` it uses ``spawn_key=(1, seed)``, so ``(config.seed, seed)``
@@ -111,9 +114,16 @@ class ChannelReport:
     analog_values: int = 0  # reals sent as analog symbols (gensc.channel.analog)
     analog_symbols: int = 0  # of ``symbols``: ceil(analog_values / 2)
     analog_noise_var: float = 0.0  # mean complex noise variance of the analog symbols after equalisation
+    symbol_sample: tuple[float, ...] = ()  # I/Q interleaved received symbols (LinkConfig.symbol_sample)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The fields as a dict; ``symbol_sample`` only when the link was asked for one."""
+        d = dataclasses.asdict(self)
+        if not d["symbol_sample"]:
+            del d["symbol_sample"]
+        else:
+            d["symbol_sample"] = list(d["symbol_sample"])
+        return d
 
 
 @dataclass(frozen=True)
@@ -423,6 +433,7 @@ class Link:
             sent[0].symbols.size if k else 0,
             popcount_xor(delivered[:k], data[:k]),
             _extra(n_head, values, received),
+            self._sample(rx[-1].y),
         )
         return LinkOutput(header=bytes(header_rx), body=delivered.tobytes(), report=report, analog=received)
 
@@ -509,6 +520,7 @@ class Link:
         protected_symbols,
         protected_errors,
         extra: dict[str, Any],
+        sample: tuple[float, ...] = (),
     ) -> ChannelReport:
         cfg = self.config
         return ChannelReport(
@@ -535,7 +547,18 @@ class Link:
             protected_symbols=int(protected_symbols),
             protected_bit_errors=int(protected_errors),
             **extra,
+            symbol_sample=sample,
         )
+
+    def _sample(self, y: np.ndarray) -> tuple[float, ...]:
+        """``config.symbol_sample`` of the equalised symbols ``y`` (the body's main part, as its
+        demapper saw them), evenly spread, as I/Q interleaved floats; fewer when ``y`` is shorter.
+        Reads no random numbers, so the packet's draws are the same with or without a sample."""
+        n = min(self.config.symbol_sample, y.size)
+        if n == 0:
+            return ()
+        picks = y[np.linspace(0, y.size - 1, n).round().astype(np.int64)].astype(np.complex64)
+        return tuple(np.stack([picks.real, picks.imag], axis=1).ravel().tolist())
 
 
 def _extra(n_head: int, values: np.ndarray | None, received: AnalogReceived | None) -> dict[str, Any]:

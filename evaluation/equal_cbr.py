@@ -292,7 +292,19 @@ def gensc_latent_packet(z: np.ndarray, budget: int) -> tuple[bytes, bytes, int] 
     return None
 
 
+_DECODED: dict[bytes, np.ndarray | None] = {}  # body digest -> image: an intact body decodes the same
+
+
 def gensc_latent_receive(models: MiniLatent, header: bytes, body: bytes) -> np.ndarray | None:
+    """Parse and VAE-decode a received ``latent`` packet (None when nothing usable arrived); the
+    same bytes are decoded once (most points above the threshold deliver the body intact)."""
+    key = hashlib.sha1(header + body).digest()
+    if key not in _DECODED:
+        _DECODED[key] = _gensc_latent_decode(models, header, body)
+    return _DECODED[key]
+
+
+def _gensc_latent_decode(models: MiniLatent, header: bytes, body: bytes) -> np.ndarray | None:
     from gensc.common.errors import PacketLost
     from gensc.common.latent import fill_missing
     from gensc.common.wire.packet import parse

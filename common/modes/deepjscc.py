@@ -32,7 +32,10 @@ class DeepJSCCMode(Mode):
         pkt = job.packet
         if pkt.analog is None:
             raise PacketLost("the DeepJSCC code did not arrive (no analog values)")
-        image = job.models.jscc_decode(pkt.analog.latent, pkt.analog.noise_var)
+        try:
+            image = job.models.jscc_decode(pkt.analog.latent, pkt.analog.noise_var)
+        except ValueError as e:  # a code no committed model has (a header no real sender wrote)
+            raise PacketLost(f"deepjscc code {list(pkt.analog.latent.shape)} unreadable: {e}") from None
         if image.shape[:2] != (job.size, job.size):
             job.notes.append(f"deepjscc image is {image.shape[1]}x{image.shape[0]}; resized to {job.size}")
             image = resize(image, job.size)

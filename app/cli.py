@@ -14,6 +14,7 @@ gensc channel ber | channel bench                        link simulator checks
 gensc payload | eval                                     bytes per packet part; SNR sweeps
 gensc finetune --out DIR                                 train a LoRA adapter for the receiver
 gensc train-mini                                         train the mini profile's models on the CPU
+gensc train-jscc --out DIR [--cbr 1/48]                  train the DeepJSCC baseline on the CPU
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ COMMANDS = {  # gensc <command>: the module and its function that adds it to the
     "finetune": ("gensc.training.finetune", "add_command"),
     "eval": ("gensc.evaluation.cli", "add_command"),
     "train-mini": ("gensc.training.train_mini", "add_command"),
+    "train-jscc": ("gensc.training.train_jscc", "add_command"),
 }
 
 

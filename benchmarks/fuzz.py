@@ -33,6 +33,7 @@ from gensc.common.errors import PacketLost
 from gensc.common.files import json_text, write_json
 from gensc.common.net.rpc import create_channel
 from gensc.common.net.rpc_config import RpcConfig
+from gensc.common.wire.analog import AnalogLatent
 from gensc.common.wire.classic import ClassicCodec
 from gensc.common.wire.header import HEADER
 from gensc.common.wire.modes import MODES
@@ -75,6 +76,9 @@ def valid_packets(seed: int = 0) -> list[tuple[str, bytes, bytes]]:
                     pkt = Packet(mode, caption, raw, text_codec="ascii-bits", raw_sections=True)
                 elif mode == "classic":
                     pkt = Packet(mode, image=ClassicCodec("jpeg", 400 * hw[0]).compress(photo).data)
+                elif MODES[mode].latent == "analog":  # the values travel beside the bytes
+                    text = caption if MODES[mode].caption else b""
+                    pkt = Packet(mode, text, AnalogLatent.from_latent(x), block_cells=kw["block_cells"])
                 else:
                     pkt = Packet(mode, caption, **kw)
                 out.append((f"{mode}/{codec}/{hw[0]}x{hw[1]}", *to_wire(pkt)))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -68,6 +69,15 @@ class ExampleModels:
 
     def prompt(self, image: np.ndarray, region: np.ndarray | None) -> tuple[str, list[str]]:
         return self.text, []
+
+    def jscc_encode(
+        self, image: np.ndarray, snr_db: float, cbr: str
+    ) -> tuple[np.ndarray, tuple[int, int, int]]:
+        """A unit-energy code of DeepJSCC's shape for ``cbr`` (C = 384 x CBR on an S/8 grid)."""
+        c = round(384 * float(Fraction(cbr)))
+        h, w = image.shape[0] // 8, image.shape[1] // 8
+        v = np.random.default_rng(0).standard_normal(c * h * w).astype(np.float32)
+        return v / np.float32(np.sqrt(np.dot(v, v) / (v.size // 2))), (c, h, w)
 
 
 def payload_table(
@@ -156,7 +166,12 @@ def _part(name: str, n: int, m, shape, bits: int, codecs: dict[str, str]) -> dic
     c, h, w = shape
     what = {
         "header": ("fixed fields + CRC32", "-"),
-        "params": (f"[2,{c}] scale/offset (in the header)", "float32"),
+        "params": (
+            "analog side info (in the header)"
+            if m.latent == "analog"
+            else f"[2,{c}] scale/offset (in the header)",
+            "float32",
+        ),
         "caption": (
             f"[{ASCII_CHARS}] ASCII, 1 bit per byte" if codecs["text"] == "ascii-bits" else "text",
             f"UTF-8 via {codecs['text']}" if codecs["text"] != "ascii-bits" else "Int 8",

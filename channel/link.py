@@ -27,8 +27,16 @@ Report conventions (:class:`ChannelReport`):
 
 * ``info_bits`` = 8 * len(body); ``coded_bits`` = body bits on air after all coding (CRC, RS,
   LDPC; before padding to whole symbols);
-* ``symbols`` = every symbol on air for the packet: header (unless ``ideal_header``), body and
-  pilots; ``airtime_s = symbols / symbol_rate_hz + propagation_delay_s``;
+* ``symbols`` = every symbol on air for the packet: header (unless ``ideal_header``), body,
+  analog values and pilots; ``airtime_s = symbols / symbol_rate_hz + propagation_delay_s``;
+  ``header_symbols`` = the header's own symbols (0 with ``ideal_header``): the channel uses of
+  the payload, which a channel bandwidth ratio counts, are ``symbols - header_symbols``
+  (:meth:`Link.payload_symbols` predicts it);
+* analog values (``transmit(..., analog=v)``, gensc.channel.analog): ``ceil(n/2)`` complex symbols
+  after the body's, in the same frame and channel realisation; ``analog_values`` = n,
+  ``analog_symbols`` = their symbols (of ``symbols``), ``analog_noise_var`` = the mean complex
+  noise variance of those symbols after equalisation (N0 on AWGN; per symbol in
+  ``LinkOutput.analog``);
 * ``bit_errors_raw`` = hard-decision errors on the body's coded bits before decoding;
   ``bit_errors`` = differing bits between the body sent and the body delivered;
 * an erased packet (probability ``erasure_prob``) delivers zeros for the body and, unless the
@@ -46,6 +54,7 @@ fixes the output. ``config.seed=None`` draws fresh OS entropy once per :class:`L
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import threading
 import time
@@ -54,6 +63,8 @@ from typing import Any
 
 import numpy as np
 
+from gensc.channel import analog as analog_frames
+from gensc.channel.analog import AnalogReceived
 from gensc.channel.bits import Interleaver, Scrambler, popcount_xor
 from gensc.channel.codes import get_channel_code
 from gensc.channel.config import LinkConfig, is_int
@@ -99,6 +110,10 @@ class ChannelReport:
     protected_code: str = ""
     protected_symbols: int = 0  # of ``symbols``
     protected_bit_errors: int = 0  # of ``bit_errors``
+    header_symbols: int = 0  # of ``symbols``: the header's own (0 with ideal_header)
+    analog_values: int = 0  # reals sent as analog symbols (gensc.channel.analog)
+    analog_symbols: int = 0  # of ``symbols``: ceil(analog_values / 2)
+    analog_noise_var: float = 0.0  # mean complex noise variance of the analog symbols after equalisation
     symbol_sample: tuple[float, ...] = ()  # I/Q interleaved received symbols (LinkConfig.symbol_sample)
 
     def to_dict(self) -> dict:
@@ -113,9 +128,13 @@ class ChannelReport:
 
 @dataclass(frozen=True)
 class LinkOutput:
+    """What came off the link: the header and body bytes, the analog values with their noise
+    variances (None when the frame carried none) and the report."""
+
     header: bytes
     body: bytes
     report: ChannelReport = field(repr=False)
+    analog: AnalogReceived | None = field(default=None, repr=False)
 
 
 def _as_array(data: Any, name: str) -> np.ndarray:
@@ -211,6 +230,11 @@ class BodyChain:
             outer_rx = self.scrambler.scramble_bytes(rx_bytes)
         body_rx, crc_ok = outer_decode(self.code, outer_rx, sent.data.size)
         return body_rx, crc_ok, raw_errors
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019 - one chain per Link, kept as long as its Link
+    def symbols_for(self, n_bytes: int) -> int:
+        """Symbols ``send`` maps ``n_bytes`` bytes to (its codes and padding), by sending zeros."""
+        return int(self.send(np.zeros(int(n_bytes), np.uint8)).symbols.size)
 
     def erased_raw_errors(self, sent: _Sent) -> int:
         """Raw errors when nothing arrives (zeros delivered): the ones among the coded bits."""
@@ -328,12 +352,21 @@ class Link:
     # ------------------------------------------------------------------ transmit
 
     def transmit(
-        self, header: bytes, body: bytes, *, seed: int | None = None, protected: int = 0
+        self,
+        header: bytes,
+        body: bytes,
+        *,
+        seed: int | None = None,
+        protected: int = 0,
+        analog: np.ndarray | None = None,
     ) -> LinkOutput:
         """Send one packet; never sleeps (the caller waits ``report.airtime_s`` if realtime).
 
         ``protected``: the body's first bytes to send with the UEP settings (0..len(body));
         ignored when the config sets neither ``uep_code`` nor ``uep_modulation``.
+        ``analog``: float[n] real values to send as ``ceil(n/2)`` complex symbols after the body
+        (gensc.channel.analog: unit average symbol energy, checked; needs ``snr_kind="esn0"``);
+        they come back in ``LinkOutput.analog`` with their noise variances.
         """
         cfg = self.config
         head = _as_array(header, "header")
@@ -342,6 +375,7 @@ class Link:
             raise ValueError(
                 f"protected must be an int in 0..{data.size} (the body's length), got {protected!r}"
             )
+        values = self.check_analog(analog)
         ss = self._seed_sequence(seed)
         noise_ss, fading_ss, erasure_ss = ss.spawn(3)
 
@@ -355,14 +389,22 @@ class Link:
         if not cfg.ideal_header:
             hbits = self.header_codec.encode(head.tobytes())
             segments.insert(0, self.header_mapper.map_bits(hbits))
+        n_head = 0 if cfg.ideal_header else segments[0].size
+        if values is not None:
+            segments.append(analog_frames.to_symbols(values))
 
         erased = self.erasure.draw(np.random.default_rng(erasure_ss))
         if erased:
-            return self._erased(head, data, parts, sent, segments, snr, k)
+            return self._erased(head, data, parts, sent, segments, snr, k, n_head, values)
 
         rx, n_symbols = self._channel(
             segments, snr.noise_var, NormalSource(noise_ss), np.random.default_rng(fading_ss)
         )
+        received = None
+        if values is not None:
+            a = rx.pop()
+            no_eff = np.broadcast_to(np.asarray(a.no, np.float32), a.y.shape).copy()
+            received = AnalogReceived(analog_frames.from_symbols(a.y, values.size), no_eff)
 
         if cfg.ideal_header:
             header_rx, header_ok = head.tobytes(), True
@@ -390,11 +432,50 @@ class Link:
             k,
             sent[0].symbols.size if k else 0,
             popcount_xor(delivered[:k], data[:k]),
+            _extra(n_head, values, received),
             self._sample(rx[-1].y),
         )
-        return LinkOutput(header=bytes(header_rx), body=delivered.tobytes(), report=report)
+        return LinkOutput(header=bytes(header_rx), body=delivered.tobytes(), report=report, analog=received)
 
-    def _erased(self, head, data, parts, sent, segments, snr, k) -> LinkOutput:
+    def check_analog(self, analog: np.ndarray | None) -> np.ndarray | None:
+        """The analog values as float32[n] (None when there are none); ValueError when the link
+        cannot send them (an Eb/N0 link) or their energy is not unit (gensc.channel.analog)."""
+        if analog is None or np.size(analog) == 0:
+            return None
+        if self.config.snr_kind != "esn0":
+            raise ValueError(
+                "analog values need a link with snr_kind='esn0' (Eb/N0 is undefined for values "
+                f"that are not bits), got {self.config.snr_kind!r}"
+            )
+        values = analog_frames.check_values(analog)
+        analog_frames.check_energy(values)
+        return values
+
+    def header_symbols(self, n_header_bytes: int) -> int:
+        """Symbols the header code puts on air for a header of ``n_header_bytes`` (0 with
+        ``ideal_header``)."""
+        if self.config.ideal_header:
+            return 0
+        return int(self.header_codec.encode(bytes(int(n_header_bytes))).size)
+
+    def payload_symbols(
+        self, n_header_bytes: int, n_body_bytes: int, protected: int = 0, n_values: int = 0
+    ) -> int:
+        """The channel uses a packet's payload takes: ``report.symbols - report.header_symbols``
+        for a header and body of these lengths and ``n_values`` analog values (body parts,
+        analog symbols and every pilot of the frame), computed by the same chains that send them."""
+        if not is_int(n_body_bytes) or not 0 <= protected <= n_body_bytes:
+            raise ValueError(f"need 0 <= protected <= n_body_bytes, got {protected}, {n_body_bytes}")
+        k = protected if self.uep is not None else 0
+        sizes = [(self.uep, k), (self.body, n_body_bytes - k)] if k else [(self.body, n_body_bytes)]
+        body = sum(chain.symbols_for(n) for chain, n in sizes if n or chain is self.body)
+        n_head = self.header_symbols(n_header_bytes)
+        total = n_head + body + analog_frames.symbols_for(n_values)
+        if self.pilots is not None:
+            total = self.pilots.frame_length(total)
+        return int(total - n_head)
+
+    def _erased(self, head, data, parts, sent, segments, snr, k, n_head, values) -> LinkOutput:
         """Nothing arrives: zeros are delivered; the ones among the coded bits count as raw errors."""
         cfg = self.config
         n_data = sum(s.size for s in segments)
@@ -406,6 +487,7 @@ class Link:
         header_rx = head.tobytes() if cfg.ideal_header else bytes(head.size)
         body_rx = np.zeros_like(data)
         crc_ok = _all_ok([False if chain.code.has_crc else None for chain, _ in parts])
+        received = None if values is None else analog_frames.erased(values.size)
         report = self._report(
             data.size,
             sum(x.coded_bits for x in sent),
@@ -419,8 +501,9 @@ class Link:
             k,
             sent[0].symbols.size if k else 0,
             popcount_xor(data[:k], body_rx[:k]),
+            _extra(n_head, values, received),
         )
-        return LinkOutput(header=header_rx, body=body_rx.tobytes(), report=report)
+        return LinkOutput(header=header_rx, body=body_rx.tobytes(), report=report, analog=received)
 
     def _report(
         self,
@@ -436,6 +519,7 @@ class Link:
         protected,
         protected_symbols,
         protected_errors,
+        extra: dict[str, Any],
         sample: tuple[float, ...] = (),
     ) -> ChannelReport:
         cfg = self.config
@@ -462,6 +546,7 @@ class Link:
             protected_code=self.uep.code.name if protected else "",
             protected_symbols=int(protected_symbols),
             protected_bit_errors=int(protected_errors),
+            **extra,
             symbol_sample=sample,
         )
 
@@ -474,6 +559,18 @@ class Link:
             return ()
         picks = y[np.linspace(0, y.size - 1, n).round().astype(np.int64)].astype(np.complex64)
         return tuple(np.stack([picks.real, picks.imag], axis=1).ravel().tolist())
+
+
+def _extra(n_head: int, values: np.ndarray | None, received: AnalogReceived | None) -> dict[str, Any]:
+    """The report's header and analog fields."""
+    if values is None:
+        return {"header_symbols": int(n_head)}
+    return {
+        "header_symbols": int(n_head),
+        "analog_values": int(values.size),
+        "analog_symbols": int(received.noise_var.size),
+        "analog_noise_var": float(np.mean(received.noise_var, dtype=np.float64)),
+    }
 
 
 def _all_ok(flags: list[bool | None]) -> bool | None:

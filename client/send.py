@@ -81,6 +81,8 @@ class SendOptions(Config):
     guidance: float | None = None
     seed: int | None = setting(None, flag="--diffusion-seed", help="the receiver's diffusion seed")
     link: dict[str, Any] = setting(default_factory=dict, flag=None)  # LinkConfig overrides: {"snr_db": 5}
+    analog_repeats: int | None = setting(None, help="latent~ / text+latent~: times each latent value is sent")
+    jscc_cbr: str | None = setting(None, help="deepjscc: the model by its CBR (1/96, 1/48, 1/24)")
     window: int = setting(1, help="images in flight at once (1: latencies without queueing)")
     retries: int = setting(
         3,
@@ -110,6 +112,9 @@ def _request(item_id: str, name: str, data: bytes, o: SendOptions) -> pb.Transmi
     )
     if o.quant_bits is not None:
         req.quant_bits = o.quant_bits
+    if o.analog_repeats is not None:
+        req.analog_repeats = o.analog_repeats
+    req.jscc_cbr = o.jscc_cbr or ""
     for name_ in ("strength", "steps", "guidance", "seed"):
         if getattr(o, name_) is not None:
             setattr(req.recon, name_, getattr(o, name_))

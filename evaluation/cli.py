@@ -4,6 +4,8 @@
         --snr-kind esn0 --modulation 16qam --code ldpc-1/2 --out DIR
     gensc eval --preset paper001 --images FLICKR8K_DIR --out DIR      (the papers' settings)
     gensc eval plot DIR/results.json                                 (plots again, from JSON only)
+    gensc eval --cbr 1/48 --snr-db -5:20:1 --cbr-photos test --out F.json  (equal channel uses:
+                                                  separation, gensc digital, DeepJSCC, latent~)
 
 In process by default: the profile's SenderPipeline and ReceiverPipeline are loaded once, one
 link is built per SNR point, and each (mode, image) is encoded once and sent at every SNR point.
@@ -40,7 +42,7 @@ from pathlib import Path
 
 from gensc.common.config import AUTO
 from gensc.common.errors import ModelUnavailable
-from gensc.evaluation import plots
+from gensc.evaluation import equal_cbr, plots
 from gensc.evaluation.config import (
     PRESETS,
     RECEIVER,
@@ -74,6 +76,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="receiver settings for one mode only, e.g. text:guidance=7.5 (repeatable)",
     )
     MetricConfig.add_arguments(p, unset=True, dest_prefix=METRIC_DEST, title="metrics")
+    equal_cbr.add_arguments(p)
     g = p.add_argument_group(RUN)
     g.add_argument("--out", default="eval-out", help="output folder")
     g.add_argument("--overwrite", action="store_true", help="discard finished rows in OUT and start again")
@@ -103,6 +106,12 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.cbr:  # every scheme at equal channel uses (gensc.evaluation.equal_cbr)
+        snr = args.snr_db if args.snr_db is not None else EvalConfig().snr_db
+        out = Path(args.out)
+        return equal_cbr.run_from_args(
+            args, tuple(snr), out if out.suffix == ".json" else out / "equal_cbr.json"
+        )
     try:
         config = config_from_args(args)
         harness = Harness(config, args.out, progress=not args.no_progress, overwrite=args.overwrite)

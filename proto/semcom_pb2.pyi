@@ -41,7 +41,7 @@ class ItemError(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., stage: _Optional[str] = ...) -> None: ...
 
 class ChannelReport(_message.Message):
-    __slots__ = ("modulation", "code", "snr_db", "snr_kind", "esn0_db", "ebn0_db", "info_bits", "coded_bits", "symbols", "airtime_s", "bit_errors_raw", "bit_errors", "header_ok", "body_crc_ok", "ideal_header", "fading", "erased", "protected_bytes", "protected_modulation", "protected_code", "protected_symbols", "protected_bit_errors", "symbol_sample")
+    __slots__ = ("modulation", "code", "snr_db", "snr_kind", "esn0_db", "ebn0_db", "info_bits", "coded_bits", "symbols", "airtime_s", "bit_errors_raw", "bit_errors", "header_ok", "body_crc_ok", "ideal_header", "fading", "erased", "protected_bytes", "protected_modulation", "protected_code", "protected_symbols", "protected_bit_errors", "symbol_sample", "header_symbols", "analog_values", "analog_symbols", "analog_noise_var")
     MODULATION_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     SNR_DB_FIELD_NUMBER: _ClassVar[int]
@@ -65,6 +65,10 @@ class ChannelReport(_message.Message):
     PROTECTED_SYMBOLS_FIELD_NUMBER: _ClassVar[int]
     PROTECTED_BIT_ERRORS_FIELD_NUMBER: _ClassVar[int]
     SYMBOL_SAMPLE_FIELD_NUMBER: _ClassVar[int]
+    HEADER_SYMBOLS_FIELD_NUMBER: _ClassVar[int]
+    ANALOG_VALUES_FIELD_NUMBER: _ClassVar[int]
+    ANALOG_SYMBOLS_FIELD_NUMBER: _ClassVar[int]
+    ANALOG_NOISE_VAR_FIELD_NUMBER: _ClassVar[int]
     modulation: str
     code: str
     snr_db: float
@@ -88,7 +92,11 @@ class ChannelReport(_message.Message):
     protected_symbols: int
     protected_bit_errors: int
     symbol_sample: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, modulation: _Optional[str] = ..., code: _Optional[str] = ..., snr_db: _Optional[float] = ..., snr_kind: _Optional[str] = ..., esn0_db: _Optional[float] = ..., ebn0_db: _Optional[float] = ..., info_bits: _Optional[int] = ..., coded_bits: _Optional[int] = ..., symbols: _Optional[int] = ..., airtime_s: _Optional[float] = ..., bit_errors_raw: _Optional[int] = ..., bit_errors: _Optional[int] = ..., header_ok: _Optional[bool] = ..., body_crc_ok: _Optional[bool] = ..., ideal_header: _Optional[bool] = ..., fading: _Optional[str] = ..., erased: _Optional[bool] = ..., protected_bytes: _Optional[int] = ..., protected_modulation: _Optional[str] = ..., protected_code: _Optional[str] = ..., protected_symbols: _Optional[int] = ..., protected_bit_errors: _Optional[int] = ..., symbol_sample: _Optional[_Iterable[float]] = ...) -> None: ...
+    header_symbols: int
+    analog_values: int
+    analog_symbols: int
+    analog_noise_var: float
+    def __init__(self, modulation: _Optional[str] = ..., code: _Optional[str] = ..., snr_db: _Optional[float] = ..., snr_kind: _Optional[str] = ..., esn0_db: _Optional[float] = ..., ebn0_db: _Optional[float] = ..., info_bits: _Optional[int] = ..., coded_bits: _Optional[int] = ..., symbols: _Optional[int] = ..., airtime_s: _Optional[float] = ..., bit_errors_raw: _Optional[int] = ..., bit_errors: _Optional[int] = ..., header_ok: _Optional[bool] = ..., body_crc_ok: _Optional[bool] = ..., ideal_header: _Optional[bool] = ..., fading: _Optional[str] = ..., erased: _Optional[bool] = ..., protected_bytes: _Optional[int] = ..., protected_modulation: _Optional[str] = ..., protected_code: _Optional[str] = ..., protected_symbols: _Optional[int] = ..., protected_bit_errors: _Optional[int] = ..., symbol_sample: _Optional[_Iterable[float]] = ..., header_symbols: _Optional[int] = ..., analog_values: _Optional[int] = ..., analog_symbols: _Optional[int] = ..., analog_noise_var: _Optional[float] = ...) -> None: ...
 
 class ReconOptions(_message.Message):
     __slots__ = ("strength", "steps", "guidance", "seed")
@@ -156,47 +164,59 @@ class KeyMask(_message.Message):
     def __init__(self, rows: _Optional[int] = ..., cols: _Optional[int] = ..., bits: _Optional[bytes] = ...) -> None: ...
 
 class TransmitRequest(_message.Message):
-    __slots__ = ("item_id", "image", "mode", "quant_bits", "recon", "link_overrides")
+    __slots__ = ("item_id", "image", "mode", "quant_bits", "recon", "link_overrides", "analog_repeats", "jscc_cbr")
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     QUANT_BITS_FIELD_NUMBER: _ClassVar[int]
     RECON_FIELD_NUMBER: _ClassVar[int]
     LINK_OVERRIDES_FIELD_NUMBER: _ClassVar[int]
+    ANALOG_REPEATS_FIELD_NUMBER: _ClassVar[int]
+    JSCC_CBR_FIELD_NUMBER: _ClassVar[int]
     item_id: str
     image: Image
     mode: str
     quant_bits: int
     recon: ReconOptions
     link_overrides: _struct_pb2.Struct
-    def __init__(self, item_id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., mode: _Optional[str] = ..., quant_bits: _Optional[int] = ..., recon: _Optional[_Union[ReconOptions, _Mapping]] = ..., link_overrides: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    analog_repeats: int
+    jscc_cbr: str
+    def __init__(self, item_id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., mode: _Optional[str] = ..., quant_bits: _Optional[int] = ..., recon: _Optional[_Union[ReconOptions, _Mapping]] = ..., link_overrides: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., analog_repeats: _Optional[int] = ..., jscc_cbr: _Optional[str] = ...) -> None: ...
 
 class Frame(_message.Message):
-    __slots__ = ("item_id", "recon", "link_overrides", "header", "body", "protected_bytes")
+    __slots__ = ("item_id", "recon", "link_overrides", "header", "body", "protected_bytes", "analog", "analog_values")
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     RECON_FIELD_NUMBER: _ClassVar[int]
     LINK_OVERRIDES_FIELD_NUMBER: _ClassVar[int]
     HEADER_FIELD_NUMBER: _ClassVar[int]
     BODY_FIELD_NUMBER: _ClassVar[int]
     PROTECTED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    ANALOG_FIELD_NUMBER: _ClassVar[int]
+    ANALOG_VALUES_FIELD_NUMBER: _ClassVar[int]
     item_id: str
     recon: ReconOptions
     link_overrides: _struct_pb2.Struct
     header: bytes
     body: bytes
     protected_bytes: int
-    def __init__(self, item_id: _Optional[str] = ..., recon: _Optional[_Union[ReconOptions, _Mapping]] = ..., link_overrides: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., header: _Optional[bytes] = ..., body: _Optional[bytes] = ..., protected_bytes: _Optional[int] = ...) -> None: ...
+    analog: bytes
+    analog_values: int
+    def __init__(self, item_id: _Optional[str] = ..., recon: _Optional[_Union[ReconOptions, _Mapping]] = ..., link_overrides: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., header: _Optional[bytes] = ..., body: _Optional[bytes] = ..., protected_bytes: _Optional[int] = ..., analog: _Optional[bytes] = ..., analog_values: _Optional[int] = ...) -> None: ...
 
 class ReceivedFrame(_message.Message):
-    __slots__ = ("item_id", "header", "body", "recon", "report")
+    __slots__ = ("item_id", "header", "body", "recon", "report", "analog", "analog_noise_var")
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     HEADER_FIELD_NUMBER: _ClassVar[int]
     BODY_FIELD_NUMBER: _ClassVar[int]
     RECON_FIELD_NUMBER: _ClassVar[int]
     REPORT_FIELD_NUMBER: _ClassVar[int]
+    ANALOG_FIELD_NUMBER: _ClassVar[int]
+    ANALOG_NOISE_VAR_FIELD_NUMBER: _ClassVar[int]
     item_id: str
     header: bytes
     body: bytes
     recon: ReconOptions
     report: ChannelReport
-    def __init__(self, item_id: _Optional[str] = ..., header: _Optional[bytes] = ..., body: _Optional[bytes] = ..., recon: _Optional[_Union[ReconOptions, _Mapping]] = ..., report: _Optional[_Union[ChannelReport, _Mapping]] = ...) -> None: ...
+    analog: bytes
+    analog_noise_var: bytes
+    def __init__(self, item_id: _Optional[str] = ..., header: _Optional[bytes] = ..., body: _Optional[bytes] = ..., recon: _Optional[_Union[ReconOptions, _Mapping]] = ..., report: _Optional[_Union[ChannelReport, _Mapping]] = ..., analog: _Optional[bytes] = ..., analog_noise_var: _Optional[bytes] = ...) -> None: ...

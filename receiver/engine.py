@@ -377,6 +377,16 @@ class QueuedModels:
     def decode(self, latent: np.ndarray, known: np.ndarray | None = None) -> np.ndarray:
         return self._wait(Work("decode", latent.shape[-1] * 8, latent=latent, known=known))
 
+    def jscc_decode(self, code: np.ndarray, noise_var: np.ndarray) -> np.ndarray:
+        """DeepJSCC's decoder on this item's thread (a small CPU model; it needs no engine turn): the
+        committed model whose C is ``code``'s (gensc.models.deepjscc.for_code)."""
+        from gensc.models import deepjscc  # torch is loaded already; the weights on first use
+
+        model = deepjscc.for_code(code.shape[0])
+        values = np.ascontiguousarray(code, np.float32).ravel()
+        symbol_var = 2.0 * np.ascontiguousarray(noise_var, np.float32).ravel()[0::2]
+        return deepjscc.decode_values(model, values, symbol_var, tuple(code.shape))
+
     def _latent_work(
         self,
         kind: str,

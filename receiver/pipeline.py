@@ -152,6 +152,9 @@ class ReceiverPipeline:
             adapters=(lambda: self._load_adapters(adapters)) if adapters else None,
         )
         self.adapters = self.diffusion.adapters  # None without --lora / --lora-by-snr
+        scheduler = self.diffusion.img2img_pipe.scheduler  # the analog modes match strength to it
+        self._alphas_cumprod = np.asarray(scheduler.alphas_cumprod, np.float64)
+        self._steps_offset = int(scheduler.config.get("steps_offset", 0))
         self._sync = device_sync(self.device)
         if self.paths.compiles(self.device):
             self._warm_up()
@@ -194,6 +197,7 @@ class ReceiverPipeline:
         snr_db: float | None = None,
         *,
         here: bool = False,
+        analog: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> Future:
         """``reconstruct`` on an item thread; the future's result is a Rebuilt (or its error).
 
@@ -201,7 +205,8 @@ class ReceiverPipeline:
         picks its SNR-keyed LoRA adapter here, at admission. Raises Overloaded at once when
         ``max_queue`` items are already in flight. ``here``: run it on the calling thread instead
         (under the same bound) and return the future done; a caller that would only wait for the
-        item saves two thread hand-offs.
+        item saves two thread hand-offs. ``analog``: the analog values that came off the link and
+        each symbol's noise variance (analog modes; see ``gensc.common.wire.packet.parse``).
         """
         adapter = self._choose(snr_db)
         if not self._slots.acquire(blocking=False):
@@ -210,14 +215,14 @@ class ReceiverPipeline:
         if here:
             fut: Future = Future()
             try:
-                fut.set_result(self._reconstruct(header, body, settings, adapter))
+                fut.set_result(self._reconstruct(header, body, settings, adapter, analog))
             except Exception as e:  # noqa: BLE001 - the future carries it, as an item thread's would
                 fut.set_exception(e)
             finally:
                 self._slots.release()
             return fut
         try:
-            fut = self._items.submit(self._reconstruct, header, body, settings, adapter)
+            fut = self._items.submit(self._reconstruct, header, body, settings, adapter, analog)
         except RuntimeError:  # the pool is shut down
             self._slots.release()
             raise ModelUnavailable("the receiver is stopping") from None
@@ -242,13 +247,16 @@ class ReceiverPipeline:
         body: bytes,
         settings: ReconSettings | None = None,
         snr_db: float | None = None,
+        *,
+        analog: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> Rebuilt:
         """Raises PacketLost when nothing usable arrived, InvalidInput for bad settings.
 
         ``snr_db``: the link's Es/N0 for this item (the channel report), which picks the
         SNR-keyed LoRA adapter (gensc.receiver.adapters); None when there is no report.
+        ``analog``: the analog values off the link and each symbol's noise variance, or None.
         """
-        return self._reconstruct(header, body, settings, self._choose(snr_db))
+        return self._reconstruct(header, body, settings, self._choose(snr_db), analog)
 
     def _choose(self, snr_db: float | None) -> tuple[str | None, float | None]:
         """(the item's SNR-keyed adapter or None, the Es/N0 it was chosen from)."""
@@ -260,13 +268,14 @@ class ReceiverPipeline:
         body: bytes,
         settings: ReconSettings | None,
         adapter: tuple[str | None, float | None],
+        analog: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> Rebuilt:
         watch = Stopwatch(self._sync)
         s = settings or self.defaults()
         waited: dict[str, float] = {}
         with self.engine.caller():  # on its way to the engine: batches may wait for it
             with watch.stage("parse"):
-                pkt = parse(header, body)
+                pkt = parse(header, body, analog=analog)
             notes = self.model_notes + list(pkt.notes)
             mode = get_mode(pkt.mode)
             lora: On = ()
@@ -284,6 +293,8 @@ class ReceiverPipeline:
                     size=self.profile.image_size,
                     profile=self.profile.name,
                     notes=notes,
+                    alphas_cumprod=self._alphas_cumprod,
+                    steps_offset=self._steps_offset,
                 )
                 image = mode.rebuild(job)
         with watch.stage("png"):
@@ -292,7 +303,7 @@ class ReceiverPipeline:
         return Rebuilt(image, png, {**watch.ms, **waited}, notes)
 
     def _strength(self, s: ReconSettings, pkt: ParsedPacket, mode, notes: list[str]) -> ReconSettings:
-        if s.strength is not None:
+        if s.strength is not None or mode.latent == "analog":  # analog modes match it to their noise
             return s
         candidates = (
             (pkt.strength_hint, "the sender's hint"),

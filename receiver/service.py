@@ -19,7 +19,8 @@ import queue
 import threading
 from concurrent.futures import Future
 
-from gensc.common.errors import ModelUnavailable, error_fields
+from gensc.common.errors import InvalidInput, ModelUnavailable, error_fields
+from gensc.common.net import convert
 from gensc.common.net.rpc import Refused, check_item_id
 from gensc.proto import semcom_pb2 as pb
 from gensc.proto import semcom_pb2_grpc as pb_grpc
@@ -122,7 +123,10 @@ class ReceiverServicer(pb_grpc.ReceiverServicer):
                 raise ModelUnavailable("the receiver's models are still loading; retry shortly")
             settings = settings_from_proto(frame.recon, self.pipeline.defaults())
             snr_db = frame.report.esn0_db if frame.HasField("report") else None  # picks --lora-by-snr
-            return self.pipeline.submit(frame.header, frame.body, settings, snr_db=snr_db, here=here)
+            analog = received_analog(frame)
+            return self.pipeline.submit(
+                frame.header, frame.body, settings, snr_db=snr_db, here=here, analog=analog
+            )
         except Exception as e:  # noqa: BLE001 - every frame gets an answer
             fut: Future = Future()
             fut.set_exception(e)
@@ -148,3 +152,16 @@ class ReceiverServicer(pb_grpc.ReceiverServicer):
 
 def _error(item_id: str, code: str, message: str) -> pb.Result:
     return pb.Result(item_id=item_id, error=pb.ItemError(code=code, message=message, stage="receiver"))
+
+
+def received_analog(frame: pb.ReceivedFrame):
+    """(values float32 [n], each symbol's noise variance float32 [ceil(n/2)]) from the frame, or
+    None when it carries none; InvalidInput when the counts disagree with the report."""
+    if not frame.analog and not frame.analog_noise_var:
+        return None
+    n, k = frame.report.analog_values, frame.report.analog_symbols
+    values = convert.analog_from_bytes(frame.analog, n, "received analog values")
+    noise = convert.analog_from_bytes(frame.analog_noise_var, k, "received analog noise variances")
+    if values is None or noise is None or k != -(-n // 2):
+        raise InvalidInput(f"received analog part: {n} values need {-(-n // 2)} noise variances, got {k}")
+    return values, noise

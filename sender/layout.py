@@ -27,6 +27,7 @@ from typing import Any
 from gensc.channel.codes import get_channel_code
 from gensc.common.config import AUTO, Config, setting
 from gensc.common.errors import InvalidInput
+from gensc.common.wire.analog import MAX_REPEATS
 from gensc.common.wire.classic import DEFAULT_BPP, ClassicCodec
 from gensc.common.wire.modes import DEFAULT_MODE
 from gensc.common.wire.packet import Packet
@@ -34,6 +35,7 @@ from gensc.common.wire.sections import DEFAULT_BLOCK_CELLS
 from gensc.sender.segment import SEGMENTERS
 
 UNCODED_BLOCK_CELLS = 64
+JSCC_CBRS = ("1/96", "1/48", "1/24")  # gensc.models.deepjscc.CBRS (not imported: no torch here)
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,9 @@ class PacketConfig(Config):
     of (``choose_layout``). classic_format / classic_bpp: the classic baseline's file format and
     byte budget in bits per pixel (0.5 = the bytes of an 8-bit full latent). snr_db: the link
     Es/N0 (dB) mode "auto" assumes when a request does not say. code: the link code the sender
-    assumes when a request does not say (None: unknown).
+    assumes when a request does not say (None: unknown). analog_repeats: times latent~ and
+    text+latent~ send each latent value (1: C H W / 2 channel uses). jscc_cbr: the committed
+    DeepJSCC model deepjscc sends with (gensc.models.deepjscc.CBRS).
     """
 
     key_fraction: float = setting(0.3, help="key+text: latent share")
@@ -93,7 +97,16 @@ class PacketConfig(Config):
         help="link code the sender assumes when a request's link settings do not say (default: unknown)",
     )
 
+    analog_repeats: int = setting(1, help="latent~ / text+latent~: times each latent value is sent")
+    jscc_cbr: str = setting("1/48", help="deepjscc: the committed model, by its CBR (1/96, 1/48, 1/24)")
+
     def check(self) -> None:
+        if not 1 <= self.analog_repeats <= MAX_REPEATS:
+            raise ValueError(f"analog_repeats must be in 1..{MAX_REPEATS}, got {self.analog_repeats}")
+        if self.jscc_cbr not in JSCC_CBRS:
+            raise ValueError(
+                f"no DeepJSCC model for CBR {self.jscc_cbr!r}; committed: {', '.join(JSCC_CBRS)}"
+            )
         if not 0.0 <= self.key_fraction <= 1.0:
             raise ValueError(f"key_fraction must be in [0, 1], got {self.key_fraction}")
         if self.segmenter not in SEGMENTERS:

@@ -127,6 +127,13 @@ class SenderPipeline:
         p = self.prompts(image, region=region)
         return p.render(), list(p.notes)
 
+    def jscc_encode(
+        self, image: np.ndarray, snr_db: float, cbr: str
+    ) -> tuple[np.ndarray, tuple[int, int, int]]:
+        from gensc.models import deepjscc  # torch: loaded on the first deepjscc item
+
+        return deepjscc.encode_image(deepjscc.cached(cbr), image, snr_db)
+
     def encode(
         self,
         data: bytes,
@@ -135,6 +142,8 @@ class SenderPipeline:
         quant_bits: int | None = None,
         link: dict | None = None,
         budget_bytes: int | None = None,
+        analog_repeats: int | None = None,
+        jscc_cbr: str | None = None,
     ) -> Encoded:
         """Encoded image file -> packet and its wire bytes. Raises InvalidInput for bad images or options.
 
@@ -142,7 +151,8 @@ class SenderPipeline:
         "auto" reads the SNR from them, else from ``PacketConfig.snr_db``, and adds the link
         settings the policy chose (the client's own settings win: gensc.sender.policy); the
         codecs follow the link known (gensc.sender.layout). ``budget_bytes``: the classic mode's
-        file budget for this image (default ``PacketConfig.classic_bpp``).
+        file budget for this image (default ``PacketConfig.classic_bpp``). ``analog_repeats``,
+        ``jscc_cbr``: the analog modes' settings for this image (default: ``PacketConfig``'s).
         """
         if budget_bytes is not None and budget_bytes < 1:
             raise InvalidInput(f"byte budget must be >= 1, got {budget_bytes}")
@@ -175,6 +185,15 @@ class SenderPipeline:
                 )
                 image = resize(image, self.profile.image_size)
         c = self.packet_config
+        try:
+            if analog_repeats is not None or jscc_cbr is not None:
+                c = c.replace(
+                    analog_repeats=c.analog_repeats if analog_repeats is None else analog_repeats,
+                    jscc_cbr=jscc_cbr or c.jscc_cbr,
+                )
+        except ValueError as e:
+            raise InvalidInput(str(e)) from None
+        esn0, _ = link_esn0_db(link, self.policy)
         job = Build(
             image=image,
             models=self,
@@ -183,6 +202,9 @@ class SenderPipeline:
             classic_format=c.classic_format,
             classic_bpp=c.classic_bpp,
             budget=budget_bytes,
+            snr_db=c.snr_db if esn0 is None else esn0,
+            analog_repeats=c.analog_repeats,
+            jscc_cbr=c.jscc_cbr,
             watch=watch,
             notes=notes,
         )

@@ -38,6 +38,8 @@ class SenderServicer(pb_grpc.SenderServicer):
                     mode=req.mode or None,
                     quant_bits=req.quant_bits if req.HasField("quant_bits") else None,
                     link=convert.struct_to_dict(req.link_overrides),
+                    analog_repeats=req.analog_repeats if req.HasField("analog_repeats") else None,
+                    jscc_cbr=req.jscc_cbr or None,
                 )
             except Exception as e:  # noqa: BLE001 - every item gets an answer
                 return _result(req, error=error_fields(e, "sender"))
@@ -49,6 +51,9 @@ class SenderServicer(pb_grpc.SenderServicer):
                 link_overrides=convert.dict_to_struct(enc.link),  # the request's + mode auto's choice
                 protected_bytes=enc.wire.protected,
             )
+            if enc.wire.analog is not None:  # analog modes: values sent as channel symbols
+                frame.analog = convert.analog_to_bytes(enc.wire.analog)
+                frame.analog_values = enc.wire.analog.size
             return Forward(frame, enc)
 
         def finish(req, enc: Encoded, res: pb.Result, span_ms: float) -> pb.Result:

@@ -118,6 +118,11 @@ def packet_for(mode: str, hw: tuple[int, int] = (8, 8), bits: int = 8, **kw):
         return Packet(mode, CAPTION, x.astype(np.float64), text_codec="ascii-bits", raw_sections=True, **kw)
     if mode == "classic":
         return Packet(mode, image=small_jpeg(8 * hw[0]), **kw)
+    if mode in ("latent~", "text+latent~", "deepjscc"):
+        from gensc.common.wire.analog import AnalogLatent
+
+        kw.pop("latent_codec", None), kw.pop("msb_planes", None)
+        return Packet(mode, CAPTION if mode == "text+latent~" else b"", AnalogLatent.from_latent(x), **kw)
     return Packet(mode, CAPTION, **kw)
 
 

@@ -8,6 +8,10 @@ the proxy waits each packet's airtime (``report.airtime_s``, which includes the 
 A frame may say how many of the body's leading bytes matter most (``protected_bytes``, a count
 the sender computed); the proxy passes that count to the link, which sends them with its
 unequal-error-protection settings, and learns nothing else about the bytes.
+A frame may also carry real values (``Frame.analog``: float32, unit energy per complex symbol);
+the link sends them as complex symbols after the body through the same realisation and the
+proxy hands the receiver the noisy values and each symbol's noise variance after equalisation
+(``ReceivedFrame.analog``, ``analog_noise_var``), without knowing what they mean.
 """
 
 from __future__ import annotations
@@ -64,8 +68,15 @@ class ChannelServicer(pb_grpc.ChannelServicer):
                     raise InvalidInput(
                         f"protected_bytes {frame.protected_bytes} exceeds the body's {len(frame.body)} bytes"
                     )
+                analog = convert.analog_from_bytes(frame.analog, frame.analog_values)
+                if analog is not None:
+                    check_analog(link, analog)
                 out = link.transmit(
-                    frame.header, frame.body, seed=next(counter), protected=frame.protected_bytes
+                    frame.header,
+                    frame.body,
+                    seed=next(counter),
+                    protected=frame.protected_bytes,
+                    analog=analog,
                 )
             except Exception as e:  # noqa: BLE001 - every frame gets an answer
                 return pb.Result(item_id=frame.item_id, error=pb.ItemError(**error_fields(e, "channel")))
@@ -76,6 +87,9 @@ class ChannelServicer(pb_grpc.ChannelServicer):
             received = pb.ReceivedFrame(
                 item_id=frame.item_id, header=out.header, body=out.body, recon=frame.recon, report=report
             )
+            if out.analog is not None:
+                received.analog = convert.analog_to_bytes(out.analog.values)
+                received.analog_noise_var = convert.analog_to_bytes(out.analog.noise_var)
             return Forward(received, (report, ms))
 
         def finish(frame, ctx, res: pb.Result, span_ms: float) -> pb.Result:
@@ -93,3 +107,12 @@ class ChannelServicer(pb_grpc.ChannelServicer):
             )
 
         yield from relay(request_iterator, context, prepare, self.receivers, finish, fail)
+
+
+def check_analog(link: Link, values) -> None:
+    """InvalidInput (the sender's mistake, not the proxy's) when the link cannot send these analog
+    values: an Eb/N0 link, values not finite, or not at unit average symbol energy."""
+    try:
+        link.check_analog(values)
+    except ValueError as e:
+        raise InvalidInput(f"analog values refused by the link: {e}") from None

@@ -47,6 +47,12 @@ class SenderModels(Protocol):
     def prompt(self, image: np.ndarray, region: np.ndarray | None) -> tuple[str, list[str]]:
         """Seed 000's structured prompt for ``region`` (bool [h, w] or None: the whole image), notes."""
 
+    def jscc_encode(
+        self, image: np.ndarray, snr_db: float, cbr: str
+    ) -> tuple[np.ndarray, tuple[int, int, int]]:
+        """uint8 [S, S, 3] -> (float32 [n] DeepJSCC channel values, unit energy per complex symbol;
+        the code's shape (C, S/8, S/8)) from the committed model for ``cbr`` (gensc.models.deepjscc)."""
+
 
 @dataclass(kw_only=True)
 class Build:
@@ -55,6 +61,9 @@ class Build:
     ``image`` uint8 [S, S, 3] (already resized); ``bits`` latent quantisation bits;
     ``key_fraction`` key+text's share of latent cells; ``classic_format`` / ``classic_bpp`` /
     ``budget`` the classic baseline's file format and byte budget (``budget`` None: from bpp).
+    ``snr_db``: the link's Es/N0 as the sender knows it (None: unknown; DeepJSCC's encoder adapts
+    to it); ``analog_repeats``: times an analog latent's values are sent (each copy costs
+    C H W / 2 channel uses); ``jscc_cbr``: the DeepJSCC model (its channel bandwidth ratio).
     """
 
     image: np.ndarray
@@ -64,6 +73,9 @@ class Build:
     classic_format: str = "jpeg"
     classic_bpp: float = 0.5
     budget: int | None = None
+    snr_db: float | None = None
+    analog_repeats: int = 1
+    jscc_cbr: str = "1/48"
     watch: Stopwatch = field(default_factory=Stopwatch)
     notes: list[str] = field(default_factory=list)
     latent: np.ndarray | None = None  # the float32 latent before quantisation, once encoded
@@ -110,6 +122,10 @@ class ReceiverModels(Protocol):
 
     def decode(self, latent: np.ndarray, known: np.ndarray) -> np.ndarray: ...
 
+    def jscc_decode(self, code: np.ndarray, noise_var: np.ndarray) -> np.ndarray:
+        """A received DeepJSCC code float32 [C, h, w] and each value's noise variance -> uint8
+        [8h, 8w, 3], by the committed model whose C matches (gensc.models.deepjscc)."""
+
 
 @dataclass(kw_only=True)
 class Rebuild:
@@ -121,6 +137,10 @@ class Rebuild:
     size: int
     profile: str = ""
     notes: list[str] = field(default_factory=list)
+    # The receiver's diffusion schedule (DDIM, "leading" spacing): alphas_cumprod float [T] and
+    # the scheduler's steps_offset; the analog modes match img2img's strength to their noise.
+    alphas_cumprod: np.ndarray | None = None
+    steps_offset: int = 1
 
     def caption(self) -> str | None:
         """The received text; notes when it was sent but did not survive."""

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from google.protobuf import json_format, struct_pb2
 
+from gensc.common.errors import InvalidInput
 from gensc.proto import semcom_pb2 as pb
 
 
@@ -47,6 +48,9 @@ def report_to_dict(msg: pb.ChannelReport) -> dict[str, Any]:
         "protected_bytes",
         "protected_symbols",
         "protected_bit_errors",
+        "header_symbols",
+        "analog_values",
+        "analog_symbols",
     ):
         d[k] = int(d.get(k, 0))
     d.setdefault("body_crc_ok", None)
@@ -74,3 +78,18 @@ def mask_from_proto(msg: pb.KeyMask) -> np.ndarray:
 
 def error_proto(fields: dict[str, str]) -> pb.ItemError:
     return pb.ItemError(**fields)
+
+
+def analog_from_bytes(data: bytes, count: int, what: str = "analog values") -> np.ndarray | None:
+    """float32 little-endian bytes -> float32 [count] (None when both are empty); InvalidInput when
+    the byte length is not 4 * count (proto Frame.analog / analog_values)."""
+    if not data and not count:
+        return None
+    if len(data) != 4 * count:
+        raise InvalidInput(f"{what}: {len(data)} bytes for {count} float32 values (need {4 * count})")
+    return np.frombuffer(data, "<f4").astype(np.float32)
+
+
+def analog_to_bytes(values: np.ndarray) -> bytes:
+    """float32 [n] -> float32 little-endian bytes (proto Frame.analog, ReceivedFrame.analog)."""
+    return np.asarray(values, "<f4").tobytes()

@@ -10,7 +10,9 @@ Header (little-endian), ``HEADER_LEN`` = 30 bytes + ``8 * C`` for dtype 1::
       0    2  magic b"GS"
       2    1  layout version (VERSION = 2)
       3    1  mode wire id (gensc.common.modes)
-      4    1  latent dtype id: 0 none, 1 quantised codes, 3 float32, 4 float64, 8 image file
+      4    1  latent dtype id: 0 none, 1 quantised codes, 3 float32, 4 float64, 5 analog (the
+                 values go as channel symbols beside the body, no latent section; their side
+                 information is the params: gensc.common.wire.analog), 8 image file
       5    1  quantisation bits (1..8 for dtype 1, else 0)
       6    1  latent channels C (3 for an image file)
       7    1  flags: bit0 NO_CRC   sections carry no CRC32 (paper mode's raw layout)
@@ -26,12 +28,13 @@ Header (little-endian), ``HEADER_LEN`` = 30 bytes + ``8 * C`` for dtype 1::
      11    1  strength hint: 0 none, k in 1..100 = img2img strength k/100 chosen by the sender
      12    2  H: latent height (pixels for an image file)
      14    2  W: latent width
-     16    2  params length: 8 * C for dtype 1, else 0 (they sit in the header, below)
+     16    2  params length: 8 * C for dtype 1, 8 + 8 * C or 8 for dtype 5, else 0 (below)
      18    2  text section length
      20    2  mask section length
      22    4  latent section length
-     26   8C  params (dtype 1 only): C x float32 scale, then C x float32 offset
-   26+8C   4  CRC32 (zlib) of every header byte before it
+     26   8C  params (dtype 1): C x float32 scale, then C x float32 offset; (dtype 5, 8 + 8C
+              bytes, or 8): float32 amplitude, float32 repeats, [C x float32 mean, C x float32 std]
+   26+P    4  CRC32 (zlib) of every header byte before it (P: the params length)
 
 The mode ids are gensc.common.wire.modes' table; the codec ids gensc.common.wire.codecs'.
 ``parse_header`` checks every field against the others and against the mode's table entry
@@ -62,7 +65,8 @@ FLAG_MASK_ZLIB = 0x04
 FLAG_PLANES = 0x08
 PLANES_SHIFT, PLANES_FIELD = 4, 0x70  # flags bits 4-6: the MSB plane count m with PLANES
 KNOWN_FLAGS = FLAG_NO_CRC | FLAG_MASK | FLAG_MASK_ZLIB | FLAG_PLANES | PLANES_FIELD
-DTYPE_IDS = {"none": 0, "quantised": 1, "float32": 3, "float64": 4, "image": 8}
+DTYPE_IDS = {"none": 0, "quantised": 1, "float32": 3, "float64": 4, "analog": 5, "image": 8}
+ANALOG_DTYPE = 5  # gensc.common.wire.analog.DTYPE_ID
 FLOAT_DTYPES = {3: np.dtype("<f4"), 4: np.dtype("<f8")}
 SECTIONS = ("caption", "mask", "latent")
 MAX_CELLS = 512 * 512  # a 4096x4096 image; anything larger is not a real header
@@ -84,7 +88,7 @@ def parse_header(header: bytes) -> dict[str, int]:
     Returns the fields by name; ``scale`` and ``offset`` (float32 [C]) when dtype is 1.
     """
     header = bytes(header)
-    if not HEADER_LEN <= len(header) <= HEADER_LEN + 8 * MAX_CHANNELS:
+    if not HEADER_LEN <= len(header) <= HEADER_LEN + 8 + 8 * MAX_CHANNELS:
         raise PacketLost(f"header is {len(header)} bytes, expected {HEADER_LEN} + 8 per latent channel")
     (crc,) = struct.unpack("<I", header[-4:])
     if zlib.crc32(header[:-4]) != crc:
@@ -101,6 +105,8 @@ def parse_header(header: bytes) -> dict[str, int]:
     if f["dtype_id"] == 1:
         params = np.frombuffer(header[HEADER.size : -4], dtype="<f4")
         f["scale"], f["offset"] = params[: f["c"]].copy(), params[f["c"] :].copy()
+    if f["dtype_id"] == ANALOG_DTYPE:
+        f["side"] = header[HEADER.size : -4]  # gensc.common.wire.analog reads it
     return f
 
 
@@ -127,18 +133,28 @@ def check_fields(f: dict[str, int], mode: ModeInfo) -> None:
         planes and not (dtype == 1 and f["latent_codec"] == 0 and 1 <= planes < f["bits"])
     ):
         raise bad(f"bit-plane flags 0x{f['flags']:02x} with latent dtype {dtype}, {f['bits']} bits")
-    expected_dtype = {"none": {0}, "quantised": {0, 1}, "float64": {4}, "image": {8}}[mode.latent]
+    expected_dtype = {"none": {0}, "quantised": {0, 1}, "float64": {4}, "analog": {5}, "image": {8}}[
+        mode.latent
+    ]
     if dtype not in expected_dtype and not (mode.latent == "float64" and dtype == 3):
         raise bad(f"latent dtype {dtype} in a {mode.name!r} packet")
     if masked != (mode.region == "key" and dtype == 1) or (f["flags"] & FLAG_MASK_ZLIB and not masked):
         raise bad(f"mask flags 0x{f['flags']:02x} in a {mode.name!r} packet")
-    if dtype != 1 and (f["bits"] or f["params"] or f["block_log2"] or f["latent_codec"]):
+    if dtype != 1 and (
+        f["bits"] or (f["params"] and dtype != ANALOG_DTYPE) or f["block_log2"] or f["latent_codec"]
+    ):
         raise bad("quantisation fields set without a quantised latent")
     if not masked and f["mask"]:
         raise bad("a mask section without the mask flag")
     if dtype == 0:
         if c or h or w or f["latent"]:
             raise bad("a latent shape or section without a latent dtype")
+        return
+    if dtype == ANALOG_DTYPE:
+        if not (1 <= c <= MAX_CHANNELS and h >= 1 and w >= 1) or h * w > MAX_CELLS or f["latent"]:
+            raise bad(f"analog latent [{c},{h},{w}] with a latent section of {f['latent']} bytes")
+        if f["params"] not in (8, 8 + 8 * c):  # gensc.common.wire.analog.side_len
+            raise bad(f"{f['params']} bytes of analog side information for {c} channels")
         return
     if not (1 <= c <= MAX_CHANNELS and h >= 1 and w >= 1) or f["latent"] == 0:
         raise bad(f"latent [{c},{h},{w}] of {f['latent']} bytes")

@@ -8,6 +8,14 @@
 | key+text    | 4  | prompt  | quantised | key    | blend: key cells re-imposed per step | seed 000      |
 | paper       | 5  | caption | float64   | full   | img2img (blend when values erased)   | seed 001 (T1) |
 | classic     | 6  | none    | image     | full   | decode the JPEG/WebP file            | baseline      |
+| latent~     | 7  | none    | analog    | full   | LMMSE, then img2img at the strength  | issue 27      |
+|             |    |         |           |        | matching the noise (or VAE decode)   |               |
+| text+latent~| 8  | caption | analog    | full   | as latent~, guided by the caption    | issue 27      |
+| deepjscc    | 9  | none    | analog    | full   | the DeepJSCC decoder (no diffusion)  | baseline      |
+
+``analog``: the latent goes as channel symbols beside the packet's bytes, not as bytes
+(gensc.common.wire.analog); the header, the text and the latent's side information go digitally
+with the link's codes.
 
 ``auto`` (gensc.common.config.AUTO) is not a mode on the wire: the sender resolves it to one of
 these with gensc.sender.policy (from the link's SNR) before it builds a packet.
@@ -31,9 +39,10 @@ from gensc.common.config import AUTO
 class ModeInfo:
     """One mode's row. ``text``: "none" | "caption" (BLIP caption) | "prompt" (seed 000's
     structured prompt). ``latent``: "none" | "quantised" | "float64" (raw IEEE-754, seed 001's
-    prototype) | "image" (an image file instead of a latent). ``region``: "full" | "key" (only
-    key cells, mask sent). ``strength``: img2img strength the mode asks for when neither the
-    client nor the packet's hint says (None: the profile's). ``module``: where its code lives."""
+    prototype) | "image" (an image file instead of a latent) | "analog" (channel symbols).
+    ``region``: "full" | "key" (only key cells, mask sent). ``strength``: img2img strength the
+    mode asks for when neither the client nor the packet's hint says (None: the profile's).
+    ``module``: where its code lives."""
 
     name: str
     wire_id: int
@@ -108,6 +117,33 @@ MODES: dict[str, ModeInfo] = {
             "full",
             "JPEG/WebP of the image at a byte budget",
             module=f"{_PACKAGE}.classic",
+        ),
+        ModeInfo(
+            "latent~",
+            7,
+            "none",
+            "analog",
+            "full",
+            "the VAE latent as analog symbols; the receiver denoises it at the strength its noise asks",
+            module=f"{_PACKAGE}.analog_latent",
+        ),
+        ModeInfo(
+            "text+latent~",
+            8,
+            "caption",
+            "analog",
+            "full",
+            "the caption digitally, the VAE latent as analog symbols (hybrid digital-analog)",
+            module=f"{_PACKAGE}.text_analog_latent",
+        ),
+        ModeInfo(
+            "deepjscc",
+            9,
+            "none",
+            "analog",
+            "full",
+            "the DeepJSCC baseline: a learned code sent as analog symbols, decoded by its decoder",
+            module=f"{_PACKAGE}.deepjscc",
         ),
     )
 }

@@ -23,6 +23,8 @@ import numpy as np
 
 from gensc.common.config import AUTO
 from gensc.common.images import probe_image
+from gensc.common.wire import analog as analog_latent
+from gensc.common.wire.analog import AnalogLatent, ReceivedLatent
 from gensc.common.wire.codecs import (
     CODECS,
     LATENT_CODECS,
@@ -68,7 +70,8 @@ class Packet:
 
     ``caption``: UTF-8 text (a caption, or the structured prompt in key+text).
     ``latent``: quantised codes [C, H, W] (full grid; only ``mask`` cells are sent when a mask is
-    given), a raw float32/float64 [C, H, W] array, or None.
+    given), a raw float32/float64 [C, H, W] array, an analog latent (values sent as channel
+    symbols beside the body, gensc.common.wire.analog), or None.
     ``mask``: bool [H, W] key cells, or None (every cell is sent).
     ``image``: an encoded image file (classic mode), else b"".
     ``text_codec``: a name of gensc.common.wire.codecs.TEXT_CODECS, or "auto" (the smallest of
@@ -80,7 +83,7 @@ class Packet:
 
     mode: str
     caption: bytes = b""
-    latent: QuantizedTensor | np.ndarray | None = None
+    latent: QuantizedTensor | AnalogLatent | np.ndarray | None = None
     mask: np.ndarray | None = None
     image: bytes = b""
     text_codec: str = AUTO
@@ -133,6 +136,7 @@ class ParsedPacket:
     salvaged: list[str] = field(default_factory=list)
     latent_values: dict[str, int] | None = None
     bit_error_rate: float | None = None
+    analog: ReceivedLatent | None = None  # an analog latent as read (latent dtype 5)
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,7 @@ class Wire:
     sizes: dict[str, int]  # bytes per part on the link, CRCs counted with their section
     codecs: dict[str, str]  # the codecs actually used: {"text": ..., "latent": ...}
     protected: int = 0  # the body's leading bytes that matter most (see the module docstring)
+    analog: np.ndarray | None = None  # float32 [n]: values sent as channel symbols (dtype 5)
 
 
 def encode(p: Packet) -> Wire:
@@ -153,6 +158,9 @@ def encode(p: Packet) -> Wire:
     latent_codec = get_codec(p.latent_codec, LATENT_CODECS)
     dtype_id, bits, (c, h, w), params, latent, block_log = 0, 0, (0, 0, 0), b"", b"", 0
     mask, msb_len = b"", 0
+    if (mode.latent == "analog") != isinstance(p.latent, AnalogLatent):
+        needs = "needs an analog latent" if mode.latent == "analog" else "cannot carry an analog latent"
+        raise ValueError(f"mode {p.mode!r} {needs} (gensc.common.wire.analog.AnalogLatent)")
     if p.image:
         if p.latent is not None:
             raise ValueError("a packet carries an image file or a latent, not both")
@@ -182,6 +190,11 @@ def encode(p: Packet) -> Wire:
             latent, msb_len = msb + lsb, len(msb)
         else:
             latent = encode_blocks(cells, bits, 1 << block_log, latent_codec.name, crc)
+    elif isinstance(p.latent, AnalogLatent):
+        if p.mask is not None:
+            raise ValueError("a key mask needs a quantised latent")
+        dtype_id, (c, h, w) = analog_latent.DTYPE_ID, p.latent.shape
+        params = p.latent.side()  # in the header, with its strong code: no latent section
     elif p.latent is not None:
         arr = np.asarray(p.latent)
         dtype_id = {np.dtype(np.float32): 3, np.dtype(np.float64): 4}.get(arr.dtype)
@@ -220,7 +233,8 @@ def encode(p: Packet) -> Wire:
     sizes = {k: len(v) for k, v in parts.items() if v}
     codecs = {"text": text_name if text else "none", "latent": latent_codec.name}
     protected = 0 if not crc else len(text) + len(mask) + (msb_len if flags & FLAG_PLANES else 0)
-    return Wire(header, text + mask + latent, sizes, codecs, protected)
+    values = p.latent.values if isinstance(p.latent, AnalogLatent) else None
+    return Wire(header, text + mask + latent, sizes, codecs, protected, values)
 
 
 def to_wire(p: Packet) -> tuple[bytes, bytes]:
@@ -257,11 +271,19 @@ def _image_shape(data: bytes) -> tuple[int, int, int]:
     return 3, h, w
 
 
-def parse(header: bytes, body: bytes, *, salvage: bool = True) -> ParsedPacket:
+def parse(
+    header: bytes,
+    body: bytes,
+    *,
+    salvage: bool = True,
+    analog: tuple[np.ndarray, np.ndarray] | None = None,
+) -> ParsedPacket:
     """Parse what came off the link. Raises PacketLost only when the header is unusable.
 
     ``salvage``: use what arrived in sections that failed their CRC where the layout allows
-    (see the module docstring); False throws them away.
+    (see the module docstring); False throws them away. ``analog``: the analog values that came
+    off the link and each symbol's noise variance (float32 [n], float32 [ceil(n/2)]), read with
+    the side information when the header announces an analog latent (dtype 5).
     """
     f = parse_header(header)
     mode = mode_by_wire_id(f["mode_id"])
@@ -272,7 +294,7 @@ def parse(header: bytes, body: bytes, *, salvage: bool = True) -> ParsedPacket:
         mode=mode.name,
         caption=None,
         latent=None,
-        latent_shape=(f["c"], f["h"], f["w"]) if f["dtype_id"] in (1, 3, 4) else None,
+        latent_shape=(f["c"], f["h"], f["w"]) if f["dtype_id"] in (1, 3, 4, 5) else None,
         strength_hint=f["hint"] / 100 if f["hint"] else None,
     )
     if reader.pos != len(body):
@@ -303,4 +325,22 @@ def parse(header: bytes, body: bytes, *, salvage: bool = True) -> ParsedPacket:
         decode_floats(f, sections["latent"], out)
     elif f["dtype_id"] == 1:
         decode_quantised(f, sections, chunks["latent"], crc, out, salvage)
+    elif f["dtype_id"] == analog_latent.DTYPE_ID:
+        _read_analog(f, f["side"], analog, out)
     return out
+
+
+def _read_analog(
+    f: dict, side: bytes, analog: tuple[np.ndarray, np.ndarray] | None, out: ParsedPacket
+) -> None:
+    """An analog latent from its side information and the values that came off the link; a note
+    and ``damaged`` when they are missing or do not match."""
+    if analog is None:
+        out.damaged.append("latent")
+        out.notes.append("analog latent announced but no analog values arrived")
+        return
+    try:
+        out.analog = analog_latent.receive(side, (f["c"], f["h"], f["w"]), *analog)
+    except ValueError as e:
+        out.damaged.append("latent")
+        out.notes.append(f"analog latent unreadable: {e}")

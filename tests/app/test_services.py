@@ -86,6 +86,25 @@ def test_each_hop_reports_its_stages_under_names_of_their_own(stack, photos):
     assert all(stages[k] > 0 for k in ("decode_image", "classic_decode"))
 
 
+@pytest.mark.parametrize(
+    "mode,repeats,values",
+    [("latent~", 2, 2 * 4 * 8 * 8), ("text+latent~", None, 4 * 8 * 8), ("deepjscc", None, 8 * 8 * 8)],
+)
+def test_analog_modes_over_the_services(stack, photos, mode, repeats, values):
+    """The analog values cross sender -> proxy -> receiver beside the bytes; the report counts
+    them (deepjscc at CBR 1/48: 64 * 64 * 3 / 48 = 256 symbols for a 64x64 image)."""
+    opts = SendOptions(mode=mode, analog_repeats=repeats)
+    (rec,) = send(stack["sender"], [("a.png", photos["astronaut"])], opts)
+    assert rec["status"] == "ok", rec["error"]
+    ch = rec["channel"]
+    assert rec["mode"] == mode and ch["analog_values"] == values and ch["analog_symbols"] == values // 2
+    assert ch["analog_noise_var"] == pytest.approx(1e-3, rel=1e-6)  # AWGN at 30 dB Es/N0: N0
+    assert ch["symbols"] >= ch["header_symbols"] + ch["analog_symbols"] > ch["header_symbols"] > 0
+    assert ("caption" in rec["payload_bytes"]) == (mode == "text+latent~")
+    assert "latent" not in rec["payload_bytes"]  # the side information rides in the header's params
+    assert 0 < rec["metrics"]["psnr_db"] < 100
+
+
 def test_bad_options_get_invalid_argument_per_item(stack, photos):
     recs = send(stack["sender"], [("a.png", photos["astronaut"])] * 3, SendOptions(mode="nope"))
     assert [r["error"]["code"] for r in recs] == ["INVALID_ARGUMENT"] * 3

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from gensc.common.errors import PacketLost
+from gensc.common.wire.analog import AnalogLatent
 from gensc.common.wire.header import HEADER_LEN, parse_header
 from gensc.common.wire.modes import MODES
 from gensc.common.wire.packet import Packet, encode, parse, to_wire, wire_sizes
@@ -36,6 +37,9 @@ def packet_for(mode: str, bits: int = 8, shape=(4, 8, 8), **kw) -> tuple[Packet,
         p = Packet(mode, b"a cat, a mat, red colours", quantize(x, bits, mask), mask=mask, **kw)
     elif mode == "paper":
         p = Packet(mode, CAPTION, x.astype(np.float64), text_codec="ascii-bits", raw_sections=True, **kw)
+    elif MODES[mode].latent == "analog":
+        text = CAPTION if MODES[mode].caption else b""
+        p = Packet(mode, text, AnalogLatent.from_latent(x, 2 if mode == "latent~" else 1), **kw)
     elif mode == "classic":
         p = Packet(mode, image=_jpeg(), **kw)
     else:
@@ -47,9 +51,13 @@ def packet_for(mode: str, bits: int = 8, shape=(4, 8, 8), **kw) -> tuple[Packet,
 @pytest.mark.parametrize("codec", ["none", "zlib", "zstd"])
 def test_round_trip_every_mode(mode, codec):
     p, x = packet_for(mode, latent_codec=codec)
-    header, body = to_wire(p)
+    wire = encode(p)
+    header, body = wire.header, wire.body
     assert sum(wire_sizes(p).values()) == len(header) + len(body)
-    got = parse(header, body)
+    noiseless = (
+        None if wire.analog is None else (wire.analog, np.zeros(-(-wire.analog.size // 2), np.float32))
+    )
+    got = parse(header, body, analog=noiseless)
     assert got.mode == mode and got.damaged == [] and got.notes == []
     if MODES[mode].caption:
         assert got.caption.startswith(("a red cat on a mat", "a cat, a mat"))
@@ -60,6 +68,10 @@ def test_round_trip_every_mode(mode, codec):
         err = np.abs(got.latent - x)[:, p.mask]
         assert err.max() <= p.latent.scale.max() / 2 + 1e-6
         assert not got.latent[:, ~p.mask].any()
+    elif MODES[mode].latent == "analog":
+        assert wire.analog.size == p.latent.repeats * x.size and got.latent_shape == x.shape
+        np.testing.assert_allclose(got.analog.latent, x, rtol=1e-5, atol=1e-5)
+        assert got.analog.noise_var.max() < 1e-20 and got.latent is None
     elif p.latent is not None:
         assert np.abs(got.latent - x).max() <= p.latent.scale.max() / 2 + 1e-6 and got.known.all()
     elif mode == "classic":

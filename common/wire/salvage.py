@@ -7,8 +7,8 @@
   The codes that most likely arrived unchanged stay *known* (``ParsedPacket.known``: the receiver
   re-imposes them, as it does the values of intact blocks); the others are *estimated*
   (``ParsedPacket.estimated``: the receiver starts from the estimate and regenerates them). When
-  the damaged blocks' bits say next to nothing (under ``MIN_CONFIDENT_SHARE`` of their codes
-  pinned down) they count as lost. A damaged LSB-part block is used as received (its error is
+  the damaged blocks' codes look random (``MIN_INFORMATION``: the bit error rate is near 1/2)
+  they count as lost. A damaged LSB-part block is used as received (its error is
   below 2^(bits-m) levels); one that did not arrive leaves the low bits at mid-range;
 * a block that is truncated, compressed and damaged, or does not decompress to exactly raw_len
   bytes is lost: its cells are marked unknown and the receiver regenerates them;
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 MAX_TEXT_BYTES = 4096  # decompressed text; CLIP reads 77 tokens
 _INTACT, _DAMAGED, _LOST = 0, 1, 2
-MIN_CONFIDENT_SHARE = 0.1  # of a damaged latent's codes that its bits pin down; fewer: the blocks are lost
+MIN_INFORMATION = 0.05  # nats per code (CodeEstimator); below, the damaged codes look random: lost
 # A code of a damaged block that most likely arrived unchanged (gensc.common.wire.clean.Estimate.
 # plausible) and that its estimate leaves in place counts as known, re-imposed while the receiver
 # generates (the old cleaning's rule); False: only the codes of blocks that passed their CRC are
@@ -121,7 +121,7 @@ def decode_quantised(
         est = _estimate(f, top, blocks, cells, suspect, order, out)
         codes, changed = est.codes, est.changed
         trusted = suspect & est.plausible & ~changed if KNOWN_IF_PLAUSIBLE else np.zeros_like(suspect)
-        if (est.confident[suspect]).mean() < MIN_CONFIDENT_SHARE:
+        if est.information is not None and est.information < MIN_INFORMATION:
             dropped = suspect  # the bits of the damaged blocks say next to nothing: treat them as lost
             readable, changed, trusted = readable & ~suspect, changed & ~suspect, trusted & ~suspect
     if planes:
@@ -228,7 +228,6 @@ def _estimate(f, top: _Part, blocks, cells, suspect, order: str, out) -> Estimat
         result,
         codes=sent_cells(result.codes),
         changed=sent_cells(result.changed),
-        confident=sent_cells(result.confident),
         plausible=sent_cells(result.plausible),
     )
 
@@ -259,9 +258,9 @@ def _report_values(out, blocks, parts, readable, suspect, changed, planes, dropp
         )
     if damaged and cleaned:
         out.notes.append(
-            f"latent: {damaged} of {len(blocks)} {what} failed their CRC, and under "
-            f"{MIN_CONFIDENT_SHARE:.0%} of their codes could be told from their bits (bit error rate "
-            f"about {out.bit_error_rate:.2g}): those {cleaned} values are regenerated"
+            f"latent: {damaged} of {len(blocks)} {what} failed their CRC, and their codes could not "
+            "be told from random ones (a bit error rate near 1/2): those "
+            f"{cleaned} values are regenerated"
         )
     elif damaged:
         out.salvaged.append("latent")

@@ -133,7 +133,7 @@ class ParsedPacket:
     ``used`` (taken as received), ``from_damaged`` (of those, from blocks that failed their CRC),
     ``corrected`` (codes of damaged blocks whose estimate moved half a level or more from what
     arrived), ``cleaned`` (judged unusable: unknown; raw floats that are absurd, or the codes of
-    damaged blocks whose bits say next to nothing), ``erased`` (blocks that could not be read:
+    damaged blocks that look random), ``erased`` (blocks that could not be read:
     unknown); used + corrected + cleaned + erased == sent. ``bit_error_rate``: the mean per-bit
     error rate the estimate assumed (None when no block was damaged).
     """

@@ -122,7 +122,7 @@ def decode_quantised(
         codes, changed = est.codes, est.changed
         trusted = suspect & est.plausible & ~changed if KNOWN_IF_PLAUSIBLE else np.zeros_like(suspect)
         if est.information is not None and est.information < MIN_INFORMATION:
-            dropped = suspect  # the bits of the damaged blocks say next to nothing: treat them as lost
+            dropped = suspect  # the damaged codes look random: treat them as lost
             readable, changed, trusted = readable & ~suspect, changed & ~suspect, trusted & ~suspect
     if planes:
         low = bits - planes

@@ -317,8 +317,9 @@ def run(args) -> int:
             "plot_schemes": [n for n in names if n not in ("tl8-qpsk12", "tl8-16qam23", "tl8-64qam23")],
             "policy": policy.to_dict(),
         },
-        "nmse": "sum((received - sent)^2) / sum(sent^2) over the [C, H, W] latent after the receiver's fill; "
-        "a lost header or a latent the receiver cannot use (text-only fallback) counts as 1",
+        "nmse": "sum((received - sent)^2) / sum(sent^2) over the [C, H, W] latent the receiver starts from "
+        "(gensc.evaluation.fidelity, as gensc eval scores it: damaged codes estimated, unknown values "
+        "filled); a lost header or a latent the receiver cannot use (text-only fallback) counts as 1",
         "host": {"python": sys.version.split()[0], "machine": platform.machine(), "cpus": os.cpu_count()},
         "rows": rows,
         "reconstruction": recon,

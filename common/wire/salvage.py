@@ -40,9 +40,9 @@ MAX_TEXT_BYTES = 4096  # decompressed text; CLIP reads 77 tokens
 _INTACT, _DAMAGED, _LOST = 0, 1, 2
 MIN_INFORMATION = 0.05  # nats per code (CodeEstimator); below, the damaged codes look random: lost
 # A code of a damaged block that most likely arrived unchanged (gensc.common.wire.clean.Estimate.
-# plausible) and that its estimate leaves in place counts as known, re-imposed while the receiver
-# generates (the old cleaning's rule); False: only the codes of blocks that passed their CRC are
-# known (the image scores of both are in docs/link.md).
+# plausible) counts as known, re-imposed while the receiver generates (the old cleaning's rule,
+# so the receiver blends or runs img2img where it did before); False: only the codes of blocks
+# that passed their CRC are known (the image scores of both are in docs/link.md).
 KNOWN_IF_PLAUSIBLE = True
 
 
@@ -120,7 +120,7 @@ def decode_quantised(
     if suspect.any():
         est = _estimate(f, top, blocks, cells, suspect, order, out)
         codes, changed = est.codes, est.changed
-        trusted = suspect & est.plausible & ~changed if KNOWN_IF_PLAUSIBLE else np.zeros_like(suspect)
+        trusted = suspect & est.plausible if KNOWN_IF_PLAUSIBLE else np.zeros_like(suspect)
         if est.information is not None and est.information < MIN_INFORMATION:
             dropped = suspect  # the damaged codes look random: treat them as lost
             readable, changed, trusted = readable & ~suspect, changed & ~suspect, trusted & ~suspect

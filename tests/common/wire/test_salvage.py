@@ -91,7 +91,7 @@ def test_the_estimate_uses_the_crc_share_and_corrects_flipped_msbs():
     assert got.bit_error_rate == pytest.approx(1 - (intact / 64) ** (1 / (8 * 260)))
     # codes whose CRC position got hit are not codes; the rest: the MSB flips corrected
     assert 40 <= v["corrected"] <= 62 and v["erased"] == 0 and (got.known | got.estimated).all()
-    assert (~got.known).sum() >= v["corrected"]  # a corrected code is never re-imposed as known
+    assert (~got.known).sum() >= 40  # the MSB flips are implausible: estimated, not known
     q = quantize(x, 8)
     err = np.abs(got.latent - x)
     assert err.max() < 4 * q.scale.max()  # every code within 4 levels of what was sent (MSB: 128)

@@ -164,13 +164,8 @@ class Rebuild:
             )
 
     def usable_latent(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """(start, keep) when at least MIN_LATENT_SHARE of the sent values are usable, else None:
-        the latent to start from (``received_latent``) and the values a blend re-imposes: the
-        known ones and the parser's estimates of damaged ones. Re-imposing the estimates too was
-        measured best: tiny profile, paper001's link at Eb/N0 5 dB, chelsea / coffee / rocket,
-        SSIM 0.249 / 0.152 / 0.343 against 0.175 / 0.119 / 0.156 keeping only the known values and
-        0.071 / 0.048 / 0.055 keeping only those of blocks that passed their CRC (the receiver
-        before issue 25: 0.231 / 0.132 / 0.118; docs/link.md)."""
+        """(start, known) when at least MIN_LATENT_SHARE of the sent values are usable, else None:
+        the latent to start from (``received_latent``) and the values to keep (``known``)."""
         pkt = self.packet
         if pkt.latent is None:
             return None
@@ -180,7 +175,7 @@ class Rebuild:
                 f"latent: only {usable_share(pkt):.0%} of the sent values usable (< {MIN_LATENT_SHARE:.0%})"
             )
             return None
-        return start, pkt.known if pkt.estimated is None else pkt.known | pkt.estimated
+        return start, pkt.known
 
     def text_only(self, caption: str | None, sends_latent: bool) -> np.ndarray:
         """txt2img from the caption when no latent can be used. With no caption either, the header
@@ -203,18 +198,18 @@ class Rebuild:
 
         Both start from ``received_latent`` (estimates of damaged values, the rest filled): img2img
         when every value is known and ``whole_img2img``; else ``blend`` (img2img that re-imposes
-        the known and the estimated values every step and generates the rest); text only when
-        less than MIN_LATENT_SHARE of the sent values are usable.
+        the known values every step and generates the rest); text only when less than
+        MIN_LATENT_SHARE of the sent values are usable.
         """
         caption = self.caption()
         self.check_latent_fits()
         usable = self.usable_latent()
         if usable is None:
             return self.text_only(caption, sends_latent=True)
-        latent, keep = usable
-        if self.packet.known.all() and whole_img2img:
+        latent, known = usable
+        if known.all() and whole_img2img:
             return self.models.img2img(latent, caption or "", self.settings)
-        return self.models.blend(latent, keep, caption or "", self.settings)
+        return self.models.blend(latent, known, caption or "", self.settings)
 
 
 # ----------------------------------------------------------------------------- the mode

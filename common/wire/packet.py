@@ -122,12 +122,12 @@ class ParsedPacket:
 
     ``latent``: float32 [C, H, W] with zeros where nothing usable arrived, or None when no
     latent is usable at all; ``known``: bool [C, H, W], True where ``latent`` holds values the
-    receiver trusts as sent; ``estimated``: bool [C, H, W] or None, True where ``latent`` holds
-    the parser's estimate of a value that arrived damaged (gensc.common.wire.salvage: the
-    posterior mean of a code of a raw block that failed its CRC and did not most likely arrive
-    unchanged). The receiver re-imposes both while it generates the rest, and runs plain img2img
-    only when every value is known. The values neither known nor estimated are unknown (zeros).
-    ``sent``: bool [H, W] cells the sender sent (the key mask, or all).
+    receiver trusts as sent (it re-imposes them while it generates the rest); ``estimated``:
+    bool [C, H, W] or None, True where ``latent`` holds the parser's estimate of a value that
+    arrived damaged (gensc.common.wire.salvage: the posterior mean of a code of a raw block that
+    failed its CRC), a better start than a fill from the neighbours but not trusted; the values
+    neither known nor estimated are unknown (zeros). ``sent``: bool [H, W] cells the sender sent
+    (the key mask, or all).
     ``salvaged``: sections that failed their CRC but were used (see the module docstring).
     ``latent_values``: for a quantised latent, what became of its sent values: ``sent``,
     ``used`` (taken as received), ``from_damaged`` (of those, from blocks that failed their CRC),

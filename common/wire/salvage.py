@@ -4,9 +4,9 @@
 
 * a quantised block stored raw (codec ``none``) whose CRC fails is *used*: each of its codes is
   replaced by its posterior mean given its bits and its neighbours (gensc.common.wire.clean).
-  The codes that most likely arrived unchanged stay *known* (``ParsedPacket.known``), the others
-  are *estimated* (``ParsedPacket.estimated``); the receiver starts from both and re-imposes
-  both while it generates, but runs plain img2img only when every value is known. When
+  The codes that most likely arrived unchanged stay *known* (``ParsedPacket.known``: the receiver
+  re-imposes them, as it does the values of intact blocks); the others are *estimated*
+  (``ParsedPacket.estimated``: the receiver starts from the estimate and regenerates them). When
   the damaged blocks' codes look random (``MIN_INFORMATION``: the bit error rate is near 1/2)
   they count as lost. A damaged LSB-part block is used as received (its error is
   below 2^(bits-m) levels); one that did not arrive leaves the low bits at mid-range;
@@ -40,8 +40,9 @@ MAX_TEXT_BYTES = 4096  # decompressed text; CLIP reads 77 tokens
 _INTACT, _DAMAGED, _LOST = 0, 1, 2
 MIN_INFORMATION = 0.05  # nats per code (CodeEstimator); below, the damaged codes look random: lost
 # A code of a damaged block that most likely arrived unchanged (gensc.common.wire.clean.Estimate.
-# plausible) counts as known (the old cleaning's rule): the receiver runs plain img2img when every
-# value is known, as it did before, and blends otherwise (gensc.common.modes.base.Rebuild).
+# plausible) counts as known, re-imposed while the receiver generates (the old cleaning's rule,
+# so the receiver blends or runs img2img where it did before); False: only the codes of blocks
+# that passed their CRC are known (the image scores of both are in docs/link.md).
 KNOWN_IF_PLAUSIBLE = True
 
 

@@ -4,7 +4,6 @@ receiver's view, and the reconstruction part (gensc.benchmarks.degradation reads
 from __future__ import annotations
 
 import difflib
-import math
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -12,22 +11,22 @@ from typing import Any
 
 import numpy as np
 
-from gensc.benchmarks.payload import EXAMPLE_CAPTION
+from gensc.benchmarks.payload import EXAMPLE_CAPTION, ExampleModels
 from gensc.channel.config import LinkConfig
 from gensc.channel.link import Link
-from gensc.channel.paper import paper_config
 from gensc.common.config import AUTO
 from gensc.common.errors import PacketLost
 from gensc.common.images import decode_image, resize
-from gensc.common.latent import fill_missing
-from gensc.common.modes.base import MIN_LATENT_SHARE
-from gensc.common.wire.packet import Packet, encode, parse
-from gensc.common.wire.quant import latent_nmse, quantize
+from gensc.common.modes import get_mode
+from gensc.common.modes.base import Build
 from gensc.evaluation.dataset import sample_images
+from gensc.evaluation.fidelity import LOST_NMSE, LatentScore, deliver, score_latent
+from gensc.evaluation.runners import channel_seed
 from gensc.models.loading import resolve_profile
 from gensc.models.sender import LatentEncoder
 from gensc.receiver.pipeline import ReceiverPipeline
-from gensc.sender.layout import PacketConfig, choose_layout
+from gensc.sender.layout import PacketConfig, packetise
+from gensc.sender.pipeline import SenderPipeline
 from gensc.sender.policy import link_esn0_db
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
@@ -84,23 +83,29 @@ SCHEMES: dict[str, Scheme] = {
 # ----------------------------------------------------------------------------- inputs
 
 
-def load_latents(kind: str, image_size: int, seed: int = 0) -> tuple[dict[str, np.ndarray], str]:
-    """``tiny``: the tiny VAE's latents of the scikit-image photos; ``gaussian``: N(0,1)."""
+def load_latents(
+    kind: str, image_size: int, seed: int = 0
+) -> tuple[dict[str, np.ndarray], dict[str, str], str]:
+    """(latents, captions, what they are), keyed by photo file name. ``tiny``: the tiny profile's
+    sender on the scikit-image photos (its caption and latent of each, as ``gensc eval --profile
+    tiny`` encodes them); ``gaussian``: N(0,1) latents with the example caption."""
     shape = (4, image_size // 8, image_size // 8)
     if kind == "gaussian":
         rng = np.random.default_rng(seed)
         lat = {f"gaussian{i}": rng.standard_normal(shape).astype(np.float32) for i in range(len(PHOTOS))}
-        return lat, f"synthetic N(0,1) {list(shape)}, numpy seed {seed}"
+        return lat, dict.fromkeys(lat, EXAMPLE_CAPTION), f"synthetic N(0,1) {list(shape)}, numpy seed {seed}"
     if kind != "tiny":
         raise ValueError(f"unknown latents {kind!r}; known: tiny, gaussian")
-    import torch  # heavy: the CLI imports this module
-    from skimage import data
-
-    enc = LatentEncoder(resolve_profile("tiny").sd_model, device="cpu", dtype=torch.float32)
-    lat = {n: enc(resize(getattr(data, n)(), image_size)) for n in PHOTOS}
-    return lat, (
-        f"random-weight tiny VAE (gensc profile 'tiny') on scikit-image {', '.join(PHOTOS)} "
-        f"at {image_size}x{image_size} -> {list(shape)} (not real SD latents)"
+    sender = SenderPipeline(resolve_profile("tiny", image_size=image_size), device="cpu", dtype="fp32")
+    lat, captions = {}, {}
+    for name, data in sample_images(list(PHOTOS)):
+        enc = sender.encode(data, mode="text+latent")
+        lat[name], captions[name] = enc.latent, enc.caption
+    return (
+        lat,
+        captions,
+        f"the tiny profile's sender (RANDOM WEIGHTS: BLIP captions and VAE latents) on scikit-image "
+        f"{', '.join(PHOTOS)} at {image_size}x{image_size} -> {list(shape)} (not real SD latents)",
     )
 
 
@@ -119,22 +124,18 @@ class Plan:
     bits: int = 8
 
 
-def plan(scheme: Scheme, z: np.ndarray, caption: str) -> Plan:
-    """Lay the packet out as the sender does for this scheme's link (gensc.sender.layout)."""
-
-    if scheme.mode == "paper":
-        p = Packet(
-            "paper", caption.encode(), z.astype(np.float64), text_codec="ascii-bits", raw_sections=True
-        )
-        return Plan(scheme.name, encode(p), dict(scheme.link), True, bits=64)
-    if scheme.mode == "text":
-        layout = choose_layout(PacketConfig(), scheme.link, False, 8)
-        return Plan(
-            scheme.name, encode(Packet("text", caption.encode(), **layout.fields())), dict(scheme.link), False
-        )
-    layout = choose_layout(PacketConfig(), scheme.link, True, scheme.bits, scheme.msb_planes)
-    p = Packet(scheme.mode, caption.encode(), quantize(z, scheme.bits), **layout.fields())
-    return Plan(scheme.name, encode(p), dict(scheme.link), False, bits=scheme.bits)
+def plan(scheme: Scheme, z: np.ndarray, caption: str, ideal_header: bool = False) -> Plan:
+    """The packet the sender sends for this scheme: the mode's own build from ``caption`` and the
+    latent ``z`` (gensc.benchmarks.payload.ExampleModels stand in for the models), laid out for
+    the scheme's link (gensc.sender.layout.packetise, as the sender does). The paper mode's
+    header always rides the ideal side channel (the prototype has none), every scheme's with
+    ``ideal_header``."""
+    mode = get_mode(scheme.mode)
+    job = Build(image=np.zeros((8, 8, 3), np.uint8), models=ExampleModels(caption, z), bits=scheme.bits)
+    planes = scheme.msb_planes or None
+    _, wire, _ = packetise(mode, mode.build(job), PacketConfig(), dict(scheme.link), scheme.bits, planes)
+    bits = {"float64": 64, "quantised": scheme.bits}.get(mode.latent, 0)
+    return Plan(scheme.name, wire, dict(scheme.link), ideal_header or mode.name == "paper", bits=bits)
 
 
 def auto_scheme(policy, snr_db: float, kind: str) -> tuple[Scheme, str]:
@@ -145,36 +146,26 @@ def auto_scheme(policy, snr_db: float, kind: str) -> tuple[Scheme, str]:
     return Scheme(AUTO, d.mode, d.bits, link, d.msb_planes or 0), d.note
 
 
-def link_config(p: Plan, snr_db: float, kind: str):
-
-    if p.ideal_header:
-        return paper_config(snr_db, kind)
-    return LinkConfig(snr_db=snr_db, snr_kind=kind, **p.link)
+def link_config(p: Plan, snr_db: float, kind: str) -> LinkConfig:
+    return LinkConfig(snr_db=snr_db, snr_kind=kind, ideal_header=p.ideal_header, **p.link)
 
 
-def receive(z: np.ndarray, caption: str, header: bytes, body: bytes, clean_nmse: float) -> dict[str, Any]:
-    """What the receiver makes of (header, body): latent NMSE after its fill, and what arrived."""
-
-    try:
-        p = parse(header, body)
-    except PacketLost:
-        return {"header_ok": False, "nmse": 1.0, "intact": False, "lost": True, "caption": 0.0}
-    got = p.caption or ""
+def receive(caption: str, score: LatentScore, clean_nmse: float) -> dict[str, Any]:
+    """What the receiver made of a packet, from its score (gensc.evaluation.fidelity): the latent
+    NMSE (1 when it has no latent to start from), whether it is intact or lost, the caption's
+    similarity and the parser's value counts."""
+    if not score.header_ok:
+        return {"header_ok": False, "nmse": LOST_NMSE, "intact": False, "lost": True, "caption": 0.0}
+    got = score.parsed.caption
     view: dict[str, Any] = {
         "header_ok": True,
-        "caption": difflib.SequenceMatcher(None, caption, got).ratio() if p.caption is not None else 0.0,
-        "values": p.latent_values,
+        "caption": difflib.SequenceMatcher(None, caption, got).ratio() if got is not None else 0.0,
+        "values": score.values,
     }
-    if p.latent is None:
-        view.update(nmse=1.0, intact=False, lost=True)
+    if not score.usable or score.nmse is None:  # text only: no latent, or none usable
+        view.update(nmse=LOST_NMSE, intact=False, lost=True)
         return view
-    sent = p.sent if p.sent is not None else np.ones(p.latent.shape[1:], bool)
-    if float(p.known[:, sent].mean()) < MIN_LATENT_SHARE:
-        view.update(nmse=1.0, intact=False, lost=True)  # the receiver falls back to text only
-        return view
-    nmse = latent_nmse(z, fill_missing(p.latent, p.known))
-    nmse = nmse if math.isfinite(nmse) else 1.0
-    view.update(nmse=nmse, intact=nmse <= INTACT_TOLERANCE * clean_nmse + 1e-12, lost=False)
+    view.update(nmse=score.nmse, intact=score.nmse <= INTACT_TOLERANCE * clean_nmse + 1e-12, lost=False)
     return view
 
 
@@ -186,7 +177,8 @@ def _value_shares(views: list[dict]) -> dict[str, float]:
     if not vals:
         return {}
     n = sum(v["sent"] for v in vals)
-    return {k: sum(v.get(k, 0) for v in vals) / n for k in ("used", "from_damaged", "cleaned", "erased")}
+    keys = ("used", "from_damaged", "corrected", "cleaned", "erased")
+    return {k: sum(v.get(k, 0) for v in vals) / n for k in keys}
 
 
 def sweep(
@@ -197,8 +189,13 @@ def sweep(
     seeds: int,
     seed_base: int,
     policy,
+    captions: dict[str, str] | None = None,
+    ideal_header: bool = False,
 ) -> list[dict[str, Any]]:
-    """Rows of one sweep (``kind`` "esn0" or "ebn0") for each scheme name (and "auto")."""
+    """Rows of one sweep (``kind`` "esn0" or "ebn0") for each scheme name (and "auto"): each
+    latent with its caption (default: the example caption) through gensc.evaluation.fidelity.
+    deliver, run r with ``gensc eval``'s noise seed for ``--channel-seed seed_base + r``."""
+    captions = captions or dict.fromkeys(latents, EXAMPLE_CAPTION)
 
     plans: dict[tuple[str, str], Plan] = {}
     clean: dict[tuple[str, str], float] = {}
@@ -213,17 +210,15 @@ def sweep(
                     lname,
                 )
                 if key not in plans:
-                    plans[key] = plan(scheme, z, EXAMPLE_CAPTION)
-                    clean_parse = parse(plans[key].wire.header, plans[key].wire.body)
-                    no_latent = clean_parse.latent is None  # text mode
-                    clean[key] = 1.0 if no_latent else latent_nmse(z, clean_parse.latent)
+                    plans[key] = plan(scheme, z, captions[lname], ideal_header)
+                    nmse = score_latent(z, plans[key].wire.header, plans[key].wire.body).nmse
+                    clean[key] = LOST_NMSE if nmse is None else nmse  # text mode: no latent
                 p = plans[key]
                 link = Link(link_config(p, snr, kind))
-                for seed in range(seeds):
-                    out = link.transmit(
-                        p.wire.header, p.wire.body, seed=seed_base + seed, protected=p.wire.protected
-                    )
-                    views.append(receive(z, EXAMPLE_CAPTION, out.header, out.body, clean[key]))
+                for run in range(seeds):
+                    sent = deliver(link, p.wire, channel_seed(seed_base + run, lname, snr), z)
+                    out = sent.output
+                    views.append(receive(captions[lname], sent.score, clean[key]))
                     symbols.append(out.report.symbols)
                     nbytes.append(len(p.wire.header) + len(p.wire.body))
                     report = out.report

@@ -12,9 +12,10 @@ Three tables, every figure a mean over latents x channel seeds (per-run values k
                   ideal side channel as in the prototype: gensc.channel.paper.paper_config).
                   ``nmse_as_received`` is the parsed latent with NaN/inf kept (paper's raw floats:
                   usually inf, written as null in the JSON); ``nmse_receiver`` is what the
-                  receiver diffuses from: unusable values erased and filled from their
-                  neighbours (gensc.common.latent.fill_missing), and a latent lost beyond
-                  use (text-only fallback) counted as all zeros, NMSE 1.
+                  receiver starts from (gensc.evaluation.fidelity.score_latent, as gensc eval
+                  and gensc bench degradation score it: damaged codes estimated, unusable
+                  values filled from their neighbours), and a latent lost beyond use
+                  (text-only fallback) counted as all zeros, NMSE 1.
 ``policy_sweep``  8-bit text+latent on a fine Es/N0 grid (``--sweep``): share of packets whose
                   latent is usable, mean NMSE, the strength gensc.sender.policy.strength_for_nmse
                   gives, and how often the caption arrives, in that packet and in a text-only
@@ -47,11 +48,11 @@ from gensc.channel.paper import paper_config
 from gensc.common.errors import PacketLost
 from gensc.common.files import json_text
 from gensc.common.images import resize
-from gensc.common.latent import fill_missing
-from gensc.common.modes.base import MIN_LATENT_SHARE
+from gensc.common.modes.base import usable_share
 from gensc.common.ranges import parse_values
 from gensc.common.wire.packet import Packet, encode, parse
 from gensc.common.wire.quant import latent_nmse, quantize
+from gensc.evaluation.fidelity import score_latent
 from gensc.models.loading import resolve_profile
 from gensc.models.sender import LatentEncoder
 from gensc.sender.policy import strength_for_nmse
@@ -96,7 +97,7 @@ def receiver_view(z: np.ndarray, header: bytes, body: bytes) -> dict[str, Any]:
         return {"header_ok": False, "usable_share": 0.0, "nmse_as_received": 1.0, "nmse_receiver": 1.0}
     if p.latent is None:
         return {"header_ok": True, "usable_share": 0.0, "nmse_as_received": 1.0, "nmse_receiver": 1.0}
-    share = float(p.known.all(axis=0).mean())
+    share = usable_share(p)
     out = {"header_ok": True, "usable_share": share}
     if p.mode == "paper":  # the floats as they came off the link, before the parser's sanitiser
         raw = np.frombuffer(body[-z.size * 8 :], "<f8").reshape(z.shape) if len(body) >= z.size * 8 else None
@@ -104,12 +105,9 @@ def receiver_view(z: np.ndarray, header: bytes, body: bytes) -> dict[str, Any]:
         out["values_erased"] = int((~p.known).sum())
     else:
         out["nmse_as_received"] = latent_nmse(z, p.latent)
-    if share < MIN_LATENT_SHARE:
-        out["nmse_receiver"] = 1.0
-        out["text_fallback"] = True
-    else:
-        out["nmse_receiver"] = latent_nmse(z, fill_missing(p.latent, p.known))
-        out["text_fallback"] = False
+    score = score_latent(z, header, body)  # the NMSE gensc eval and gensc bench degradation report
+    out["nmse_receiver"] = score.nmse
+    out["text_fallback"] = not score.usable
     return out
 
 

@@ -24,7 +24,7 @@ from results.json alone) and images/ (--save-images; always with FID).
 A row: key, mode, sent_mode (what the packet carried; differs for "auto"), snr_db, snr_kind,
 image, image_index, status ("ok" | "lost" | "error"), scored_as ("reconstruction" | "grey" |
 null), caption, payload_bytes {part..., total}, channel (the link's report), ber, latent_nmse,
-latent_nmse_clean, latent_values {sent, used, cleaned, erased}, metrics {psnr_db, ssim, ms_ssim,
+latent_nmse_clean, latent_values {sent, used, corrected, cleaned, erased}, metrics {psnr_db, ssim, ms_ssim,
 vsi, lpips, clip_score}, timings_ms {encode, channel, reconstruct, total, stages}, notes, error,
 output, fingerprint.
 A point (mode x SNR): counts, and mean/std/n of every metric, ber, latent NMSE, payload bytes,

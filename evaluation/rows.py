@@ -28,10 +28,11 @@ class Outcome:
     survive: nothing to rebuild from) or "error" (``error`` says what failed). ``reference`` is
     the original as the sender resized it (what the metrics compare with), uint8 [S, S, 3];
     ``image`` the reconstruction, uint8 [S, S, 3]. ``latent_nmse`` (after the link) and
-    ``latent_nmse_clean`` (the packet as sent: quantisation only) are
-    ``gensc.common.wire.quant.latent_nmse`` against the latent before quantisation, None when no
-    latent was sent or none arrived (in process only); ``latent_values``: what became of the sent
-    latent values {sent, used, cleaned, erased} (in process only). ``timings_ms``: encode, channel,
+    ``latent_nmse_clean`` (the packet as sent: quantisation only) score the latent the receiver
+    starts from against the latent before quantisation (gensc.evaluation.fidelity: 1 when no
+    usable latent arrived), None when no latent was sent (in process only); ``latent_values``:
+    what became of the sent latent values {sent, used, corrected, cleaned, erased} (in process
+    only). ``timings_ms``: encode, channel,
     reconstruct, total (+ transport through the services), stages {stage: ms}.
     """
 

@@ -3,7 +3,8 @@
 ``InProcessRunner``   this process runs the profile's SenderPipeline, one
                       ``gensc.channel.link.Link`` per SNR point and the ReceiverPipeline. Each
                       (mode, image) is encoded once and sent at every SNR point ("auto": once per
-                      point, as the policy reads the SNR); it also measures the latent NMSE.
+                      point, as the policy reads the SNR); it also measures the latent NMSE
+                      (gensc.evaluation.fidelity, the path ``gensc bench degradation`` takes).
 ``ServiceRunner``     sends through running services (``gensc.client.send.send`` with the
                       point's link settings as per-item overrides); every point re-encodes there.
 
@@ -14,8 +15,6 @@ mode and rerun.
 
 from __future__ import annotations
 
-import math
-import time
 import zlib
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -28,9 +27,8 @@ from gensc.client.send import SendOptions, send
 from gensc.common.errors import GenscError, PacketLost
 from gensc.common.images import decode_image, resize
 from gensc.common.wire.modes import MODES
-from gensc.common.wire.packet import parse
-from gensc.common.wire.quant import latent_nmse
 from gensc.evaluation.config import AUTO, LORA_SUFFIX, EvalConfig, base_mode
+from gensc.evaluation.fidelity import deliver, score_latent
 from gensc.evaluation.rows import Outcome
 from gensc.models.loading import resolve_profile
 from gensc.models.quantization import QuantConfig
@@ -81,13 +79,6 @@ class _Encoding:
     enc: Any  # gensc.sender.pipeline.Encoded
     sent_latent: np.ndarray | None  # the float32 latent before quantisation
     nmse_clean: float | None
-
-
-def _nmse(sent: np.ndarray | None, received: np.ndarray | None) -> float | None:
-    """latent_nmse when both exist with one shape, else None (no usable latent arrived)."""
-    if sent is None or received is None or np.shape(sent) != np.shape(received):
-        return None
-    return latent_nmse(sent, received)
 
 
 class InProcessRunner:
@@ -185,15 +176,14 @@ class InProcessRunner:
             budget_bytes=budget,
         )
         self.encodes += 1
-        clean = parse(enc.wire.header, enc.wire.body)
         sent = None
-        if clean.latent is not None:
+        if enc.packet.latent is not None and not enc.packet.image:
             sent = enc.latent
             if sent is None:  # a mode that sends a latent it did not encode here (none today)
                 if name not in self._ref_latent:
                     self._ref_latent[name] = self.sender.encoder(enc.image)
                 sent = self._ref_latent[name]
-        e = _Encoding(enc, sent, _nmse(sent, clean.latent))
+        e = _Encoding(enc, sent, score_latent(sent, enc.wire.header, enc.wire.body).nmse)
         self._encodings[key] = e
         return e
 
@@ -205,24 +195,12 @@ class InProcessRunner:
             return Outcome("error", error=f"encode: {err}")
         enc = e.enc
         notes = list(enc.notes)
-        t0 = time.perf_counter()
-        out = self._link(snr).transmit(
-            enc.wire.header,
-            enc.wire.body,
-            seed=channel_seed(self.config.channel_seed, name, snr),
-            protected=enc.wire.protected,
-        )
-        channel_ms = (time.perf_counter() - t0) * 1e3
-        nmse, values = None, None
-        if e.sent_latent is not None:
-            try:
-                received = parse(out.header, out.body)
-                nmse = _nmse(e.sent_latent, received.latent)
-                values = received.latent_values  # used / cleaned / erased
-            except PacketLost:
-                nmse = None
-            if nmse is None or not math.isfinite(nmse):  # written as null
-                notes.append("latent NMSE: no usable latent arrived (lost, damaged or non-finite)")
+        seed = channel_seed(self.config.channel_seed, name, snr)
+        delivery = deliver(self._link(snr), enc.wire, seed, e.sent_latent)  # as gensc bench degradation
+        out, channel_ms = delivery.output, delivery.channel_ms
+        nmse, values = delivery.score.nmse, delivery.score.values
+        if nmse is not None and not delivery.score.usable:
+            notes.append("latent NMSE: no usable latent arrived (lost or damaged beyond use): counted as 1")
         settings = ReconSettings(**self.config.recon_settings(mode, self.profile))
         stages = {f"encode.{k}": v for k, v in enc.timings.items() if k != "encode"}
         timings: dict[str, Any] = {"encode": enc.timings.get("encode", 0.0), "channel": channel_ms}

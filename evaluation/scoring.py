@@ -60,10 +60,12 @@ def stats(values: Sequence[float | None]) -> dict[str, float | int | None]:
 
 
 def value_shares(rows: Sequence[Row]) -> dict[str, float] | None:
-    """Shares of the sent latent values the receiver used, cleaned and erased, over the rows."""
+    """Shares of the sent latent values the receiver used, corrected, cleaned and erased, over the
+    rows (gensc.common.wire.packet.ParsedPacket.latent_values)."""
     vals = [r.latent_values for r in rows if r.latent_values]
     n = sum(v["sent"] for v in vals)
-    return {k: sum(v.get(k, 0) for v in vals) / n for k in ("used", "cleaned", "erased")} if n else None
+    keys = ("used", "corrected", "cleaned", "erased")
+    return {k: sum(v.get(k, 0) for v in vals) / n for k in keys} if n else None
 
 
 def aggregate(rows: Sequence[Row]) -> dict[str, Any]:

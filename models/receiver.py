@@ -28,8 +28,9 @@ class Work:
     """One item for the models.
 
     ``kind``: img2img | blend | txt2img | decode. ``size``: output side S (pixels).
-    ``latent``: float32 [C, S/8, S/8] gensc latent (img2img, blend, decode); ``known``: bool
-    [C, S/8, S/8], True where ``latent`` holds received values (blend, decode; None: all).
+    ``latent``: float32 [C, S/8, S/8] gensc latent (img2img, blend, decode; blend starts from it
+    as given); ``known``: bool [C, S/8, S/8], True where ``latent`` holds received values (blend:
+    re-imposed every step; decode: the others are filled from their neighbours first; None: all).
     ``steps`` scheduler steps, ``strength`` img2img strength (1.0 for txt2img), ``guidance``
     classifier-free guidance scale (1.0 or less: off), ``seed`` the item's noise seed.
     ``output``: "image" (uint8 [S, S, 3]) or "latent" (float32 [C, S/8, S/8]).
@@ -193,8 +194,8 @@ class Diffusion:
         return torch.from_numpy(np.stack(latents)).to(self.device, self.dtype)
 
     def _img2img(self, works: list[Work]):
-        """img2img from each item's latent; for blend, from ``fill_missing(latent, known)`` while
-        keeping the known values.
+        """img2img from each item's latent (for blend, the receiver's start as given: every value
+        set, gensc.common.modes.base.received_latent), blend keeping the known values.
 
         blend: after every denoising step the known values are re-imposed at the noise level of
         the next timestep, ``scheduler.add_noise(z, noise, t_next)`` with one fixed noise draw per
@@ -206,7 +207,7 @@ class Diffusion:
 
         w0 = works[0]
         blend = w0.kind == "blend"
-        z = self._latents([fill_missing(w.latent, w.known) if blend else w.latent for w in works])
+        z = self._latents([w.latent for w in works])
         callback = None
         if blend:
             keep = torch.from_numpy(np.stack([np.ascontiguousarray(w.known) for w in works])).to(self.device)

@@ -1,22 +1,32 @@
-"""The packet layout that suits the link the sender knows of: codecs, block size and bit planes.
+"""The packet layout that suits the link the sender knows of: codecs, block size, bit planes and
+bit order.
 
 A compressed section is useless when damaged, a raw one is not (gensc.common.wire.packet: a raw
-latent block that fails its CRC is used and cleaned, a plain caption keeps its printable
-characters). So the codec choices ``auto`` resolve from the link settings the sender knows, the
-request's link overrides first, then the sender's assumed link (``PacketConfig.code``):
+latent block that fails its CRC is used, each code replaced by its posterior mean given its bits
+and its neighbours; a plain caption keeps its printable characters). So the codec choices
+``auto`` resolve from the link settings the sender knows, the request's link overrides first,
+then the sender's assumed link (``PacketConfig.code``):
 
 | the link's code                    | latent codec | text codec | block cells | bit planes    |
 |------------------------------------|--------------|------------|-------------|---------------|
 | unknown, or with error correction  | zlib         | smallest   | 512         | 0             |
-| without error correction (none,    | none         | none       | 64          | 0             |
+| without error correction (none,    | none         | none       | 16          | 0             |
 | crc32)                             |              | (plain)    |             |               |
-| with UEP (uep_code/uep_modulation) | none         | by the     | by the      | bits // 2, or |
-|                                    |              | UEP part   | body code   | the policy's  |
+| with UEP (uep_code/uep_modulation) | none         | by the     | 512, or 64  | bits // 2, or |
+|                                    |              | UEP part   | uncoded     | the policy's  |
 
 Small blocks on an uncoded link let the share of blocks that pass their CRC tell the receiver the
-bit error rate (gensc.common.wire.clean), for 4 CRC bytes per 256 (8-bit codes, 4 channels). With
-UEP the text and the MSB planes ride in the protected prefix, so the text codec follows the
-protected part's code. Settings given explicitly (not ``auto``/None) are kept.
+bit error rate (gensc.common.wire.clean), for 4 CRC bytes per 64 (8-bit codes, 4 channels):
+16-cell blocks still pass often enough to read the rate off at Eb/N0 8.75 dB, where 64-cell
+blocks (the layout before) left the receiver to estimate it from the codes. On an uncoded link
+named ``16qam`` with an even number of bits and no bit planes, the codes go in bit order
+``16qam`` (gensc.common.wire.quant: the top half of every code on the constellation's sign
+bits, which err half as often; layout version 3). Measured on the training photos' tiny-VAE
+latents at Eb/N0 5 / 7.5 / 10 dB (gensc.common.wire.clean's setting): 64-cell blocks MSB-first
+0.102 / 0.044 / 0.0128 latent NMSE, 64-cell bit order 16qam 0.090 / 0.040 / 0.0129, 16-cell bit
+order 16qam 0.076 / 0.037 / 0.0082. With UEP the text and the MSB planes ride in the protected
+prefix, so the text codec follows the protected part's code. Settings given explicitly (not
+``auto``/None) are kept.
 """
 
 from __future__ import annotations
@@ -27,14 +37,17 @@ from typing import Any
 from gensc.channel.codes import get_channel_code
 from gensc.common.config import AUTO, Config, setting
 from gensc.common.errors import InvalidInput
+from gensc.common.modes.base import Content, Mode
 from gensc.common.wire.analog import MAX_REPEATS
 from gensc.common.wire.classic import DEFAULT_BPP, ClassicCodec
 from gensc.common.wire.modes import DEFAULT_MODE
-from gensc.common.wire.packet import Packet
+from gensc.common.wire.packet import Packet, Wire, encode
+from gensc.common.wire.quant import MSB_FIRST, ORDER_16QAM
 from gensc.common.wire.sections import DEFAULT_BLOCK_CELLS
 from gensc.sender.segment import SEGMENTERS
 
-UNCODED_BLOCK_CELLS = 64
+UNCODED_BLOCK_CELLS = 16
+PLANES_BLOCK_CELLS = 64  # bit planes for UEP on an uncoded body: the layout's blocks before 16
 JSCC_CBRS = ("1/96", "1/48", "1/24")  # gensc.models.deepjscc.CBRS (not imported: no torch here)
 
 
@@ -48,6 +61,7 @@ class Layout:
     block_cells: int
     msb_planes: int
     note: str | None = None
+    bit_order: str = MSB_FIRST
 
     def fields(self) -> dict[str, Any]:
         return {
@@ -55,6 +69,7 @@ class Layout:
             "text_codec": self.text_codec,
             "block_cells": self.block_cells,
             "msb_planes": self.msb_planes,
+            "bit_order": self.bit_order,
         }
 
 
@@ -159,8 +174,13 @@ def choose_layout(
     msb_planes = want_planes if latent_codec == "none" else 0
     text_codec = "none" if codec.text_codec == AUTO and text_uncoded else codec.text_codec
     block_cells = codec.block_cells
+    raw = quantised and latent_codec == "none" and not msb_planes
     if block_cells is None:
-        block_cells = UNCODED_BLOCK_CELLS if uncoded and latent_codec == "none" else DEFAULT_BLOCK_CELLS
+        block_cells = DEFAULT_BLOCK_CELLS
+        if uncoded and latent_codec == "none":
+            block_cells = PLANES_BLOCK_CELLS if msb_planes else UNCODED_BLOCK_CELLS
+    on_16qam = uncoded and raw and link.get("modulation") == "16qam" and bits % 2 == 0
+    bit_order = ORDER_16QAM if on_16qam else MSB_FIRST
     said = []
     if uncoded or text_uncoded:
         said.append(f"link code {code!r} corrects no errors: raw sections, damaged ones are used")
@@ -168,6 +188,35 @@ def choose_layout(
         said.append(f"UEP link: the top {msb_planes} of {bits} bit planes in the protected prefix")
     elif want_planes:
         said.append(f"bit planes need latent codec 'none' (not {latent_codec!r}): sent without")
+    if on_16qam:
+        said.append(f"uncoded 16QAM: the top {bits // 2} bits of each code on its sign bits")
     layout = f"latent codec {latent_codec}, text codec {text_codec}, {block_cells}-cell blocks"
     note = f"layout: {'; '.join(said)} ({layout})" if said else None
-    return Layout(latent_codec, text_codec, block_cells, msb_planes, note)
+    return Layout(latent_codec, text_codec, block_cells, msb_planes, note, bit_order)
+
+
+def packetise(
+    mode: Mode,
+    content: Content,
+    codec: PacketConfig,
+    link: dict[str, Any],
+    bits: int,
+    planes: int | None = None,
+    hint: float | None = None,
+) -> tuple[Packet, Wire, str | None]:
+    """A mode's content as the packet it goes out as on ``link`` (``choose_layout``, the mode's own
+    fields winning), its wire bytes and the layout's note. ``bits``: the quantisation bits;
+    ``planes``: the SNR policy's MSB plane count, if any; ``hint``: the img2img strength hint.
+    The sender (gensc.sender.pipeline) and ``gensc bench degradation`` build packets this way.
+    Raises InvalidInput when the packet cannot be built."""
+    layout = choose_layout(codec, link, mode.latent == "quantised", bits, planes)
+    try:
+        packet = Packet(
+            mode.name,
+            content.text.encode("utf-8"),
+            strength_hint=hint,
+            **{**layout.fields(), **content.fields},
+        )
+        return packet, encode(packet), layout.note
+    except ValueError as e:
+        raise InvalidInput(f"cannot build a {mode.name!r} packet: {e}") from None

@@ -22,13 +22,12 @@ from gensc.common.modes.base import Build
 from gensc.common.timing import Stopwatch, device_sync
 from gensc.common.wire.modes import DEFAULT_MODE
 from gensc.common.wire.packet import Packet, Wire
-from gensc.common.wire.packet import encode as encode_packet
 from gensc.models.load_quantized import parameter_bytes
 from gensc.models.loading import from_pretrained, pick_device, pick_dtype
 from gensc.models.profiles import Profile
 from gensc.models.quantization import QuantConfig
 from gensc.models.sender import Captioner, LatentEncoder
-from gensc.sender.layout import PacketConfig, choose_layout
+from gensc.sender.layout import PacketConfig, packetise
 from gensc.sender.policy import DEFAULT_POLICY, Policy, link_esn0_db
 from gensc.sender.prompt import PromptBuilder
 from gensc.sender.segment import get_segmenter
@@ -211,18 +210,8 @@ class SenderPipeline:
         with self._lock:  # the models are shared by every stream: one call owns them at a time
             content = m.build(job)
         with watch.stage("packetise"):
-            layout = choose_layout(c, link, m.latent == "quantised", bits, planes)
-            notes += [layout.note] if layout.note else []
-            try:
-                packet = Packet(
-                    m.name,
-                    content.text.encode("utf-8"),
-                    strength_hint=hint,
-                    **{**layout.fields(), **content.fields},
-                )
-                wire = encode_packet(packet)
-            except ValueError as e:
-                raise InvalidInput(f"cannot build a {m.name!r} packet: {e}") from None
+            packet, wire, note = packetise(m, content, c, link, bits, planes, hint)
+            notes += [note] if note else []
         watch.total("encode")
         return Encoded(packet, wire, content.text, image, watch.ms, notes, job.latent, link)
 

@@ -22,11 +22,34 @@ from typing import Any, Protocol
 import numpy as np
 
 from gensc.common.errors import PacketLost
+from gensc.common.latent import fill_missing
 from gensc.common.timing import Stopwatch
 from gensc.common.wire.modes import ModeInfo, mode_info
 from gensc.common.wire.packet import ParsedPacket
 
-MIN_LATENT_SHARE = 0.25  # below this share of the sent cells intact, a latent is not used for img2img
+MIN_LATENT_SHARE = 0.25  # below this share of the sent values usable, a latent is not used for img2img
+
+
+def usable_share(packet: ParsedPacket) -> float:
+    """The share of the sent latent values the receiver can start from: known, or estimated from
+    a damaged block (gensc.common.wire.packet.ParsedPacket); 0 when no latent arrived."""
+    if packet.latent is None or packet.known is None:
+        return 0.0
+    sent = packet.sent if packet.sent is not None else np.ones(packet.latent.shape[1:], bool)
+    usable = packet.known if packet.estimated is None else packet.known | packet.estimated
+    return float(usable[:, sent].mean()) if sent.any() else 0.0
+
+
+def received_latent(packet: ParsedPacket) -> np.ndarray | None:
+    """The latent a receiver's rebuild starts from, float32 [C, H, W]: the known values, the
+    parser's estimates of the damaged ones, and every other value filled from its neighbours
+    (gensc.common.latent.fill_missing). None when the receiver has no latent to start from: none
+    arrived, or less than MIN_LATENT_SHARE of the sent values are usable (text-only generation).
+    ``gensc eval`` and ``gensc bench degradation`` score this latent (gensc.evaluation.fidelity)."""
+    if packet.latent is None or usable_share(packet) < MIN_LATENT_SHARE:
+        return None
+    usable = packet.known if packet.estimated is None else packet.known | packet.estimated
+    return fill_missing(packet.latent, usable)
 
 
 # ----------------------------------------------------------------------------- the sender's side
@@ -112,6 +135,9 @@ class ReceiverModels(Protocol):
 
     Latents are float32 [C, H, W] gensc latents; ``known`` bool [C, H, W] marks received values;
     ``settings`` are the receiver's (steps, strength, guidance, seed). All return uint8 [S, S, 3].
+    ``blend`` starts from ``latent`` as given (every value set: ``received_latent``) and
+    re-imposes its ``known`` values every step; ``decode`` fills the values not ``known`` from
+    their neighbours first.
     """
 
     def img2img(self, latent: np.ndarray, caption: str, settings: Any) -> np.ndarray: ...
@@ -158,18 +184,18 @@ class Rebuild:
             )
 
     def usable_latent(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """(latent, known) when at least MIN_LATENT_SHARE of the sent values are usable, else None."""
+        """(start, known) when at least MIN_LATENT_SHARE of the sent values are usable, else None:
+        the latent to start from (``received_latent``) and the values to keep (``known``)."""
         pkt = self.packet
         if pkt.latent is None:
             return None
-        sent = pkt.sent if pkt.sent is not None else np.ones(pkt.latent.shape[1:], bool)
-        share = float(pkt.known[:, sent].mean()) if sent.any() else 0.0
-        if share < MIN_LATENT_SHARE:
+        start = received_latent(pkt)
+        if start is None:
             self.notes.append(
-                f"latent: only {share:.0%} of the sent values usable (< {MIN_LATENT_SHARE:.0%})"
+                f"latent: only {usable_share(pkt):.0%} of the sent values usable (< {MIN_LATENT_SHARE:.0%})"
             )
             return None
-        return pkt.latent, pkt.known
+        return start, pkt.known
 
     def text_only(self, caption: str | None, sends_latent: bool) -> np.ndarray:
         """txt2img from the caption when no latent can be used. With no caption either, the header
@@ -190,9 +216,10 @@ class Rebuild:
     def from_latent(self, *, whole_img2img: bool) -> np.ndarray:
         """Caption-guided generation anchored on the received latent (seed 001 / seed 000).
 
-        img2img from the latent when every value arrived and ``whole_img2img``; else ``blend``
-        (img2img that re-imposes the received values every step and generates the rest); text
-        only when less than MIN_LATENT_SHARE of the sent cells arrived.
+        Both start from ``received_latent`` (estimates of damaged values, the rest filled): img2img
+        when every value is known and ``whole_img2img``; else ``blend`` (img2img that re-imposes
+        the known values every step and generates the rest); text only when less than
+        MIN_LATENT_SHARE of the sent values are usable.
         """
         caption = self.caption()
         self.check_latent_fits()

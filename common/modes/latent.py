@@ -33,9 +33,10 @@ class Latent(Mode):
             )
             zeros = np.zeros(pkt.latent_shape, np.float32)
             return job.models.decode(zeros, np.zeros(zeros.shape, bool))
-        if not pkt.known.all():
-            job.notes.append(f"latent: {int((~pkt.known).sum())} unknown values filled from their neighbours")
-        return job.models.decode(pkt.latent, pkt.known)
+        usable = pkt.known if pkt.estimated is None else pkt.known | pkt.estimated
+        if not usable.all():
+            job.notes.append(f"latent: {int((~usable).sum())} unknown values filled from their neighbours")
+        return job.models.decode(pkt.latent, usable)  # estimates of damaged values kept
 
 
 MODE = Latent.of("latent")

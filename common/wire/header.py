@@ -8,7 +8,7 @@ Header (little-endian), ``HEADER_LEN`` = 30 bytes + ``8 * C`` for dtype 1::
 
     off size field
       0    2  magic b"GS"
-      2    1  layout version (VERSION = 2)
+      2    1  layout version: 2, or 3 when flag bit 7 is set (VERSIONS; see below)
       3    1  mode wire id (gensc.common.modes)
       4    1  latent dtype id: 0 none, 1 quantised codes, 3 float32, 4 float64, 5 analog (the
                  values go as channel symbols beside the body, no latent section; their side
@@ -21,7 +21,9 @@ Header (little-endian), ``HEADER_LEN`` = 30 bytes + ``8 * C`` for dtype 1::
                      bit3 PLANES   the quantised latent is split into bit planes (see below)
                      bits4-6       with PLANES: m, the number of most significant planes in the
                                    first part (1 <= m < bits); 0 without PLANES
-                     bit7          reserved, 0
+                     bit7 ORDER    (version 3 only) the quantised codes are packed in bit order
+                                   16qam (gensc.common.wire.quant), not MSB-first; latent codec
+                                   none, no PLANES, an even number of bits
       8    1  latent codec id (gensc.common.wire.codecs: 0 none, 1 zlib, 2 zstd), dtype 1 only
       9    1  text codec id (0 none/UTF-8, 1 zlib, 2 zstd, 3 ascii-bits, 4 zlib-dict)
      10    1  log2 of the cells per latent block (dtype 1 only, else 0)
@@ -35,6 +37,9 @@ Header (little-endian), ``HEADER_LEN`` = 30 bytes + ``8 * C`` for dtype 1::
      26   8C  params (dtype 1): C x float32 scale, then C x float32 offset; (dtype 5, 8 + 8C
               bytes, or 8): float32 amplitude, float32 repeats, [C x float32 mean, C x float32 std]
    26+P    4  CRC32 (zlib) of every header byte before it (P: the params length)
+
+Version 3 is version 2 plus flag bit 7: a packet without it is written as version 2, byte for
+byte what it was before, and both versions are read.
 
 The mode ids are gensc.common.wire.modes' table; the codec ids gensc.common.wire.codecs'.
 ``parse_header`` checks every field against the others and against the mode's table entry
@@ -51,9 +56,11 @@ import numpy as np
 from gensc.common.errors import PacketLost
 from gensc.common.wire.codecs import LATENT_CODECS, TEXT_CODECS, codec_by_wire_id
 from gensc.common.wire.modes import ModeInfo, mode_by_wire_id
+from gensc.common.wire.quant import MSB_FIRST, ORDER_16QAM
 from gensc.common.wire.sections import CRC_LEN, MAX_BLOCK_LOG2, raw_latent_len
 
-VERSION = 2
+VERSION = 3  # the newest layout written and read; a packet without flag ORDER is written as 2
+VERSIONS = (2, 3)
 MAGIC = b"GS"
 HEADER = struct.Struct("<2sBBBBBBBBBBHHHHHI")
 HEADER_LEN = HEADER.size + 4
@@ -64,7 +71,8 @@ FLAG_MASK = 0x02
 FLAG_MASK_ZLIB = 0x04
 FLAG_PLANES = 0x08
 PLANES_SHIFT, PLANES_FIELD = 4, 0x70  # flags bits 4-6: the MSB plane count m with PLANES
-KNOWN_FLAGS = FLAG_NO_CRC | FLAG_MASK | FLAG_MASK_ZLIB | FLAG_PLANES | PLANES_FIELD
+FLAG_ORDER = 0x80  # version 3: codes packed in bit order 16qam
+KNOWN_FLAGS = FLAG_NO_CRC | FLAG_MASK | FLAG_MASK_ZLIB | FLAG_PLANES | PLANES_FIELD | FLAG_ORDER
 DTYPE_IDS = {"none": 0, "quantised": 1, "float32": 3, "float64": 4, "analog": 5, "image": 8}
 ANALOG_DTYPE = 5  # gensc.common.wire.analog.DTYPE_ID
 FLOAT_DTYPES = {3: np.dtype("<f4"), 4: np.dtype("<f8")}
@@ -75,9 +83,10 @@ MAX_IMAGE_SIDE = 8192
 
 
 def pack_header(fields: dict[str, int], params: bytes) -> bytes:
-    """The header bytes: ``fields`` (``FIELDS`` but ``magic``, and ``version``: ``VERSION`` unless
-    given) packed, then ``params`` (8 * C bytes for dtype 1, else b""), then the CRC32 of both."""
-    values = {"magic": MAGIC, "version": VERSION, **fields}
+    """The header bytes: ``fields`` (``FIELDS`` but ``magic``, and ``version``: ``layout_version``
+    of the flags unless given) packed, then ``params`` (8 * C bytes for dtype 1, else b""), then
+    the CRC32 of both."""
+    values = {"magic": MAGIC, "version": layout_version(fields["flags"]), **fields}
     head = HEADER.pack(*(values[name] for name in FIELDS)) + params
     return head + struct.pack("<I", zlib.crc32(head))
 
@@ -96,8 +105,8 @@ def parse_header(header: bytes) -> dict[str, int]:
     f = dict(zip(FIELDS, HEADER.unpack(header[: HEADER.size]), strict=True))
     if len(header) != HEADER_LEN + f["params"]:
         raise PacketLost(f"header is {len(header)} bytes but announces {f['params']} bytes of params")
-    if f.pop("magic") != MAGIC or f["version"] != VERSION:
-        raise PacketLost(f"not a gensc v{VERSION} packet (version {f['version']})")
+    if f.pop("magic") != MAGIC or f["version"] not in VERSIONS:
+        raise PacketLost(f"not a gensc packet of layout version 2 or 3 (version {f['version']})")
     mode = mode_by_wire_id(f["mode_id"])
     if mode is None:
         raise PacketLost(f"unknown mode id {f['mode_id']} in header")
@@ -115,8 +124,8 @@ def check_fields(f: dict[str, int], mode: ModeInfo) -> None:
         return PacketLost(f"header is inconsistent: {why}")
 
     crc = 0 if f["flags"] & FLAG_NO_CRC else CRC_LEN
-    if f["flags"] & ~KNOWN_FLAGS:
-        raise bad(f"unknown flags 0x{f['flags']:02x}")
+    if f["flags"] & ~KNOWN_FLAGS or (f["flags"] & FLAG_ORDER and f["version"] < 3):
+        raise bad(f"unknown flags 0x{f['flags']:02x} for layout version {f['version']}")
     for kind, allowed in (("latent_codec", LATENT_CODECS), ("text_codec", TEXT_CODECS)):
         codec = codec_by_wire_id(f[kind])
         if codec is None or codec.name not in allowed:
@@ -133,6 +142,11 @@ def check_fields(f: dict[str, int], mode: ModeInfo) -> None:
         planes and not (dtype == 1 and f["latent_codec"] == 0 and 1 <= planes < f["bits"])
     ):
         raise bad(f"bit-plane flags 0x{f['flags']:02x} with latent dtype {dtype}, {f['bits']} bits")
+    if f["flags"] & FLAG_ORDER and (dtype != 1 or f["latent_codec"] or planes or f["bits"] % 2):
+        raise bad(
+            f"bit order flag with latent dtype {dtype}, codec id {f['latent_codec']}, {planes} planes, "
+            f"{f['bits']} bits"
+        )
     expected_dtype = {"none": {0}, "quantised": {0, 1}, "float64": {4}, "analog": {5}, "image": {8}}[
         mode.latent
     ]
@@ -182,6 +196,16 @@ def check_fields(f: dict[str, int], mode: ModeInfo) -> None:
         h * w, c, f["bits"], f["block_log2"], crc, planes
     ):
         raise bad(f"latent section of {f['latent']} bytes for [{c},{h},{w}] at {f['bits']} bits")
+
+
+def layout_version(flags: int) -> int:
+    """The layout version a packet with these flags is written as: 3 with flag ORDER, else 2."""
+    return 3 if flags & FLAG_ORDER else 2
+
+
+def bit_order(f: dict[str, int]) -> str:
+    """How the quantised codes of a parsed header's packet are packed (gensc.common.wire.quant)."""
+    return ORDER_16QAM if f["flags"] & FLAG_ORDER else MSB_FIRST
 
 
 def msb_planes(f: dict[str, int]) -> int:

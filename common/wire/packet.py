@@ -37,6 +37,7 @@ from gensc.common.wire.header import (
     FLAG_MASK,
     FLAG_MASK_ZLIB,
     FLAG_NO_CRC,
+    FLAG_ORDER,
     FLAG_PLANES,
     FLOAT_DTYPES,
     HEADER,
@@ -44,12 +45,11 @@ from gensc.common.wire.header import (
     MAX_IMAGE_SIDE,
     PLANES_SHIFT,
     SECTIONS,
-    VERSION,
     pack_header,
     parse_header,
 )
 from gensc.common.wire.modes import mode_by_wire_id, mode_info
-from gensc.common.wire.quant import QuantizedTensor
+from gensc.common.wire.quant import BIT_ORDERS, MSB_FIRST, ORDER_16QAM, QuantizedTensor
 from gensc.common.wire.salvage import decode_quantised, decode_text, plain_text
 from gensc.common.wire.sanity import decode_floats
 from gensc.common.wire.sections import (
@@ -79,6 +79,10 @@ class Packet:
     ``strength_hint``: img2img strength the sender suggests (e.g. from the SNR policy), or None.
     ``msb_planes``: 0, or m in 1..bits-1 to send the quantised latent as bit planes (flag PLANES:
     the top m planes first, for unequal error protection); needs latent codec ``none``.
+    ``bit_order``: how the quantised codes are packed, gensc.common.wire.quant's ``msb-first`` or
+    ``16qam`` (flag ORDER, layout version 3: for an uncoded 16QAM link); ``16qam`` needs latent
+    codec ``none``, no bit planes and an even number of bits. A packet in ``msb-first`` order is
+    written as layout version 2, byte for byte as before version 3 existed.
     """
 
     mode: str
@@ -92,7 +96,7 @@ class Packet:
     raw_sections: bool = False  # sections without CRC32 (paper mode)
     strength_hint: float | None = None
     msb_planes: int = 0
-    version: int = VERSION
+    bit_order: str = MSB_FIRST
 
     def __post_init__(self) -> None:
         mode_info(self.mode)
@@ -106,6 +110,13 @@ class Packet:
             raise ValueError(f"msb_planes must be an int in 0..7, got {self.msb_planes!r}")
         if self.msb_planes and self.latent_codec != "none":
             raise ValueError(f"bit planes need latent codec 'none', got {self.latent_codec!r}")
+        if self.bit_order not in BIT_ORDERS:
+            raise ValueError(f"unknown bit order {self.bit_order!r}; known: {', '.join(BIT_ORDERS)}")
+        if self.bit_order != MSB_FIRST and (self.latent_codec != "none" or self.msb_planes):
+            raise ValueError(
+                f"bit order {self.bit_order!r} needs latent codec 'none' and no bit planes, got "
+                f"{self.latent_codec!r} and {self.msb_planes} planes"
+            )
 
 
 @dataclass
@@ -113,14 +124,21 @@ class ParsedPacket:
     """What the receiver could read. A section that failed its check is named in ``damaged``.
 
     ``latent``: float32 [C, H, W] with zeros where nothing usable arrived, or None when no
-    latent is usable at all; ``known``: bool [C, H, W], True where ``latent`` holds received
-    values. ``sent``: bool [H, W] cells the sender sent (the key mask, or all).
+    latent is usable at all; ``known``: bool [C, H, W], True where ``latent`` holds values the
+    receiver trusts as sent (it re-imposes them while it generates the rest); ``estimated``:
+    bool [C, H, W] or None, True where ``latent`` holds the parser's estimate of a value that
+    arrived damaged (gensc.common.wire.salvage: the posterior mean of a code of a raw block that
+    failed its CRC), a better start than a fill from the neighbours but not trusted; the values
+    neither known nor estimated are unknown (zeros). ``sent``: bool [H, W] cells the sender sent
+    (the key mask, or all).
     ``salvaged``: sections that failed their CRC but were used (see the module docstring).
     ``latent_values``: for a quantised latent, what became of its sent values: ``sent``,
     ``used`` (taken as received), ``from_damaged`` (of those, from blocks that failed their CRC),
-    ``cleaned`` (from damaged blocks, judged implausible: unknown), ``erased`` (blocks that could
-    not be read: unknown); used + cleaned + erased == sent. ``bit_error_rate``: the per-bit
-    error rate the cleaning assumed (None when nothing needed cleaning).
+    ``corrected`` (codes of damaged blocks whose estimate moved half a level or more from what
+    arrived), ``cleaned`` (judged unusable: unknown; raw floats that are absurd, or the codes of
+    damaged blocks that look random), ``erased`` (blocks that could not be read:
+    unknown); used + corrected + cleaned + erased == sent. ``bit_error_rate``: the mean per-bit
+    error rate the estimate assumed (None when no block was damaged).
     """
 
     mode: str
@@ -130,6 +148,7 @@ class ParsedPacket:
     damaged: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     known: np.ndarray | None = None
+    estimated: np.ndarray | None = None
     sent: np.ndarray | None = None
     image: bytes | None = None  # classic: the bytes that arrived (check "latent" in damaged)
     strength_hint: float | None = None
@@ -183,13 +202,17 @@ def encode(p: Packet) -> Wire:
         m = p.msb_planes
         if m and not m < bits:
             raise ValueError(f"msb_planes must be below the {bits} quantisation bits, got {m}")
+        if p.bit_order == ORDER_16QAM:
+            if bits % 2:
+                raise ValueError(f"bit order {ORDER_16QAM!r} needs an even number of bits, got {bits}")
+            flags |= FLAG_ORDER
         if m:
             flags |= FLAG_PLANES | m << PLANES_SHIFT
             msb = encode_blocks(cells >> (bits - m), m, 1 << block_log, "none", crc)
             lsb = encode_blocks(cells & ((1 << (bits - m)) - 1), bits - m, 1 << block_log, "none", crc)
             latent, msb_len = msb + lsb, len(msb)
         else:
-            latent = encode_blocks(cells, bits, 1 << block_log, latent_codec.name, crc)
+            latent = encode_blocks(cells, bits, 1 << block_log, latent_codec.name, crc, p.bit_order)
     elif isinstance(p.latent, AnalogLatent):
         if p.mask is not None:
             raise ValueError("a key mask needs a quantised latent")
@@ -207,9 +230,11 @@ def encode(p: Packet) -> Wire:
         latent_codec = CODECS["none"]
     if p.msb_planes and dtype_id != 1:
         raise ValueError("bit planes need a quantised latent")
+    if p.bit_order != MSB_FIRST and dtype_id != 1:
+        raise ValueError(f"bit order {p.bit_order!r} needs a quantised latent")
     hint = 0 if p.strength_hint is None else max(1, int(round(p.strength_hint * 100)))
     if len(text) > 0xFFFF or len(mask) > 0xFFFF or c > MAX_CHANNELS or max(h, w) > 0xFFFF:
-        raise ValueError("packet too large for the v2 header (text, mask or shape)")
+        raise ValueError("packet too large for the header (text, mask or shape)")
     fields = {
         "mode_id": mode.wire_id,
         "dtype_id": dtype_id,
@@ -227,7 +252,7 @@ def encode(p: Packet) -> Wire:
         "mask": len(mask),
         "latent": len(latent),
     }
-    header = pack_header({**fields, "version": p.version}, params)
+    header = pack_header(fields, params)  # layout version 2, or 3 with flag ORDER
     parts = {"header": header[: HEADER.size] + header[-4:], "params": params, "caption": text, "mask": mask}
     parts["image" if dtype_id == 8 else "latent"] = latent
     sizes = {k: len(v) for k, v in parts.items() if v}

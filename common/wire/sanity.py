@@ -33,7 +33,8 @@ def decode_floats(f: dict[str, int], data: bytes, out: ParsedPacket) -> None:
     out.latent = np.where(known, x, 0.0).astype(np.float32)
     out.known = known
     out.sent = np.ones((h, w), bool)
-    out.latent_values = {"sent": known.size, "used": known.size - bad, "cleaned": bad, "erased": 0}
+    used = known.size - bad
+    out.latent_values = {"sent": known.size, "used": used, "corrected": 0, "cleaned": bad, "erased": 0}
 
 
 def sane_values(x: np.ndarray) -> np.ndarray:

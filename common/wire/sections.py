@@ -18,7 +18,11 @@ Quantised latent section (dtype 1). The *sent cells* are all H*W cells, or the k
 MASK is set, in raster order. Each sent cell contributes its C codes (cell-major: cell 0's C
 codes, then cell 1's, ...). The cells are cut into blocks of ``2**block_log2`` cells (the last
 one shorter); block b's values are packed MSB-first at ``bits`` bits (gensc.common.wire.quant.
-pack_codes), ``raw_len(b) = ceil(cells_b * C * bits / 8)`` bytes. With latent codec ``none``
+pack_codes), ``raw_len(b) = ceil(cells_b * C * bits / 8)`` bytes; with flag ORDER (layout
+version 3) each block's values are one run in bit order ``16qam`` instead, the same length: the
+top half of every code on the reliable slots of uncoded Gray 16QAM, the bit positions
+``j mod 4 < 2`` counted from the block's first byte (an 8-bit code keeps its byte as
+``c7 c6 c3 c2 c5 c4 c1 c0``; gensc.common.wire.quant). With latent codec ``none``
 the section is ``block_0 [+CRC32] block_1 [+CRC32] ...``. With a compressing codec it starts
 with an index, ``n_blocks x uint16`` stored lengths ``[+CRC32]``, and each block is stored
 compressed, or raw when compression did not make it shorter (stored length == raw_len).
@@ -48,7 +52,7 @@ import zlib
 import numpy as np
 
 from gensc.common.wire.codecs import CODECS
-from gensc.common.wire.quant import pack_codes, packed_size
+from gensc.common.wire.quant import MSB_FIRST, pack_codes, packed_size
 
 CRC_LEN = 4
 FAILED_CRC = "failed its CRC"
@@ -96,11 +100,13 @@ def raw_latent_len(n_cells: int, c: int, bits: int, block_log2: int, crc: int, p
     return sum(packed_size(count * c, b) + crc for b in part_bits(bits, planes) for _, count in blocks)
 
 
-def encode_blocks(cells: np.ndarray, bits: int, block_cells: int, codec: str, crc: bool) -> bytes:
+def encode_blocks(
+    cells: np.ndarray, bits: int, block_cells: int, codec: str, crc: bool, order: str = MSB_FIRST
+) -> bytes:
     n, c = cells.shape
     stored = []
     for start, count in block_sizes(n, block_cells):
-        raw = pack_codes(cells[start : start + count], bits)
+        raw = pack_codes(cells[start : start + count], bits, order)
         if len(raw) > 0xFFFF and codec != "none":
             raise ValueError(
                 f"latent blocks of {len(raw)} bytes exceed the index's uint16; use smaller blocks"

@@ -57,7 +57,8 @@ def test_rows_cover_every_scheme_point_and_axis(fast_run):
     assert by[("tl8-ldpc12", "esn0", 18.0)]["intact_share"] == 1.0
     assert by[("tl8-ldpc12", "esn0", 0.0)]["lost_share"] == 1.0
     # uncoded: damaged blocks are used, not thrown away
-    assert by[("tl8-none", "esn0", 12.0)]["values"]["from_damaged"] > 0.5
+    values = by[("tl8-none", "esn0", 12.0)]["values"]
+    assert values["from_damaged"] + values["corrected"] > 0.1 and values["erased"] == 0
     assert all(0.0 <= r["nmse"] <= r["nmse_max"] for r in rows)
     assert res["config"]["latent_source"].startswith("synthetic N(0,1)")
 

@@ -9,7 +9,7 @@ import math
 import pytest
 
 from gensc.common.errors import InvalidInput
-from gensc.sender.layout import UNCODED_BLOCK_CELLS, PacketConfig, choose_layout
+from gensc.sender.layout import PLANES_BLOCK_CELLS, UNCODED_BLOCK_CELLS, PacketConfig, choose_layout
 from gensc.sender.policy import Policy, Rule, link_esn0_db
 
 
@@ -21,7 +21,7 @@ from gensc.sender.policy import Policy, Rule, link_esn0_db
         ({"code": "rs"}, ("zlib", "auto", 512, 0)),
         ({"code": "none"}, ("none", "none", UNCODED_BLOCK_CELLS, 0)),
         ({"code": "crc32"}, ("none", "none", UNCODED_BLOCK_CELLS, 0)),  # a CRC corrects nothing
-        ({"code": "none", "uep_code": "ldpc-1/2"}, ("none", "auto", UNCODED_BLOCK_CELLS, 4)),
+        ({"code": "none", "uep_code": "ldpc-1/2"}, ("none", "auto", PLANES_BLOCK_CELLS, 4)),
         ({"code": "ldpc-3/4", "uep_modulation": "qpsk"}, ("none", "auto", 512, 4)),
         ({"uep_code": "none", "uep_modulation": "bpsk"}, ("none", "none", 512, 4)),
     ],
@@ -30,6 +30,22 @@ def test_layout_follows_the_link(link, expected):
     got = choose_layout(PacketConfig(), link, quantised=True, bits=8)
     assert (got.latent_codec, got.text_codec, got.block_cells, got.msb_planes) == expected
     assert (got.note is None) == (expected == ("zlib", "auto", 512, 0))
+
+
+def test_bit_order_16qam_only_for_raw_even_codes_on_uncoded_16qam():
+    """Layout version 3's bit order goes out only where it helps: an uncoded 16QAM link, raw codes
+    without bit planes, an even number of bits; everything else stays MSB-first (version 2)."""
+    uncoded = {"code": "none", "modulation": "16qam"}
+    got = choose_layout(PacketConfig(), uncoded, quantised=True, bits=8)
+    assert got.bit_order == "16qam" and got.fields()["bit_order"] == "16qam" and "sign bits" in got.note
+    for link, bits in (
+        (uncoded, 7),
+        ({"code": "none", "modulation": "qpsk"}, 8),
+        ({"code": "ldpc-1/2", "modulation": "16qam"}, 8),
+        ({**uncoded, "uep_code": "ldpc-1/2"}, 8),
+    ):
+        assert choose_layout(PacketConfig(), link, quantised=True, bits=bits).bit_order == "msb-first"
+    assert choose_layout(PacketConfig(), uncoded, quantised=False, bits=8).bit_order == "msb-first"
 
 
 def test_explicit_settings_win_and_conflicts_are_said():

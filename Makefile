@@ -47,7 +47,8 @@ test-latest:
 	.venv-latest/bin/python -m pip install --quiet -e ".[dev]"
 	.venv-latest/bin/python -m pip freeze --exclude-editable > .venv-latest/freeze.txt
 	@echo "what moved against the lock (< lock, > latest):"
-	@diff <(grep -v '^ *#' $(LOCK) | sort -f) <(sort -f .venv-latest/freeze.txt) | grep '^[<>]' || true
+	@diff <(grep -v -e '^ *#' -e '^ *$$' -e '^\(pip\|setuptools\|wheel\)==' $(LOCK) | tr 'A-Z_' 'a-z-' | sort) \
+	      <(tr 'A-Z_' 'a-z-' < .venv-latest/freeze.txt | sort) | grep '^[<>]' || echo "  nothing"
 	.venv-latest/bin/python -m ruff check .
 	.venv-latest/bin/lint-imports
 	.venv-latest/bin/python -m pytest -q

@@ -7,7 +7,7 @@ Writes, for trying TLS and tokens in one command (never for production):
                                             as a server and as a client certificate (mTLS)
     token                                   a random bearer token (32 bytes, URL-safe base64)
 Keys are ECDSA P-256, written with mode 0600. Real deployments use certificates from their
-own CA (see the README): any PEM chain and key work with --tls-cert/--tls-key/--tls-ca.
+own CA (docs/security.md, "Real certificates"): any PEM chain and key work with --tls-cert/--tls-key/--tls-ca.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def run(args) -> int:
         f"  gensc demo --tls-cert {d}/client.pem --tls-key {d}/client-key.pem --tls-ca {d}/ca.pem "
         f"--tls-client-auth --token-file {d}/token"
     )
-    print(f"  ({len(written) - 2} certificates; for production use your own CA, see the README)")
+    print(f"  ({len(written) - 2} certificates; for production use your own CA, see docs/security.md)")
     return 0
 
 

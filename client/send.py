@@ -1,6 +1,6 @@
 """The client: stream images to a sender, collect one record per image, write report.json.
 
-Record schema (one per image, in input order; documented in the README):
+Record schema (one per image, in input order; documented in docs/report.md):
     name, item_id, status ("ok" | "error"), mode, profile, random_weights, caption,
     payload_bytes {part: bytes, ..., total}, channel {ChannelReport fields},
     timings_ms {encode, channel, reconstruct, transport, total, hops {hop: ms}, stages {stage: ms}},

@@ -22,8 +22,8 @@ Components (``COMPONENTS``): ``blip`` and ``vae_encoder`` on the sender, ``unet`
 ``text_encoder`` on the receiver. The VAE decoder is never quantised. A bare scheme
 (``--quantize int8``) applies to ``DEFAULT_COMPONENTS`` (blip, unet, text_encoder); the VAE encoder
 only when named (``--quantize int8,vae_encoder=quanto-int8``), because its error goes straight into
-the latent that is sent, and bitsandbytes covers only its mid-block attention (see the README's
-``gensc bench quant`` table).
+the latent that is sent, and bitsandbytes covers only its mid-block attention (see the
+``gensc bench quant`` table in docs/quantisation.md, "Measured: gensc bench quant").
 
 Routes, all through ``from_pretrained`` (``gensc.models.load_quantized.load_component``):
 * transformers models (CLIP text encoder, BLIP) with int8 / nf4, CPU or CUDA: transformers'

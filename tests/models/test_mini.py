@@ -1,5 +1,5 @@
 """The committed ``mini`` weights load through ``from_pretrained`` like SD 1.5 and reconstruct a
-held-out photo; ``auto`` falls back to them when SD 1.5 is not on the machine."""
+validation photo; ``auto`` falls back to them when SD 1.5 is not on the machine."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import pytest
 
 from gensc.models import mini
 
-# The VAE round trip (encode -> 8-bit latent -> decode) of held-out `chelsea` at 128x128 measured
-# 23.5 dB with the committed weights (README, "The mini profile"; the weights before them gave
-# 22.2 dB); the floor leaves room for CPU kernel differences, not for a worse model (random
-# weights give about 10 dB).
+# The VAE round trip (encode -> 8-bit latent -> decode) of `chelsea` (a validation photo: it guided
+# the mini profile's choices) at 128x128 measured 23.5 dB with the committed weights (docs/models.md,
+# "The mini profile: small trained models"; the weights before them gave 22.2 dB); the floor leaves
+# room for CPU kernel differences, not for a worse model (random weights give about 10 dB).
 PSNR_FLOOR_DB = 23.0
 
 

@@ -120,6 +120,8 @@ class ReceiverPipeline:
         adapters: AdapterPlan | None = None,
     ) -> None:
         self.profile = profile
+        # text -> image from the layout text's painted sketch at this strength (None: from noise)
+        self.sketch_strength = profile.sketch_strength
         self.device = pick_device(device)
         self.paths = paths or PRESETS["faithful"]
         self.engine_config = engine or EngineConfig()
@@ -283,6 +285,7 @@ class ReceiverPipeline:
                     size=self.profile.image_size,
                     profile=self.profile.name,
                     notes=notes,
+                    sketch=self.sketch_strength,
                 )
                 image = mode.rebuild(job)
         with watch.stage("png"):

@@ -95,3 +95,18 @@ def test_demo_says_what_ran(tiny_cache):
     assert "not Stable Diffusion" in text
     with pytest.raises(ValueError, match="unknown profile 'mini2'"):
         resolve_profile("mini2")
+
+
+def test_evaluation_crops_are_the_centre_and_four_corners():
+    import numpy as np
+
+    for name in ("china", "rocket"):  # a test photo (scikit-learn's) and a validation one
+        crops = mini.crops(name)
+        assert list(crops) == [f"{name}/{p}" for p in mini.CROP_PLACES]
+        for crop in crops.values():
+            assert crop.shape == (mini.CROP, mini.CROP, 3) and crop.dtype == np.uint8
+        assert len({c.tobytes() for c in crops.values()}) == 5
+    china = mini.photo("china")
+    assert china.shape == (427, 640, 3) and mini.split("china") == "test"
+    # the short side becomes CROP_SHORT_SIDE: a corner crop is the resized photo's corner
+    assert abs(float(mini.crops("china")["china/top-left"][0, 0].mean()) - float(china[0, 0].mean())) < 12

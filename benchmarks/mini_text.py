@@ -16,6 +16,8 @@ photo (gensc.models.mini.crops: centre and four corners, 256 x 256). For each cr
     whole crop** (3 bytes more than the key latents, which the sender would have to send);
   - ``key+text_no_sketch``: the same packet rebuilt without the sketch (non-key cells filled from
     the key cells, gensc.common.latent.fill_missing: what the receiver did before);
+  - ``key_sketch_decode``: no diffusion at all: the key latents, the sketch's latent elsewhere,
+    decoded by the VAE;
 * ``text+latent``: the whole 8-bit latent + the layout text (img2img);
 * ``latent``: the whole 8-bit latent decoded (the VAE round trip).
 
@@ -97,7 +99,7 @@ class _Rig:
             [Work("txt2img", size, text, steps=s.steps, guidance=s.guidance, seed=seed)]
         )[0]
 
-    def decode(self, latent: np.ndarray, known: np.ndarray) -> np.ndarray:
+    def decode(self, latent: np.ndarray, known: np.ndarray | None) -> np.ndarray:
         from gensc.models.receiver import Work
 
         return self.receiver.diffusion.run(
@@ -110,6 +112,7 @@ def measure(rig: _Rig, image: np.ndarray, seeds: list[int], sweep: list[float]) 
     from gensc.common.images import encode_png
     from gensc.common.layout_text import paint
     from gensc.common.wire.packet import parse
+    from gensc.receiver.engine import QueuedModels
 
     data = encode_png(image)
     row: dict[str, Any] = {}
@@ -135,6 +138,8 @@ def measure(rig: _Rig, image: np.ndarray, seeds: list[int], sweep: list[float]) 
         key_cells = pkt.sent if pkt.sent is not None else np.ones(pkt.latent.shape[1:], bool)
         decoded = rig.decode(pkt.latent, pkt.known)
         row["key_mean_fill"] = scores(mean_colour_fill(decoded, ref, key_cells), ref)
+        sketch = QueuedModels(rig.receiver.engine).encode(paint(key.caption, size))
+        row["key_sketch_decode"] = scores(rig.decode(np.where(pkt.known, pkt.latent, sketch), None), ref)
         row["key_cells_share"] = round(float(key_cells.mean()), 4)
     row["text+latent"] = scores(
         rig.rebuild(rig.sender.encode(data, mode="text+latent"), seeds[0], rig.sketch), ref

@@ -25,6 +25,8 @@ Measures: PSNR (dB) of the whole image and of 8x8 thumbnails (box averages: colo
 only), against the crop. Text-only figures are means over ``--seeds`` noise seeds; the others use
 the first seed. ``--sweep`` adds ``text`` and ``key+text`` at each listed strength (the sketch's
 for text, the blend's for key+text): how the strengths were chosen, on validation photos.
+``--vae-only``: just the VAE round trip of each crop (encode -> posterior mean -> 8-bit latent ->
+decode: gensc.training.train_mini.vae_round_trip_psnr, the ``latent`` row without the services).
 Photos: the validation photos by default; the test photos (``--images china,flower``) only for
 the figures the docs publish, once, with the final weights.
 """
@@ -181,6 +183,21 @@ def summary(rows: dict[str, dict]) -> dict[str, Any]:
     return out
 
 
+def vae_rows(profile: Any, crops: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
+    """``--vae-only``: the VAE round trip (8-bit latent) of each crop, PSNR dB."""
+    import torch  # heavy: the CLI imports this module
+    from diffusers import AutoencoderKL
+
+    from gensc.models.loading import from_pretrained
+    from gensc.training.train_mini import vae_round_trip_psnr
+
+    vae = from_pretrained(AutoencoderKL, profile.sd_model, "sd", subfolder="vae", dtype=torch.float32)
+    return {
+        k: {"vae_round_trip": {"psnr_db": round(vae_round_trip_psnr(vae, img), 3)}}
+        for k, img in crops.items()
+    }
+
+
 def run(args) -> int:
     import torch  # heavy: the CLI imports this module
 
@@ -203,6 +220,38 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     sets = {n: mini.split(n) for n in names}  # ValueError for an unknown photo
     profile = resolve_profile(args.profile, sd_model=args.sd_model)
+    crops = {k: img for n in names for k, img in mini.crops(n).items() if k.split("/")[1] in places}
+    if args.vae_only:
+        t0 = time.perf_counter()
+        rows = vae_rows(profile, crops)
+        by_photo = {
+            n: round(
+                float(
+                    np.mean(
+                        [r["vae_round_trip"]["psnr_db"] for k, r in rows.items() if k.startswith(n + "/")]
+                    )
+                ),
+                3,
+            )
+            for n in names
+        }
+        result = {
+            "benchmark": "mini-text --vae-only",
+            "what": "VAE round trip (encode, posterior mean x scaling factor, 8-bit latent, decode), PSNR dB",
+            "profile": profile.to_dict(),
+            "photos": sets,
+            "crops": f"{mini.CROP}x{mini.CROP}: {', '.join(places)} of each photo resized to a short side of "
+            f"{mini.CROP_SHORT_SIDE} (gensc.models.mini.crops)",
+            "device": platform.processor() or platform.machine(),
+            "torch_threads": torch.get_num_threads(),
+            "wall_s": round(time.perf_counter() - t0, 1),
+            "rows": rows,
+            "summary": {"mean_by_photo": by_photo, "mean": round(float(np.mean(list(by_photo.values()))), 3)},
+        }
+        print(json_text(result))
+        if args.json_out:
+            write_json(args.json_out, result)
+        return 0
     sender = SenderPipeline(profile, device="cpu", dtype="fp32")
     receiver = ReceiverPipeline(profile, device="cpu", dtype="fp32")
     if args.sketch_strength is not None:
@@ -210,12 +259,7 @@ def run(args) -> int:
     rig = _Rig(sender, receiver)
     seeds = list(range(args.seeds))
     t0 = time.perf_counter()
-    rows = {
-        key: measure(rig, image, seeds, sweep)
-        for n in names
-        for key, image in mini.crops(n).items()
-        if key.split("/")[1] in places
-    }
+    rows = {key: measure(rig, image, seeds, sweep) for key, image in crops.items()}
     s = receiver.defaults()
     result = {
         "benchmark": "mini-text",
@@ -266,6 +310,7 @@ def add_parser(bsub) -> None:
         help="the receiver's sketch strength (0: none; default: the profile's)",
     )
     s.add_argument("--sweep", default="", help="strengths to try for text and key+text, e.g. 0.3,0.5,0.7")
+    s.add_argument("--vae-only", action="store_true", help="only the VAE round trip of each crop")
     s.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     s.add_argument("--json-out", default=None)
     s.set_defaults(func=run)

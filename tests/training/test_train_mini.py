@@ -120,7 +120,9 @@ def test_the_vae_alone_then_the_rest_on_it(tiny_cache, tmp_path):
     rec2 = json.loads((second / "training.json").read_text())
     assert rec2["vae_stage"]["command"] == rec1["command"]
     assert rec2["scaling_factor"] == pytest.approx(rec1["scaling_factor"])
-    assert rec2["validation_vae_round_trip_psnr_db"] == rec1["validation_vae_round_trip_psnr_db"]
+    # the same VAE, saved in fp16 after rec1 measured it in fp32: within a few hundredths of a dB
+    p1, p2 = rec1["validation_vae_round_trip_psnr_db"]["64"], rec2["validation_vae_round_trip_psnr_db"]["64"]
+    assert p1.keys() == p2.keys() and all(abs(p1[k] - p2[k]) < 0.1 for k in p1)
     name = "diffusion_pytorch_model.safetensors"
     a, b = load_file(first / "vae" / name), load_file(second / "vae" / name)
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)

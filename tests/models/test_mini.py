@@ -8,9 +8,9 @@ import pytest
 from gensc.models import mini
 
 # The VAE round trip (encode -> 8-bit latent -> decode) of `chelsea` (a validation photo: it guided
-# the mini profile's choices) at 128x128 measured 23.5 dB with the committed weights (docs/models.md,
-# "The mini profile: small trained models"; the weights before them gave 22.2 dB); the floor leaves
-# room for CPU kernel differences, not for a worse model (random weights give about 10 dB).
+# the mini profile's choices) at 128x128 measured 23.9 dB with the committed weights (training.json;
+# the weights before them gave 23.5 dB); the floor leaves room for CPU kernel differences, not for a
+# worse model (random weights give about 10 dB).
 PSNR_FLOOR_DB = 23.0
 
 

@@ -69,6 +69,10 @@ def run(args) -> int:
     }
     path = write_report(records, out, meta, side_by_side=True)
     print(format_table(records))
+    print("text sent (whole; the table cuts it):")
+    for r in records:
+        if r.get("caption"):
+            print(f"  {r['name']}: {r['caption']}")
     print(profile_statement(profile))
     print(f"report: {path}; original|reconstruction images: {out}/*-compare.png")
     return 0 if all(r["status"] == "ok" for r in records) else 1

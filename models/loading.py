@@ -31,7 +31,7 @@ def resolve_profile(
     ``auto`` is ``sd15`` when its weights are found locally, otherwise ``mini`` when its committed
     weights are there (they are in a normal checkout or install), otherwise ``tiny``.
     ``tiny`` and ``sd15-shapes`` (random weights) are built on first use in ``$GENSC_CACHE``
-    (default ``~/.cache/gensc``); so is the tiny captioner that ``mini`` uses.
+    (default ``~/.cache/gensc``).
     """
     if name == AUTO:
         sd = sd_model or os.environ.get(ENV_SD) or PROFILES["sd15"].sd_model
@@ -48,9 +48,8 @@ def resolve_profile(
         sd_dir, blip_dir = ensure_random(cache_dir(), shapes=name)
         profile = replace(profile, sd_model=str(sd_dir), captioner=str(blip_dir))
     elif profile.trained_small:
-        _, blip_dir = ensure_random(cache_dir(), shapes="tiny")
         profile = replace(
-            profile, sd_model=sd_model or str(mini.weights_dir()), captioner=captioner or str(blip_dir)
+            profile, sd_model=sd_model or str(mini.weights_dir()), captioner=captioner or profile.captioner
         )
     else:
         profile = replace(

@@ -4,9 +4,11 @@ A profile names the Stable Diffusion folder (UNet, VAE, CLIP text encoder, token
 scheduler) and the BLIP captioner, each a hub id or a local directory, plus the image size and
 the receiver's defaults. ``tiny`` is a random-weight miniature built from configs on first use
 (gensc.models.tiny), saved with ``save_pretrained`` and then loaded exactly like ``sd15``.
-``mini`` is a small VAE and denoiser trained by ``gensc train-mini`` on scikit-image photos,
-committed with this package (gensc.models.mini), with the tiny random text encoder and
-captioner. ``sd15-shapes``: SD 1.5's and BLIP-large's layer shapes with random weights.
+``mini`` is a small VAE, denoiser and text encoder trained by ``gensc train-mini`` on scikit-image
+photos, committed with this package (gensc.models.mini); its captioner is ``LAYOUT_CAPTIONER``:
+a layout text measured on the image (gensc.sender.layout_caption), no model, which its receiver
+paints as the sketch that text and key+text start from (``sketch_strength``). ``sd15-shapes``:
+SD 1.5's and BLIP-large's layer shapes with random weights.
 
 This module is plain data (no torch): a client reads it to say whether a result came from random
 weights. ``gensc.models.loading.resolve_profile`` turns a name into folders.
@@ -24,19 +26,25 @@ from gensc.models.mini import describe as describe_mini
 ENV_SD = "GENSC_SD_MODEL"
 ENV_CAPTIONER = "GENSC_CAPTION_MODEL"
 ENV_CACHE = "GENSC_CACHE"
+LAYOUT_CAPTIONER = "layout"  # a captioner that names no weights: the layout text from image statistics
 
 
 @dataclass(frozen=True)
 class Profile:
     name: str
     sd_model: str  # hub id or local diffusers folder
-    captioner: str  # hub id or local transformers folder
+    captioner: str  # hub id or local transformers folder, or LAYOUT_CAPTIONER
     image_size: int  # images are resized to image_size x image_size (seed 001: 512)
     steps: int  # scheduler steps before img2img strength is applied
     strength: float  # img2img strength
     guidance: float  # classifier-free guidance scale
     random_weights: bool  # True: outputs are not meaningful images
     trained_small: bool = False  # True: small models trained by gensc (not Stable Diffusion)
+    # The profile's text is a layout text (gensc.common.layout_text): the receiver turns text into
+    # an image from its painted sketch, img2img at this strength (text mode, and text-only
+    # fallbacks); key+text starts its non-key cells from the sketch (gensc.common.modes.base.Rebuild).
+    # None: no sketch (txt2img from noise; key+text's non-key cells filled from the key cells).
+    sketch_strength: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The profile as result files record it: folders gensc built or ships (random-weight and
@@ -78,17 +86,21 @@ PROFILES: dict[str, Profile] = {
         guidance=2.0,
         random_weights=True,
     ),
-    # Small VAE + UNet trained by `gensc train-mini` (gensc.models.mini); tiny random captioner.
+    # Small VAE + UNet + text encoder trained by `gensc train-mini` (gensc.models.mini); the layout
+    # text from image statistics for a caption, painted as a sketch by the receiver.
     "mini": Profile(
         name="mini",
         sd_model="",  # filled in with gensc.models.mini.weights_dir() when resolved
-        captioner="",  # the tiny profile's random BLIP
+        captioner=LAYOUT_CAPTIONER,
         image_size=256,
         steps=10,
         strength=0.2,
         guidance=1.0,
         random_weights=False,
         trained_small=True,
+        # chosen on validation (centre crops of chelsea, coffee, rocket; 0.3 / 0.5 / 0.7 / 0.9 gave text
+        # 16.6 / 17.8 / 17.8 / 17.0 dB 8x8-thumbnail PSNR with a trial UNet of this recipe: docs/models.md)
+        sketch_strength=0.5,
     ),
     # SD 1.5 and BLIP-large layer shapes with random weights: true latency and memory, no quality.
     "sd15-shapes": Profile(

@@ -1,4 +1,4 @@
-"""The receiver's models: Stable Diffusion img2img, blend, txt2img and VAE decode, in batches.
+"""The receiver's models: Stable Diffusion img2img, blend, txt2img, VAE decode and encode, in batches.
 
 Mirrors gensc.models.sender. ``Diffusion`` loads one diffusers folder through ``from_pretrained``
 with the UNet's and text encoder's weight quantisation (gensc.models.load_quantized) and runs
@@ -18,7 +18,7 @@ from gensc.models.load_quantized import load_component
 from gensc.models.loading import from_pretrained
 from gensc.models.quantization import QuantConfig
 
-KINDS = ("img2img", "blend", "txt2img", "decode")
+KINDS = ("img2img", "blend", "txt2img", "decode", "encode")
 OUTPUTS = ("image", "latent")
 On = tuple[tuple[str, float], ...]  # the LoRA adapters an item runs with: (name, scale) each
 
@@ -27,10 +27,13 @@ On = tuple[tuple[str, float], ...]  # the LoRA adapters an item runs with: (name
 class Work:
     """One item for the models.
 
-    ``kind``: img2img | blend | txt2img | decode. ``size``: output side S (pixels).
+    ``kind``: img2img | blend | txt2img | decode | encode. ``size``: output side S (pixels).
     ``latent``: float32 [C, S/8, S/8] gensc latent (img2img, blend, decode; blend starts from it
     as given); ``known``: bool [C, S/8, S/8], True where ``latent`` holds received values (blend:
     re-imposed every step; decode: the others are filled from their neighbours first; None: all).
+    ``fill``: blend's start values where ``known`` is False (float32 [C, S/8, S/8], e.g. the
+    latent of a painted sketch; None: ``latent`` as given). ``image``: encode's uint8 [S, S, 3]
+    (its result is the gensc latent, VAE mean x scaling factor; output "latent").
     ``steps`` scheduler steps, ``strength`` img2img strength (1.0 for txt2img), ``guidance``
     classifier-free guidance scale (1.0 or less: off), ``seed`` the item's noise seed.
     ``output``: "image" (uint8 [S, S, 3]) or "latent" (float32 [C, S/8, S/8]).
@@ -50,20 +53,34 @@ class Work:
     seed: int = 0
     output: str = "image"
     lora: tuple[tuple[str, float], ...] = ()
+    fill: np.ndarray | None = None
+    image: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown work kind {self.kind!r}; known: {', '.join(KINDS)}")
         if self.output not in OUTPUTS:
             raise ValueError(f"unknown output {self.output!r}; known: {', '.join(OUTPUTS)}")
-        if (self.latent is None) != (self.kind == "txt2img"):
-            raise ValueError(f"{self.kind} work {'needs' if self.kind != 'txt2img' else 'takes no'} latent")
+        no_latent = self.kind in ("txt2img", "encode")
+        if (self.latent is None) != no_latent:
+            raise ValueError(f"{self.kind} work {'takes no' if no_latent else 'needs'} latent")
+        if self.fill is not None and (self.kind != "blend" or self.fill.shape != self.latent.shape):
+            raise ValueError("fill is for blend work, shaped like its latent")
+        if (self.image is not None) != (self.kind == "encode"):
+            raise ValueError(f"{self.kind} work {'needs' if self.kind == 'encode' else 'takes no'} image")
+        if self.kind == "encode" and (
+            self.image.shape != (self.size, self.size, 3) or self.output != "latent"
+        ):
+            raise ValueError(
+                f"encode work needs a uint8 [{self.size}, {self.size}, 3] image and output 'latent', "
+                f"got {list(self.image.shape)} and {self.output!r}"
+            )
 
     @property
     def key(self) -> tuple[Any, ...]:
         """Items with equal keys can run as one batched call."""
         shape = None if self.latent is None else tuple(self.latent.shape)
-        if self.kind == "decode":  # the VAE only: no adapter touches it
+        if self.kind in ("decode", "encode"):  # the VAE only: no adapter touches it
             return (self.kind, self.size, shape)
         return (self.kind, self.size, shape, self.steps, self.strength, self.guidance, self.output, self.lora)
 
@@ -158,6 +175,8 @@ class Diffusion:
         import torch  # heavy: the CLI imports this module
 
         w0 = works[0]
+        if w0.kind == "encode":
+            return self._encode(works)
         if w0.kind != "decode":  # one set of adapters per batch: Work.lora is in the key
             self.use_lora(w0.lora)
         if w0.kind == "decode":
@@ -183,6 +202,17 @@ class Diffusion:
         x = (x / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).float().cpu().numpy()
         return [_to_uint8(xi) for xi in x]
 
+    def _encode(self, works: list[Work]) -> list[np.ndarray]:
+        """Each item's image through the SD VAE's encoder: the posterior mean x scaling factor
+        (what the sender sends, gensc.models.sender.LatentEncoder), float32 [C, S/8, S/8]."""
+        import torch  # heavy: the CLI imports this module
+
+        x = torch.from_numpy(np.stack([w.image for w in works])).permute(0, 3, 1, 2)
+        x = (x.to(self.device, self.vae.dtype) / 127.5) - 1.0
+        with torch.inference_mode():
+            z = self.vae.encode(x).latent_dist.mean * self.vae.config.scaling_factor
+        return [zi.float().cpu().numpy() for zi in z]
+
     def _generator(self, seed: int):
         import torch  # heavy: the CLI imports this module
 
@@ -195,7 +225,8 @@ class Diffusion:
 
     def _img2img(self, works: list[Work]):
         """img2img from each item's latent (for blend, the receiver's start as given: every value
-        set, gensc.common.modes.base.received_latent), blend keeping the known values.
+        set, gensc.common.modes.base.received_latent, or the item's ``fill`` where ``known`` is
+        False), blend keeping the known values.
 
         blend: after every denoising step the known values are re-imposed at the noise level of
         the next timestep, ``scheduler.add_noise(z, noise, t_next)`` with one fixed noise draw per
@@ -207,7 +238,7 @@ class Diffusion:
 
         w0 = works[0]
         blend = w0.kind == "blend"
-        z = self._latents([w.latent for w in works])
+        z = self._latents([_start(w) if blend else w.latent for w in works])
         callback = None
         if blend:
             keep = torch.from_numpy(np.stack([np.ascontiguousarray(w.known) for w in works])).to(self.device)
@@ -234,6 +265,13 @@ class Diffusion:
             callback_on_step_end_tensor_inputs=["latents"],
             output_type="latent",
         ).images
+
+
+def _start(w: Work) -> np.ndarray:
+    """A blend item's start latent: ``latent`` as given, or its known values and ``fill`` elsewhere."""
+    if w.fill is None:
+        return w.latent
+    return np.where(w.known, w.latent, w.fill).astype(np.float32)
 
 
 def _to_uint8(x: np.ndarray) -> np.ndarray:

@@ -31,9 +31,9 @@ _WORDS = (
 CAPTION_WORDS: tuple[str, ...] = tuple(_WORDS)
 
 
-def clip_tokenizer():
+def clip_tokenizer(max_length: int = 77):
     """Offline character-level CLIP tokenizer: the 256 byte-unicode characters (alone and with
-    ``</w>``), start and end tokens, no merges; 77 positions like SD's."""
+    ``</w>``), start and end tokens, no merges; ``max_length`` positions (77 like SD's)."""
     from transformers import CLIPTokenizer  # heavy: the CLI imports this module
     from transformers.convert_slow_tokenizer import bytes_to_unicode
 
@@ -42,11 +42,48 @@ def clip_tokenizer():
     vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
     vocab["<|startoftext|>"] = len(vocab)
     vocab["<|endoftext|>"] = len(vocab)
-    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=max_length)
 
 
-def sd15_scheduler():
-    """SD 1.5's DDIM settings (the receiver runs DDIM)."""
+def word_tokenizer(words, max_length: int = 77):
+    """Offline CLIP tokenizer that reads each of ``words`` (lower-case letters) as one token, and
+    any other text character by character (:func:`clip_tokenizer`'s vocabulary).
+
+    CLIP's BPE starts from characters (the last one marked ``</w>``) and applies merges by rank;
+    the merges added here build each word, one word after the other, each continuing from the
+    symbols that the merges before it already leave, so a later word never splits an earlier one.
+    """
+    from transformers import CLIPTokenizer  # heavy: the CLI imports this module
+
+    base = clip_tokenizer(max_length)
+    vocab = dict(base.get_vocab())
+    merges: list[tuple[str, str]] = []
+    for word in sorted(set(words)):
+        if not word.isalpha() or not word.islower():
+            raise ValueError(f"words must be lower-case letters only, got {word!r}")
+        chars = [*word[:-1], word[-1] + "</w>"]
+        symbols = _bpe(chars, merges)
+        while len(symbols) > 1:  # join the first two symbols left; every occurrence merges alike
+            merges.append((symbols[0], symbols[1]))
+            vocab.setdefault(symbols[0] + symbols[1], len(vocab))
+            symbols = _bpe(chars, merges)
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=max_length)
+
+
+def _bpe(symbols: list[str], merges: list[tuple[str, str]]) -> list[str]:
+    """Byte-pair encoding of one word's ``symbols`` with ``merges`` (lowest rank first)."""
+    rank = {m: i for i, m in enumerate(merges)}
+    while len(symbols) > 1:
+        pairs = [(rank.get((symbols[i], symbols[i + 1]), len(rank)), i) for i in range(len(symbols) - 1)]
+        best, i = min(pairs)
+        if best == len(rank):
+            break
+        symbols = [*symbols[:i], symbols[i] + symbols[i + 1], *symbols[i + 2 :]]
+    return symbols
+
+
+def sd15_scheduler(prediction_type: str = "epsilon"):
+    """SD 1.5's DDIM settings (the receiver runs DDIM); ``prediction_type`` what the UNet predicts."""
     from diffusers import DDIMScheduler  # heavy: the CLI imports this module
 
     return DDIMScheduler(
@@ -56,6 +93,7 @@ def sd15_scheduler():
         clip_sample=False,
         set_alpha_to_one=False,
         steps_offset=1,
+        prediction_type=prediction_type,
     )
 
 

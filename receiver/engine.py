@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -354,11 +354,19 @@ class QueuedModels:
         return self._wait(self._latent_work("img2img", latent, None, caption, settings, output))
 
     def blend(
-        self, latent: np.ndarray, known: np.ndarray, caption: str, settings: Any, output_type: str = "np"
+        self,
+        latent: np.ndarray,
+        known: np.ndarray,
+        caption: str,
+        settings: Any,
+        output_type: str = "np",
+        fill: np.ndarray | None = None,
     ) -> np.ndarray:
-        """img2img that re-imposes the known values every step (see gensc.models.receiver.Diffusion).
+        """img2img that re-imposes the known values every step (see gensc.models.receiver.Diffusion),
+        starting from ``fill`` where they are unknown (None: filled from the known ones).
         ``output_type`` "np" (uint8 [S, S, 3]) or "latent" (float32 [C, S/8, S/8])."""
-        return self._wait(self._latent_work("blend", latent, known, caption, settings, _output(output_type)))
+        work = self._latent_work("blend", latent, known, caption, settings, _output(output_type))
+        return self._wait(work if fill is None else replace(work, fill=fill))
 
     def txt2img(self, caption: str, size: int, settings: Any) -> np.ndarray:
         s = settings
@@ -386,6 +394,10 @@ class QueuedModels:
         values = np.ascontiguousarray(code, np.float32).ravel()
         symbol_var = 2.0 * np.ascontiguousarray(noise_var, np.float32).ravel()[0::2]
         return deepjscc.decode_values(model, values, symbol_var, tuple(code.shape))
+
+    def encode(self, image: np.ndarray) -> np.ndarray:
+        """uint8 [S, S, 3] -> float32 [C, S/8, S/8]: the VAE mean x scaling factor."""
+        return self._wait(Work("encode", image.shape[0], image=image, output="latent"))
 
     def _latent_work(
         self,

@@ -120,6 +120,8 @@ class ReceiverPipeline:
         adapters: AdapterPlan | None = None,
     ) -> None:
         self.profile = profile
+        # text -> image from the layout text's painted sketch at this strength (None: from noise)
+        self.sketch_strength = profile.sketch_strength
         self.device = pick_device(device)
         self.paths = paths or PRESETS["faithful"]
         self.engine_config = (engine or EngineConfig()).for_device(self.device)  # max_batch: a number
@@ -295,6 +297,7 @@ class ReceiverPipeline:
                     notes=notes,
                     alphas_cumprod=self._alphas_cumprod,
                     steps_offset=self._steps_offset,
+                    sketch=self.sketch_strength,
                 )
                 image = mode.rebuild(job)
         with watch.stage("png"):

@@ -3,7 +3,9 @@ quantise: gensc.common.modes) -> packet -> wire bytes (serialised once, here).
 
 ``auto`` asks gensc.sender.policy for a mode (from the link's SNR) first.
 
-The models themselves (BLIP captioner, VAE encoder) are gensc.models.sender's; this module
+The models themselves (BLIP captioner, VAE encoder) are gensc.models.sender's; a profile whose
+captioner is ``layout`` (``mini``) gets gensc.sender.layout_caption's layout text instead, which is
+then its key+text prompt too (measured on the non-key cells). This module
 owns the orchestration: one encode at a time, the mode's build, the packet layout.
 """
 
@@ -24,10 +26,11 @@ from gensc.common.wire.modes import DEFAULT_MODE
 from gensc.common.wire.packet import Packet, Wire
 from gensc.models.load_quantized import parameter_bytes
 from gensc.models.loading import from_pretrained, pick_device, pick_dtype
-from gensc.models.profiles import Profile
+from gensc.models.profiles import LAYOUT_CAPTIONER, Profile
 from gensc.models.quantization import QuantConfig
 from gensc.models.sender import Captioner, LatentEncoder
 from gensc.sender.layout import PacketConfig, packetise
+from gensc.sender.layout_caption import LayoutCaptioner
 from gensc.sender.policy import DEFAULT_POLICY, Policy, link_esn0_db
 from gensc.sender.prompt import PromptBuilder
 from gensc.sender.segment import get_segmenter
@@ -88,13 +91,17 @@ class SenderPipeline:
         torch_dtype = pick_dtype(dtype, self.device)
         self.models = models or QuantConfig()  # model weight quantisation (--quantize)
         self.models.check_device(self.device, "sender")
-        self.captioner = Captioner(
-            profile.captioner,
-            device=self.device,
-            dtype=torch_dtype,
-            allow_download=allow_download,
-            quantize=self.models.scheme("blip").name,
-        )
+        self.captioner: Captioner | LayoutCaptioner
+        if profile.captioner == LAYOUT_CAPTIONER:  # image statistics, no model (the mini profile)
+            self.captioner = LayoutCaptioner()
+        else:
+            self.captioner = Captioner(
+                profile.captioner,
+                device=self.device,
+                dtype=torch_dtype,
+                allow_download=allow_download,
+                quantize=self.models.scheme("blip").name,
+            )
         self.encoder = LatentEncoder(
             profile.sd_model,
             device=self.device,
@@ -102,10 +109,13 @@ class SenderPipeline:
             allow_download=allow_download,
             quantize=self.models.scheme("vae_encoder").name,
         )
-        loaded = {"blip": self.captioner.model, "vae_encoder": self.encoder.vae.encoder}
+        loaded = {"vae_encoder": self.encoder.vae.encoder}
+        self.prompts: PromptBuilder | None = None  # None: the layout text is the prompt too
+        if isinstance(self.captioner, Captioner):
+            loaded["blip"] = self.captioner.model
+            self.prompts = _prompt_builder(self.captioner, profile, allow_download)
         sizes = {name: parameter_bytes(m) for name, m in loaded.items()}
         self.model_notes = self.models.notes("sender", sizes)  # on every result: what ran where
-        self.prompts = _prompt_builder(self.captioner, profile, allow_download)
         seg_kwargs = {"allow_download": allow_download} if self.packet_config.segmenter == "clipseg" else {}
         self.segmenter = get_segmenter(self.packet_config.segmenter, **seg_kwargs)
         self._sync = device_sync(self.device)
@@ -123,6 +133,8 @@ class SenderPipeline:
         return self.segmenter(image, latent_hw, key_fraction)
 
     def prompt(self, image: np.ndarray, region: np.ndarray | None) -> tuple[str, list[str]]:
+        if self.prompts is None:  # the layout captioner: its text for the region is the prompt
+            return self.captioner(image, region), []
         p = self.prompts(image, region=region)
         return p.render(), list(p.notes)
 

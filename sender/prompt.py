@@ -46,6 +46,7 @@ from PIL import Image
 from skimage.color import rgb2lab
 
 from gensc.common.images import check_rgb
+from gensc.common.layout_text import COLOUR_NAMES
 
 __all__ = [
     "COLOUR_NAMES",
@@ -55,9 +56,11 @@ __all__ = [
     "SUBJECT_FALLBACK",
     "PromptBuilder",
     "StructuredPrompt",
+    "colour_indices",
     "colour_phrase",
     "dominant_colours",
     "fit_fields",
+    "pixel_region",
     "srgb_to_lab",
     "tone_words",
 ]
@@ -77,29 +80,6 @@ DEFAULT_PREFIXES: dict[str, str] = {
 
 SUBJECT_FALLBACK = "a photograph"
 """Subject used when the captioner returns no text."""
-
-COLOUR_NAMES: dict[str, tuple[int, int, int]] = {
-    "black": (0, 0, 0),
-    "grey": (128, 128, 128),
-    "white": (255, 255, 255),
-    "red": (220, 20, 30),
-    "dark red": (120, 10, 15),
-    "orange": (255, 140, 0),
-    "yellow": (255, 220, 0),
-    "brown": (140, 80, 30),
-    "beige": (225, 200, 160),
-    "olive": (128, 128, 0),
-    "green": (40, 160, 40),
-    "dark green": (0, 90, 0),
-    "teal": (0, 128, 128),
-    "light blue": (135, 190, 235),
-    "blue": (30, 80, 220),
-    "navy": (20, 30, 100),
-    "purple": (128, 40, 160),
-    "pink": (255, 150, 190),
-}
-"""Fixed colour-name table: name -> sRGB (0..255). Pixels are named after the nearest entry in
-CIELAB."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -184,6 +164,27 @@ _PALETTE_NAMES = tuple(COLOUR_NAMES)
 _PALETTE_LAB = srgb_to_lab(np.array([COLOUR_NAMES[n] for n in _PALETTE_NAMES], dtype=np.uint8))
 
 
+def colour_indices(pixels: np.ndarray) -> np.ndarray:
+    """uint8 ``[..., 3]`` sRGB -> int ``[...]``: the index in :data:`COLOUR_NAMES` (table order) of
+    each pixel's nearest entry in CIELAB (Euclidean, CIE76; ties: table order)."""
+    lab = srgb_to_lab(np.asarray(pixels))
+    return ((lab[..., None, :] - _PALETTE_LAB) ** 2).sum(axis=-1).argmin(axis=-1)
+
+
+def pixel_region(region: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A ``bool`` region ``[h, w]`` whose shape divides ``shape`` (``[H, W]``) exactly, repeated to
+    ``bool [H, W]`` (e.g. a latent grid to pixels); ValueError for anything else."""
+    region = np.asarray(region)
+    if region.dtype != np.bool_ or region.ndim != 2:
+        raise ValueError(
+            f"region must be a bool array [h, w], got dtype {region.dtype} shape {list(region.shape)}"
+        )
+    (H, W), (rh, rw) = shape, region.shape
+    if rh < 1 or rw < 1 or H % rh or W % rw:
+        raise ValueError(f"region shape {list(region.shape)} must divide the image size {[H, W]} exactly")
+    return np.repeat(np.repeat(region, H // rh, axis=0), W // rw, axis=1)
+
+
 def _region_pixels(image: np.ndarray, region: np.ndarray | None, max_side: int = 128) -> np.ndarray:
     """Pixels of ``image`` (strided so the longer side is at most ~``max_side``) inside ``region``.
 
@@ -196,15 +197,7 @@ def _region_pixels(image: np.ndarray, region: np.ndarray | None, max_side: int =
     check_rgb(image)
     H, W, _ = image.shape
     if region is not None:
-        region = np.asarray(region)
-        if region.dtype != np.bool_ or region.ndim != 2:
-            raise ValueError(
-                f"region must be a bool array [h, w], got dtype {region.dtype} shape {list(region.shape)}"
-            )
-        rh, rw = region.shape
-        if rh < 1 or rw < 1 or H % rh or W % rw:
-            raise ValueError(f"region shape {list(region.shape)} must divide the image size {[H, W]} exactly")
-        region = np.repeat(np.repeat(region, H // rh, axis=0), W // rw, axis=1)
+        region = pixel_region(region, (H, W))
     step = max(1, max(H, W) // max_side)
     pixels = image[::step, ::step]
     if region is not None and region.any():
@@ -239,9 +232,7 @@ def dominant_colours(
         raise ValueError(f"max_colours must be >= 1, got {max_colours}")
     if not 0.0 <= min_share <= 1.0:
         raise ValueError(f"min_share must be in [0, 1], got {min_share}")
-    lab = srgb_to_lab(_region_pixels(image, region))
-    d2 = ((lab[:, None, :] - _PALETTE_LAB[None, :, :]) ** 2).sum(axis=-1)
-    counts = np.bincount(d2.argmin(axis=1), minlength=len(_PALETTE_NAMES))
+    counts = np.bincount(colour_indices(_region_pixels(image, region)), minlength=len(_PALETTE_NAMES))
     shares = counts / counts.sum()
     order = np.argsort(-shares, kind="stable")
     picked = [(_PALETTE_NAMES[i], float(shares[i])) for i in order[:max_colours]]

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
 
 from gensc.common.errors import PacketLost
 from gensc.common.latent import fill_missing
+from gensc.common.layout_text import named_cells, paint
 from gensc.common.timing import Stopwatch
 from gensc.common.wire.modes import ModeInfo, mode_info
 from gensc.common.wire.packet import ParsedPacket
@@ -134,15 +135,18 @@ class ReceiverModels(Protocol):
     """What a mode's rebuild may ask of the receiver's models (gensc.receiver.engine.QueuedModels).
 
     Latents are float32 [C, H, W] gensc latents; ``known`` bool [C, H, W] marks received values;
-    ``settings`` are the receiver's (steps, strength, guidance, seed). All return uint8 [S, S, 3].
-    ``blend`` starts from ``latent`` as given (every value set: ``received_latent``) and
-    re-imposes its ``known`` values every step; ``decode`` fills the values not ``known`` from
-    their neighbours first.
+    ``settings`` are the receiver's (steps, strength, guidance, seed). All return uint8 [S, S, 3]
+    but ``encode`` (uint8 [S, S, 3] -> latent). ``blend`` starts from ``latent`` as given (every
+    value set: ``received_latent``), or from its ``fill`` where ``known`` is False (only passed
+    when not None), and re-imposes its ``known`` values every step; ``decode`` fills the values
+    not ``known`` from their neighbours first.
     """
 
     def img2img(self, latent: np.ndarray, caption: str, settings: Any) -> np.ndarray: ...
 
-    def blend(self, latent: np.ndarray, known: np.ndarray, caption: str, settings: Any) -> np.ndarray: ...
+    def blend(
+        self, latent: np.ndarray, known: np.ndarray, caption: str, settings: Any, **fill: Any
+    ) -> np.ndarray: ...
 
     def txt2img(self, caption: str, size: int, settings: Any) -> np.ndarray: ...
 
@@ -152,10 +156,19 @@ class ReceiverModels(Protocol):
         """A received DeepJSCC code float32 [C, h, w] and each value's noise variance -> uint8
         [8h, 8w, 3], by the committed model whose C matches (gensc.models.deepjscc)."""
 
+    def encode(self, image: np.ndarray) -> np.ndarray: ...
+
 
 @dataclass(kw_only=True)
 class Rebuild:
-    """One receiver call: the parsed packet, the receiver's models, settings, image size, notes."""
+    """One receiver call: the parsed packet, the receiver's models, settings, image size, notes.
+
+    ``sketch``: the img2img strength at which text is turned into an image from its painted
+    sketch (the profile's ``sketch_strength``: its text is a layout text, gensc.common.layout_text;
+    SDEdit from a sketch, as Text+Sketch does): text-only generation starts from the sketch's
+    latent instead of noise, and key+text fills its non-key cells with it. None: txt2img from
+    noise, and key+text's non-key cells filled from the key ones (gensc.common.latent.fill_missing).
+    """
 
     packet: ParsedPacket
     models: ReceiverModels
@@ -167,6 +180,7 @@ class Rebuild:
     # the scheduler's steps_offset; the analog modes match img2img's strength to their noise.
     alphas_cumprod: np.ndarray | None = None
     steps_offset: int = 1
+    sketch: float | None = None
 
     def caption(self) -> str | None:
         """The received text; notes when it was sent but did not survive."""
@@ -211,15 +225,32 @@ class Rebuild:
             self.notes.append("latent damaged beyond use: falling back to text-only generation")
         else:
             self.notes.append("no latent values sent: text-only generation")
-        return self.models.txt2img(caption, self.size, self.settings)
+        return self.from_text(caption)
+
+    def from_text(self, caption: str) -> np.ndarray:
+        """An image from the text alone: img2img from its painted sketch at strength ``sketch``,
+        or txt2img from noise when ``sketch`` is None."""
+        if self.sketch is None:
+            return self.models.txt2img(caption, self.size, self.settings)
+        latent = self.sketch_latent(caption)
+        return self.models.img2img(latent, caption, replace(self.settings, strength=self.sketch))
+
+    def sketch_latent(self, caption: str) -> np.ndarray:
+        """The latent of the layout text's painted sketch (gensc.common.layout_text.paint), noted."""
+        self.notes.append(
+            f"sketch: the layout text's 3x3 colours painted ({named_cells(caption)} of 9 cells named), "
+            f"img2img strength {self.sketch:g}"
+        )
+        return self.models.encode(paint(caption, self.size))
 
     def from_latent(self, *, whole_img2img: bool) -> np.ndarray:
         """Caption-guided generation anchored on the received latent (seed 001 / seed 000).
 
         Both start from ``received_latent`` (estimates of damaged values, the rest filled): img2img
         when every value is known and ``whole_img2img``; else ``blend`` (img2img that re-imposes
-        the known values every step and generates the rest); text only when less than
-        MIN_LATENT_SHARE of the sent values are usable.
+        the known values every step and generates the rest; without ``whole_img2img`` and with
+        ``sketch``, the values neither known nor estimated start from the text's painted sketch);
+        text only when less than MIN_LATENT_SHARE of the sent values are usable.
         """
         caption = self.caption()
         self.check_latent_fits()
@@ -229,6 +260,11 @@ class Rebuild:
         latent, known = usable
         if known.all() and whole_img2img:
             return self.models.img2img(latent, caption or "", self.settings)
+        if self.sketch is not None and not whole_img2img and not known.all():
+            sketch = self.sketch_latent(caption or "")  # the unknown cells start from the sketch,
+            est = self.packet.estimated  # the damaged ones from their estimates
+            fill = sketch if est is None else np.where(est, latent, sketch).astype(np.float32)
+            return self.models.blend(latent, known, caption or "", self.settings, fill=fill)
         return self.models.blend(latent, known, caption or "", self.settings)
 
 

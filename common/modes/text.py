@@ -1,5 +1,5 @@
 """``text`` (wire id 1): the caption only; the receiver generates from text (seed 001's text-only
-baseline)."""
+baseline), from noise or, on a profile with a layout text (``mini``), from its painted sketch."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ class Text(Mode):
     def rebuild(self, job: Rebuild) -> np.ndarray:
         caption = job.caption()
         job.check_latent_fits()
-        return job.models.txt2img(caption or "", job.size, job.settings)
+        if caption is None:  # nothing to paint: an unconditioned sample
+            return job.models.txt2img("", job.size, job.settings)
+        return job.from_text(caption)
 
 
 MODE = Text.of("text")

@@ -62,14 +62,14 @@ MODULATIONS = ("bpsk", "qpsk", "16qam", "64qam", "256qam")
 CODE_RATES = ("1/3", "1/2", "2/3", "3/4", "5/6")
 CODECS = ("jpeg", "webp", "jpeg2000")
 SCHEMES = ("separation", "gensc", "deepjscc", "latent")
-TEST_PHOTOS = ("china", "flower")
+TEST_PHOTOS = mini.TEST_PHOTOS  # china, flower
 
 
 def load_photos(which: str, size: int) -> dict[str, np.ndarray]:
     """``validation``: the mini profile's validation photos; ``test``: scikit-learn's two sample
     photos (427x640), centre square crops; each resized to ``size``."""
     if which == "validation":
-        return {n: resize(mini.photo(n), size) for n in mini.HELDOUT_PHOTOS}
+        return {n: resize(mini.photo(n), size) for n in mini.VALIDATION_PHOTOS}
     if which != "test":
         raise ValueError(f"photos must be 'validation' or 'test', got {which!r}")
     from sklearn.datasets import load_sample_image
@@ -443,7 +443,7 @@ def run(cfg: EqualCBRConfig, log=print) -> dict[str, Any]:
     label = (
         "TEST photos (scikit-learn china.jpg, flower.jpg, centre crops)"
         if cfg.photos == "test"
-        else (f"validation photos {', '.join(mini.HELDOUT_PHOTOS)}")
+        else (f"validation photos {', '.join(mini.VALIDATION_PHOTOS)}")
     )
     return {
         "schema": "gensc.equal-cbr/2",

@@ -97,7 +97,7 @@ class TrainJSCCConfig(Config):
             raise ValueError(f"fading_share must be in [0, 1], got {self.fading_share}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
-        held = set(self.photos) & set(mini.HELDOUT_PHOTOS + mini.EXCLUDED_PHOTOS)
+        held = set(self.photos) & set(mini.VALIDATION_PHOTOS + mini.TEST_PHOTOS + mini.EXCLUDED_PHOTOS)
         if held:
             raise ValueError(f"photos {sorted(held)} are held out for evaluation; do not train on them")
 
@@ -131,7 +131,7 @@ def validation_psnr(model, seed: int, coherence_symbols: int) -> dict[str, dict[
     from gensc.common.images import resize
     from gensc.training.analog_torch import AnalogChannel
 
-    imgs = np.stack([resize(mini.photo(n), VALIDATION_SIZE) for n in mini.HELDOUT_PHOTOS])
+    imgs = np.stack([resize(mini.photo(n), VALIDATION_SIZE) for n in mini.VALIDATION_PHOTOS])
     x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255.0
     rows = slice(0, x.shape[0])
     out: dict[str, dict[str, float]] = {}
@@ -241,7 +241,7 @@ def train(cfg: TrainJSCCConfig, out: Path) -> dict[str, Any]:
         "model": mcfg.to_dict(),
         "cbr": mcfg.cbr,
         "parameters": n_params,
-        "validation_photos": list(mini.HELDOUT_PHOTOS),
+        "validation_photos": list(mini.VALIDATION_PHOTOS),
         "validation_psnr_db": val,
         "wall_s": round(wall, 1),
         "cpu_s": round(cpu, 1),

@@ -55,7 +55,7 @@ class _Recorder:
 
 
 def _rebuild(mode: str, caption: str | None, sketch: float | None, **packet) -> tuple[_Recorder, Rebuild]:
-    fields = {"latent_shape": None, "latent": None, "damaged": (), **packet}
+    fields = {"latent_shape": None, "latent": None, "damaged": (), "estimated": None, **packet}
     pkt = SimpleNamespace(caption=caption, **fields)
     models = _Recorder()
     job = Rebuild(packet=pkt, models=models, settings=_Settings(), size=64, sketch=sketch)
@@ -101,9 +101,25 @@ def test_key_text_fills_the_non_key_cells_from_the_sketch():
     models, _ = _rebuild("key+text", LAYOUT, 0.4, latent=latent, known=known, sent=sent)
     (enc, _), (kind, b) = models.calls
     assert enc == "encode" and kind == "blend"
-    assert (b["fill"] == 0.5).all() and b["known"] is known and b["latent"] is latent
+    assert (
+        (b["fill"] == 0.5).all() and b["known"] is known and np.array_equal(b["latent"][known], latent[known])
+    )
     models, _ = _rebuild("key+text", LAYOUT, None, latent=latent, known=known, sent=sent)
     assert [c for c, _ in models.calls] == ["blend"] and "fill" not in models.calls[0][1]
+
+
+def test_key_text_starts_damaged_values_from_their_estimates_and_the_rest_from_the_sketch():
+    latent = np.random.default_rng(1).normal(size=(4, 8, 8)).astype(np.float32)
+    known = np.zeros((4, 8, 8), bool)
+    known[:, 2:5, 2:6] = True
+    estimated = np.zeros_like(known)
+    estimated[:, 2, 2:6] = True  # a damaged key row: the parser's estimates, not known
+    known[:, 2, 2:6] = False
+    sent = (known | estimated)[0]
+    models, _ = _rebuild("key+text", LAYOUT, 0.4, latent=latent, known=known, sent=sent, estimated=estimated)
+    (_, b) = models.calls[-1]
+    assert np.array_equal(b["fill"][estimated], latent[estimated])  # estimates, not the sketch
+    assert (b["fill"][~(known | estimated)] == 0.5).all()  # never sent: the sketch
 
 
 @pytest.mark.slow

@@ -45,6 +45,11 @@ TRAIN_PHOTOS: tuple[str, ...] = (
 # Natural colour photos never used in training: the mini profile's evaluation set.
 HELDOUT_PHOTOS: tuple[str, ...] = ("chelsea", "coffee", "rocket")
 EXCLUDED_PHOTOS: tuple[str, ...] = ("cat",)  # = chelsea
+# The validation photos are the held-out ones: every choice (hyper-parameters, designs) is made
+# on them. The test photos are scikit-learn's two samples: only for published figures, never for
+# a choice (``test_photos``).
+VALIDATION_PHOTOS: tuple[str, ...] = HELDOUT_PHOTOS
+TEST_PHOTOS: tuple[str, ...] = ("china.jpg", "flower.jpg")
 
 
 def weights_dir() -> Path:
@@ -78,6 +83,29 @@ def photo(name: str) -> np.ndarray:
     if x.ndim == 2:
         x = np.repeat(x[..., None], 3, axis=2)
     return np.ascontiguousarray(x[..., :3])
+
+
+def validation_photos(size: int) -> dict[str, np.ndarray]:
+    """The validation photos as the sender sees them: the whole photo resized to uint8 [size, size, 3]."""
+    from gensc.common.images import resize
+
+    return {name: resize(photo(name), size) for name in VALIDATION_PHOTOS}
+
+
+def test_photos(size: int) -> dict[str, np.ndarray]:
+    """The test photos (published figures only): scikit-learn's ``china.jpg`` and ``flower.jpg``
+    (427x640), their centre 427x427 squares resized to uint8 [size, size, 3]."""
+    from sklearn.datasets import load_sample_image  # optional: scikit-learn (the eval extra)
+
+    from gensc.common.images import resize
+
+    out = {}
+    for name in TEST_PHOTOS:
+        x = np.asarray(load_sample_image(name))
+        side = min(x.shape[:2])
+        y0, x0 = (x.shape[0] - side) // 2, (x.shape[1] - side) // 2
+        out[name.split(".")[0]] = resize(np.ascontiguousarray(x[y0 : y0 + side, x0 : x0 + side, :3]), size)
+    return out
 
 
 def _motorcycle() -> np.ndarray:

@@ -383,6 +383,25 @@ class Link:
         )
         return LinkOutput(header=bytes(header_rx), body=delivered.tobytes(), report=report)
 
+    def symbols(self, header_len: int, body_len: int, protected: int = 0) -> int:
+        """Every symbol on air for a packet of ``header_len`` + ``body_len`` bytes, exactly as
+        ``transmit`` counts them (header unless ``ideal_header``, the coded body parts, pilots):
+        the packet is encoded (zeros: the count depends on lengths only), no noise is drawn.
+        ``protected``: the body's first bytes sent with the UEP settings."""
+        if not (is_int(header_len) and is_int(body_len) and header_len >= 0 and body_len >= 0):
+            raise ValueError(f"byte counts must be ints >= 0, got {header_len!r} and {body_len!r}")
+        data = np.zeros(body_len, np.uint8)
+        k = min(protected, body_len) if self.uep is not None else 0
+        parts = [(self.uep, data[:k]), (self.body, data[k:])] if k else [(self.body, data)]
+        parts = [(chain, part) for chain, part in parts if part.size or chain is self.body]
+        n_data = sum(chain.send(part).symbols.size for chain, part in parts)
+        if not self.config.ideal_header:
+            hbits = self.header_codec.encode(bytes(header_len))
+            n_data += self.header_mapper.map_bits(hbits).size
+        if self.fading is not None and self.pilots is not None:
+            return int(self.pilots.frame_length(n_data))
+        return int(n_data)
+
     def _erased(self, head, data, parts, sent, segments, snr, k) -> LinkOutput:
         """Nothing arrives: zeros are delivered; the ones among the coded bits count as raw errors."""
         cfg = self.config

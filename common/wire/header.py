@@ -10,7 +10,8 @@ Header (little-endian), ``HEADER_LEN`` = 30 bytes + ``8 * C`` for dtype 1::
       0    2  magic b"GS"
       2    1  layout version (VERSION = 2)
       3    1  mode wire id (gensc.common.modes)
-      4    1  latent dtype id: 0 none, 1 quantised codes, 3 float32, 4 float64, 8 image file
+      4    1  latent dtype id: 0 none, 1 quantised codes, 3 float32, 4 float64, 5 learned codec
+              stream (gensc.common.wire.learned), 8 image file
       5    1  quantisation bits (1..8 for dtype 1, else 0)
       6    1  latent channels C (3 for an image file)
       7    1  flags: bit0 NO_CRC   sections carry no CRC32 (paper mode's raw layout)
@@ -26,12 +27,20 @@ Header (little-endian), ``HEADER_LEN`` = 30 bytes + ``8 * C`` for dtype 1::
      11    1  strength hint: 0 none, k in 1..100 = img2img strength k/100 chosen by the sender
      12    2  H: latent height (pixels for an image file)
      14    2  W: latent width
-     16    2  params length: 8 * C for dtype 1, else 0 (they sit in the header, below)
+     16    2  params length: 8 * C for dtype 1, 2 for dtype 5, else 0 (they sit in the header, below)
      18    2  text section length
      20    2  mask section length
      22    4  latent section length
-     26   8C  params (dtype 1 only): C x float32 scale, then C x float32 offset
-   26+8C   4  CRC32 (zlib) of every header byte before it
+     26   8C  params, dtype 1: C x float32 scale, then C x float32 offset
+     26    2  params, dtype 5: the learned codec's 16-bit model id (uint16)
+   26+P    4  CRC32 (zlib) of every header byte before it (P: the params length)
+
+Dtype 5 (issue 26): C, H, W are the latent's; bits, block log2 and the latent codec id are 0;
+the latent section is the learned codec's stream (gensc.models.codec.codec: its own 6-byte
+header, rate code, sides and CRC-16, then the ANS words) + CRC32. Only modes that send a whole
+quantised latent (region full) may carry it. Example: a [4, 32, 32] latent coded in 380 bytes
+by codec 0x2e0d in mode ``latent``: header 32 bytes, ``47 53 02 02 05 00 04 00 00 00 00 00 20 00
+20 00 02 00 00 00 00 00 80 01 00 00 0d 2e`` + CRC32; body 384 bytes (stream + CRC32).
 
 The mode ids are gensc.common.wire.modes' table; the codec ids gensc.common.wire.codecs'.
 ``parse_header`` checks every field against the others and against the mode's table entry
@@ -62,7 +71,8 @@ FLAG_MASK_ZLIB = 0x04
 FLAG_PLANES = 0x08
 PLANES_SHIFT, PLANES_FIELD = 4, 0x70  # flags bits 4-6: the MSB plane count m with PLANES
 KNOWN_FLAGS = FLAG_NO_CRC | FLAG_MASK | FLAG_MASK_ZLIB | FLAG_PLANES | PLANES_FIELD
-DTYPE_IDS = {"none": 0, "quantised": 1, "float32": 3, "float64": 4, "image": 8}
+DTYPE_IDS = {"none": 0, "quantised": 1, "float32": 3, "float64": 4, "learned": 5, "image": 8}
+LEARNED = 5
 FLOAT_DTYPES = {3: np.dtype("<f4"), 4: np.dtype("<f8")}
 SECTIONS = ("caption", "mask", "latent")
 MAX_CELLS = 512 * 512  # a 4096x4096 image; anything larger is not a real header
@@ -101,6 +111,8 @@ def parse_header(header: bytes) -> dict[str, int]:
     if f["dtype_id"] == 1:
         params = np.frombuffer(header[HEADER.size : -4], dtype="<f4")
         f["scale"], f["offset"] = params[: f["c"]].copy(), params[f["c"] :].copy()
+    elif f["dtype_id"] == LEARNED:
+        f["codec_id"] = int.from_bytes(header[HEADER.size : HEADER.size + 2], "little")
     return f
 
 
@@ -127,12 +139,16 @@ def check_fields(f: dict[str, int], mode: ModeInfo) -> None:
         planes and not (dtype == 1 and f["latent_codec"] == 0 and 1 <= planes < f["bits"])
     ):
         raise bad(f"bit-plane flags 0x{f['flags']:02x} with latent dtype {dtype}, {f['bits']} bits")
-    expected_dtype = {"none": {0}, "quantised": {0, 1}, "float64": {4}, "image": {8}}[mode.latent]
+    expected_dtype = {"none": {0}, "quantised": {0, 1, LEARNED}, "float64": {4}, "image": {8}}[mode.latent]
+    if dtype == LEARNED and mode.region != "full":
+        raise bad(f"a learned latent stream in a {mode.name!r} packet (region {mode.region})")
     if dtype not in expected_dtype and not (mode.latent == "float64" and dtype == 3):
         raise bad(f"latent dtype {dtype} in a {mode.name!r} packet")
     if masked != (mode.region == "key" and dtype == 1) or (f["flags"] & FLAG_MASK_ZLIB and not masked):
         raise bad(f"mask flags 0x{f['flags']:02x} in a {mode.name!r} packet")
-    if dtype != 1 and (f["bits"] or f["params"] or f["block_log2"] or f["latent_codec"]):
+    if dtype != 1 and (
+        f["bits"] or (f["params"] and dtype != LEARNED) or f["block_log2"] or f["latent_codec"]
+    ):
         raise bad("quantisation fields set without a quantised latent")
     if not masked and f["mask"]:
         raise bad("a mask section without the mask flag")
@@ -148,6 +164,10 @@ def check_fields(f: dict[str, int], mode: ModeInfo) -> None:
         return
     if h * w > MAX_CELLS:
         raise bad(f"latent [{c},{h},{w}] is larger than any real image's")
+    if dtype == LEARNED:
+        if f["params"] != 2 or f["latent"] <= crc:
+            raise bad(f"learned latent with {f['params']} bytes of params, a {f['latent']}-byte section")
+        return
     if dtype in FLOAT_DTYPES:
         if f["latent"] != c * h * w * FLOAT_DTYPES[dtype].itemsize + crc:
             raise bad(f"float latent section of {f['latent']} bytes for [{c},{h},{w}]")

@@ -9,6 +9,7 @@ the code that writes and reads each part:
     gensc.common.wire.sections   the body: sections, CRCs, latent blocks, bit planes, key mask
     gensc.common.wire.salvage    what the receiver does with a damaged body
     gensc.common.wire.sanity     raw float values a flipped bit made absurd (paper mode)
+    gensc.common.wire.learned    a latent coded by a learned codec (dtype 5)
 
 The receiver gets only bytes and parses them here: nothing about the packet is handed over for
 free, damage is detected per section (and per latent block), and garbage never raises anything
@@ -46,6 +47,8 @@ from gensc.common.wire.header import (
     pack_header,
     parse_header,
 )
+from gensc.common.wire.learned import LEARNED_DTYPE, LearnedLatent
+from gensc.common.wire.learned import PARAMS as LEARNED_PARAMS
 from gensc.common.wire.modes import mode_by_wire_id, mode_info
 from gensc.common.wire.quant import QuantizedTensor
 from gensc.common.wire.salvage import decode_quantised, decode_text, plain_text
@@ -68,7 +71,7 @@ class Packet:
 
     ``caption``: UTF-8 text (a caption, or the structured prompt in key+text).
     ``latent``: quantised codes [C, H, W] (full grid; only ``mask`` cells are sent when a mask is
-    given), a raw float32/float64 [C, H, W] array, or None.
+    given), a raw float32/float64 [C, H, W] array, a learned codec's stream (LearnedLatent), or None.
     ``mask``: bool [H, W] key cells, or None (every cell is sent).
     ``image``: an encoded image file (classic mode), else b"".
     ``text_codec``: a name of gensc.common.wire.codecs.TEXT_CODECS, or "auto" (the smallest of
@@ -80,7 +83,7 @@ class Packet:
 
     mode: str
     caption: bytes = b""
-    latent: QuantizedTensor | np.ndarray | None = None
+    latent: QuantizedTensor | LearnedLatent | np.ndarray | None = None
     mask: np.ndarray | None = None
     image: bytes = b""
     text_codec: str = AUTO
@@ -133,6 +136,8 @@ class ParsedPacket:
     salvaged: list[str] = field(default_factory=list)
     latent_values: dict[str, int] | None = None
     bit_error_rate: float | None = None
+    latent_stream: bytes | None = None  # dtype 5: the learned codec's stream, when it passed its CRC
+    latent_codec_id: int | None = None  # dtype 5: the learned codec's model id (from the header)
 
 
 @dataclass(frozen=True)
@@ -182,6 +187,13 @@ def encode(p: Packet) -> Wire:
             latent, msb_len = msb + lsb, len(msb)
         else:
             latent = encode_blocks(cells, bits, 1 << block_log, latent_codec.name, crc)
+    elif isinstance(p.latent, LearnedLatent):
+        if p.mask is not None or mode.region != "full":
+            raise ValueError(
+                f"a learned latent stream needs a mode that sends the whole latent, not {mode.name!r}"
+            )
+        dtype_id, (c, h, w) = LEARNED_DTYPE, p.latent.shape
+        params, latent = LEARNED_PARAMS.pack(p.latent.model_id), seal(p.latent.data, crc)
     elif p.latent is not None:
         arr = np.asarray(p.latent)
         dtype_id = {np.dtype(np.float32): 3, np.dtype(np.float64): 4}.get(arr.dtype)
@@ -192,7 +204,7 @@ def encode(p: Packet) -> Wire:
         (c, h, w), latent = arr.shape, seal(arr.astype(FLOAT_DTYPES[dtype_id]).tobytes(), crc)
     if dtype_id != 1:
         latent_codec = CODECS["none"]
-    if p.msb_planes and dtype_id != 1:
+    if p.msb_planes and dtype_id != 1:  # (a learned stream has no bit planes either)
         raise ValueError("bit planes need a quantised latent")
     hint = 0 if p.strength_hint is None else max(1, int(round(p.strength_hint * 100)))
     if len(text) > 0xFFFF or len(mask) > 0xFFFF or c > MAX_CHANNELS or max(h, w) > 0xFFFF:
@@ -218,7 +230,8 @@ def encode(p: Packet) -> Wire:
     parts = {"header": header[: HEADER.size] + header[-4:], "params": params, "caption": text, "mask": mask}
     parts["image" if dtype_id == 8 else "latent"] = latent
     sizes = {k: len(v) for k, v in parts.items() if v}
-    codecs = {"text": text_name if text else "none", "latent": latent_codec.name}
+    latent_name = "learned" if dtype_id == LEARNED_DTYPE else latent_codec.name
+    codecs = {"text": text_name if text else "none", "latent": latent_name}
     protected = 0 if not crc else len(text) + len(mask) + (msb_len if flags & FLAG_PLANES else 0)
     return Wire(header, text + mask + latent, sizes, codecs, protected)
 
@@ -272,7 +285,8 @@ def parse(header: bytes, body: bytes, *, salvage: bool = True) -> ParsedPacket:
         mode=mode.name,
         caption=None,
         latent=None,
-        latent_shape=(f["c"], f["h"], f["w"]) if f["dtype_id"] in (1, 3, 4) else None,
+        latent_shape=(f["c"], f["h"], f["w"]) if f["dtype_id"] in (1, 3, 4, LEARNED_DTYPE) else None,
+        latent_codec_id=f.get("codec_id"),
         strength_hint=f["hint"] / 100 if f["hint"] else None,
     )
     if reader.pos != len(body):
@@ -292,6 +306,11 @@ def parse(header: bytes, body: bytes, *, salvage: bool = True) -> ParsedPacket:
         elif name == "latent" and f["dtype_id"] == 8:
             out.damaged.append("latent")
             out.notes.append(f"image section {why}")
+        elif name == "latent" and f["dtype_id"] == LEARNED_DTYPE:
+            out.damaged.append("latent")
+            out.notes.append(
+                f"learned latent stream {why}: entropy-coded bytes cannot be salvaged, it is lost"
+            )
         else:
             out.damaged.append(name)
             out.notes.append(f"{name} section {why}")
@@ -303,4 +322,6 @@ def parse(header: bytes, body: bytes, *, salvage: bool = True) -> ParsedPacket:
         decode_floats(f, sections["latent"], out)
     elif f["dtype_id"] == 1:
         decode_quantised(f, sections, chunks["latent"], crc, out, salvage)
+    elif f["dtype_id"] == LEARNED_DTYPE and "latent" in sections:
+        out.latent_stream = sections["latent"]  # decoded by the receiver, which holds the codec
     return out

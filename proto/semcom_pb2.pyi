@@ -116,7 +116,7 @@ class PayloadSizes(_message.Message):
     def __init__(self, bytes: _Optional[_Mapping[str, int]] = ..., total: _Optional[int] = ...) -> None: ...
 
 class Result(_message.Message):
-    __slots__ = ("item_id", "image", "error", "profile", "timings", "notes", "report", "name", "mode", "caption", "payload")
+    __slots__ = ("item_id", "image", "error", "profile", "timings", "notes", "report", "name", "mode", "caption", "payload", "budget")
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
@@ -128,6 +128,7 @@ class Result(_message.Message):
     MODE_FIELD_NUMBER: _ClassVar[int]
     CAPTION_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_FIELD_NUMBER: _ClassVar[int]
     item_id: str
     image: Image
     error: ItemError
@@ -139,23 +140,32 @@ class Result(_message.Message):
     mode: str
     caption: str
     payload: PayloadSizes
-    def __init__(self, item_id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ..., profile: _Optional[str] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ..., report: _Optional[_Union[ChannelReport, _Mapping]] = ..., name: _Optional[str] = ..., mode: _Optional[str] = ..., caption: _Optional[str] = ..., payload: _Optional[_Union[PayloadSizes, _Mapping]] = ...) -> None: ...
+    budget: _struct_pb2.Struct
+    def __init__(self, item_id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ..., profile: _Optional[str] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ..., report: _Optional[_Union[ChannelReport, _Mapping]] = ..., name: _Optional[str] = ..., mode: _Optional[str] = ..., caption: _Optional[str] = ..., payload: _Optional[_Union[PayloadSizes, _Mapping]] = ..., budget: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class TransmitRequest(_message.Message):
-    __slots__ = ("item_id", "image", "mode", "quant_bits", "recon", "link_overrides")
+    __slots__ = ("item_id", "image", "mode", "quant_bits", "recon", "link_overrides", "budget_bytes", "bpp", "budget_symbols", "latent_codec")
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     QUANT_BITS_FIELD_NUMBER: _ClassVar[int]
     RECON_FIELD_NUMBER: _ClassVar[int]
     LINK_OVERRIDES_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_BYTES_FIELD_NUMBER: _ClassVar[int]
+    BPP_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_SYMBOLS_FIELD_NUMBER: _ClassVar[int]
+    LATENT_CODEC_FIELD_NUMBER: _ClassVar[int]
     item_id: str
     image: Image
     mode: str
     quant_bits: int
     recon: ReconOptions
     link_overrides: _struct_pb2.Struct
-    def __init__(self, item_id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., mode: _Optional[str] = ..., quant_bits: _Optional[int] = ..., recon: _Optional[_Union[ReconOptions, _Mapping]] = ..., link_overrides: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    budget_bytes: int
+    bpp: float
+    budget_symbols: int
+    latent_codec: str
+    def __init__(self, item_id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., mode: _Optional[str] = ..., quant_bits: _Optional[int] = ..., recon: _Optional[_Union[ReconOptions, _Mapping]] = ..., link_overrides: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., budget_bytes: _Optional[int] = ..., bpp: _Optional[float] = ..., budget_symbols: _Optional[int] = ..., latent_codec: _Optional[str] = ...) -> None: ...
 
 class Frame(_message.Message):
     __slots__ = ("item_id", "recon", "link_overrides", "header", "body", "protected_bytes")

@@ -10,6 +10,7 @@ from gensc.common.net.rpc import create_channel
 from gensc.common.net.rpc_config import RpcConfig
 from gensc.proto import semcom_pb2 as pb
 from gensc.proto import semcom_pb2_grpc as pb_grpc
+from gensc.sender.budget import make_budget
 from gensc.sender.pipeline import Encoded, SenderPipeline
 
 
@@ -25,11 +26,14 @@ class SenderServicer(pb_grpc.SenderServicer):
             try:
                 if self.pipeline is None:
                     raise ModelUnavailable("the sender's models are still loading; retry shortly")
+                budget = request_budget(req, self.pipeline)
                 enc = self.pipeline.encode(
                     req.image.data,
                     mode=req.mode or None,
                     quant_bits=req.quant_bits if req.HasField("quant_bits") else None,
                     link=convert.struct_to_dict(req.link_overrides),
+                    budget=budget,
+                    latent_codec=req.latent_codec or None,
                 )
             except Exception as e:  # noqa: BLE001 - every item gets an answer
                 return _result(req, error=error_fields(e, "sender"))
@@ -56,6 +60,17 @@ class SenderServicer(pb_grpc.SenderServicer):
         yield from relay(request_iterator, context, prepare, self.proxies, finish, fail)
 
 
+def request_budget(req: pb.TransmitRequest, pipeline: SenderPipeline):
+    """The request's budget, else the sender's default (``PacketConfig``), else None."""
+    asked = [n for n in ("budget_bytes", "bpp", "budget_symbols") if req.HasField(n)]
+    source = req if asked else pipeline.packet_config
+    values = {
+        n: (getattr(source, n) if not asked or req.HasField(n) else None)
+        for n in ("budget_bytes", "bpp", "budget_symbols")
+    }
+    return make_budget(**values, size=pipeline.profile.image_size)
+
+
 def _result(
     req: pb.TransmitRequest,
     *,
@@ -73,6 +88,8 @@ def _result(
         res.payload.total = sum(enc.wire.sizes.values())
         res.timings.ms.update(enc.timings)
         res.notes[0:0] = enc.notes  # the sender's notes come first, as the item met the hops
+        if enc.budget is not None:
+            res.budget.CopyFrom(convert.dict_to_struct(enc.budget))
     if error is not None:
         res.error.CopyFrom(convert.error_proto(error))
     return res

@@ -23,6 +23,7 @@ import numpy as np
 
 from gensc.common.errors import PacketLost
 from gensc.common.timing import Stopwatch
+from gensc.common.wire.learned import LearnedLatent
 from gensc.common.wire.modes import ModeInfo, mode_info
 from gensc.common.wire.packet import ParsedPacket
 
@@ -47,6 +48,9 @@ class SenderModels(Protocol):
     def prompt(self, image: np.ndarray, region: np.ndarray | None) -> tuple[str, list[str]]:
         """Seed 000's structured prompt for ``region`` (bool [h, w] or None: the whole image), notes."""
 
+    def compress_latent(self, latent: np.ndarray, rate: float) -> LearnedLatent:
+        """The learned latent codec's stream of ``latent`` at ``rate`` (gensc.models.codec)."""
+
 
 @dataclass(kw_only=True)
 class Build:
@@ -54,7 +58,9 @@ class Build:
 
     ``image`` uint8 [S, S, 3] (already resized); ``bits`` latent quantisation bits;
     ``key_fraction`` key+text's share of latent cells; ``classic_format`` / ``classic_bpp`` /
-    ``budget`` the classic baseline's file format and byte budget (``budget`` None: from bpp).
+    ``budget`` the classic baseline's file format and byte budget (``budget`` None: from bpp);
+    ``latent_coder`` how a whole latent is coded: "uniform" (``bits``-bit quantisation) or
+    "learned" (the learned codec at ``codec_rate``; gensc.sender.budget may re-code it to fit).
     """
 
     image: np.ndarray
@@ -64,6 +70,8 @@ class Build:
     classic_format: str = "jpeg"
     classic_bpp: float = 0.5
     budget: int | None = None
+    latent_coder: str = "uniform"
+    codec_rate: float = 4.0
     watch: Stopwatch = field(default_factory=Stopwatch)
     notes: list[str] = field(default_factory=list)
     latent: np.ndarray | None = None  # the float32 latent before quantisation, once encoded

@@ -11,6 +11,7 @@ gensc channel ber | channel bench                        link simulator checks
 gensc payload | eval                                     bytes per packet part; SNR sweeps
 gensc finetune --out DIR                                 train a LoRA adapter for the receiver
 gensc train-mini                                         train the mini profile's models on the CPU
+gensc train-codec --profile P --images DIR|skimage       train the learned latent codec (docs/codec.md)
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ COMMANDS = {  # gensc <command>: the module and its function that adds it to the
     "finetune": ("gensc.training.finetune", "add_command"),
     "eval": ("gensc.evaluation.cli", "add_command"),
     "train-mini": ("gensc.training.train_mini", "add_command"),
+    "train-codec": ("gensc.training.train_codec", "add_command"),
 }
 
 

@@ -13,6 +13,7 @@ fuzz        damaged packets into parse and through a receiver (gensc.benchmarks.
 bad-images  hostile image files mid-stream (gensc.benchmarks.bad_images)
 degradation latent NMSE of every scheme against Es/N0 and Eb/N0 (gensc.benchmarks.degradation)
 lora        restore adapter and QLoRA: receiver latent NMSE, held-out images (gensc.benchmarks.lora)
+codec       the learned latent codec's encode + decode time vs the VAE encoder (gensc.benchmarks.codec)
 
 Beside them: ``gensc channel bench`` (the link's throughput per stage, gensc.benchmarks.channel),
 ``gensc payload`` (bytes per packet part, gensc.benchmarks.payload), ``python -m
@@ -37,6 +38,7 @@ BENCHMARKS = (
     "bad_images",
     "degradation",
     "lora",
+    "codec",
 )
 
 

@@ -4,7 +4,9 @@ One process, one CPU thread (``--threads``), the same photo: the profile's VAE e
 profile's size (``--repeats`` times, the median counts), and the codec (the committed mini codec
 unless ``--codec DIR``; its speed depends on the latent's shape, not on its weights) encodes and
 decodes that latent at every rate level. Defaults: ``sd15-shapes`` at 512 (SD 1.5's layer shapes,
-random weights: a [4, 64, 64] latent, the target's "per 512² SD latent") and ``mini`` at 256.
+random weights, built here from the config gensc.models.tiny uses for that profile, so nothing
+else of SD 1.5 is built: a [4, 64, 64] latent, the target's "per 512² SD latent") and ``mini``
+at 256.
 Prints JSON (``--json-out`` also writes it); times are wall clock on a machine that may be shared:
 the load average is recorded beside them.
 """
@@ -21,13 +23,48 @@ from gensc.benchmarks.machine import cpu_model
 from gensc.common.files import write_json
 
 
+class _RandomVAE:
+    """SD 1.5's VAE layer shapes, random weights (seeded), encoding as ProfileVAE does."""
+
+    def __init__(self, vae) -> None:
+        self.vae = vae.eval()
+
+    def encode(self, image):
+        import numpy as np
+        import torch
+
+        with torch.no_grad():
+            x = torch.from_numpy(np.array(image, np.float32)).permute(2, 0, 1)[None] / 127.5 - 1.0
+            return (self.vae.encode(x).latent_dist.mean * 0.18215).numpy()
+
+
+def _sd15_shapes_vae() -> _RandomVAE:
+    import torch
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(1)
+    return _RandomVAE(
+        AutoencoderKL(
+            block_out_channels=(128, 256, 512, 512),
+            in_channels=3,
+            out_channels=3,
+            latent_channels=4,
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            layers_per_block=2,
+            norm_num_groups=32,
+            sample_size=512,
+        )
+    )
+
+
 def measure(profile_name: str, codec_dir: Path | None, repeats: int) -> dict:
     from gensc.models import mini
     from gensc.models.codec.store import load_codec
     from gensc.models.codec.vae import ProfileVAE
 
-    vae = ProfileVAE(profile_name)
-    size = vae.profile.image_size
+    vae = _sd15_shapes_vae() if profile_name == "sd15-shapes" else ProfileVAE(profile_name)
+    size = 512 if profile_name == "sd15-shapes" else vae.profile.image_size
     image = mini.validation_photos(size)["coffee"]
     times = []
     for _ in range(repeats):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import bz2
 import lzma
+import re
 import sys
 import time
 import zlib
@@ -168,7 +169,11 @@ def image_rows(sender, receiver, suite, photos, bpps, modes, codecs) -> list[dic
                     enc = sender.encode(png, mode=mode, latent_codec="learned", budget=Budget(bytes=budget))
                     out = receiver.reconstruct(enc.wire.header, enc.wire.body)
                 except GenscError as e:
-                    rows.append({**row, "fits": False, "why": str(e)})
+                    least = re.search(r"costs (\d+) bytes", str(e))
+                    rows.append(
+                        {**row, "fits": False, "why": str(e)}
+                        | ({"least_bytes": int(least[1])} if least else {})
+                    )
                     continue
                 used = len(enc.wire.header) + len(enc.wire.body)
                 rows.append(

@@ -17,6 +17,7 @@ def plot_rd(results: dict[str, Any], path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     photos = list(results["latent"])
     fig, axes = plt.subplots(len(photos), 3, figsize=(15, 4 * len(photos)), squeeze=False)
@@ -36,6 +37,9 @@ def plot_rd(results: dict[str, Any], path: Path) -> Path:
             if ceiling is not None:
                 ax.axhline(ceiling, color="grey", linestyle=":", label="VAE round trip")
             ax.set_xscale("log")
+            ax.set_xticks(results["bpp"])
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_xlabel("bits per pixel (bytes used x 8 / pixels)")
             ax.set_ylabel(label)
             ax.set_title(f"{photo}: {label}")
@@ -49,6 +53,7 @@ def plot_rd(results: dict[str, Any], path: Path) -> Path:
                 style,
                 label=f"{name}" + (" + best lossless" if name == "uniform" else ""),
             )
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("latent bytes")
         ax.set_ylabel("latent NMSE")
         ax.set_title(f"{photo}: latent codec")

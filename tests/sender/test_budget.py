@@ -101,5 +101,7 @@ def test_the_receiver_decodes_the_stream_and_refuses_an_unknown_codec(mini_sende
     np.testing.assert_array_equal(pkt.latent, held.default.decompress(enc.packet.latent.data))
     nmse = float(((pkt.latent - enc.latent) ** 2).sum() / (enc.latent**2).sum())
     assert nmse < 0.01
-    with pytest.raises(InvalidInput, match=r"learned codec 0x2e0d, which this receiver does not hold"):
+    with pytest.raises(
+        InvalidInput, match=rf"learned codec {held.default.frozen.model_id:#06x}, which this receiver"
+    ):
         HeldCodecs(problem="none here").decode_into(parse(enc.wire.header, enc.wire.body))

@@ -301,9 +301,12 @@ def run(values: dict[str, Any], args) -> int:
     write_json(out / "results.json", results)
     (out / "summary.md").write_text(summary(results))
     if not args.no_plots:
-        from gensc.evaluation.rd_plots import plot_rd
+        from gensc.evaluation.rd_plots import plot_link, plot_rd
 
-        plot_rd(results, out / "rd.png")
+        if isinstance(results["link"], str):
+            plot_rd(results, out / "rd.png")
+        else:
+            plot_link(results, out / "link.png")
     print(summary(results))
     print(f"results: {out / 'results.json'}", file=sys.stderr)
     return 0
@@ -337,4 +340,17 @@ def summary(results: dict[str, Any]) -> str:
                 + " | ".join(cells)
                 + " |"
             )
+    link_rows_ = [r for r in results["rows"] if "snr_db" in r]
+    if link_rows_:
+        lines += [
+            "",
+            "| photo | SNR dB | system | symbols | PSNR dB | MS-SSIM |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in link_rows_:
+            if r["status"] == "ok":
+                cells = [str(r["symbols"]), f"{r['psnr_db']:.2f}", f"{r['ms_ssim']:.4f}"]
+            else:
+                cells = ["does not fit" if "too small" in r["why"] else "error", "", ""]
+            lines.append(f"| {r['photo']} | {r['snr_db']:g} | {r['system']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

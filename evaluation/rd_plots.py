@@ -12,6 +12,44 @@ from pathlib import Path
 from typing import Any
 
 
+def plot_link(results: dict[str, Any], path: Path) -> Path:
+    """MS-SSIM and PSNR against the link's SNR at a fixed symbol budget, one line per system."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in results["rows"] if r.get("status") == "ok"]
+    photos = list(dict.fromkeys(r["photo"] for r in results["rows"]))
+    systems = list(dict.fromkeys(r["system"] for r in results["rows"]))
+    fig, axes = plt.subplots(len(photos), 2, figsize=(10, 3.5 * len(photos)), squeeze=False)
+    for i, photo in enumerate(photos):
+        for j, (key, label) in enumerate((("psnr_db", "PSNR (dB)"), ("ms_ssim", "MS-SSIM"))):
+            ax = axes[i][j]
+            for system in systems:
+                pts = sorted(
+                    (r["snr_db"], r[key]) for r in rows if r["photo"] == photo and r["system"] == system
+                )
+                if pts:
+                    ax.plot(*zip(*pts, strict=True), "-o", label=system, markersize=4)
+            ax.set_xlabel(f"SNR (dB, {rows[0]['snr_kind'] if rows else 'esn0'})")
+            ax.set_ylabel(label)
+            ax.set_title(f"{photo}: {label}")
+            ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    link = results["link"]
+    fig.suptitle(
+        f"{results['photos']}; {results['weights']} weights; CPU; "
+        f"{link['budget_symbols']} symbols per image, {link['settings']}",
+        fontsize=8,
+    )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def plot_rd(results: dict[str, Any], path: Path) -> Path:
     import matplotlib
 

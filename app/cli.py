@@ -5,6 +5,7 @@ gensc sender serve | channel serve | receiver serve     the three services (each
 gensc send IMAGES... --sender HOST:PORT --out DIR        client: report.json + reconstructions
 gensc certs DIR                                          development CA, certificates and token
 gensc demo                                               all three locally + sample photos
+gensc studio                                             a local web page: send an image, see its way
 gensc bench services | pipeline | scale | quant | load | faults | fuzz | bad-images
                                                          benchmarks that print JSON
 gensc channel ber | channel bench                        link simulator checks
@@ -35,6 +36,7 @@ COMMANDS = {  # gensc <command>: the module and its function that adds it to the
     "health": ("gensc.client.cli", "add_health_command"),
     "certs": ("gensc.app.certs", "add_command"),
     "demo": ("gensc.app.demo", "add_command"),
+    "studio": ("gensc.app.studio.server", "add_command"),
     "bench": ("gensc.benchmarks", "add_command"),
     "payload": ("gensc.benchmarks.payload", "add_command"),
     "finetune": ("gensc.training.finetune", "add_command"),

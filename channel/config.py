@@ -29,7 +29,7 @@ from typing import Any
 
 from gensc.channel.codes import CODES
 from gensc.channel.conventions import SNR_KINDS
-from gensc.common.config import Config
+from gensc.common.config import Config, setting
 
 MODULATIONS = {"bpsk": 1, "qpsk": 2, "16qam": 4, "64qam": 6, "256qam": 8}  # name -> bits per symbol
 HEADER_CODES = ("repetition", "repetition-16", "ldpc-1/5")
@@ -41,6 +41,7 @@ LINK_CHOICE_FIELDS = ("modulation", "code", "uep_code", "uep_modulation")
 LINK_DEST, LINK_GROUP = "link_", "link (gensc.channel.config.LinkConfig)"  # the link flags' namespace
 
 DEFAULT_SYMBOL_RATE_HZ = 1e6  # 1 MBd: 16QAM carries 4 Mbit/s raw
+MAX_SYMBOL_SAMPLE = 4096  # received symbols a report may carry (32 KiB as float32 I/Q)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,11 @@ class LinkConfig(Config):
     propagation_delay_s: float = 0.0
     realtime: bool = False
     seed: int | None = 0
+    symbol_sample: int = setting(
+        0,
+        help="received symbols (after equalisation) each report carries for a constellation plot, "
+        f"0..{MAX_SYMBOL_SAMPLE} (default 0: none); no random draw changes",
+    )
 
     def check(self) -> None:
         errors = _validate(self)
@@ -120,6 +126,8 @@ def _validate(c: LinkConfig) -> list[str]:
         err.append(f"propagation_delay_s={c.propagation_delay_s!r} must be a finite number >= 0")
     if c.seed is not None and (not is_int(c.seed) or c.seed < 0):
         err.append(f"seed={c.seed!r} must be None or an int >= 0")
+    if not is_int(c.symbol_sample) or not 0 <= c.symbol_sample <= MAX_SYMBOL_SAMPLE:
+        err.append(f"symbol_sample={c.symbol_sample!r} must be an int in 0..{MAX_SYMBOL_SAMPLE}")
     return err
 
 

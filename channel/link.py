@@ -34,6 +34,9 @@ Report conventions (:class:`ChannelReport`):
 * an erased packet (probability ``erasure_prob``) delivers zeros for the body and, unless the
   header is ideal, the header (``header_ok`` False); its errors are counted against the zeros
   (``bit_errors_raw`` = ones among the coded bits). Airtime is still spent.
+* ``symbol_sample``: with ``LinkConfig.symbol_sample = n`` > 0, ``n`` of the body's received
+  symbols after equalisation (its main part: with UEP, the unprotected one), picked at evenly
+  spaced positions, I/Q interleaved; empty for an erased packet (nothing was received).
 
 Randomness: packet ``i`` sent with ``seed=None`` uses ``SeedSequence(config.seed, spawn_key=(0,
 i))``; with an explicit ``seed`` it uses ``spawn_key=(1, seed)``, so ``(config.seed, seed)``
@@ -96,9 +99,16 @@ class ChannelReport:
     protected_code: str = ""
     protected_symbols: int = 0  # of ``symbols``
     protected_bit_errors: int = 0  # of ``bit_errors``
+    symbol_sample: tuple[float, ...] = ()  # I/Q interleaved received symbols (LinkConfig.symbol_sample)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The fields as a dict; ``symbol_sample`` only when the link was asked for one."""
+        d = dataclasses.asdict(self)
+        if not d["symbol_sample"]:
+            del d["symbol_sample"]
+        else:
+            d["symbol_sample"] = list(d["symbol_sample"])
+        return d
 
 
 @dataclass(frozen=True)
@@ -380,6 +390,7 @@ class Link:
             k,
             sent[0].symbols.size if k else 0,
             popcount_xor(delivered[:k], data[:k]),
+            self._sample(rx[-1].y),
         )
         return LinkOutput(header=bytes(header_rx), body=delivered.tobytes(), report=report)
 
@@ -444,6 +455,7 @@ class Link:
         protected,
         protected_symbols,
         protected_errors,
+        sample: tuple[float, ...] = (),
     ) -> ChannelReport:
         cfg = self.config
         return ChannelReport(
@@ -469,7 +481,18 @@ class Link:
             protected_code=self.uep.code.name if protected else "",
             protected_symbols=int(protected_symbols),
             protected_bit_errors=int(protected_errors),
+            symbol_sample=sample,
         )
+
+    def _sample(self, y: np.ndarray) -> tuple[float, ...]:
+        """``config.symbol_sample`` of the equalised symbols ``y`` (the body's main part, as its
+        demapper saw them), evenly spread, as I/Q interleaved floats; fewer when ``y`` is shorter.
+        Reads no random numbers, so the packet's draws are the same with or without a sample."""
+        n = min(self.config.symbol_sample, y.size)
+        if n == 0:
+            return ()
+        picks = y[np.linspace(0, y.size - 1, n).round().astype(np.int64)].astype(np.complex64)
+        return tuple(np.stack([picks.real, picks.imag], axis=1).ravel().tolist())
 
 
 def _all_ok(flags: list[bool | None]) -> bool | None:

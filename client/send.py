@@ -12,7 +12,10 @@ Record schema (one per image, in input order; documented in docs/report.md):
     models {sender, receiver: the quantised model weights, "unet int8 (bitsandbytes, N B), ..."} | null
     (from their --quantize, see gensc.models.quantization),
     error {code, message, stage} | null,
-    attempts (how many times it was sent), retried_after [{code, message}] (the failed attempts)
+    attempts (how many times it was sent), retried_after [{code, message}] (the failed attempts),
+    key_mask {rows, cols, cells: ["0110..", one string per row; 1 = key cell]} (key+text only).
+``channel.symbol_sample`` (I/Q interleaved received symbols) is there only when the link override
+``symbol_sample`` asked for it.
 ``transport`` is ``total`` minus the three compute stages: gRPC hops, serialisation and queueing.
 ``hops`` splits it per hop (see ``hop_times``).
 
@@ -287,6 +290,13 @@ def _record(res: pb.Result, total_ms: float) -> dict[str, Any]:
         if res.HasField("error")
         else None,
     }
+    if res.HasField("key_mask"):
+        try:
+            mask = convert.mask_from_proto(res.key_mask)
+            rows = ["".join("1" if v else "0" for v in row) for row in mask]
+            rec["key_mask"] = {"rows": mask.shape[0], "cols": mask.shape[1], "cells": rows}
+        except ValueError as e:
+            rec["notes"].append(f"key mask not readable: {e}")
     if res.HasField("image"):
         rec["_png"] = res.image.data
     return rec

@@ -41,7 +41,7 @@ class ItemError(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., stage: _Optional[str] = ...) -> None: ...
 
 class ChannelReport(_message.Message):
-    __slots__ = ("modulation", "code", "snr_db", "snr_kind", "esn0_db", "ebn0_db", "info_bits", "coded_bits", "symbols", "airtime_s", "bit_errors_raw", "bit_errors", "header_ok", "body_crc_ok", "ideal_header", "fading", "erased", "protected_bytes", "protected_modulation", "protected_code", "protected_symbols", "protected_bit_errors")
+    __slots__ = ("modulation", "code", "snr_db", "snr_kind", "esn0_db", "ebn0_db", "info_bits", "coded_bits", "symbols", "airtime_s", "bit_errors_raw", "bit_errors", "header_ok", "body_crc_ok", "ideal_header", "fading", "erased", "protected_bytes", "protected_modulation", "protected_code", "protected_symbols", "protected_bit_errors", "symbol_sample")
     MODULATION_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     SNR_DB_FIELD_NUMBER: _ClassVar[int]
@@ -64,6 +64,7 @@ class ChannelReport(_message.Message):
     PROTECTED_CODE_FIELD_NUMBER: _ClassVar[int]
     PROTECTED_SYMBOLS_FIELD_NUMBER: _ClassVar[int]
     PROTECTED_BIT_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    SYMBOL_SAMPLE_FIELD_NUMBER: _ClassVar[int]
     modulation: str
     code: str
     snr_db: float
@@ -86,7 +87,8 @@ class ChannelReport(_message.Message):
     protected_code: str
     protected_symbols: int
     protected_bit_errors: int
-    def __init__(self, modulation: _Optional[str] = ..., code: _Optional[str] = ..., snr_db: _Optional[float] = ..., snr_kind: _Optional[str] = ..., esn0_db: _Optional[float] = ..., ebn0_db: _Optional[float] = ..., info_bits: _Optional[int] = ..., coded_bits: _Optional[int] = ..., symbols: _Optional[int] = ..., airtime_s: _Optional[float] = ..., bit_errors_raw: _Optional[int] = ..., bit_errors: _Optional[int] = ..., header_ok: _Optional[bool] = ..., body_crc_ok: _Optional[bool] = ..., ideal_header: _Optional[bool] = ..., fading: _Optional[str] = ..., erased: _Optional[bool] = ..., protected_bytes: _Optional[int] = ..., protected_modulation: _Optional[str] = ..., protected_code: _Optional[str] = ..., protected_symbols: _Optional[int] = ..., protected_bit_errors: _Optional[int] = ...) -> None: ...
+    symbol_sample: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, modulation: _Optional[str] = ..., code: _Optional[str] = ..., snr_db: _Optional[float] = ..., snr_kind: _Optional[str] = ..., esn0_db: _Optional[float] = ..., ebn0_db: _Optional[float] = ..., info_bits: _Optional[int] = ..., coded_bits: _Optional[int] = ..., symbols: _Optional[int] = ..., airtime_s: _Optional[float] = ..., bit_errors_raw: _Optional[int] = ..., bit_errors: _Optional[int] = ..., header_ok: _Optional[bool] = ..., body_crc_ok: _Optional[bool] = ..., ideal_header: _Optional[bool] = ..., fading: _Optional[str] = ..., erased: _Optional[bool] = ..., protected_bytes: _Optional[int] = ..., protected_modulation: _Optional[str] = ..., protected_code: _Optional[str] = ..., protected_symbols: _Optional[int] = ..., protected_bit_errors: _Optional[int] = ..., symbol_sample: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class ReconOptions(_message.Message):
     __slots__ = ("strength", "steps", "guidance", "seed")
@@ -116,7 +118,7 @@ class PayloadSizes(_message.Message):
     def __init__(self, bytes: _Optional[_Mapping[str, int]] = ..., total: _Optional[int] = ...) -> None: ...
 
 class Result(_message.Message):
-    __slots__ = ("item_id", "image", "error", "profile", "timings", "notes", "report", "name", "mode", "caption", "payload", "budget")
+    __slots__ = ("item_id", "image", "error", "profile", "timings", "notes", "report", "name", "mode", "caption", "payload", "key_mask", "budget")
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
@@ -128,6 +130,7 @@ class Result(_message.Message):
     MODE_FIELD_NUMBER: _ClassVar[int]
     CAPTION_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    KEY_MASK_FIELD_NUMBER: _ClassVar[int]
     BUDGET_FIELD_NUMBER: _ClassVar[int]
     item_id: str
     image: Image
@@ -140,8 +143,19 @@ class Result(_message.Message):
     mode: str
     caption: str
     payload: PayloadSizes
+    key_mask: KeyMask
     budget: _struct_pb2.Struct
-    def __init__(self, item_id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ..., profile: _Optional[str] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ..., report: _Optional[_Union[ChannelReport, _Mapping]] = ..., name: _Optional[str] = ..., mode: _Optional[str] = ..., caption: _Optional[str] = ..., payload: _Optional[_Union[PayloadSizes, _Mapping]] = ..., budget: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    def __init__(self, item_id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ..., profile: _Optional[str] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ..., report: _Optional[_Union[ChannelReport, _Mapping]] = ..., name: _Optional[str] = ..., mode: _Optional[str] = ..., caption: _Optional[str] = ..., payload: _Optional[_Union[PayloadSizes, _Mapping]] = ..., key_mask: _Optional[_Union[KeyMask, _Mapping]] = ..., budget: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class KeyMask(_message.Message):
+    __slots__ = ("rows", "cols", "bits")
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    COLS_FIELD_NUMBER: _ClassVar[int]
+    BITS_FIELD_NUMBER: _ClassVar[int]
+    rows: int
+    cols: int
+    bits: bytes
+    def __init__(self, rows: _Optional[int] = ..., cols: _Optional[int] = ..., bits: _Optional[bytes] = ...) -> None: ...
 
 class TransmitRequest(_message.Message):
     __slots__ = ("item_id", "image", "mode", "quant_bits", "recon", "link_overrides", "budget_bytes", "bpp", "budget_symbols", "latent_codec")

@@ -282,7 +282,8 @@ class ReceiverPipeline:
                 name, snr_db = adapter
                 lora = self.adapters.on(name)
                 notes.append(self.adapters.note(name, snr_db))
-            with watch.stage("decode_image" if mode.latent == "image" else "diffuse"):
+            # "classic_decode", not the sender's "decode_image": Result.timings has one key per stage
+            with watch.stage("classic_decode" if mode.latent == "image" else "diffuse"):
                 s = self._strength(s, pkt, mode, notes) if mode.latent != "image" else s
                 job = Rebuild(
                     packet=pkt,

@@ -87,6 +87,8 @@ def _result(
         res.payload.bytes.update(enc.wire.sizes)
         res.payload.total = sum(enc.wire.sizes.values())
         res.timings.ms.update(enc.timings)
+        if enc.packet.mask is not None:  # key+text: which latent cells went as key regions
+            res.key_mask.CopyFrom(convert.mask_to_proto(enc.packet.mask))
         res.notes[0:0] = enc.notes  # the sender's notes come first, as the item met the hops
         if enc.budget is not None:
             res.budget.CopyFrom(convert.dict_to_struct(enc.budget))

@@ -68,6 +68,22 @@ def test_every_mode_over_the_services(stack, photos, mode):
     assert rec["mode"] == mode
     assert ("latent" in rec["payload_bytes"]) == (mode != "text")
     assert ("caption" in rec["payload_bytes"]) == (mode != "latent")
+    # the key-region mask comes back with key+text only (Result.key_mask), one cell per latent cell
+    assert ("key_mask" in rec) == (mode == "key+text")
+    if mode == "key+text":
+        mask = rec["key_mask"]
+        assert (mask["rows"], mask["cols"]) == (8, 8) and len(mask["cells"]) == 8
+        assert set("".join(mask["cells"])) <= {"0", "1"} and "1" in "".join(mask["cells"])
+
+
+def test_each_hop_reports_its_stages_under_names_of_their_own(stack, photos):
+    """Result.timings is one map for every hop: the sender's decode of the upload and the
+    receiver's decode of the classic file are two stages, so neither overwrites the other."""
+    (rec,) = send(stack["sender"], [("a.png", photos["astronaut"])], SendOptions(mode="classic"))
+    assert rec["status"] == "ok", rec["error"]
+    stages = rec["timings_ms"]["stages"]
+    assert {"decode_image", "classic_encode", "packetise", "parse", "classic_decode", "png"} <= set(stages)
+    assert all(stages[k] > 0 for k in ("decode_image", "classic_decode"))
 
 
 def test_bad_options_get_invalid_argument_per_item(stack, photos):

@@ -3,6 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tomllib
 from google.protobuf import descriptor_pb2
@@ -100,9 +101,8 @@ def test_pyproject_floors_admit_only_runtimes_the_committed_stubs_accept():
 
 def test_a_link_report_crosses_the_proto_unchanged():
     """Every field of the link's report, through ``report_to_proto`` and back (``report_to_dict``),
-    with a body CRC and UEP, and without a body CRC (None stays unset)."""
-    import dataclasses
-
+    with a body CRC and UEP, without a body CRC (None stays unset), and with a symbol sample
+    (float32 on both sides: exact)."""
     from gensc.channel.config import LinkConfig
     from gensc.channel.link import Link
     from gensc.common.net import convert
@@ -111,8 +111,13 @@ def test_a_link_report_crosses_the_proto_unchanged():
     reports = [
         Link(uep).transmit(b"h" * 32, bytes(range(256)) * 8, seed=1, protected=300).report,
         Link(LinkConfig(code="none")).transmit(b"h" * 32, b"b" * 500, seed=2).report,
+        Link(LinkConfig(symbol_sample=64)).transmit(b"h" * 32, b"b" * 500, seed=3).report,
     ]
     for report in reports:
-        back = convert.report_to_dict(convert.report_to_proto(report))
-        assert back == dataclasses.asdict(report)
+        back, sent = convert.report_to_dict(convert.report_to_proto(report)), report.to_dict()
+        # JSON gives a float32 its shortest text (0.74236214): the same float32
+        back_sample, sent_sample = back.pop("symbol_sample", []), sent.pop("symbol_sample", [])
+        assert np.array_equal(np.float32(back_sample), np.float32(sent_sample))
+        assert back == sent
     assert reports[0].protected_bytes == 300 and reports[1].body_crc_ok is None
+    assert "symbol_sample" not in reports[0].to_dict() and len(reports[2].symbol_sample) == 2 * 64

@@ -180,8 +180,13 @@ def _uniform(job: Build, content: Content, packetise: Packetise, budget: Budget,
             if budget.fits(wire):
                 chosen = {"bits": bits} | ({"key_fraction": fraction} if mask is not None else {})
                 return trial, packet, wire, chosen
+    # nothing fits with the whole text: the fewest bits at the smallest fraction, the text to be cut
+    mask = content.fields.get("mask")
+    if isinstance(content.fields.get("latent"), QuantizedTensor):
+        content = replace(content, fields={**content.fields, "latent": quantize(job.latent, 1, mask)})
     packet, wire = packetise(content)
-    return content, packet, wire, {}
+    chosen = {"bits": 1} | ({"key_fraction": fraction} if mask is not None else {})
+    return content, packet, wire, chosen
 
 
 def _cut_text(content: Content, packetise: Packetise, budget: Budget):

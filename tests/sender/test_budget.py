@@ -105,3 +105,9 @@ def test_the_receiver_decodes_the_stream_and_refuses_an_unknown_codec(mini_sende
         InvalidInput, match=rf"learned codec {held.default.frozen.model_id:#06x}, which this receiver"
     ):
         HeldCodecs(problem="none here").decode_into(parse(enc.wire.header, enc.wire.body))
+
+
+@pytest.mark.slow
+def test_key_text_goes_down_to_one_bit_and_a_smaller_key_fraction(mini_sender, coffee):
+    enc = mini_sender.encode(coffee, mode="key+text", budget=Budget(bytes=170))
+    assert total(enc) <= 170 and enc.budget["bits"] == 1 and enc.budget["key_fraction"] < 0.3

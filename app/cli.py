@@ -15,6 +15,7 @@ gensc payload | eval                                     bytes per packet part; 
 gensc finetune --out DIR                                 train a LoRA adapter for the receiver
 gensc train-mini                                         train the mini profile's models on the CPU
 gensc train-jscc --out DIR [--cbr 1/48]                  train the DeepJSCC baseline on the CPU
+gensc train-codec --profile P --images DIR|skimage       train the learned latent codec (docs/codec.md)
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ COMMANDS = {  # gensc <command>: the module and its function that adds it to the
     "eval": ("gensc.evaluation.cli", "add_command"),
     "train-mini": ("gensc.training.train_mini", "add_command"),
     "train-jscc": ("gensc.training.train_jscc", "add_command"),
+    "train-codec": ("gensc.training.train_codec", "add_command"),
 }
 
 

@@ -14,6 +14,7 @@ bad-images  hostile image files mid-stream (gensc.benchmarks.bad_images)
 degradation latent NMSE of every scheme against Es/N0 and Eb/N0 (gensc.benchmarks.degradation)
 lora        restore adapter and QLoRA: receiver latent NMSE, held-out images (gensc.benchmarks.lora)
 mini-text   the mini profile's layout text: text, key+text vs their baselines (gensc.benchmarks.mini_text)
+codec       the learned latent codec's encode + decode time vs the VAE encoder (gensc.benchmarks.codec)
 
 Beside them: ``gensc channel bench`` (the link's throughput per stage, gensc.benchmarks.channel),
 ``gensc payload`` (bytes per packet part, gensc.benchmarks.payload), ``python -m
@@ -39,6 +40,7 @@ BENCHMARKS = (
     "degradation",
     "lora",
     "mini_text",
+    "codec",
 )
 
 

@@ -2,7 +2,9 @@
 
 Record schema (one per image, in input order; documented in docs/report.md):
     name, item_id, status ("ok" | "error"), mode, profile, random_weights, caption,
-    payload_bytes {part: bytes, ..., total}, channel {ChannelReport fields},
+    payload_bytes {part: bytes, ..., total}, budget {what the sender chose to fit a budget and what
+    it cost: rate | bits, key_fraction | quality, text_chars, packet_bytes, symbols, budget_bytes |
+    budget_symbols} | null, channel {ChannelReport fields},
     timings_ms {encode, channel, reconstruct, transport, total, hops {hop: ms}, stages {stage: ms}},
     metrics {psnr_db, ssim} (against the original resized as the sender resized it; the same
     definitions as ``gensc eval``: gensc.client.metrics.psnr_ssim; psnr_db null when identical),
@@ -83,6 +85,10 @@ class SendOptions(Config):
     link: dict[str, Any] = setting(default_factory=dict, flag=None)  # LinkConfig overrides: {"snr_db": 5}
     analog_repeats: int | None = setting(None, help="latent~ / text+latent~: times each latent value is sent")
     jscc_cbr: str | None = setting(None, help="deepjscc: the model by its CBR (1/96, 1/48, 1/24)")
+    budget_bytes: int | None = setting(None, help="fit each packet into this many bytes (header included)")
+    bpp: float | None = setting(None, help="fit each packet into this many bits per pixel of the image")
+    budget_symbols: int | None = setting(None, help="fit each packet into this many channel uses on the link")
+    latent_codec: str | None = setting(None, help="learned or uniform (default: the sender's)")
     window: int = setting(1, help="images in flight at once (1: latencies without queueing)")
     retries: int = setting(
         3,
@@ -101,6 +107,16 @@ class SendOptions(Config):
             raise InvalidInput(f"retries must be in 0..100, got {self.retries}")
         if not 0 <= self.backoff_s <= MAX_BACKOFF_S:
             raise InvalidInput(f"retry backoff must be in 0..{MAX_BACKOFF_S:g} s, got {self.backoff_s}")
+        budgets = [n for n in ("budget_bytes", "bpp", "budget_symbols") if getattr(self, n) is not None]
+        if len(budgets) > 1:
+            raise InvalidInput(f"give one budget, not {' and '.join(budgets)}")
+        for name in ("budget_bytes", "budget_symbols"):
+            if getattr(self, name) is not None and not 1 <= getattr(self, name) < 2**32:
+                raise InvalidInput(f"{name} must be in 1..{2**32 - 1}, got {getattr(self, name)}")
+        if self.bpp is not None and not 0 < self.bpp <= 64:
+            raise InvalidInput(f"bpp must be in (0, 64], got {self.bpp}")
+        if self.latent_codec not in (None, "learned", "uniform"):
+            raise InvalidInput(f"latent codec must be learned or uniform, got {self.latent_codec!r}")
 
 
 def _request(item_id: str, name: str, data: bytes, o: SendOptions) -> pb.TransmitRequest:
@@ -115,6 +131,9 @@ def _request(item_id: str, name: str, data: bytes, o: SendOptions) -> pb.Transmi
     if o.analog_repeats is not None:
         req.analog_repeats = o.analog_repeats
     req.jscc_cbr = o.jscc_cbr or ""
+    for name_ in ("budget_bytes", "bpp", "budget_symbols", "latent_codec"):
+        if getattr(o, name_) is not None:
+            setattr(req, name_, getattr(o, name_))
     for name_ in ("strength", "steps", "guidance", "seed"):
         if getattr(o, name_) is not None:
             setattr(req.recon, name_, getattr(o, name_))
@@ -239,6 +258,11 @@ def _error_record(item_id: str, name: str, code: str, message: str) -> dict[str,
     }
 
 
+def _whole(d: dict[str, Any]) -> dict[str, Any]:
+    """A protobuf Struct's numbers come back as floats: the whole ones (bytes, symbols) as ints."""
+    return {k: int(v) if isinstance(v, float) and v.is_integer() and k != "rate" else v for k, v in d.items()}
+
+
 def _record(res: pb.Result, total_ms: float) -> dict[str, Any]:
     stages = dict(res.timings.ms)
     spans = {k: stages.pop(k) for k in SPANS if k in stages}
@@ -260,6 +284,7 @@ def _record(res: pb.Result, total_ms: float) -> dict[str, Any]:
         "random_weights": PROFILES[res.profile].random_weights if res.profile in PROFILES else None,
         "caption": res.caption or None,
         "payload_bytes": payload or None,
+        "budget": _whole(convert.struct_to_dict(res.budget)) if res.HasField("budget") else None,
         "channel": convert.report_to_dict(res.report) if res.HasField("report") else None,
         "timings_ms": timings,
         "metrics": None,

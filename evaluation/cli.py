@@ -6,6 +6,8 @@
     gensc eval plot DIR/results.json                                 (plots again, from JSON only)
     gensc eval --cbr 1/48 --snr-db -5:20:1 --cbr-photos test --out F.json  (equal channel uses:
                                                   separation, gensc digital, DeepJSCC, latent~)
+    gensc eval --bpp 0.02,0.05,0.1,0.2,0.5 --images validation|test  (rate-distortion against real
+                                                                      image codecs: gensc.evaluation.rd)
 
 In process by default: the profile's SenderPipeline and ReceiverPipeline are loaded once, one
 link is built per SNR point, and each (mode, image) is encoded once and sent at every SNR point.
@@ -77,6 +79,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     MetricConfig.add_arguments(p, unset=True, dest_prefix=METRIC_DEST, title="metrics")
     equal_cbr.add_arguments(p)
+    g = p.add_argument_group("rate-distortion (gensc.evaluation.rd)")
+    g.add_argument("--bpp", default=None, help="comma list of bits per pixel: run the rate-distortion sweep")
+    g.add_argument(
+        "--budget-symbols",
+        type=int,
+        default=None,
+        help="with --bpp: a symbol budget per image over the link, at each --snr-db",
+    )
+    g.add_argument(
+        "--image-codecs", default=None, help="with --bpp: baselines (default jpeg,webp,avif,jpegxl,jpeg2000)"
+    )
     g = p.add_argument_group(RUN)
     g.add_argument("--out", default="eval-out", help="output folder")
     g.add_argument("--overwrite", action="store_true", help="discard finished rows in OUT and start again")
@@ -112,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
         return equal_cbr.run_from_args(
             args, tuple(snr), out if out.suffix == ".json" else out / "equal_cbr.json"
         )
+    if args.bpp is not None:
+        return _run_rd(args)
     try:
         config = config_from_args(args)
         harness = Harness(config, args.out, progress=not args.no_progress, overwrite=args.overwrite)
@@ -132,6 +147,21 @@ def run(args: argparse.Namespace) -> int:
     if results.get("statement"):
         print(results["statement"])
     return 0
+
+
+def _run_rd(args: argparse.Namespace) -> int:
+    from gensc.evaluation import rd
+
+    try:
+        values = EvalConfig.overrides(args)
+        values["link"] = parse_key_values(list(args.link or []), "--link")
+        for name in ("modulation", "code", "snr_kind", "fading"):
+            if name in values:
+                values["link"][name] = values.pop(name)
+        return rd.run(values, args)
+    except (ValueError, ModelUnavailable) as e:
+        print(f"gensc eval --bpp: {e}", file=sys.stderr)
+        return 2
 
 
 def _plot(args: argparse.Namespace) -> int:

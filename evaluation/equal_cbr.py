@@ -62,26 +62,16 @@ MODULATIONS = ("bpsk", "qpsk", "16qam", "64qam", "256qam")
 CODE_RATES = ("1/3", "1/2", "2/3", "3/4", "5/6")
 CODECS = ("jpeg", "webp", "jpeg2000")
 SCHEMES = ("separation", "gensc", "deepjscc", "latent")
-TEST_PHOTOS = mini.TEST_PHOTOS  # china, flower
 
 
 def load_photos(which: str, size: int) -> dict[str, np.ndarray]:
     """``validation``: the mini profile's validation photos; ``test``: scikit-learn's two sample
     photos (427x640), centre square crops; each resized to ``size``."""
     if which == "validation":
-        return {n: resize(mini.photo(n), size) for n in mini.VALIDATION_PHOTOS}
+        return mini.validation_photos(size)
     if which != "test":
         raise ValueError(f"photos must be 'validation' or 'test', got {which!r}")
-    from sklearn.datasets import load_sample_image
-
-    out = {}
-    for name in TEST_PHOTOS:
-        img = load_sample_image(f"{name}.jpg")
-        h, w = img.shape[:2]
-        s = min(h, w)
-        top, left = (h - s) // 2, (w - s) // 2
-        out[name] = resize(np.ascontiguousarray(img[top : top + s, left : left + s]), size)
-    return out
+    return mini.test_photos(size)
 
 
 def parse_range(text: str) -> tuple[float, ...]:

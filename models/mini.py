@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from gensc.common.images import decode_image
+from gensc.common.images import decode_image, resize
 
 # Colour photos and pictures, then grey photos and textures (used as grey RGB): every sample
 # scikit-image ships in its package (no download), except the validation ones and `cat`, plus three
@@ -116,6 +116,23 @@ def photo(name: str) -> np.ndarray:
     if x.ndim == 2:
         x = np.repeat(x[..., None], 3, axis=2)
     return np.ascontiguousarray(x[..., :3])
+
+
+def validation_photos(size: int) -> dict[str, np.ndarray]:
+    """The validation photos as the sender sees them: the whole photo resized to uint8 [size, size, 3]."""
+    return {name: resize(photo(name), size) for name in VALIDATION_PHOTOS}
+
+
+def test_photos(size: int) -> dict[str, np.ndarray]:
+    """The test photos (published figures only): scikit-learn's ``china.jpg`` and ``flower.jpg``
+    (427x640), their centre 427x427 squares resized to uint8 [size, size, 3]."""
+    out = {}
+    for name in TEST_PHOTOS:
+        x = photo(name)
+        side = min(x.shape[:2])
+        y0, x0 = (x.shape[0] - side) // 2, (x.shape[1] - side) // 2
+        out[name] = resize(np.ascontiguousarray(x[y0 : y0 + side, x0 : x0 + side]), size)
+    return out
 
 
 def crops(name: str) -> dict[str, np.ndarray]:

@@ -126,7 +126,7 @@ class PayloadSizes(_message.Message):
     def __init__(self, bytes: _Optional[_Mapping[str, int]] = ..., total: _Optional[int] = ...) -> None: ...
 
 class Result(_message.Message):
-    __slots__ = ("item_id", "image", "error", "profile", "timings", "notes", "report", "name", "mode", "caption", "payload", "key_mask")
+    __slots__ = ("item_id", "image", "error", "profile", "timings", "notes", "report", "name", "mode", "caption", "payload", "key_mask", "budget")
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
@@ -139,6 +139,7 @@ class Result(_message.Message):
     CAPTION_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     KEY_MASK_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_FIELD_NUMBER: _ClassVar[int]
     item_id: str
     image: Image
     error: ItemError
@@ -151,7 +152,8 @@ class Result(_message.Message):
     caption: str
     payload: PayloadSizes
     key_mask: KeyMask
-    def __init__(self, item_id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ..., profile: _Optional[str] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ..., report: _Optional[_Union[ChannelReport, _Mapping]] = ..., name: _Optional[str] = ..., mode: _Optional[str] = ..., caption: _Optional[str] = ..., payload: _Optional[_Union[PayloadSizes, _Mapping]] = ..., key_mask: _Optional[_Union[KeyMask, _Mapping]] = ...) -> None: ...
+    budget: _struct_pb2.Struct
+    def __init__(self, item_id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., error: _Optional[_Union[ItemError, _Mapping]] = ..., profile: _Optional[str] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ..., report: _Optional[_Union[ChannelReport, _Mapping]] = ..., name: _Optional[str] = ..., mode: _Optional[str] = ..., caption: _Optional[str] = ..., payload: _Optional[_Union[PayloadSizes, _Mapping]] = ..., key_mask: _Optional[_Union[KeyMask, _Mapping]] = ..., budget: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class KeyMask(_message.Message):
     __slots__ = ("rows", "cols", "bits")
@@ -164,7 +166,7 @@ class KeyMask(_message.Message):
     def __init__(self, rows: _Optional[int] = ..., cols: _Optional[int] = ..., bits: _Optional[bytes] = ...) -> None: ...
 
 class TransmitRequest(_message.Message):
-    __slots__ = ("item_id", "image", "mode", "quant_bits", "recon", "link_overrides", "analog_repeats", "jscc_cbr")
+    __slots__ = ("item_id", "image", "mode", "quant_bits", "recon", "link_overrides", "analog_repeats", "jscc_cbr", "budget_bytes", "bpp", "budget_symbols", "latent_codec")
     ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
@@ -173,6 +175,10 @@ class TransmitRequest(_message.Message):
     LINK_OVERRIDES_FIELD_NUMBER: _ClassVar[int]
     ANALOG_REPEATS_FIELD_NUMBER: _ClassVar[int]
     JSCC_CBR_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_BYTES_FIELD_NUMBER: _ClassVar[int]
+    BPP_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_SYMBOLS_FIELD_NUMBER: _ClassVar[int]
+    LATENT_CODEC_FIELD_NUMBER: _ClassVar[int]
     item_id: str
     image: Image
     mode: str
@@ -181,7 +187,11 @@ class TransmitRequest(_message.Message):
     link_overrides: _struct_pb2.Struct
     analog_repeats: int
     jscc_cbr: str
-    def __init__(self, item_id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., mode: _Optional[str] = ..., quant_bits: _Optional[int] = ..., recon: _Optional[_Union[ReconOptions, _Mapping]] = ..., link_overrides: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., analog_repeats: _Optional[int] = ..., jscc_cbr: _Optional[str] = ...) -> None: ...
+    budget_bytes: int
+    bpp: float
+    budget_symbols: int
+    latent_codec: str
+    def __init__(self, item_id: _Optional[str] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., mode: _Optional[str] = ..., quant_bits: _Optional[int] = ..., recon: _Optional[_Union[ReconOptions, _Mapping]] = ..., link_overrides: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., analog_repeats: _Optional[int] = ..., jscc_cbr: _Optional[str] = ..., budget_bytes: _Optional[int] = ..., bpp: _Optional[float] = ..., budget_symbols: _Optional[int] = ..., latent_codec: _Optional[str] = ...) -> None: ...
 
 class Frame(_message.Message):
     __slots__ = ("item_id", "recon", "link_overrides", "header", "body", "protected_bytes", "analog", "analog_values")

@@ -17,7 +17,10 @@ not fatal, and every decision is written in the notes:
 * caption damaged: its printable characters when it was plain text, else generate without it;
 * latent and caption both beyond use: unconditional generation (``latent`` mode: the decoded
   prior mean), said in the notes: the header arrived, so the image is not lost;
-* classic image damaged: best-effort decode, or PacketLost when nothing decodes.
+* classic image damaged: best-effort decode, or PacketLost when nothing decodes;
+* a learned codec's latent stream (dtype 6) is decoded here with the codec its header names
+  (gensc.models.codec.held, loaded once at start-up): a damaged or undecodable stream is lost
+  (the mode falls back as above); a codec this receiver does not hold is a per-item InvalidInput.
 
 Only a lost header (or a classic file that does not decode) is an error (PacketLost); bad
 settings are InvalidInput. Nothing else escapes ``ReceiverPipeline.reconstruct``.
@@ -46,6 +49,7 @@ from gensc.common.modes import get_mode
 from gensc.common.modes.base import Rebuild
 from gensc.common.timing import Stopwatch, device_sync
 from gensc.common.wire.packet import ParsedPacket, parse
+from gensc.models.codec.held import HeldCodecs
 from gensc.models.load_quantized import parameter_bytes
 from gensc.models.loading import pick_device, pick_dtype
 from gensc.models.profiles import Profile
@@ -157,6 +161,7 @@ class ReceiverPipeline:
         scheduler = self.diffusion.img2img_pipe.scheduler  # the analog modes match strength to it
         self._alphas_cumprod = np.asarray(scheduler.alphas_cumprod, np.float64)
         self._steps_offset = int(scheduler.config.get("steps_offset", 0))
+        self.codecs = HeldCodecs.for_profile(profile)  # learned latent codecs, by model id
         self._sync = device_sync(self.device)
         if self.paths.compiles(self.device):
             self._warm_up()
@@ -278,6 +283,9 @@ class ReceiverPipeline:
         with self.engine.caller():  # on its way to the engine: batches may wait for it
             with watch.stage("parse"):
                 pkt = parse(header, body, analog=analog)
+            if pkt.latent_codec_id is not None:
+                with watch.stage("latent_codec"):
+                    self.codecs.decode_into(pkt)
             notes = self.model_notes + list(pkt.notes)
             mode = get_mode(pkt.mode)
             lora: On = ()

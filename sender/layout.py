@@ -49,6 +49,7 @@ from gensc.sender.segment import SEGMENTERS
 UNCODED_BLOCK_CELLS = 16
 PLANES_BLOCK_CELLS = 64  # bit planes for UEP on an uncoded body: the layout's blocks before 16
 JSCC_CBRS = ("1/96", "1/48", "1/24")  # gensc.models.deepjscc.CBRS (not imported: no torch here)
+LEARNED = "learned"  # PacketConfig.latent_codec: the learned latent codec (gensc.models.codec)
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,15 @@ class PacketConfig(Config):
     key_fraction: float = setting(0.3, help="key+text: latent share")
     segmenter: str = setting("saliency", help="key-region segmenter: saliency, clipseg")
     latent_codec: str = setting(
-        AUTO, help="lossless latent codec: auto (zlib; none on an uncoded or UEP link), none, zlib, zstd"
+        AUTO,
+        help="latent codec: auto (zlib; none on an uncoded or UEP link), none, zlib, zstd (lossless after "
+        "uniform quantisation), or learned (the profile's learned codec: latent and text+latent)",
+    )
+    codec_rate: float = setting(4.0, help="learned codec rate without a budget (0 = lowest .. levels - 1)")
+    budget_bytes: int | None = setting(None, help="default per-image packet budget, bytes (header included)")
+    bpp: float | None = setting(None, help="default per-image packet budget, bits per pixel")
+    budget_symbols: int | None = setting(
+        None, help="default per-image budget, channel uses on the item's link"
     )
     text_codec: str = setting(AUTO, help="caption codec (auto: the smallest; plain on an uncoded link)")
     block_cells: int | None = setting(None, flag=None)
@@ -128,10 +137,15 @@ class PacketConfig(Config):
             raise ValueError(f"unknown segmenter {self.segmenter!r}; known: {', '.join(SEGMENTERS)}")
         if self.classic_bpp <= 0:
             raise ValueError(f"classic_bpp must be > 0, got {self.classic_bpp}")
+        given = [n for n in ("budget_bytes", "bpp", "budget_symbols") if getattr(self, n) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one default budget, not {' and '.join(given)}")
+        if not 0 <= self.codec_rate <= 255 / 32:
+            raise ValueError(f"codec_rate must be in [0, {255 / 32:g}], got {self.codec_rate}")
         Packet(
             DEFAULT_MODE,
             text_codec=self.text_codec,
-            latent_codec="none" if self.latent_codec == AUTO else self.latent_codec,
+            latent_codec="none" if self.latent_codec in (AUTO, LEARNED) else self.latent_codec,
             block_cells=self.block_cells or DEFAULT_BLOCK_CELLS,
             msb_planes=self.msb_planes or 0,
         )
@@ -203,13 +217,17 @@ def packetise(
     bits: int,
     planes: int | None = None,
     hint: float | None = None,
+    *,
+    quantised: bool | None = None,
 ) -> tuple[Packet, Wire, str | None]:
     """A mode's content as the packet it goes out as on ``link`` (``choose_layout``, the mode's own
     fields winning), its wire bytes and the layout's note. ``bits``: the quantisation bits;
     ``planes``: the SNR policy's MSB plane count, if any; ``hint``: the img2img strength hint.
-    The sender (gensc.sender.pipeline) and ``gensc bench degradation`` build packets this way.
-    Raises InvalidInput when the packet cannot be built."""
-    layout = choose_layout(codec, link, mode.latent == "quantised", bits, planes)
+    ``quantised``: whether the latent goes as uniform codes (default: the mode's; False for a
+    learned codec's stream). The sender (gensc.sender.pipeline) and ``gensc bench degradation``
+    build packets this way. Raises InvalidInput when the packet cannot be built."""
+    quantised = mode.latent == "quantised" if quantised is None else quantised
+    layout = choose_layout(codec, link, quantised, bits, planes)
     try:
         packet = Packet(
             mode.name,

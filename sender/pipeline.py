@@ -12,24 +12,27 @@ owns the orchestration: one encode at a time, the mode's build, the packet layou
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from gensc.common.config import AUTO
-from gensc.common.errors import InvalidInput
+from gensc.common.errors import InvalidInput, ModelUnavailable
 from gensc.common.images import DEFAULT_MAX_PIXELS, decode_image, resize
 from gensc.common.modes import get_mode
-from gensc.common.modes.base import Build
+from gensc.common.modes.base import Build, Content
 from gensc.common.timing import Stopwatch, device_sync
+from gensc.common.wire.learned import LearnedLatent
 from gensc.common.wire.modes import DEFAULT_MODE
 from gensc.common.wire.packet import Packet, Wire
+from gensc.models.codec.held import HeldCodecs
 from gensc.models.load_quantized import parameter_bytes
 from gensc.models.loading import from_pretrained, pick_device, pick_dtype
 from gensc.models.profiles import LAYOUT_CAPTIONER, Profile
 from gensc.models.quantization import QuantConfig
 from gensc.models.sender import Captioner, LatentEncoder
-from gensc.sender.layout import PacketConfig, packetise
+from gensc.sender.budget import Budget, fit
+from gensc.sender.layout import LEARNED, PacketConfig, packetise
 from gensc.sender.layout_caption import LayoutCaptioner
 from gensc.sender.policy import DEFAULT_POLICY, Policy, link_esn0_db
 from gensc.sender.prompt import PromptBuilder
@@ -49,6 +52,7 @@ class Encoded:
     notes: list[str] = field(default_factory=list)
     latent: np.ndarray | None = None  # the float32 latent before quantisation (modes that send one)
     link: dict = field(default_factory=dict)  # link overrides for the proxy: the request's + auto's
+    budget: dict | None = None  # with a budget: what was chosen and what it cost (gensc.sender.budget)
 
     @property
     def mode(self) -> str:
@@ -118,6 +122,9 @@ class SenderPipeline:
         self.model_notes = self.models.notes("sender", sizes)  # on every result: what ran where
         seg_kwargs = {"allow_download": allow_download} if self.packet_config.segmenter == "clipseg" else {}
         self.segmenter = get_segmenter(self.packet_config.segmenter, **seg_kwargs)
+        self.codecs = HeldCodecs.for_profile(profile)  # the learned latent codec, loaded once
+        if self.packet_config.latent_codec == LEARNED and self.codecs.default is None:
+            raise ModelUnavailable(f"--latent-codec learned: {self.codecs.problem}")
         self._sync = device_sync(self.device)
         self._lock = threading.Lock()
 
@@ -145,6 +152,9 @@ class SenderPipeline:
 
         return deepjscc.encode_image(deepjscc.cached(cbr), image, snr_db)
 
+    def compress_latent(self, latent: np.ndarray, rate: float) -> LearnedLatent:
+        return self.codecs.compress(latent, rate)
+
     def encode(
         self,
         data: bytes,
@@ -155,6 +165,8 @@ class SenderPipeline:
         budget_bytes: int | None = None,
         analog_repeats: int | None = None,
         jscc_cbr: str | None = None,
+        budget: Budget | None = None,
+        latent_codec: str | None = None,
     ) -> Encoded:
         """Encoded image file -> packet and its wire bytes. Raises InvalidInput for bad images or options.
 
@@ -164,6 +176,9 @@ class SenderPipeline:
         codecs follow the link known (gensc.sender.layout). ``budget_bytes``: the classic mode's
         file budget for this image (default ``PacketConfig.classic_bpp``). ``analog_repeats``,
         ``jscc_cbr``: the analog modes' settings for this image (default: ``PacketConfig``'s).
+        ``budget``: the whole packet's byte or symbol budget (gensc.sender.budget).
+        ``latent_codec``: this item's latent codec (``PacketConfig.latent_codec`` when None;
+        ``learned``: the learned codec).
         """
         if budget_bytes is not None and budget_bytes < 1:
             raise InvalidInput(f"byte budget must be >= 1, got {budget_bytes}")
@@ -205,6 +220,17 @@ class SenderPipeline:
         except ValueError as e:
             raise InvalidInput(str(e)) from None
         esn0, _ = link_esn0_db(link, self.policy)
+        if latent_codec not in (None, LEARNED, "uniform"):
+            raise InvalidInput(f"an item's latent codec is 'learned' or 'uniform', got {latent_codec!r}")
+        coder = latent_codec or c.latent_codec
+        learned = coder == LEARNED and m.latent == "quantised"
+        if learned and m.region != "full":
+            notes.append(
+                f"{m.name}: key cells are quantised uniformly (the learned codec codes whole latents)"
+            )
+            learned = False
+        if learned:
+            self.codecs.need_default()
         job = Build(
             image=image,
             models=self,
@@ -216,16 +242,55 @@ class SenderPipeline:
             snr_db=c.snr_db if esn0 is None else esn0,
             analog_repeats=c.analog_repeats,
             jscc_cbr=c.jscc_cbr,
+            latent_coder="learned" if learned else "uniform",
+            codec_rate=c.codec_rate,
             watch=watch,
             notes=notes,
         )
         with self._lock:  # the models are shared by every stream: one call owns them at a time
             content = m.build(job)
+        layout_codec = c.replace(latent_codec=AUTO) if c.latent_codec == LEARNED else c
+        quantised = m.latent == "quantised" and not learned
+        layout_notes: list[str] = []
+
+        def pack(content: Content) -> tuple[Packet, Wire]:
+            packet, wire, note = packetise(
+                m, content, layout_codec, link, bits, planes, hint, quantised=quantised
+            )
+            layout_notes[:] = [note] if note else []
+            return packet, wire
+
+        def rebuild(key_fraction: float) -> Content:
+            with self._lock:
+                return m.build(replace(job, key_fraction=key_fraction, notes=[]))
+
+        chosen = None
+        if budget is not None and budget.symbols is not None and budget.link is None:
+            budget = replace(budget, link=self._link_config(link))
         with watch.stage("packetise"):
-            packet, wire, note = packetise(m, content, c, link, bits, planes, hint)
-            notes += [note] if note else []
+            if budget is None:
+                packet, wire = pack(content)
+            else:
+                done = fit(job, content, pack, budget, rebuild, self.codecs)
+                packet, wire, content, chosen = done.packet, done.wire, done.content, done.chosen
+        notes += layout_notes
+        if chosen is not None:
+            notes.append(f"budget {budget.describe()}: " + ", ".join(f"{k} {v}" for k, v in chosen.items()))
+        if isinstance(packet.latent, LearnedLatent):
+            notes.append(f"learned latent codec {packet.latent.model_id:#06x}: rate {packet.latent.rate:g}")
         watch.total("encode")
-        return Encoded(packet, wire, content.text, image, watch.ms, notes, job.latent, link)
+        return Encoded(packet, wire, content.text, image, watch.ms, notes, job.latent, link, chosen)
+
+    def _link_config(self, link: dict):
+        """The link a symbol budget is counted on: the item's link settings (the request's and mode
+        auto's), the sender's assumed code, LinkConfig's defaults for the rest."""
+        from gensc.channel.config import LinkConfig
+
+        assumed = {"code": self.packet_config.code} if self.packet_config.code else {}
+        try:
+            return LinkConfig.from_dict({**assumed, **link})
+        except ValueError as e:
+            raise InvalidInput(f"cannot count symbols for a budget: {e}") from None
 
 
 def _prompt_builder(captioner: Captioner, profile: Profile, allow_download: bool) -> PromptBuilder:

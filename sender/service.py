@@ -10,6 +10,7 @@ from gensc.common.net.rpc import create_channel
 from gensc.common.net.rpc_config import RpcConfig
 from gensc.proto import semcom_pb2 as pb
 from gensc.proto import semcom_pb2_grpc as pb_grpc
+from gensc.sender.budget import make_budget
 from gensc.sender.pipeline import Encoded, SenderPipeline
 
 
@@ -33,6 +34,7 @@ class SenderServicer(pb_grpc.SenderServicer):
             try:
                 if self.pipeline is None:
                     raise ModelUnavailable("the sender's models are still loading; retry shortly")
+                budget = request_budget(req, self.pipeline)
                 enc = self.pipeline.encode(
                     req.image.data,
                     mode=req.mode or None,
@@ -40,6 +42,8 @@ class SenderServicer(pb_grpc.SenderServicer):
                     link=convert.struct_to_dict(req.link_overrides),
                     analog_repeats=req.analog_repeats if req.HasField("analog_repeats") else None,
                     jscc_cbr=req.jscc_cbr or None,
+                    budget=budget,
+                    latent_codec=req.latent_codec or None,
                 )
             except Exception as e:  # noqa: BLE001 - every item gets an answer
                 return _result(req, error=error_fields(e, "sender"))
@@ -69,6 +73,17 @@ class SenderServicer(pb_grpc.SenderServicer):
         yield from relay(request_iterator, context, prepare, self.proxies, finish, fail)
 
 
+def request_budget(req: pb.TransmitRequest, pipeline: SenderPipeline):
+    """The request's budget, else the sender's default (``PacketConfig``), else None."""
+    asked = [n for n in ("budget_bytes", "bpp", "budget_symbols") if req.HasField(n)]
+    source = req if asked else pipeline.packet_config
+    values = {
+        n: (getattr(source, n) if not asked or req.HasField(n) else None)
+        for n in ("budget_bytes", "bpp", "budget_symbols")
+    }
+    return make_budget(**values, size=pipeline.profile.image_size)
+
+
 def _result(
     req: pb.TransmitRequest,
     *,
@@ -88,6 +103,8 @@ def _result(
         if enc.packet.mask is not None:  # key+text: which latent cells went as key regions
             res.key_mask.CopyFrom(convert.mask_to_proto(enc.packet.mask))
         res.notes[0:0] = enc.notes  # the sender's notes come first, as the item met the hops
+        if enc.budget is not None:
+            res.budget.CopyFrom(convert.dict_to_struct(enc.budget))
     if error is not None:
         res.error.CopyFrom(convert.error_proto(error))
     return res

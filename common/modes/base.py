@@ -25,6 +25,7 @@ from gensc.common.errors import PacketLost
 from gensc.common.latent import fill_missing
 from gensc.common.layout_text import named_cells, paint
 from gensc.common.timing import Stopwatch
+from gensc.common.wire.learned import LearnedLatent
 from gensc.common.wire.modes import ModeInfo, mode_info
 from gensc.common.wire.packet import ParsedPacket
 
@@ -77,6 +78,9 @@ class SenderModels(Protocol):
         """uint8 [S, S, 3] -> (float32 [n] DeepJSCC channel values, unit energy per complex symbol;
         the code's shape (C, S/8, S/8)) from the committed model for ``cbr`` (gensc.models.deepjscc)."""
 
+    def compress_latent(self, latent: np.ndarray, rate: float) -> LearnedLatent:
+        """The learned latent codec's stream of ``latent`` at ``rate`` (gensc.models.codec)."""
+
 
 @dataclass(kw_only=True)
 class Build:
@@ -88,6 +92,8 @@ class Build:
     ``snr_db``: the link's Es/N0 as the sender knows it (None: unknown; DeepJSCC's encoder adapts
     to it); ``analog_repeats``: times an analog latent's values are sent (each copy costs
     C H W / 2 channel uses); ``jscc_cbr``: the DeepJSCC model (its channel bandwidth ratio).
+    ``latent_coder`` how a whole latent is coded: "uniform" (``bits``-bit quantisation) or
+    "learned" (the learned codec at ``codec_rate``; gensc.sender.budget may re-code it to fit).
     """
 
     image: np.ndarray
@@ -100,6 +106,8 @@ class Build:
     snr_db: float | None = None
     analog_repeats: int = 1
     jscc_cbr: str = "1/48"
+    latent_coder: str = "uniform"
+    codec_rate: float = 4.0
     watch: Stopwatch = field(default_factory=Stopwatch)
     notes: list[str] = field(default_factory=list)
     latent: np.ndarray | None = None  # the float32 latent before quantisation, once encoded

@@ -11,8 +11,12 @@ from gensc.common.wire.quant import quantize
 
 
 def quantised_latent(job: Build) -> dict:
-    """Encode and quantise the whole latent at ``job.bits``: the packet's ``latent`` field."""
+    """Encode the whole latent and quantise it at ``job.bits``, or code it with the learned codec
+    at ``job.codec_rate`` (``job.latent_coder``): the packet's ``latent`` field."""
     z = job.encode_latent()
+    if job.latent_coder == "learned":
+        with job.stage("latent_codec"):
+            return {"latent": job.models.compress_latent(z, job.codec_rate)}
     with job.stage("quantise"):
         return {"latent": quantize(z, job.bits)}
 

@@ -12,7 +12,8 @@ Header (little-endian), ``HEADER_LEN`` = 30 bytes + ``8 * C`` for dtype 1::
       3    1  mode wire id (gensc.common.modes)
       4    1  latent dtype id: 0 none, 1 quantised codes, 3 float32, 4 float64, 5 analog (the
                  values go as channel symbols beside the body, no latent section; their side
-                 information is the params: gensc.common.wire.analog), 8 image file
+                 information is the params: gensc.common.wire.analog), 6 learned codec stream
+                 (gensc.common.wire.learned), 8 image file
       5    1  quantisation bits (1..8 for dtype 1, else 0)
       6    1  latent channels C (3 for an image file)
       7    1  flags: bit0 NO_CRC   sections carry no CRC32 (paper mode's raw layout)
@@ -30,16 +31,24 @@ Header (little-endian), ``HEADER_LEN`` = 30 bytes + ``8 * C`` for dtype 1::
      11    1  strength hint: 0 none, k in 1..100 = img2img strength k/100 chosen by the sender
      12    2  H: latent height (pixels for an image file)
      14    2  W: latent width
-     16    2  params length: 8 * C for dtype 1, 8 + 8 * C or 8 for dtype 5, else 0 (below)
+     16    2  params length: 8 * C for dtype 1, 8 + 8 * C or 8 for dtype 5, 2 for dtype 6, else 0
      18    2  text section length
      20    2  mask section length
      22    4  latent section length
      26   8C  params (dtype 1): C x float32 scale, then C x float32 offset; (dtype 5, 8 + 8C
-              bytes, or 8): float32 amplitude, float32 repeats, [C x float32 mean, C x float32 std]
+              bytes, or 8): float32 amplitude, float32 repeats, [C x float32 mean, C x float32 std];
+              (dtype 6, 2 bytes): the learned codec's 16-bit model id (uint16)
    26+P    4  CRC32 (zlib) of every header byte before it (P: the params length)
 
 Version 3 is version 2 plus flag bit 7: a packet without it is written as version 2, byte for
 byte what it was before, and both versions are read.
+
+Dtype 6 (issue 26): C, H, W are the latent's; bits, block log2 and the latent codec id are 0;
+the latent section is the learned codec's stream (gensc.models.codec.codec: its own 6-byte
+header, rate code, sides and CRC-16, then the ANS words) + CRC32. Only modes that send a whole
+quantised latent (region full) may carry it. Example: a [4, 32, 32] latent coded in 380 bytes
+by codec 0x2e0d in mode ``latent``: header 32 bytes, ``47 53 02 02 06 00 04 00 00 00 00 00 20 00
+20 00 02 00 00 00 00 00 80 01 00 00 0d 2e`` + CRC32; body 384 bytes (stream + CRC32).
 
 The mode ids are gensc.common.wire.modes' table; the codec ids gensc.common.wire.codecs'.
 ``parse_header`` checks every field against the others and against the mode's table entry
@@ -73,8 +82,9 @@ FLAG_PLANES = 0x08
 PLANES_SHIFT, PLANES_FIELD = 4, 0x70  # flags bits 4-6: the MSB plane count m with PLANES
 FLAG_ORDER = 0x80  # version 3: codes packed in bit order 16qam
 KNOWN_FLAGS = FLAG_NO_CRC | FLAG_MASK | FLAG_MASK_ZLIB | FLAG_PLANES | PLANES_FIELD | FLAG_ORDER
-DTYPE_IDS = {"none": 0, "quantised": 1, "float32": 3, "float64": 4, "analog": 5, "image": 8}
+DTYPE_IDS = {"none": 0, "quantised": 1, "float32": 3, "float64": 4, "analog": 5, "learned": 6, "image": 8}
 ANALOG_DTYPE = 5  # gensc.common.wire.analog.DTYPE_ID
+LEARNED = 6  # gensc.common.wire.learned.LEARNED_DTYPE
 FLOAT_DTYPES = {3: np.dtype("<f4"), 4: np.dtype("<f8")}
 SECTIONS = ("caption", "mask", "latent")
 MAX_CELLS = 512 * 512  # a 4096x4096 image; anything larger is not a real header
@@ -116,6 +126,8 @@ def parse_header(header: bytes) -> dict[str, int]:
         f["scale"], f["offset"] = params[: f["c"]].copy(), params[f["c"] :].copy()
     if f["dtype_id"] == ANALOG_DTYPE:
         f["side"] = header[HEADER.size : -4]  # gensc.common.wire.analog reads it
+    elif f["dtype_id"] == LEARNED:
+        f["codec_id"] = int.from_bytes(header[HEADER.size : HEADER.size + 2], "little")
     return f
 
 
@@ -147,15 +159,20 @@ def check_fields(f: dict[str, int], mode: ModeInfo) -> None:
             f"bit order flag with latent dtype {dtype}, codec id {f['latent_codec']}, {planes} planes, "
             f"{f['bits']} bits"
         )
-    expected_dtype = {"none": {0}, "quantised": {0, 1}, "float64": {4}, "analog": {5}, "image": {8}}[
+    expected_dtype = {"none": {0}, "quantised": {0, 1, LEARNED}, "float64": {4}, "analog": {5}, "image": {8}}[
         mode.latent
     ]
+    if dtype == LEARNED and mode.region != "full":
+        raise bad(f"a learned latent stream in a {mode.name!r} packet (region {mode.region})")
     if dtype not in expected_dtype and not (mode.latent == "float64" and dtype == 3):
         raise bad(f"latent dtype {dtype} in a {mode.name!r} packet")
     if masked != (mode.region == "key" and dtype == 1) or (f["flags"] & FLAG_MASK_ZLIB and not masked):
         raise bad(f"mask flags 0x{f['flags']:02x} in a {mode.name!r} packet")
     if dtype != 1 and (
-        f["bits"] or (f["params"] and dtype != ANALOG_DTYPE) or f["block_log2"] or f["latent_codec"]
+        f["bits"]
+        or (f["params"] and dtype not in (ANALOG_DTYPE, LEARNED))
+        or f["block_log2"]
+        or f["latent_codec"]
     ):
         raise bad("quantisation fields set without a quantised latent")
     if not masked and f["mask"]:
@@ -178,6 +195,10 @@ def check_fields(f: dict[str, int], mode: ModeInfo) -> None:
         return
     if h * w > MAX_CELLS:
         raise bad(f"latent [{c},{h},{w}] is larger than any real image's")
+    if dtype == LEARNED:
+        if f["params"] != 2 or f["latent"] <= crc:
+            raise bad(f"learned latent with {f['params']} bytes of params, a {f['latent']}-byte section")
+        return
     if dtype in FLOAT_DTYPES:
         if f["latent"] != c * h * w * FLOAT_DTYPES[dtype].itemsize + crc:
             raise bad(f"float latent section of {f['latent']} bytes for [{c},{h},{w}]")

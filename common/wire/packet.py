@@ -9,6 +9,7 @@ the code that writes and reads each part:
     gensc.common.wire.sections   the body: sections, CRCs, latent blocks, bit planes, key mask
     gensc.common.wire.salvage    what the receiver does with a damaged body
     gensc.common.wire.sanity     raw float values a flipped bit made absurd (paper mode)
+    gensc.common.wire.learned    a latent coded by a learned codec (dtype 6)
 
 The receiver gets only bytes and parses them here: nothing about the packet is handed over for
 free, damage is detected per section (and per latent block), and garbage never raises anything
@@ -48,6 +49,8 @@ from gensc.common.wire.header import (
     pack_header,
     parse_header,
 )
+from gensc.common.wire.learned import LEARNED_DTYPE, LearnedLatent
+from gensc.common.wire.learned import PARAMS as LEARNED_PARAMS
 from gensc.common.wire.modes import mode_by_wire_id, mode_info
 from gensc.common.wire.quant import BIT_ORDERS, MSB_FIRST, ORDER_16QAM, QuantizedTensor
 from gensc.common.wire.salvage import decode_quantised, decode_text, plain_text
@@ -71,7 +74,8 @@ class Packet:
     ``caption``: UTF-8 text (a caption, or the structured prompt in key+text).
     ``latent``: quantised codes [C, H, W] (full grid; only ``mask`` cells are sent when a mask is
     given), a raw float32/float64 [C, H, W] array, an analog latent (values sent as channel
-    symbols beside the body, gensc.common.wire.analog), or None.
+    symbols beside the body, gensc.common.wire.analog), a learned codec's stream (LearnedLatent),
+    or None.
     ``mask``: bool [H, W] key cells, or None (every cell is sent).
     ``image``: an encoded image file (classic mode), else b"".
     ``text_codec``: a name of gensc.common.wire.codecs.TEXT_CODECS, or "auto" (the smallest of
@@ -87,7 +91,7 @@ class Packet:
 
     mode: str
     caption: bytes = b""
-    latent: QuantizedTensor | AnalogLatent | np.ndarray | None = None
+    latent: QuantizedTensor | AnalogLatent | LearnedLatent | np.ndarray | None = None
     mask: np.ndarray | None = None
     image: bytes = b""
     text_codec: str = AUTO
@@ -156,6 +160,8 @@ class ParsedPacket:
     latent_values: dict[str, int] | None = None
     bit_error_rate: float | None = None
     analog: ReceivedLatent | None = None  # an analog latent as read (latent dtype 5)
+    latent_stream: bytes | None = None  # dtype 6: the learned codec's stream, when it passed its CRC
+    latent_codec_id: int | None = None  # dtype 6: the learned codec's model id (from the header)
 
 
 @dataclass(frozen=True)
@@ -218,6 +224,13 @@ def encode(p: Packet) -> Wire:
             raise ValueError("a key mask needs a quantised latent")
         dtype_id, (c, h, w) = analog_latent.DTYPE_ID, p.latent.shape
         params = p.latent.side()  # in the header, with its strong code: no latent section
+    elif isinstance(p.latent, LearnedLatent):
+        if p.mask is not None or mode.region != "full":
+            raise ValueError(
+                f"a learned latent stream needs a mode that sends the whole latent, not {mode.name!r}"
+            )
+        dtype_id, (c, h, w) = LEARNED_DTYPE, p.latent.shape
+        params, latent = LEARNED_PARAMS.pack(p.latent.model_id), seal(p.latent.data, crc)
     elif p.latent is not None:
         arr = np.asarray(p.latent)
         dtype_id = {np.dtype(np.float32): 3, np.dtype(np.float64): 4}.get(arr.dtype)
@@ -228,7 +241,7 @@ def encode(p: Packet) -> Wire:
         (c, h, w), latent = arr.shape, seal(arr.astype(FLOAT_DTYPES[dtype_id]).tobytes(), crc)
     if dtype_id != 1:
         latent_codec = CODECS["none"]
-    if p.msb_planes and dtype_id != 1:
+    if p.msb_planes and dtype_id != 1:  # (a learned stream has no bit planes either)
         raise ValueError("bit planes need a quantised latent")
     if p.bit_order != MSB_FIRST and dtype_id != 1:
         raise ValueError(f"bit order {p.bit_order!r} needs a quantised latent")
@@ -256,7 +269,8 @@ def encode(p: Packet) -> Wire:
     parts = {"header": header[: HEADER.size] + header[-4:], "params": params, "caption": text, "mask": mask}
     parts["image" if dtype_id == 8 else "latent"] = latent
     sizes = {k: len(v) for k, v in parts.items() if v}
-    codecs = {"text": text_name if text else "none", "latent": latent_codec.name}
+    latent_name = "learned" if dtype_id == LEARNED_DTYPE else latent_codec.name
+    codecs = {"text": text_name if text else "none", "latent": latent_name}
     protected = 0 if not crc else len(text) + len(mask) + (msb_len if flags & FLAG_PLANES else 0)
     values = p.latent.values if isinstance(p.latent, AnalogLatent) else None
     return Wire(header, text + mask + latent, sizes, codecs, protected, values)
@@ -319,7 +333,8 @@ def parse(
         mode=mode.name,
         caption=None,
         latent=None,
-        latent_shape=(f["c"], f["h"], f["w"]) if f["dtype_id"] in (1, 3, 4, 5) else None,
+        latent_shape=(f["c"], f["h"], f["w"]) if f["dtype_id"] in (1, 3, 4, 5, LEARNED_DTYPE) else None,
+        latent_codec_id=f.get("codec_id"),
         strength_hint=f["hint"] / 100 if f["hint"] else None,
     )
     if reader.pos != len(body):
@@ -339,6 +354,11 @@ def parse(
         elif name == "latent" and f["dtype_id"] == 8:
             out.damaged.append("latent")
             out.notes.append(f"image section {why}")
+        elif name == "latent" and f["dtype_id"] == LEARNED_DTYPE:
+            out.damaged.append("latent")
+            out.notes.append(
+                f"learned latent stream {why}: entropy-coded bytes cannot be salvaged, it is lost"
+            )
         else:
             out.damaged.append(name)
             out.notes.append(f"{name} section {why}")
@@ -352,6 +372,8 @@ def parse(
         decode_quantised(f, sections, chunks["latent"], crc, out, salvage)
     elif f["dtype_id"] == analog_latent.DTYPE_ID:
         _read_analog(f, f["side"], analog, out)
+    elif f["dtype_id"] == LEARNED_DTYPE and "latent" in sections:
+        out.latent_stream = sections["latent"]  # decoded by the receiver, which holds the codec
     return out
 
 

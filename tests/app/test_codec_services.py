@@ -85,3 +85,26 @@ def test_a_bad_link_gives_an_image_with_notes_or_data_loss_never_a_crash(stack, 
     else:
         assert rec["status"] == "ok", rec["error"]
         assert any(outcome in n for n in rec["notes"]), rec["notes"]
+
+
+def test_a_byte_budget_over_the_services(stack, photos):
+    """The budget travels in the request; report.json's budget says what was chosen; a budget
+    the packet cannot meet is that item's INVALID_ARGUMENT, the next item is still answered."""
+    images = [("a.png", photos["astronaut"]), ("c.png", photos["coffee"])]
+    fits, small = (
+        send(stack["sender"], images[:1], SendOptions(mode=m, budget_bytes=b))[0]
+        for m, b in (("text+latent", 300), ("latent", 40))
+    )
+    assert fits["status"] == "ok", fits["error"]
+    assert (
+        fits["payload_bytes"]["total"] <= 300
+        and fits["budget"]["packet_bytes"] == fits["payload_bytes"]["total"]
+    )
+    assert fits["budget"]["budget_bytes"] == 300 and 1 <= fits["budget"]["bits"] <= 8
+    assert small["status"] == "error" and small["error"]["code"] == "INVALID_ARGUMENT"
+    assert "budget of 40 bytes is too small" in small["error"]["message"]
+    both = send(stack["sender"], images, SendOptions(mode="latent", bpp=0.01))
+    assert [r["status"] for r in both] == ["error", "error"]  # 5 bytes for a 64x64 image: nothing fits
+    # the tiny profile has no learned codec: asking for it is the item's clear error
+    (learned,) = send(stack["sender"], images[:1], SendOptions(mode="latent", latent_codec="learned"))
+    assert learned["status"] == "error" and "no learned latent codec" in learned["error"]["message"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 
-from gensc.channel.config import LinkConfig
+from gensc.channel.config import LinkConfig, is_int
 
 MAX_BODY_BYTES = 1 << 24
 
@@ -25,8 +25,15 @@ def _link(config: LinkConfig):
 
 
 def symbols_for_bytes(config: LinkConfig, header_len: int, body_len: int, protected: int = 0) -> int:
-    """Symbols on air for a ``header_len``-byte header and a ``body_len``-byte body on ``config``'s link."""
-    return _link(config).symbols(header_len, body_len, protected)
+    """Symbols on air for a ``header_len``-byte header and a ``body_len``-byte body on ``config``'s
+    link: ``Link.header_symbols`` + ``Link.payload_symbols``, exactly what ``transmit`` counts.
+    ``protected``: the body's first bytes sent with the UEP settings (at most the body)."""
+    if not (is_int(header_len) and is_int(body_len) and header_len >= 0 and body_len >= 0):
+        raise ValueError(f"byte counts must be ints >= 0, got {header_len!r} and {body_len!r}")
+    link = _link(config)
+    return link.header_symbols(header_len) + link.payload_symbols(
+        header_len, body_len, min(protected, body_len)
+    )
 
 
 def max_body_bytes(config: LinkConfig, header_len: int, symbols: int, protected: int = 0) -> int:

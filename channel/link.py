@@ -475,17 +475,6 @@ class Link:
             total = self.pilots.frame_length(total)
         return int(total - n_head)
 
-    def symbols(self, header_len: int, body_len: int, protected: int = 0) -> int:
-        """Every symbol on air for a packet of ``header_len`` + ``body_len`` bytes, exactly as
-        ``transmit`` counts them (header unless ``ideal_header``, the coded body parts, pilots):
-        ``header_symbols`` + ``payload_symbols``. ``protected``: the body's first bytes sent
-        with the UEP settings (at most the body)."""
-        if not (is_int(header_len) and is_int(body_len) and header_len >= 0 and body_len >= 0):
-            raise ValueError(f"byte counts must be ints >= 0, got {header_len!r} and {body_len!r}")
-        return self.header_symbols(header_len) + self.payload_symbols(
-            header_len, body_len, min(protected, body_len)
-        )
-
     def _erased(self, head, data, parts, sent, segments, snr, k, n_head, values) -> LinkOutput:
         """Nothing arrives: zeros are delivered; the ones among the coded bits count as raw errors."""
         cfg = self.config

@@ -1,7 +1,7 @@
 """The learned latent codecs a sender or a receiver holds, loaded once at start-up.
 
 The sender compresses with its profile's codec (``compress``, ``compress_within``); the
-receiver decodes a dtype-5 packet (gensc.common.wire.learned) with the codec whose model id the
+receiver decodes a dtype-6 packet (gensc.common.wire.learned) with the codec whose model id the
 header names (``decode_into``) and refuses, per item, an id it does not hold. A codec trained
 for another VAE is not held: ``problem`` says why (gensc.models.codec.store.CodecMismatch), and
 every refusal repeats it.
@@ -72,7 +72,7 @@ class HeldCodecs:
         return LearnedLatent(codec.frozen.model_id, data, tuple(latent.shape), rate)
 
     def decode_into(self, pkt: ParsedPacket) -> None:
-        """Decode a dtype-5 packet's stream into ``pkt.latent`` (all values known). A damaged or
+        """Decode a dtype-6 packet's stream into ``pkt.latent`` (all values known). A damaged or
         undecodable stream leaves no latent (the mode falls back, as for any lost latent).
         InvalidInput when the header names a codec this side does not hold."""
         if pkt.latent_codec_id is None:

@@ -3,6 +3,8 @@ gets more bytes than its budget, a budget it cannot reach is said, the latent cu
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from codec_helpers import latent, small_codec
 
@@ -135,3 +137,31 @@ def test_eval_refuses_both_byte_flags_before_loading_anything(capsys):
     assert "give --bpp or --budget-bytes, not both" in capsys.readouterr().err
     assert cli.main(["--budget-bytes", "0", "--out", "/nonexistent/out"]) == 2
     assert "--budget-bytes values must be in 1..4294967295" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_eval_budget_bytes_end_to_end_on_the_mini_profile(tiny_cache, tmp_path, capsys):
+    """``gensc eval --budget-bytes`` on one validation photo (coffee), mini weights, CPU: each
+    gensc packet within its budget, as the sender's report says; a codec that cannot get that
+    small is "no fit" with the least it needs, never given more."""
+    from gensc.common.images import encode_png
+    from gensc.evaluation import cli
+    from gensc.models import mini
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "coffee.png").write_bytes(encode_png(mini.validation_photos(256)["coffee"]))
+    out = tmp_path / "out"
+    argv = ["--budget-bytes", "410,700", "--profile", "mini", "--images", str(photos), "--modes", "latent"]
+    assert cli.main([*argv, "--image-codecs", "jpeg", "--no-plots", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["budget_given_as"] == "--budget-bytes" and results["budget_bytes"] == [410, 700]
+    assert results["bpp"] == [8 * 410 / 256**2, 8 * 700 / 256**2]
+    rows = {(r["system"], r["budget_bytes"]): r for r in results["rows"]}
+    for n in (410, 700):
+        g = rows[("gensc latent", n)]
+        assert g["fits"] and g["bytes"] <= n and g["chosen"]["budget_bytes"] == n
+        assert g["chosen"]["packet_bytes"] == g["bytes"] and n - g["bytes"] < 40  # the rate fills it
+        j = rows[("jpeg", n)]
+        assert j["fits"] is False and j["least_bytes"] > n
+    assert "| coffee | 0.0500488 (410) | gensc latent |" in capsys.readouterr().out

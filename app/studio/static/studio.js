@@ -667,7 +667,6 @@ async function startSweep() {
     drawSweep(j);
     join(j.points);
   });
-  await joining;
   $("sweep").disabled = false;
   $("cancel").disabled = true;
   if (!done) return;

@@ -8,6 +8,7 @@
                                                   separation, gensc digital, DeepJSCC, latent~)
     gensc eval --bpp 0.02,0.05,0.1,0.2,0.5 --images validation|test  (rate-distortion against real
                                                                       image codecs: gensc.evaluation.rd)
+    gensc eval --budget-bytes 400,800,1600 --images validation       (the same, budgets in bytes)
 
 In process by default: the profile's SenderPipeline and ReceiverPipeline are loaded once, one
 link is built per SNR point, and each (mode, image) is encoded once and sent at every SNR point.
@@ -82,13 +83,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("rate-distortion (gensc.evaluation.rd)")
     g.add_argument("--bpp", default=None, help="comma list of bits per pixel: run the rate-distortion sweep")
     g.add_argument(
+        "--budget-bytes",
+        default=None,
+        help="comma list of whole-packet byte budgets per image: the same sweep as --bpp, in bytes "
+        "(give one of the two)",
+    )
+    g.add_argument(
         "--budget-symbols",
         type=int,
         default=None,
-        help="with --bpp: a symbol budget per image over the link, at each --snr-db",
+        help="a symbol budget per image over the link, at each --snr-db (the rate-distortion sweep "
+        "over the link)",
     )
     g.add_argument(
-        "--image-codecs", default=None, help="with --bpp: baselines (default jpeg,webp,avif,jpegxl,jpeg2000)"
+        "--image-codecs",
+        default=None,
+        help="with --bpp or --budget-bytes: baselines (default jpeg,webp,avif,jpegxl,jpeg2000)",
     )
     g = p.add_argument_group(RUN)
     g.add_argument("--out", default="eval-out", help="output folder")
@@ -125,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         return equal_cbr.run_from_args(
             args, tuple(snr), out if out.suffix == ".json" else out / "equal_cbr.json"
         )
-    if args.bpp is not None:
+    if any(v is not None for v in (args.bpp, args.budget_bytes, args.budget_symbols)):
         return _run_rd(args)
     try:
         config = config_from_args(args)
@@ -153,6 +163,7 @@ def _run_rd(args: argparse.Namespace) -> int:
     from gensc.evaluation import rd
 
     try:
+        rd.parse_rd_budgets(args.bpp, args.budget_bytes, args.budget_symbols)  # refused before loading
         values = EvalConfig.overrides(args)
         values["link"] = parse_key_values(list(args.link or []), "--link")
         for name in ("modulation", "code", "snr_kind", "fading"):
@@ -160,7 +171,7 @@ def _run_rd(args: argparse.Namespace) -> int:
                 values["link"][name] = values.pop(name)
         return rd.run(values, args)
     except (ValueError, ModelUnavailable) as e:
-        print(f"gensc eval --bpp: {e}", file=sys.stderr)
+        print(f"gensc eval (rate-distortion): {e}", file=sys.stderr)
         return 2
 
 

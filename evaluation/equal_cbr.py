@@ -19,7 +19,8 @@ Schemes:
   lost packet). ``best_separation`` is the per-SNR envelope over all of them: an oracle that
   flatters separation.
 * ``gensc/latent/MOD/CODE``: gensc's digital ``latent`` mode: the mini VAE latent quantised at the
-  most bits (1..8) whose packet body (gensc.common.wire.packet, zlib) fits the budget, sent with
+  most bits (1..8) whose packet body (gensc.common.wire.packet, zlib) fits the budget (the
+  sender's ``--budget-symbols`` fit, gensc.sender.budget; the count is gensc.channel.airtime's), sent with
   ``crc32+CODE`` on MOD, parsed by the receiver's parser (damaged blocks filled from their
   neighbours) and VAE-decoded; ``best_gensc_digital`` is its envelope.
 * ``deepjscc``: gensc.models.deepjscc's committed model for the CBR through the link.
@@ -51,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from gensc.channel.airtime import max_body_bytes as airtime_max_body_bytes
 from gensc.channel.config import LinkConfig
 from gensc.channel.link import Link
 from gensc.common.files import write_json
@@ -167,21 +169,17 @@ def fit_codec(image: np.ndarray, codec: str, budget: int) -> tuple[bytes, dict] 
     return best
 
 
+def budget_link(modulation: str, code: str) -> LinkConfig:
+    """What a digital scheme's channel uses are counted on: ``code`` on ``modulation``, the header on
+    the ideal side channel (only the body counts), no fading (pilots come on top)."""
+    return LinkConfig(modulation=modulation, code=code, ideal_header=True)
+
+
 def max_body_bytes(modulation: str, code: str, n_symbols: int) -> int:
-    """Largest body (bytes) that ``code`` on ``modulation`` sends in at most ``n_symbols`` symbols."""
-    link = Link(LinkConfig(modulation=modulation, code=code, ideal_header=True))
-
-    def symbols(n: int) -> int:
-        return link.payload_symbols(0, n)
-
-    lo, hi = 0, n_symbols  # at most 1 byte per symbol (256QAM uncoded)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if symbols(mid) <= n_symbols:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
+    """Largest body (bytes) that ``code`` on ``modulation`` sends in at most ``n_symbols`` symbols
+    (0 when not even an empty one fits): gensc.channel.airtime's count, the one the sender's
+    ``--budget-symbols`` fit uses."""
+    return max(0, airtime_max_body_bytes(budget_link(modulation, code), 0, n_symbols))
 
 
 @dataclass
@@ -270,16 +268,27 @@ def analog_latent(models: MiniLatent, image, link: Link, repeats: int, seed: int
     return res
 
 
-def gensc_latent_packet(z: np.ndarray, budget: int) -> tuple[bytes, bytes, int] | None:
-    """The ``latent`` mode's packet (header, body, bits) at the most bits whose body fits ``budget``."""
+def gensc_latent_packet(z: np.ndarray, link: LinkConfig, n_symbols: int) -> tuple[bytes, bytes, int] | None:
+    """The ``latent`` mode's packet (header, body, bits) at the most bits (8..1) that fit
+    ``n_symbols`` channel uses on ``link`` (``budget_link``), by the sender's ``--budget-symbols``
+    fit (gensc.sender.budget.fit); the packet as the sender lays it out on a coded link (zlib, no
+    caption: the same bytes as ``SenderPipeline.encode``). None when nothing fits."""
+    from gensc.common.errors import InvalidInput
+    from gensc.common.modes.base import Build, Content
     from gensc.common.wire.packet import Packet, encode
     from gensc.common.wire.quant import quantize
+    from gensc.sender.budget import Budget, fit
 
-    for bits in range(8, 0, -1):
-        wire = encode(Packet("latent", b"", quantize(z, bits), latent_codec="zlib"))
-        if len(wire.body) <= budget:
-            return wire.header, wire.body, bits
-    return None
+    def packetise(content: Content):
+        packet = Packet("latent", content.text, content.fields["latent"], latent_codec="zlib")
+        return packet, encode(packet)
+
+    job, budget = Build(image=None, models=None, bits=8, latent=z), Budget(symbols=n_symbols, link=link)
+    try:  # no rebuild (no key fraction to halve), no learned codec
+        done = fit(job, Content(fields={"latent": quantize(z, 8)}), packetise, budget, None, None)
+    except InvalidInput:
+        return None
+    return done.wire.header, done.wire.body, done.chosen["bits"]
 
 
 _DECODED: dict[bytes, np.ndarray | None] = {}  # body digest -> image: an intact body decodes the same
@@ -381,8 +390,9 @@ def run(cfg: EqualCBRConfig, log=print) -> dict[str, Any]:
                         name = Separation(codec, mod, code).name
                         files[name] = {n: fit_codec(im, codec, budget) for n, im in images.items()}
                 if "gensc" in cfg.schemes:
+                    link = budget_link(mod, code)
                     files[f"gensc/latent/{mod}/{rate}"] = {
-                        n: gensc_latent_packet(z, budget) for n, z in latents.items()
+                        n: gensc_latent_packet(z, link, n_cu) for n, z in latents.items()
                     }
                 for scheme, by_photo in files.items():
                     _digital(cfg, scheme, by_photo, mod, code, budget, cbr_text, images, models, add)

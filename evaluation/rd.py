@@ -3,8 +3,12 @@
     gensc eval --bpp 0.02,0.05,0.1,0.2,0.5 --profile mini --images validation --out DIR
     gensc eval --bpp 0.1 --budget-symbols 3000 --snr-db 0,5,10 --modulation qpsk --code ldpc-1/2 ...
 
-Error-free (no ``--budget-symbols``): for every photo and bits-per-pixel point, the byte budget
-is ``floor(bpp * S * S / 8)`` for the whole packet (header and CRCs included); each gensc mode
+    gensc eval --budget-bytes 400,800,1600 --profile mini --images validation --out DIR
+
+Error-free (no ``--budget-symbols``): for every photo and budget point the byte budget is
+``floor(bpp * S * S / 8)`` (``--bpp``) or N (``--budget-bytes N``) for the whole packet (header
+and CRCs included), made by ``gensc.sender.budget.make_budget``, the function the sender reads a
+request's ``bpp`` or ``budget_bytes`` with (``budget_points``; give one of the two flags); each gensc mode
 in ``--modes`` (default latent, text+latent, key+text; the whole-latent modes with the learned
 codec) is sent through the sender's budget fit (gensc.sender.budget) and rebuilt by the
 receiver, in process; each real image codec (gensc.evaluation.image_codecs: JPEG, WebP, AVIF,
@@ -46,14 +50,68 @@ RATIO_BITS = (3, 4, 5, 6)
 METRIC_NAMES = ("psnr", "ssim", "ms_ssim", "lpips")
 
 
+MAX_BPP = 24.0
+MAX_BUDGET_BYTES = 2**32 - 1  # TransmitRequest.budget_bytes is a uint32 (the client's limit too)
+
+
 def parse_bpps(text: str) -> tuple[float, ...]:
     try:
         values = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
         raise ValueError(f"--bpp takes comma-separated numbers, got {text!r}") from None
-    if not values or any(not 0 < v <= 24 for v in values):
-        raise ValueError(f"--bpp values must be in (0, 24], got {text!r}")
+    if not values or any(not 0 < v <= MAX_BPP for v in values):
+        raise ValueError(f"--bpp values must be in (0, {MAX_BPP:g}], got {text!r}")
     return values
+
+
+def parse_budget_bytes(text: str) -> tuple[int, ...]:
+    """``--budget-bytes 400,800``: whole-packet byte budgets, each a whole number in 1..2^32-1."""
+    parts = [v.strip() for v in text.split(",") if v.strip()]
+    if not parts or not all(v.isdigit() for v in parts):
+        raise ValueError(f"--budget-bytes takes comma-separated whole numbers of bytes, got {text!r}")
+    values = tuple(int(v) for v in parts)
+    if any(not 1 <= v <= MAX_BUDGET_BYTES for v in values):
+        raise ValueError(f"--budget-bytes values must be in 1..{MAX_BUDGET_BYTES}, got {text!r}")
+    return values
+
+
+def parse_rd_budgets(bpp: str | None, budget_bytes: str | None, budget_symbols: int | None = None):
+    """The rate-distortion flags, checked before anything loads: ``("bpp", values)``,
+    ``("bytes", values)`` or, with only ``--budget-symbols``, ``("bpp", ())``. ``--bpp`` and
+    ``--budget-bytes`` are two ways to give the same budgets: one of them, never both; and
+    ``--budget-symbols`` (the budget over the link) takes no byte budget beside it."""
+    if bpp is not None and budget_bytes is not None:
+        raise ValueError(
+            "give --bpp or --budget-bytes, not both (two ways to give the same byte budgets: "
+            f"--bpp {bpp} --budget-bytes {budget_bytes})"
+        )
+    if budget_bytes is not None and budget_symbols is not None:
+        raise ValueError(
+            "give one budget: --budget-symbols is the budget over the link, --budget-bytes the error-free one"
+        )
+    if budget_symbols is not None and budget_symbols < 1:
+        raise ValueError(f"--budget-symbols must be >= 1, got {budget_symbols}")
+    if budget_bytes is not None:
+        return "bytes", parse_budget_bytes(budget_bytes)
+    return "bpp", (parse_bpps(bpp) if bpp is not None else ())
+
+
+def budget_points(kind: str, values: tuple, size: int) -> list[tuple[float, Any]]:
+    """``[(bpp, Budget)]`` for ``parse_rd_budgets``' values on ``size`` x ``size`` images: each
+    budget made by ``gensc.sender.budget.make_budget`` from ``bpp=`` or ``budget_bytes=``, as the
+    sender makes a request's; ``bpp`` is the one asked, or ``8 N / S^2`` for N bytes. A bpp too
+    small for one byte is refused, naming the least."""
+    from gensc.sender.budget import bytes_for_bpp, make_budget
+
+    points = []
+    for v in values:
+        if kind == "bpp" and bytes_for_bpp(v, size) < 1:
+            raise ValueError(
+                f"--bpp {v:g} is less than one byte on {size}x{size} images: at least {8 / size**2:.3g}"
+            )
+        budget = make_budget(**({"bpp": v} if kind == "bpp" else {"budget_bytes": v}), size=size)
+        points.append((float(v) if kind == "bpp" else 8 * v / size**2, budget))
+    return points
 
 
 def load_photos(images: str, size: int) -> tuple[dict[str, np.ndarray], str]:
@@ -150,23 +208,23 @@ def _score(suite, ref: np.ndarray, test: np.ndarray) -> dict[str, float | None]:
     return suite.pairwise([ref], [test])[0]
 
 
-def image_rows(sender, receiver, suite, photos, bpps, modes, codecs) -> list[dict[str, Any]]:
-    """One row per (photo, bpp, system) through an error-free link (module docstring)."""
+def image_rows(sender, receiver, suite, photos, points, modes, codecs) -> list[dict[str, Any]]:
+    """One row per (photo, budget point, system) through an error-free link (module docstring);
+    ``points``: ``budget_points``' ``[(bpp, Budget)]``."""
     from gensc.common.errors import GenscError
     from gensc.common.images import encode_png
-    from gensc.sender.budget import Budget, bytes_for_bpp
 
     rows = []
     size = sender.profile.image_size
     for name, image in photos.items():
         png = encode_png(image)
-        for bpp in bpps:
-            budget = bytes_for_bpp(bpp, size)
+        for bpp, fit_to in points:
+            budget = fit_to.bytes
             base = {"photo": name, "bpp": bpp, "budget_bytes": budget}
             for mode in modes:
                 row = {**base, "system": f"gensc {mode}", "kind": "gensc"}
                 try:
-                    enc = sender.encode(png, mode=mode, latent_codec="learned", budget=Budget(bytes=budget))
+                    enc = sender.encode(png, mode=mode, latent_codec="learned", budget=fit_to)
                     out = receiver.reconstruct(enc.wire.header, enc.wire.body)
                 except GenscError as e:
                     least = re.search(r"costs (\d+) bytes", str(e))
@@ -245,8 +303,9 @@ def link_rows(sender, receiver, suite, photos, symbols, snrs, link, modes) -> li
 
 
 def run(values: dict[str, Any], args) -> int:
-    """``gensc eval --bpp``: ``values`` are the EvalConfig flags given (profile, images, modes, device,
-    snr_db, link settings); ``args`` the rest (bpp, budget_symbols, image_codecs, out)."""
+    """``gensc eval --bpp`` / ``--budget-bytes``: ``values`` are the EvalConfig flags given (profile,
+    images, modes, device, snr_db, link settings); ``args`` the rest (bpp, budget_bytes,
+    budget_symbols, image_codecs, out)."""
     import torch
 
     from gensc.evaluation.metrics import MetricConfig, MetricSuite
@@ -256,13 +315,14 @@ def run(values: dict[str, Any], args) -> int:
     from gensc.sender.pipeline import SenderPipeline
 
     torch.manual_seed(0)
-    bpps = parse_bpps(args.bpp)
+    kind, asked = parse_rd_budgets(args.bpp, args.budget_bytes, args.budget_symbols)
     codecs = tuple(c for c in (args.image_codecs or ",".join(IMAGE_CODECS)).split(",") if c)
     unknown = set(codecs) - set(IMAGE_CODECS)
     if unknown:
         raise ValueError(f"unknown image codecs {sorted(unknown)}; known: {', '.join(IMAGE_CODECS)}")
     modes = tuple(m for m in values.get("modes", RD_MODES) if m in RD_MODES) or RD_MODES
     profile = resolve_profile(values.get("profile", "mini"))
+    points = budget_points(kind, asked, profile.image_size)
     photos, described = load_photos(values.get("images", "validation"), profile.image_size)
     t0 = time.perf_counter()
     sender = SenderPipeline(profile, device="cpu")
@@ -281,8 +341,11 @@ def run(values: dict[str, Any], args) -> int:
         "codec": {"model_id": codec.frozen.model_id, "vae": codec.vae},
         "metrics_available": list(suite.available),
         "metric_notes": suite.notes,
-        "bpp": list(bpps),
-        "byte_budget": "floor(bpp * S * S / 8): the whole gensc packet (header, params, CRCs); an image "
+        "bpp": [bpp for bpp, _ in points],
+        "budget_bytes": [b.bytes for _, b in points],
+        "budget_given_as": "--budget-bytes" if kind == "bytes" else "--bpp",
+        "byte_budget": "floor(bpp * S * S / 8) (--bpp) or N (--budget-bytes N), by "
+        "gensc.sender.budget.make_budget: the whole gensc packet (header, params, CRCs); an image "
         "codec's file alone",
         "vae_round_trip": ceiling,
         "latent": {name: latent_curve(codec, z) for name, z in latents.items()},
@@ -294,7 +357,7 @@ def run(values: dict[str, Any], args) -> int:
         results["rows"] = link_rows(sender, receiver, suite, photos, args.budget_symbols, snrs, link, modes)
     else:
         results["link"] = "error-free"
-        results["rows"] = image_rows(sender, receiver, suite, photos, bpps, modes, codecs)
+        results["rows"] = image_rows(sender, receiver, suite, photos, points, modes, codecs)
     results["wall_s"] = round(time.perf_counter() - t0, 1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -336,7 +399,7 @@ def summary(results: dict[str, Any]) -> str:
                 least = r.get("least_bytes")
                 cells = [f"no fit (least {least} B)" if least else "no fit", "", ""]
             lines.append(
-                f"| {r['photo']} | {r['bpp']} ({r['budget_bytes']}) | {r['system']} | "
+                f"| {r['photo']} | {r['bpp']:g} ({r['budget_bytes']}) | {r['system']} | "
                 + " | ".join(cells)
                 + " |"
             )

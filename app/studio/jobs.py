@@ -382,6 +382,7 @@ class Studio:
                 "ber_raw": ch.get("ber_raw"),
                 "payload_bytes": (view.get("payload") or {}).get("total"),
                 "symbols": ch.get("symbols"),
+                "budget": view.get("budget"),
                 "error": (view.get("error") or {}).get("code"),
             }
             with self._lock:
@@ -406,7 +407,12 @@ class Studio:
         if self.config.symbol_sample:
             link["symbol_sample"] = self.config.symbol_sample
         opts = api.SendOptions(
-            mode=settings.mode, quant_bits=settings.quant_bits, link=link, retries=self.config.retries
+            mode=settings.mode,
+            quant_bits=settings.quant_bits,
+            link=link,
+            budget_bytes=settings.budget_bytes,
+            bpp=settings.bpp,
+            retries=self.config.retries,
         )
         target = self.sender or ""
         [rec] = api.send(target, [(name, data)], opts, self.config.rpc)

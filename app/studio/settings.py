@@ -7,6 +7,7 @@ Both are gensc configs (``gensc.common.config.Config``: checked when made, ``to_
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from gensc.app.studio import api
 # What the page may set of the link (LinkConfig field names); the proxy's other settings stay.
 PAGE_LINK_KEYS = ("modulation", "code", "snr_db", "snr_kind", "fading")
 SNR_LIMITS_DB = (-20.0, 60.0)
+REQUEST_KEYS = ("mode", "quant_bits", "link", "budget_bytes", "bpp")  # what a page's settings may hold
 
 
 class StudioError(Exception):
@@ -83,11 +85,16 @@ class StudioConfig(api.Config):
 @dataclass(frozen=True)
 class Settings(api.Config):
     """What the page chose for one send: mode (None: the sender's default), latent bits (None:
-    the sender's default) and link overrides (``PAGE_LINK_KEYS``)."""
+    the sender's default), link overrides (``PAGE_LINK_KEYS``) and a byte budget for the packet,
+    at most one of ``budget_bytes`` and ``bpp`` (None: no budget). The budget travels in the
+    TransmitRequest's budget fields, as ``gensc send --budget-bytes`` / ``--bpp`` sends it, and
+    is checked with the client's limits (``api.SendOptions``)."""
 
     mode: str | None = None
     quant_bits: int | None = None
     link: dict[str, Any] = api.setting(default_factory=dict, flag=None)
+    budget_bytes: int | None = None
+    bpp: float | None = None
 
     def check(self) -> None:
         known = (api.AUTO, *api.MODES)
@@ -96,6 +103,13 @@ class Settings(api.Config):
         bits = self.quant_bits
         if bits is not None and (isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 8):
             raise api.InvalidInput(f"latent bits must be a whole number in 1..8, got {bits!r}")
+        n = self.budget_bytes
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int)):
+            raise api.InvalidInput(f"a byte budget must be a whole number of bytes, got {n!r}")
+        x = self.bpp
+        if x is not None and (isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x)):
+            raise api.InvalidInput(f"a budget in bits per pixel must be a number, got {x!r}")
+        api.SendOptions(budget_bytes=n, bpp=x)  # the client's limits and its one-budget rule
         if not isinstance(self.link, dict):
             raise api.InvalidInput("link settings must be a JSON object")
         unknown = sorted(set(self.link) - set(PAGE_LINK_KEYS))
@@ -118,18 +132,22 @@ class Settings(api.Config):
 
     @classmethod
     def from_request(cls, d: Any) -> Settings:
-        """The settings of a page's request (``{mode, quant_bits, link}``; an empty mode is the
-        sender's default, a whole-number SNR a float)."""
+        """The settings of a page's request (``{mode, quant_bits, link, budget_bytes, bpp}``; an
+        empty mode is the sender's default, a whole-number SNR or bpp a float, a missing or null
+        budget no budget)."""
         if not isinstance(d, dict):
             raise api.InvalidInput("settings must be a JSON object")
-        unknown = sorted(set(d) - {"mode", "quant_bits", "link"})
+        unknown = sorted(set(d) - set(REQUEST_KEYS))
         if unknown:
-            raise api.InvalidInput(f"unknown settings {unknown}; known: mode, quant_bits, link")
+            raise api.InvalidInput(f"unknown settings {unknown}; known: {', '.join(REQUEST_KEYS)}")
         link = d.get("link") or {}
         snr = link.get("snr_db") if isinstance(link, dict) else None
         if isinstance(snr, int) and not isinstance(snr, bool):
             link = {**link, "snr_db": float(snr)}
-        return cls(d.get("mode") or None, d.get("quant_bits"), link)
+        bpp = d.get("bpp")
+        if isinstance(bpp, int) and not isinstance(bpp, bool):
+            bpp = float(bpp)
+        return cls(d.get("mode") or None, d.get("quant_bits"), link, d.get("budget_bytes"), bpp)
 
     def at_snr(self, snr_db: float) -> Settings:
         return self.replace(link={**self.link, "snr_db": snr_db})

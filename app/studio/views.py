@@ -3,7 +3,8 @@ the same record report.json holds). Pure functions: a record in, plain JSON-able
 
 Parts: ``channel_view`` (BER, header/CRC outcome, airtime), ``constellation_view`` (the sample
 of received symbols beside the modulation's points), ``payload_view`` (bytes per section, the
-packet against the raw image), ``timeline_view`` (where the time went, hop by hop, stage by
+packet against the raw image), ``budget_view`` (the byte budget asked, what the sender chose
+to meet it and what it cost), ``timeline_view`` (where the time went, hop by hop, stage by
 stage) and ``error_view`` (a service's error as a plain sentence). ``item_view`` puts them together.
 """
 
@@ -36,6 +37,16 @@ HOPS = (  # (hop key in timings_ms.hops, lane, label): each is the way there and
     ("client-sender", "client", "client ⇄ sender"),
     ("sender-channel", "sender", "sender ⇄ channel"),
     ("channel-receiver", "channel", "channel ⇄ receiver"),
+)
+BUDGET_CHOICES = (  # what the sender may turn to fit a budget (gensc.sender.budget), as the page names it
+    ("latent_codec", "latent codec"),
+    ("rate", "codec rate"),
+    ("latent_bytes", "latent bytes"),
+    ("bits", "latent bits"),
+    ("key_fraction", "key fraction"),
+    ("classic_format", "file format"),
+    ("quality", "file quality"),
+    ("text_chars", "text characters kept"),
 )
 LEADS = {  # what a status code means to someone at the page
     "UNAVAILABLE": "The sender (or a service behind it) could not be reached or is not ready.",
@@ -103,6 +114,32 @@ def payload_view(payload: dict[str, int] | None, side: int | None) -> dict[str, 
         "raw_bytes": raw,
         "ratio": total / raw if raw else None,
         "bits_per_pixel": 8 * total / (side * side) if side else None,
+    }
+
+
+def budget_view(budget: dict[str, Any] | None, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The page's byte budget beside what the sender did with it: ``{asked, met, limit_bytes,
+    cost_bytes, cost_symbols, share, chosen: [[label, value]...]}``. ``budget`` is the Result's
+    budget report (report.json's ``budget``: what gensc.sender.budget chose and what it cost),
+    None when the sender fitted nothing (no budget asked, or the budget could not be met: the
+    item's error says why); ``settings``: the page's (``budget_bytes`` or ``bpp``). None when
+    neither asked for a budget."""
+    n, bpp = settings.get("budget_bytes"), settings.get("bpp")
+    if budget is None and n is None and bpp is None:
+        return None
+    asked = f"{n} B" if n is not None else f"{bpp:g} bit/pixel" if bpp is not None else "the sender's"
+    if budget is None:
+        return {"asked": asked, "met": False, "chosen": []}
+    limit, cost = budget.get("budget_bytes"), budget.get("packet_bytes")
+    return {
+        "asked": asked,
+        "met": True,
+        "limit_bytes": limit,
+        "limit_symbols": budget.get("budget_symbols"),
+        "cost_bytes": cost,
+        "cost_symbols": budget.get("symbols"),
+        "share": cost / limit if limit and cost is not None else None,
+        "chosen": [[label, budget[key]] for key, label in BUDGET_CHOICES if key in budget],
     }
 
 
@@ -193,6 +230,7 @@ def item_view(
         "metrics": rec.get("metrics"),
         "metric_notes": metric_notes or [],
         "payload": payload_view(rec.get("payload_bytes"), side),
+        "budget": budget_view(rec.get("budget"), settings),
         "channel": channel_view(ch),
         "constellation": constellation_view(ch),
         "key_mask": rec.get("key_mask"),

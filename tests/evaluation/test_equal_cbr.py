@@ -10,6 +10,7 @@ import pytest
 
 from gensc.channel.link import Link, LinkConfig
 from gensc.evaluation.equal_cbr import (
+    budget_link,
     envelope,
     fit_codec,
     gensc_latent_packet,
@@ -55,10 +56,45 @@ def test_codec_file_fits_the_budget(codec):
 
 
 def test_gensc_latent_packet_takes_the_most_bits_that_fit():
+    """The sender's --budget-symbols fit: the most bits whose packet fits the channel uses."""
+    from gensc.channel.airtime import symbols_for_bytes
+    from gensc.common.wire.packet import Packet, encode
+    from gensc.common.wire.quant import quantize
+
     z = np.random.default_rng(0).normal(size=(4, 8, 8)).astype(np.float32)
-    header, body, bits = gensc_latent_packet(z, 200)
-    assert len(body) <= 200 and 1 <= bits < 8
-    assert gensc_latent_packet(z, 4) is None  # not even one block and its CRC
+    link, n = budget_link("qpsk", "crc32+ldpc-1/2"), 1600
+    header, body, bits = gensc_latent_packet(z, link, n)
+    assert 1 <= bits < 8 and symbols_for_bytes(link, len(header), len(body)) <= n
+    assert len(body) <= max_body_bytes("qpsk", "crc32+ldpc-1/2", n)  # the separation schemes' budget
+    more = encode(Packet("latent", "", quantize(z, bits + 1), latent_codec="zlib"))
+    assert symbols_for_bytes(link, len(more.header), len(more.body)) > n  # one more bit does not fit
+    assert gensc_latent_packet(z, link, 40) is None  # not even one block and its CRC
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("modulation,rate,cbr", [("qpsk", "1/3", "1/48"), ("16qam", "2/3", "1/24")])
+def test_gensc_latent_packet_is_the_senders_packet(tiny_cache, modulation, rate, cbr):
+    """The equal-CBR sweep's gensc packet is byte for byte what the sender sends with that symbol
+    budget (mini profile, a validation photo; the sender's latent is the sweep's)."""
+    from gensc.common.images import encode_png
+    from gensc.evaluation.equal_cbr import MiniLatent
+    from gensc.models.loading import resolve_profile
+    from gensc.sender.budget import Budget
+    from gensc.sender.pipeline import SenderPipeline
+
+    photo = load_photos("validation", 256)["rocket"]
+    code, n = f"crc32+ldpc-{rate}", symbol_budget(256, float(Fraction(cbr)))
+    sender = SenderPipeline(resolve_profile("mini"), device="cpu")
+    link = budget_link(modulation, code)
+    enc = sender.encode(
+        encode_png(photo),
+        mode="latent",
+        latent_codec="uniform",
+        link={"modulation": modulation, "code": code},
+        budget=Budget(symbols=n, link=link),
+    )
+    header, body, bits = gensc_latent_packet(MiniLatent().encode(photo), link, n)
+    assert (enc.wire.header, enc.wire.body, enc.budget["bits"]) == (header, body, bits)
 
 
 def test_envelope_takes_the_best_mean_per_point():

@@ -102,6 +102,7 @@ async function init() {
   fillSelect($("code"), o.codes.map((c) => [c, c]), o.link_defaults.code);
   fillSelect($("snr-kind"), o.snr_kinds.map((k) => [k, k === "esn0" ? "Es/N0" : "Eb/N0"]), o.link_defaults.snr_kind);
   fillSelect($("fading"), o.fading.map((f) => [f, f]), o.link_defaults.fading);
+  fillSelect($("budget-unit"), [["budget_bytes", "bytes"], ["bpp", "bit/pixel"]], "budget_bytes");
   $("snr").value = String(o.link_defaults.snr_db);
   showSnr();
   for (const name of o.samples) {
@@ -214,8 +215,12 @@ async function onUpload(ev) {
 
 // ---------------------------------------------------------------- sending
 
+class SettingsError extends Error {}
+
 // The page's choices. With mode "auto" the sender's policy picks the link (modulation, code)
-// from the SNR, so the page leaves them out: sending them would pin the link.
+// from the SNR, so the page leaves them out: sending them would pin the link. The budget goes
+// as budget_bytes or bpp (the TransmitRequest's fields; empty: none); the studio checks its
+// limits. Text that is not a number is refused here, never sent as "no budget".
 function settings() {
   const bits = $("bits").value;
   const mode = $("mode").value || null;
@@ -224,7 +229,16 @@ function settings() {
     link.modulation = $("modulation").value;
     link.code = $("code").value;
   }
-  return { mode, quant_bits: bits ? Number(bits) : null, link };
+  const out = { mode, quant_bits: bits ? Number(bits) : null, link };
+  const budget = $("budget").value.trim();
+  if (budget) {
+    const value = Number(budget);
+    if (!Number.isFinite(value)) {
+      throw new SettingsError(`the budget must be a number of ${$("budget-unit").selectedOptions[0].textContent} (or empty for none), got "${budget}"`);
+    }
+    out[$("budget-unit").value] = value;
+  }
+  return out;
 }
 
 function onMode() {
@@ -252,9 +266,10 @@ async function send(replace) {
     return;
   }
   const seq = ++state.sendSeq;
-  const s = settings();
+  let s;
   let job;
   try {
+    s = settings();
     job = await api("/api/jobs", { method: "POST", json: { kind: "send", source: state.source, settings: s, replace } });
   } catch (e) {
     showError("The studio refused the request.", e.message);
@@ -338,6 +353,7 @@ function show(item) {
   if (item.error) showError(`${item.error.code}: ${item.error.lead}`, item.error.message);
   else clearError();
   showSent(item);
+  showBudget(item);
   showChannel(item);
   showTimeline(item.timeline);
   showDownloads(item);
@@ -376,6 +392,38 @@ function showSent(item) {
   $("payload-raw").textContent = p.raw_bytes === null ? "–" : String(p.raw_bytes);
   $("payload-ratio").textContent = p.ratio === null ? "–" : `${(100 * p.ratio).toFixed(2)} %`;
   $("payload-bpp").textContent = p.bits_per_pixel === null ? "–" : p.bits_per_pixel.toFixed(3);
+}
+
+// The budget asked, what the sender chose to fit it and what it cost (the Result's budget report).
+function showBudget(item) {
+  const b = item.budget;
+  $("budget-box").hidden = !b;
+  const table = $("budget-chosen");
+  table.replaceChildren();
+  if (!b) return;
+  $("budget-asked").textContent = b.asked;
+  const cost = $("budget-cost");
+  cost.className = b.met ? "" : "unmet";
+  if (!b.met) {
+    cost.textContent = "not met: the sender sent nothing (see the error)";
+    return;
+  }
+  const parts = [];
+  if (b.limit_bytes !== null && b.limit_bytes !== undefined) {
+    parts.push(`cost ${b.cost_bytes} of ${b.limit_bytes} B (${(100 * b.share).toFixed(1)} %)`);
+  } else {
+    parts.push(`cost ${b.cost_bytes} B`);
+  }
+  if (b.limit_symbols !== null && b.limit_symbols !== undefined) parts.push(`${b.cost_symbols} of ${b.limit_symbols} symbols`);
+  cost.textContent = parts.join(", ");
+  for (const [label, value] of b.chosen) {
+    const tr = table.insertRow();
+    tr.dataset.choice = label;
+    const th = document.createElement("th");
+    th.textContent = label;
+    tr.append(th);
+    tr.insertCell().textContent = String(value);
+  }
 }
 
 function drawMask(item) {
@@ -597,10 +645,27 @@ async function startSweep() {
   $("sweep").disabled = true;
   $("cancel").disabled = false;
   $("sweep-download").replaceChildren();
+  // each finished point joins the strip of past results, in the order the points came in
+  const joined = new Set();
+  let joining = Promise.resolve();
+  const join = (points) => {
+    for (const p of points) {
+      if (joined.has(p.item_id)) continue;
+      joined.add(p.item_id);
+      joining = joining.then(async () => {
+        try {
+          addToStrip(await api(`/api/items/${p.item_id}`));
+        } catch (e) {
+          // an item the tab no longer keeps: the sweep's plot still has the point
+        }
+      });
+    }
+  };
   const done = await follow(job, (j) => {
     $("sweep-status").textContent =
       `${j.state}: ${j.done} of ${j.total} points · ${j.elapsed_s.toFixed(1)} s · ${j.label}, ${j.settings.mode || "sender's mode"}`;
     drawSweep(j);
+    join(j.points);
   });
   $("sweep").disabled = false;
   $("cancel").disabled = true;

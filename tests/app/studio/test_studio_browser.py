@@ -36,6 +36,9 @@ FLAGS = (
 )
 WAIT_S = 120  # every wait below is bounded by this (a tiny send takes about a second)
 SHOTS = os.environ.get("GENSC_STUDIO_SCREENSHOTS")
+# A budget in bits per pixel that binds (the sender must turn something) on the profile tested:
+# 307 B at tiny's 64 px, 1,228 B at mini's 256 px.
+BUDGET_BPP = {"tiny": 0.6}.get(os.environ.get("GENSC_STUDIO_TEST_PROFILE", "tiny"), 0.15)
 
 pytestmark = pytest.mark.slow
 
@@ -299,9 +302,66 @@ def test_a_sweep_fills_its_plot(browser, studio):
     with urllib.request.urlopen(href, timeout=30) as r:
         sweep = json.loads(r.read())
     assert [p["snr_db"] for p in sweep["points"]] == [0.0, 4.0, 8.0, 12.0]
+    # every point joined the strip of past results, newest first
+    joined = [p["item_id"] for p in reversed(sweep["points"])]
+    wait_for(browser, lambda d: strip_items(d) == joined, "the sweep's points in the strip")
+    labels = [b.text for b in browser.find_elements(By.CSS_SELECTOR, "#strip button")]
+    assert [label.split("\n")[0] for label in labels] == [f"astronaut · {x} dB" for x in (12, 8, 4, 0)]
     shot(browser, "studio-sweep.png")
     points[-1].click()  # a point opens its item
     wait_for(browser, lambda d: text(d, "ch-snr").startswith("12.00 dB"), "the 12 dB point's item")
+
+
+def test_a_byte_budget_shows_what_the_sender_chose_and_an_impossible_one_its_error(browser, studio):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from gensc.app.studio.views import BUDGET_CHOICES
+
+    open_page(browser, studio)
+    browser.find_element(By.CSS_SELECTOR, '#samples button[data-sample="coffee"]').click()
+    Select(browser.find_element(By.ID, "mode")).select_by_value("text+latent")
+    unit = Select(browser.find_element(By.ID, "budget-unit"))
+    assert unit.first_selected_option.text == "bytes"
+    unit.select_by_value("bpp")
+    budget = browser.find_element(By.ID, "budget")
+    budget.send_keys(str(BUDGET_BPP))
+    browser.find_element(By.ID, "send").click()
+    wait_for(browser, lambda d: len(strip_items(d)) == 1 and text(d, "m-psnr"), "the budgeted result")
+    rec = check_numbers(browser)
+    chose = rec["budget"]  # the Result's budget report, as report.json holds it
+    pixels = int(text(browser, "payload-raw")) // 3
+    limit = int(BUDGET_BPP * pixels / 8)  # floor(bpp * S^2 / 8)
+    assert chose["budget_bytes"] == limit and chose["packet_bytes"] == rec["payload_bytes"]["total"] <= limit
+    assert text(browser, "budget-asked") == f"{BUDGET_BPP} bit/pixel"
+    cost = chose["packet_bytes"]
+    assert text(browser, "budget-cost") == f"cost {cost} of {limit} B ({100 * cost / limit:.1f} %)"
+    rows = browser.find_elements(By.CSS_SELECTOR, "#budget-chosen tr")
+    shown = [(r.find_element(By.TAG_NAME, "th").text, r.find_element(By.TAG_NAME, "td").text) for r in rows]
+    assert shown == [(label, str(chose[key])) for key, label in BUDGET_CHOICES if key in chose] != []
+    shot(browser, "studio-budget.png")
+
+    # a budget no latent packet meets: the sender's error text on the page, no spinner left
+    Select(browser.find_element(By.ID, "mode")).select_by_value("latent")
+    unit.select_by_value("budget_bytes")
+    budget.clear()
+    budget.send_keys("40")
+    browser.find_element(By.ID, "send").click()
+    wait_for(browser, lambda d: "INVALID_ARGUMENT" in text(d, "error"), "the budget's error")
+    error = text(browser, "error")
+    assert "the budget of 40 bytes is too small for a 'latent' packet of this image" in error
+    assert "the least it can send costs" in error
+    wait_for(browser, lambda d: text(d, "progress").startswith("no image (INVALID_ARGUMENT) in"), "the end")
+    assert text(browser, "budget-cost") == "not met: the sender sent nothing (see the error)"
+    assert text(browser, "m-status") == "error" and len(strip_items(browser)) == 2
+
+    # text that is not a number is refused on the page, never sent as "no budget"
+    budget.clear()
+    budget.send_keys("lots")
+    browser.find_element(By.ID, "send").click()
+    wait_for(browser, lambda d: "must be a number" in text(d, "error"), "the page's refusal")
+    assert 'the budget must be a number of bytes (or empty for none), got "lots"' in text(browser, "error")
+    assert len(strip_items(browser)) == 2
 
 
 def test_two_tabs_each_get_their_own_results(browser, studio):

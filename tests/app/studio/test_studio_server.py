@@ -215,6 +215,18 @@ def test_a_job_request_must_be_json(tab):
         ({"link": {**LINK, "seed": 3}}, "unknown link settings ['seed']"),
         ({"mode": "telepathy", "link": LINK}, "unknown mode 'telepathy'; known: auto"),
         ({"quant_bits": 12, "link": LINK}, "latent bits must be a whole number in 1..8"),
+        ({"budget_bytes": 300, "bpp": 0.5, "link": LINK}, "give one budget, not budget_bytes and bpp"),
+        ({"budget_bytes": 0, "link": LINK}, "budget_bytes must be in 1..4294967295, got 0"),
+        ({"budget_bytes": 2**32, "link": LINK}, "budget_bytes must be in 1..4294967295"),
+        ({"budget_bytes": 1.5, "link": LINK}, "a byte budget must be a whole number of bytes, got 1.5"),
+        ({"budget_bytes": "300", "link": LINK}, "a byte budget must be a whole number of bytes, got '300'"),
+        ({"bpp": 0, "link": LINK}, "bpp must be in (0, 64], got 0.0"),
+        ({"bpp": 65, "link": LINK}, "bpp must be in (0, 64], got 65.0"),
+        ({"bpp": True, "link": LINK}, "a budget in bits per pixel must be a number, got True"),
+        (
+            {"budget": 300, "link": LINK},
+            "unknown settings ['budget']; known: mode, quant_bits, link, budget_",
+        ),
     ],
 )
 def test_bad_settings_are_refused_before_anything_is_sent(tab, settings, words):
@@ -309,3 +321,57 @@ def test_jobs_wait_for_local_services_that_are_starting(studio_server, client):
     server.studio.failed("receiver exited: weights missing")
     r = tab.call("POST", "/api/jobs", json_body={"kind": "send", "source": COFFEE, "settings": {}})
     assert "did not start: receiver exited: weights missing" in r.json()["error"]["message"]
+
+
+def _sent(tab, settings: dict) -> tuple[dict, dict]:
+    """(item view, report.json) of one send; the job always ends ``done``, never stuck."""
+    job = tab.wait(tab.submit(kind="send", source=COFFEE, settings=settings))
+    assert job["state"] == "done", job
+    item = tab.call("GET", f"/api/items/{job['items'][0]}").json()
+    return item, tab.call("GET", item["files"]["report.json"]).json()
+
+
+@pytest.mark.parametrize(
+    "budget, asked, limit",
+    [({"budget_bytes": 300}, "300 B", 300), ({"bpp": 0.6}, "0.6 bit/pixel", 307)],  # floor(0.6 * 64^2 / 8)
+)
+def test_a_byte_budget_travels_and_the_page_shows_what_the_sender_chose(tab, budget, asked, limit):
+    item, report = _sent(tab, {"mode": "text+latent", "link": LINK, **budget})
+    assert item["status"] == "ok", item["error"]
+    [rec] = report["images"]
+    key, value = next(iter(budget.items()))
+    assert report["settings"][key] == value and report["options"][key] == value  # the client's field
+    chose = rec["budget"]  # the Result's budget report, as report.json holds it
+    assert chose["budget_bytes"] == limit and chose["packet_bytes"] == rec["payload_bytes"]["total"] <= limit
+    b = item["budget"]
+    assert b["asked"] == asked and b["met"] is True
+    assert (b["limit_bytes"], b["cost_bytes"]) == (limit, chose["packet_bytes"])
+    assert b["share"] == chose["packet_bytes"] / limit
+    assert dict(b["chosen"])["latent bits"] == chose["bits"] and 1 <= chose["bits"] <= 8
+    assert item["payload"]["total"] == b["cost_bytes"]  # beside the bytes per section
+
+
+def test_an_impossible_budget_is_the_items_error_not_a_stuck_job(tab):
+    item, report = _sent(tab, {"mode": "latent", "link": LINK, "budget_bytes": 40})
+    assert item["status"] == "error" and item["error"]["code"] == "INVALID_ARGUMENT"
+    assert "the budget of 40 bytes is too small for a 'latent' packet" in item["error"]["message"]
+    assert "the least it can send costs" in item["error"]["message"]
+    assert item["budget"] == {"asked": "40 B", "met": False, "chosen": []}
+    assert report["images"][0]["error"]["message"] == item["error"]["message"]
+    # without a budget nothing budget-related is shown
+    plain, _ = _sent(tab, {"mode": "latent", "link": LINK})
+    assert plain["status"] == "ok" and plain["budget"] is None
+
+
+def test_a_sweep_with_a_budget_keeps_it_at_every_point(tab):
+    job = tab.wait(
+        tab.submit(
+            kind="sweep",
+            source=COFFEE,
+            settings={"mode": "text+latent", "link": LINK, "budget_bytes": 300},
+            sweep="6:12:6",
+        )
+    )
+    assert job["state"] == "done" and len(job["points"]) == 2
+    for p in job["points"]:
+        assert p["budget"]["limit_bytes"] == 300 and p["budget"]["cost_bytes"] == p["payload_bytes"] <= 300

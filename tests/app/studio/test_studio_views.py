@@ -6,7 +6,14 @@ import math
 
 import pytest
 
-from gensc.app.studio.views import channel_view, constellation_view, error_view, payload_view, timeline_view
+from gensc.app.studio.views import (
+    budget_view,
+    channel_view,
+    constellation_view,
+    error_view,
+    payload_view,
+    timeline_view,
+)
 
 TIMINGS = {  # a record's timings_ms as the client writes it (gensc.client.send._record)
     "encode": 50.0,
@@ -95,3 +102,25 @@ def test_errors_read_as_sentences():
     assert "token" in e["lead"] and e["message"] == "missing token"
     assert error_view({"code": "WEIRD"})["lead"] == "The image did not come back."
     assert error_view(None) is None
+
+
+def test_the_budget_view_says_what_was_asked_chosen_and_paid():
+    report = {"latent_codec": "learned", "rate": 2.5, "latent_bytes": 350, "text_chars": 12}
+    report |= {"packet_bytes": 398, "budget_bytes": 409}
+    v = budget_view(report, {"bpp": 0.05})
+    assert v["asked"] == "0.05 bit/pixel" and v["met"] is True
+    assert (v["limit_bytes"], v["cost_bytes"], v["share"]) == (409, 398, 398 / 409)
+    assert v["limit_symbols"] is None and v["cost_symbols"] is None
+    assert v["chosen"] == [
+        ["latent codec", "learned"],
+        ["codec rate", 2.5],
+        ["latent bytes", 350],
+        ["text characters kept", 12],
+    ]
+    # a symbol budget (the sender's default: the page asked none) has no byte share
+    sym = budget_view({"bits": 3, "packet_bytes": 500, "symbols": 2100, "budget_symbols": 2200}, {})
+    assert sym["asked"] == "the sender's" and sym["share"] is None
+    assert (sym["cost_symbols"], sym["limit_symbols"], sym["chosen"]) == (2100, 2200, [["latent bits", 3]])
+    # asked but not met (the item's error says why), and no budget at all
+    assert budget_view(None, {"budget_bytes": 40}) == {"asked": "40 B", "met": False, "chosen": []}
+    assert budget_view(None, {"budget_bytes": None, "bpp": None}) is None

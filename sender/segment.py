@@ -12,7 +12,7 @@ regions, described by a structured text prompt. A segmenter decides which latent
 
 Three segmenters are registered in :data:`SEGMENTERS`:
 
-``saliency`` (default)
+``saliency`` (the default on every profile but ``mini``)
     Traditional image processing as in seed 000 (numpy, scipy.ndimage, Pillow), deterministic:
     spectral-residual saliency (Hou & Zhang, CVPR 2007) plus local edge energy (Sobel gradient
     magnitude averaged over a window), each normalised to ``[0, 1]``, mixed, area-pooled to the
@@ -21,8 +21,8 @@ Three segmenters are registered in :data:`SEGMENTERS`:
     Key regions are those the text cannot describe: the sender paints the sketch of the image's
     own layout text exactly as the receiver will (gensc.sender.layout_caption,
     gensc.common.layout_text.paint) and keys the latent cells where the sketch is furthest from
-    the image (squared RGB error per cell, top-k). Deterministic, no
-    model; the ``mini`` profile's key+text default (docs/models.md).
+    the image (squared RGB error per cell, top-k). Deterministic, no model; the ``mini``
+    profile's default (gensc.models.profiles.Profile.segmenter; measured in docs/models.md).
 ``clipseg``
     Text-promptable learned segmentation: ``CLIPSegForImageSegmentation`` (default hub id
     ``CIDAS/clipseg-rd64-refined``) scores each pixel for each prompt; the per-pixel maximum of the

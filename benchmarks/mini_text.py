@@ -13,13 +13,16 @@ photo (gensc.models.mini.crops: centre and four corners, 256 x 256). For each cr
 * ``key+text``: key latents (the sender's default key fraction) + the layout text of the non-key
   region (blend; the non-key cells start from the painted sketch), against
   - ``key_mean_fill``: the key cells' latents decoded, every other pixel the **mean RGB of the
-    whole crop** (3 bytes more than the key latents, which the sender would have to send);
+    whole crop** (3 bytes more than the key latents, which the sender would have to send); the
+    key cells are the key+text packet's own (the same mask, from the same segmenter);
   - ``key+text_no_sketch``: the same packet rebuilt without the sketch (non-key cells filled from
     the key cells, gensc.common.latent.fill_missing: what the receiver did before);
   - ``key_sketch_decode``: no diffusion at all: the key latents, the sketch's latent elsewhere,
     decoded by the VAE;
 * ``text+latent``: the whole 8-bit latent + the layout text (img2img);
 * ``latent``: the whole 8-bit latent decoded (the VAE round trip).
+
+``--segmenter``: the sender's key-region segmenter (default ``auto``: the profile's).
 
 Measures: PSNR (dB) of the whole image and of 8x8 thumbnails (box averages: colour and layout
 only), against the crop. Text-only figures are means over ``--seeds`` noise seeds; the others use
@@ -34,6 +37,7 @@ the figures the docs publish, once, with the final weights.
 from __future__ import annotations
 
 import platform
+import shlex
 import time
 from dataclasses import replace
 from typing import Any
@@ -198,12 +202,32 @@ def vae_rows(profile: Any, crops: dict[str, np.ndarray]) -> dict[str, dict[str, 
     }
 
 
+def command(args) -> str:
+    """The ``gensc bench mini-text`` command line that reruns ``args`` (every setting spelt out)."""
+    flags = {
+        "--profile": args.profile,
+        "--sd-model": args.sd_model,
+        "--images": args.images,
+        "--crops": args.crops,
+        "--seeds": args.seeds,
+        "--sketch-strength": args.sketch_strength,
+        "--segmenter": args.segmenter,
+        "--sweep": args.sweep or None,
+        "--threads": args.threads or None,
+        "--json-out": args.json_out,
+    }
+    words = [w for k, v in flags.items() if v is not None for w in (k, str(v))]
+    words = ["gensc", "bench", "mini-text", *words]
+    return shlex.join(words + (["--vae-only"] if args.vae_only else []))
+
+
 def run(args) -> int:
     import torch  # heavy: the CLI imports this module
 
     from gensc.models import mini
     from gensc.models.loading import resolve_profile
     from gensc.receiver.pipeline import ReceiverPipeline
+    from gensc.sender.layout import PacketConfig
     from gensc.sender.pipeline import SenderPipeline
 
     names = [n for n in args.images.split(",") if n]
@@ -252,7 +276,8 @@ def run(args) -> int:
         if args.json_out:
             write_json(args.json_out, result)
         return 0
-    sender = SenderPipeline(profile, device="cpu", dtype="fp32")
+    packet = PacketConfig(segmenter=args.segmenter)
+    sender = SenderPipeline(profile, device="cpu", dtype="fp32", packet=packet)
     receiver = ReceiverPipeline(profile, device="cpu", dtype="fp32")
     if args.sketch_strength is not None:
         receiver.sketch_strength = args.sketch_strength or None
@@ -263,6 +288,7 @@ def run(args) -> int:
     s = receiver.defaults()
     result = {
         "benchmark": "mini-text",
+        "command": command(args),
         "what": "PSNR and 8x8-thumbnail PSNR (dB) of text, key+text and text+latent against their baselines "
         "(module docstring), error-free link, in process",
         "weights": "mini (trained by gensc train-mini)" if profile.trained_small else "not the mini profile",
@@ -276,9 +302,11 @@ def run(args) -> int:
             "guidance": s.guidance,
             "seeds": seeds,
             "sketch_strength": receiver.sketch_strength,
-            "key+text_strength": "the mode's default (0.8)",
+            "key+text_strength": profile.key_text_strength or "the mode's default (0.8)",
         },
         "key_fraction": sender.packet_config.key_fraction,
+        "segmenter": sender.segmenter_name,
+        "key_mean_fill_mask": "the key+text packet's own key mask (same segmenter, same cells)",
         "mean_colour_bytes": MEAN_COLOUR_BYTES,
         "device": platform.processor() or platform.machine(),
         "torch_threads": torch.get_num_threads(),
@@ -308,6 +336,9 @@ def add_parser(bsub) -> None:
         type=float,
         default=None,
         help="the receiver's sketch strength (0: none; default: the profile's)",
+    )
+    s.add_argument(
+        "--segmenter", default="auto", help="the sender's key-region segmenter (auto: the profile's)"
     )
     s.add_argument("--sweep", default="", help="strengths to try for text and key+text, e.g. 0.3,0.5,0.7")
     s.add_argument("--vae-only", action="store_true", help="only the VAE round trip of each crop")

@@ -164,17 +164,19 @@ def sketch_colours(grid: list[list[str | None]]) -> np.ndarray:
     return colours
 
 
-def paint(text: str, size: int) -> np.ndarray:
-    """The sketch of a layout text: uint8 ``[size, size, 3]``.
+def paint(text: str, size: int | tuple[int, int]) -> np.ndarray:
+    """The sketch of a layout text: uint8 ``[size, size, 3]`` (``[h, w, 3]`` for ``size=(h, w)``).
 
     The 3 x 3 colours of :func:`sketch_colours` (:func:`read` of ``text``) upsampled bilinearly
     (Pillow; each colour sits at its cell's centre, the borders hold their cells' colours), a
-    smooth picture with the layout's colours where the text puts them.
+    smooth picture with the layout's colours where the text puts them. The receiver paints it
+    square; the sender's ``sketch`` segmenter paints it at the image's own size.
     """
-    if size < len(LAYOUT_ROWS):
+    h, w = (size, size) if isinstance(size, int) else size
+    if min(h, w) < len(LAYOUT_ROWS):
         raise ValueError(f"a sketch needs at least {len(LAYOUT_ROWS)} px a side, got {size}")
     small = np.clip(np.round(sketch_colours(read(text))), 0, 255).astype(np.uint8)
-    return np.asarray(Image.fromarray(small).resize((size, size), Image.Resampling.BILINEAR))
+    return np.asarray(Image.fromarray(small).resize((w, h), Image.Resampling.BILINEAR))
 
 
 def named_cells(text: str) -> int:

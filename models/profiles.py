@@ -45,6 +45,11 @@ class Profile:
     # fallbacks); key+text starts its non-key cells from the sketch (gensc.common.modes.base.Rebuild).
     # None: no sketch (txt2img from noise; key+text's non-key cells filled from the key cells).
     sketch_strength: float | None = None
+    # The sender's key-region segmenter for key+text when its PacketConfig says ``auto``
+    # (gensc.sender.segment.SEGMENTERS), and key+text's img2img strength on this profile when
+    # neither the client nor the packet's hint says (None: the mode's default, 0.8).
+    segmenter: str = "saliency"
+    key_text_strength: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The profile as result files record it: folders gensc built or ships (random-weight and
@@ -98,9 +103,15 @@ PROFILES: dict[str, Profile] = {
         guidance=1.0,
         random_weights=False,
         trained_small=True,
-        # chosen on validation (centre crops of chelsea, coffee, rocket; 0.3 / 0.5 / 0.7 / 0.9 gave text
-        # 16.6 / 17.8 / 17.8 / 17.0 dB 8x8-thumbnail PSNR with a trial UNet of this recipe: docs/models.md)
-        sketch_strength=0.5,
+        # All three chosen on validation with the committed weights (the 15 crops of chelsea, coffee,
+        # rocket; benchmarks/results/mini-text-*-sweep.validation.json, docs/models.md, issue 31).
+        # text from its sketch at 0.1 / 0.2 / 0.3 / 0.5 / 0.8: 18.7 / 19.0 / 19.0 / 18.4 / 17.0 dB
+        # 8x8-thumbnail PSNR (0.2 and 0.3 tie; 0.2 is 0.16 dB better in full PSNR)
+        sketch_strength=0.2,
+        # key cells where the painted sketch of the layout text is furthest from the image
+        segmenter="sketch",
+        # key+text at 0.1 / 0.2 / 0.3 / 0.5 / 0.8: 20.7 / 20.5 / 20.2 / 19.1 / 17.4 dB PSNR (sketch keys)
+        key_text_strength=0.1,
     ),
     # SD 1.5 and BLIP-large layer shapes with random weights: true latency and memory, no quality.
     "sd15-shapes": Profile(

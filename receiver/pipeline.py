@@ -31,7 +31,8 @@ from the channel report's Es/N0), rides on its ``Work`` items (part of the batch
 switched on by the scheduler thread right before the batched call (``Diffusion.run``).
 
 img2img strength, first that applies: the client's explicit setting, the packet's strength hint
-(the sender's SNR policy), the mode's default (gensc.common.modes), the profile's default.
+(the sender's SNR policy), for key+text the profile's ``key_text_strength`` (``mini``), the
+mode's default (gensc.common.modes), the profile's default.
 """
 
 from __future__ import annotations
@@ -318,6 +319,7 @@ class ReceiverPipeline:
             return s
         candidates = (
             (pkt.strength_hint, "the sender's hint"),
+            (self.profile.key_text_strength if mode.region == "key" else None, "the profile's key+text"),
             (mode.strength, f"mode {mode.name!r}'s default"),
             (self.profile.strength, None),
         )

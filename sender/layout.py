@@ -80,7 +80,8 @@ class PacketConfig(Config):
     result files, one ``gensc sender serve`` flag per field).
 
     key_fraction: share of latent cells sent as latents in key+text (seed 000's key regions).
-    segmenter: a gensc.sender.segment registry name. latent_codec / text_codec / block_cells /
+    segmenter: a gensc.sender.segment registry name, or ``auto``: the profile's
+    (gensc.models.profiles.Profile.segmenter). latent_codec / text_codec / block_cells /
     msb_planes: see gensc.common.wire.packet; ``auto`` / None choose from the link the sender knows
     of (``choose_layout``). classic_format / classic_bpp: the classic baseline's file format and
     byte budget in bits per pixel (0.5 = the bytes of an 8-bit full latent). snr_db: the link
@@ -91,7 +92,11 @@ class PacketConfig(Config):
     """
 
     key_fraction: float = setting(0.3, help="key+text: latent share")
-    segmenter: str = setting("saliency", help="key-region segmenter: saliency, clipseg")
+    segmenter: str = setting(
+        AUTO,
+        help="key-region segmenter: auto (the profile's: sketch on mini, saliency elsewhere), "
+        "saliency, sketch, clipseg",
+    )
     latent_codec: str = setting(
         AUTO,
         help="latent codec: auto (zlib; none on an uncoded or UEP link), none, zlib, zstd (lossless after "
@@ -133,8 +138,8 @@ class PacketConfig(Config):
             )
         if not 0.0 <= self.key_fraction <= 1.0:
             raise ValueError(f"key_fraction must be in [0, 1], got {self.key_fraction}")
-        if self.segmenter not in SEGMENTERS:
-            raise ValueError(f"unknown segmenter {self.segmenter!r}; known: {', '.join(SEGMENTERS)}")
+        if self.segmenter != AUTO and self.segmenter not in SEGMENTERS:
+            raise ValueError(f"unknown segmenter {self.segmenter!r}; known: {AUTO}, {', '.join(SEGMENTERS)}")
         if self.classic_bpp <= 0:
             raise ValueError(f"classic_bpp must be > 0, got {self.classic_bpp}")
         given = [n for n in ("budget_bytes", "bpp", "budget_symbols") if getattr(self, n) is not None]

@@ -120,8 +120,10 @@ class SenderPipeline:
             self.prompts = _prompt_builder(self.captioner, profile, allow_download)
         sizes = {name: parameter_bytes(m) for name, m in loaded.items()}
         self.model_notes = self.models.notes("sender", sizes)  # on every result: what ran where
-        seg_kwargs = {"allow_download": allow_download} if self.packet_config.segmenter == "clipseg" else {}
-        self.segmenter = get_segmenter(self.packet_config.segmenter, **seg_kwargs)
+        seg = self.packet_config.segmenter
+        self.segmenter_name = profile.segmenter if seg == AUTO else seg  # auto: the profile's
+        seg_kwargs = {"allow_download": allow_download} if self.segmenter_name == "clipseg" else {}
+        self.segmenter = get_segmenter(self.segmenter_name, **seg_kwargs)
         self.codecs = HeldCodecs.for_profile(profile)  # the learned latent codec, loaded once
         if self.packet_config.latent_codec == LEARNED and self.codecs.default is None:
             raise ModelUnavailable(f"--latent-codec learned: {self.codecs.problem}")

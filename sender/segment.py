@@ -10,13 +10,19 @@ regions, described by a structured text prompt. A segmenter decides which latent
 * ``key_fraction``: share of latent cells that are key, in ``[0, 1]``.
 * returns a ``bool`` array ``[h, w]`` with exactly :func:`key_cell_count` cells ``True``.
 
-Two segmenters are registered in :data:`SEGMENTERS`:
+Three segmenters are registered in :data:`SEGMENTERS`:
 
-``saliency`` (default)
+``saliency`` (the default on every profile but ``mini``)
     Traditional image processing as in seed 000 (numpy, scipy.ndimage, Pillow), deterministic:
     spectral-residual saliency (Hou & Zhang, CVPR 2007) plus local edge energy (Sobel gradient
     magnitude averaged over a window), each normalised to ``[0, 1]``, mixed, area-pooled to the
     latent grid after a blur of about one latent cell, top-k cells.
+``sketch``
+    Key regions are those the text cannot describe: the sender paints the sketch of the image's
+    own layout text exactly as the receiver will (gensc.sender.layout_caption,
+    gensc.common.layout_text.paint) and keys the latent cells where the sketch is furthest from
+    the image (squared RGB error per cell, top-k). Deterministic, no model; the ``mini``
+    profile's default (gensc.models.profiles.Profile.segmenter; measured in docs/models.md).
 ``clipseg``
     Text-promptable learned segmentation: ``CLIPSegForImageSegmentation`` (default hub id
     ``CIDAS/clipseg-rd64-refined``) scores each pixel for each prompt; the per-pixel maximum of the
@@ -39,7 +45,9 @@ from PIL import Image
 from scipy import ndimage
 
 from gensc.common.images import check_rgb
+from gensc.common.layout_text import paint
 from gensc.models.loading import from_pretrained
+from gensc.sender.layout_caption import LayoutCaptioner
 
 __all__ = [
     "CLIPSEG_DEFAULT_MODEL",
@@ -49,6 +57,7 @@ __all__ = [
     "ClipSegSegmenter",
     "SaliencySegmenter",
     "Segmenter",
+    "SketchSegmenter",
     "check_segment_inputs",
     "get_segmenter",
     "key_cell_count",
@@ -383,6 +392,45 @@ class SaliencySegmenter:
         return top_k_mask(self.score(image, hw), k)
 
 
+class SketchSegmenter:
+    """Key cells where the layout text's sketch is furthest from the image (deterministic).
+
+    The sender writes the whole image's layout text (gensc.sender.layout_caption.LayoutCaptioner)
+    and paints it at the image's size exactly as the receiver paints what it reads
+    (gensc.common.layout_text.paint). A latent cell's score is the squared RGB error between the
+    image and that sketch, summed over the channels and area-averaged over the cell's pixels (0..255
+    scale), optionally blurred by a Gaussian of std ``smooth_cells`` latent cells as the saliency
+    score is; the ``key_cell_count`` highest cells are key (ties: raster order). The key cells are
+    those the text cannot describe; the rest the receiver starts from that sketch.
+
+    Args:
+        smooth_cells: std of the blur, in latent cells (0, the default, disables it: on the
+            validation crops no blur keyed the cells that mattered best, docs/models.md).
+    """
+
+    def __init__(self, *, smooth_cells: float = 0.0) -> None:
+        if not smooth_cells >= 0:
+            raise ValueError(f"smooth_cells must be >= 0, got {smooth_cells}")
+        self.smooth_cells = float(smooth_cells)
+        self.captioner = LayoutCaptioner()
+
+    def score(self, image: np.ndarray, latent_hw: tuple[int, int]) -> np.ndarray:
+        """Per-cell squared error of the sketch, float64 ``[h, w]`` (blurred); higher: more key."""
+        h, w = check_segment_inputs(image, latent_hw, 0.0)
+        sketch = paint(self.captioner(image), image.shape[:2])
+        err = ((image.astype(np.float64) - sketch) ** 2).sum(axis=2)
+        cells = _resize_float(err, (h, w), Image.BOX).astype(np.float64)
+        return _gaussian(cells, self.smooth_cells)
+
+    def __call__(self, image: np.ndarray, latent_hw: tuple[int, int], key_fraction: float) -> np.ndarray:
+        """Key mask, ``bool`` ``[h, w]``; see :class:`Segmenter`."""
+        hw = check_segment_inputs(image, latent_hw, key_fraction)
+        k = key_cell_count(key_fraction, hw)
+        if k == 0 or k == hw[0] * hw[1]:
+            return np.full(hw, k > 0, dtype=bool)
+        return top_k_mask(self.score(image, hw), k)
+
+
 # --------------------------------------------------------------------------------------------
 # CLIPSeg segmenter (transformers, imported lazily)
 # --------------------------------------------------------------------------------------------
@@ -495,9 +543,11 @@ def load_clipseg_segmenter(
 
 SEGMENTERS: dict[str, Callable[..., Segmenter]] = {
     "saliency": SaliencySegmenter,
+    "sketch": SketchSegmenter,
     "clipseg": load_clipseg_segmenter,
 }
-"""Registry: segmenter name -> factory taking keyword settings. ``saliency`` is the default."""
+"""Registry: segmenter name -> factory taking keyword settings. ``saliency`` is the default but on
+the ``mini`` profile (gensc.models.profiles.Profile.segmenter)."""
 
 
 def get_segmenter(name: str = "saliency", **kwargs: Any) -> Segmenter:
@@ -506,7 +556,7 @@ def get_segmenter(name: str = "saliency", **kwargs: Any) -> Segmenter:
     Args:
         name: a key of :data:`SEGMENTERS`.
         **kwargs: settings passed to the factory (see :class:`SaliencySegmenter`,
-            :func:`load_clipseg_segmenter`).
+            :class:`SketchSegmenter`, :func:`load_clipseg_segmenter`).
 
     Raises:
         ValueError: unknown ``name``; the message quotes it and lists the known names.

@@ -143,6 +143,28 @@ def test_strength_resolution(receiver):
         receiver.reconstruct(header, body, ReconSettings(strength=0.1, steps=4, guidance=2.0))
 
 
+def test_a_profile_key_text_strength_rules_key_text_only(tiny_profile):
+    """A profile's ``key_text_strength`` (the mini profile's 0.1) comes after the client and the
+    packet's hint and before the mode's default, for key+text alone."""
+    from dataclasses import replace
+
+    from gensc.models.profiles import PROFILES
+    from gensc.receiver.pipeline import ReceiverPipeline
+
+    assert PROFILES["mini"].key_text_strength == 0.1
+    assert all(p.key_text_strength is None for n, p in PROFILES.items() if n != "mini")
+    receiver = ReceiverPipeline(replace(tiny_profile, key_text_strength=0.5), device="cpu")
+    try:
+        key = to_wire(packet_for("key+text"))
+        assert "strength 0.5 from the profile's key+text" in receiver.reconstruct(*key).notes
+        hinted = to_wire(packet_for("key+text", strength_hint=0.75))
+        assert "strength 0.75 from the sender's hint" in receiver.reconstruct(*hinted).notes
+        other = receiver.reconstruct(*to_wire(packet_for("text+latent"))).notes
+        assert not any("profile's key+text" in n for n in other)
+    finally:
+        receiver.close()
+
+
 def test_encode_and_reconstruct_times_cover_the_whole_call(sender, receiver, photos):
     """``encode`` and ``reconstruct`` are the calls' wall times: more than the sum of their stages
     (the work between stages counts too, not as transport) and at most the time around the call."""

@@ -1,4 +1,4 @@
-"""Tests for gensc.sender.segment: saliency and CLIPSeg segmenters."""
+"""Tests for gensc.sender.segment: saliency, sketch and CLIPSeg segmenters."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from gensc.sender.segment import (
     MODEL_ENV_VAR,
     SEGMENTERS,
     SaliencySegmenter,
+    SketchSegmenter,
     get_segmenter,
     key_cell_count,
     load_clipseg_segmenter,
@@ -48,11 +49,12 @@ def test_key_cell_count_rounds_like_python_round():
     assert key_cell_count(1.0, (3, 3)) == 9
 
 
+@pytest.mark.parametrize("name", ["saliency", "sketch"])
 @pytest.mark.parametrize("bad", [-0.01, 1.01, float("nan"), float("inf"), "0.3", None, True])
-def test_bad_fraction_raises(bad):
+def test_bad_fraction_raises(name, bad):
     img = np.zeros((16, 16, 3), np.uint8)
     with pytest.raises(ValueError, match="key_fraction"):
-        get_segmenter("saliency")(img, (2, 2), bad)
+        get_segmenter(name)(img, (2, 2), bad)
 
 
 @pytest.mark.parametrize(
@@ -64,15 +66,17 @@ def test_bad_fraction_raises(bad):
         [[0, 0, 0]],
     ],
 )
-def test_bad_image_raises(image):
+@pytest.mark.parametrize("name", ["saliency", "sketch"])
+def test_bad_image_raises(name, image):
     with pytest.raises(ValueError, match="image"):
-        get_segmenter("saliency")(image, (2, 2), 0.5)
+        get_segmenter(name)(image, (2, 2), 0.5)
 
 
+@pytest.mark.parametrize("name", ["saliency", "sketch"])
 @pytest.mark.parametrize("hw", [(0, 2), (2,), (2.0, 2), "22"])
-def test_bad_latent_hw_raises(hw):
+def test_bad_latent_hw_raises(name, hw):
     with pytest.raises(ValueError, match="latent_hw"):
-        get_segmenter("saliency")(np.zeros((16, 16, 3), np.uint8), hw, 0.5)
+        get_segmenter(name)(np.zeros((16, 16, 3), np.uint8), hw, 0.5)
 
 
 def test_unknown_segmenter_lists_known_names():
@@ -133,6 +137,93 @@ def test_saliency_flat_image_still_gives_exact_count():
     m = get_segmenter("saliency")(img, (8, 8), 0.25)
     assert int(m.sum()) == 16
     np.testing.assert_array_equal(m.ravel()[:16], True)  # all tied: raster order
+
+
+# ---------------------------------------------------------------------------- sketch
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee"])
+@pytest.mark.parametrize("fraction", [0.0, 0.3, 1.0])
+def test_sketch_shape_dtype_count(name, fraction):
+    img = _photos()[name]
+    hw = (img.shape[0] // 8, img.shape[1] // 8)
+    m = get_segmenter("sketch")(img, hw, fraction)
+    assert m.shape == hw and m.dtype == np.bool_
+    assert int(m.sum()) == round(fraction * hw[0] * hw[1])
+
+
+def test_sketch_non_square_grid_odd_sizes_deterministic_and_flat():
+    img = skdata.coffee()[:397, :571]
+    seg = SketchSegmenter()
+    m = seg(img, (13, 29), 0.37)
+    assert m.shape == (13, 29) and int(m.sum()) == round(0.37 * 13 * 29)
+    np.testing.assert_array_equal(m, get_segmenter("sketch")(img.copy(), (13, 29), 0.37))
+    flat = np.full((64, 64, 3), 7, np.uint8)
+    f = seg(flat, (8, 8), 0.25)
+    assert int(f.sum()) == 16  # a flat image: every cell ties, raster order decides
+    np.testing.assert_array_equal(f.ravel()[:16], True)
+    with pytest.raises(ValueError, match="smooth_cells"):
+        SketchSegmenter(smooth_cells=-1)
+
+
+def test_sketch_keys_the_cells_the_text_cannot_describe():
+    """On a picture that is its own layout text's sketch, plus a flat patch of a colour the sketch
+    does not have (A) and a textured patch on the sketch's own colours (B), the sketch segmenter
+    keys exactly A's cells; saliency, which looks for texture and edges, keys B's."""
+    from gensc.common.layout_text import paint
+    from gensc.sender.layout_caption import LayoutCaptioner
+
+    text = "top: light blue, light blue, white. middle: green, green, grey. bottom: brown, brown, navy"
+    img = paint(text, 256).copy()
+    assert LayoutCaptioner()(img).startswith(text)  # the picture's own text is that text
+    img[32:80, 144:192] = (255, 0, 255)  # A: 6 x 6 latent cells of magenta in a light-blue / white area
+    rng = np.random.default_rng(0)
+    texture = img[168:216, 40:88].astype(int) + rng.integers(-40, 41, (48, 48, 1))
+    img[168:216, 40:88] = np.clip(texture, 0, 255)  # B: 6 x 6 cells of grey-level noise on brown
+    a = np.zeros((32, 32), bool)
+    a[4:10, 18:24] = True
+    b = np.zeros((32, 32), bool)
+    b[21:27, 5:11] = True
+    fraction = float(a.mean())
+    assert LayoutCaptioner()(img).startswith(text)  # neither patch changes the text
+    np.testing.assert_array_equal(get_segmenter("sketch")(img, (32, 32), fraction), a)
+    assert (get_segmenter("saliency")(img, (32, 32), fraction) & b).sum() > (a.sum() // 2)
+
+
+# ---------------------------------------------------------------------------- the profiles' choice
+
+
+def test_mini_key_text_keys_by_sketch_and_other_profiles_by_saliency():
+    from gensc.common.config import AUTO
+    from gensc.common.images import encode_png, resize
+    from gensc.models import mini
+    from gensc.models.loading import resolve_profile
+    from gensc.models.profiles import PROFILES
+    from gensc.sender.layout import PacketConfig
+    from gensc.sender.pipeline import SenderPipeline
+
+    assert PacketConfig().segmenter == AUTO
+    assert {n: p.segmenter for n, p in PROFILES.items()} == {
+        "sd15": "saliency",
+        "tiny": "saliency",
+        "mini": "sketch",
+        "sd15-shapes": "saliency",
+    }
+    profile = resolve_profile("mini")
+    image = resize(mini.photo("rocket"), profile.image_size)
+    data = encode_png(image)
+    sender = SenderPipeline(profile, device="cpu", dtype="fp32", mode="key+text")
+    assert sender.segmenter_name == "sketch"
+    mask = sender.encode(data).packet.mask
+    np.testing.assert_array_equal(mask, SketchSegmenter()(image, (32, 32), 0.3))
+    pinned = SenderPipeline(profile, device="cpu", dtype="fp32", packet=PacketConfig(segmenter="saliency"))
+    assert pinned.segmenter_name == "saliency"
+    np.testing.assert_array_equal(
+        pinned.encode(data, mode="key+text").packet.mask, SaliencySegmenter()(image, (32, 32), 0.3)
+    )
+    assert not np.array_equal(mask, SaliencySegmenter()(image, (32, 32), 0.3))
+    with pytest.raises(ValueError, match="unknown segmenter 'watershed'; known: auto, saliency, sketch"):
+        PacketConfig(segmenter="watershed")
 
 
 # ---------------------------------------------------------------------------- clipseg

@@ -29,7 +29,12 @@ only), against the crop. Text-only figures are means over ``--seeds`` noise seed
 the first seed. ``--sweep`` adds ``text`` and ``key+text`` at each listed strength (the sketch's
 for text, the blend's for key+text): how the strengths were chosen, on validation photos.
 ``--vae-only``: just the VAE round trip of each crop (encode -> posterior mean -> 8-bit latent ->
-decode: gensc.training.train_mini.vae_round_trip_psnr, the ``latent`` row without the services).
+decode: gensc.training.train_mini.vae_round_trip_psnr, the ``latent`` row without the services),
+beside JPEG and WebP at the latent's byte count (``--codec-bytes``; default the 8-bit latent's codes,
+4,096 B for a 256 x 256 crop; gensc.evaluation.image_codecs.fit: the best quality that fits): a
+photo-difficulty reference. An image codec learns nothing, so its PSNR differs between photo sets
+only because the photos differ; the summary's ``vae_minus_jpeg_db`` per set is what is left of the
+VAE's gap between sets once that is taken out.
 Photos: the validation photos by default; the test photos (``--images china,flower``) only for
 the figures the docs publish, once, with the final weights.
 """
@@ -187,19 +192,68 @@ def summary(rows: dict[str, dict]) -> dict[str, Any]:
     return out
 
 
-def vae_rows(profile: Any, crops: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
-    """``--vae-only``: the VAE round trip (8-bit latent) of each crop, PSNR dB."""
-    import torch  # heavy: the CLI imports this module
-    from diffusers import AutoencoderKL
+REFERENCE_CODECS = ("jpeg", "webp")  # --vae-only: image codecs at the latent's byte count
 
-    from gensc.models.loading import from_pretrained
+
+def latent_bytes(vae: Any, size: int, bits: int = 8) -> int:
+    """Bytes of the ``bits``-bit codes of ``vae``'s latent of a ``size`` x ``size`` image
+    (gensc.common.wire.quant.packed_size; the per-channel ranges, 8 bytes a channel, not counted).
+    The latent is ``latent_channels`` x (size / 2**(blocks - 1))**2, as diffusers' AutoencoderKL."""
+    from gensc.common.wire.quant import packed_size
+
+    f = 2 ** (len(vae.config.block_out_channels) - 1)
+    if size % f:
+        raise ValueError(f"image size {size} must be a multiple of the VAE's downsampling factor {f}")
+    return packed_size(vae.config.latent_channels * (size // f) ** 2, bits)
+
+
+def vae_rows(vae: Any, crops: dict[str, np.ndarray], budget: int | None = None) -> dict[str, dict[str, Any]]:
+    """``--vae-only``: for each crop the VAE round trip (8-bit latent) and each of
+    ``REFERENCE_CODECS`` at ``budget`` bytes (None: the latent's bytes); PSNR dB. A codec whose
+    smallest file is over the budget is ``fits: false`` with no PSNR."""
+    from gensc.evaluation.image_codecs import fit
     from gensc.training.train_mini import vae_round_trip_psnr
 
-    vae = from_pretrained(AutoencoderKL, profile.sd_model, "sd", subfolder="vae", dtype=torch.float32)
-    return {
-        k: {"vae_round_trip": {"psnr_db": round(vae_round_trip_psnr(vae, img), 3)}}
-        for k, img in crops.items()
+    rows = {}
+    for k, img in crops.items():
+        nbytes = latent_bytes(vae, img.shape[0])
+        row: dict[str, Any] = {
+            "vae_round_trip": {"psnr_db": round(vae_round_trip_psnr(vae, img), 3), "bytes": nbytes}
+        }
+        for name in REFERENCE_CODECS:
+            c = fit(name, img, nbytes if budget is None else budget)
+            row[name] = {
+                "fits": c.fits,
+                "bytes": len(c.data),
+                "quality": c.setting,
+                "psnr_db": round(psnr(c.image, img), 3) if c.image is not None else None,
+            }
+        rows[k] = row
+    return rows
+
+
+def vae_summary(rows: dict[str, dict[str, Any]], sets: dict[str, str]) -> dict[str, Any]:
+    """Means of ``vae_rows`` by photo and by set (``sets``: photo -> training / validation / test),
+    and VAE minus JPEG per set (None where a codec did not fit every crop of the set)."""
+
+    def mean(keys: list[str], method: str) -> float | None:
+        v = [rows[k][method]["psnr_db"] for k in keys]
+        return None if any(x is None for x in v) else round(float(np.mean(v)), 3)
+
+    methods = ("vae_round_trip", *REFERENCE_CODECS)
+    of = {n: [k for k in rows if k.split("/")[0] == n] for n in sets}
+    by_set = {
+        s: [k for n, label in sets.items() if label == s for k in of[n]] for s in dict.fromkeys(sets.values())
     }
+    out: dict[str, Any] = {
+        "mean_by_photo": {n: {m: mean(of[n], m) for m in methods} for n in sets},
+        "mean_by_set": {s: {m: mean(ks, m) for m in methods} for s, ks in by_set.items()},
+    }
+    out["vae_minus_jpeg_db"] = {
+        s: None if None in (v["vae_round_trip"], v["jpeg"]) else round(v["vae_round_trip"] - v["jpeg"], 3)
+        for s, v in out["mean_by_set"].items()
+    }
+    return out
 
 
 def command(args) -> str:
@@ -212,6 +266,7 @@ def command(args) -> str:
         "--seeds": args.seeds,
         "--sketch-strength": args.sketch_strength,
         "--segmenter": args.segmenter,
+        "--codec-bytes": args.codec_bytes,
         "--sweep": args.sweep or None,
         "--threads": args.threads or None,
         "--json-out": args.json_out,
@@ -246,36 +301,7 @@ def run(args) -> int:
     profile = resolve_profile(args.profile, sd_model=args.sd_model)
     crops = {k: img for n in names for k, img in mini.crops(n).items() if k.split("/")[1] in places}
     if args.vae_only:
-        t0 = time.perf_counter()
-        rows = vae_rows(profile, crops)
-        by_photo = {
-            n: round(
-                float(
-                    np.mean(
-                        [r["vae_round_trip"]["psnr_db"] for k, r in rows.items() if k.startswith(n + "/")]
-                    )
-                ),
-                3,
-            )
-            for n in names
-        }
-        result = {
-            "benchmark": "mini-text --vae-only",
-            "what": "VAE round trip (encode, posterior mean x scaling factor, 8-bit latent, decode), PSNR dB",
-            "profile": profile.to_dict(),
-            "photos": sets,
-            "crops": f"{mini.CROP}x{mini.CROP}: {', '.join(places)} of each photo resized to a short side of "
-            f"{mini.CROP_SHORT_SIDE} (gensc.models.mini.crops)",
-            "device": platform.processor() or platform.machine(),
-            "torch_threads": torch.get_num_threads(),
-            "wall_s": round(time.perf_counter() - t0, 1),
-            "rows": rows,
-            "summary": {"mean_by_photo": by_photo, "mean": round(float(np.mean(list(by_photo.values()))), 3)},
-        }
-        print(json_text(result))
-        if args.json_out:
-            write_json(args.json_out, result)
-        return 0
+        return _vae_only(args, profile, sets, crops, places)
     packet = PacketConfig(segmenter=args.segmenter)
     sender = SenderPipeline(profile, device="cpu", dtype="fp32", packet=packet)
     receiver = ReceiverPipeline(profile, device="cpu", dtype="fp32")
@@ -320,6 +346,46 @@ def run(args) -> int:
     return 0
 
 
+def _vae_only(
+    args, profile: Any, sets: dict[str, str], crops: dict[str, np.ndarray], places: list[str]
+) -> int:
+    import torch  # heavy: the CLI imports this module
+    from diffusers import AutoencoderKL
+
+    from gensc.models import mini
+    from gensc.models.loading import from_pretrained
+
+    if args.codec_bytes is not None and args.codec_bytes < 1:
+        raise SystemExit(f"gensc bench mini-text: --codec-bytes must be >= 1, got {args.codec_bytes}")
+    vae = from_pretrained(AutoencoderKL, profile.sd_model, "sd", subfolder="vae", dtype=torch.float32)
+    t0 = time.perf_counter()
+    rows = vae_rows(vae, crops, args.codec_bytes)
+    result = {
+        "benchmark": "mini-text --vae-only",
+        "command": command(args),
+        "what": "VAE round trip (encode, posterior mean x scaling factor, 8-bit latent, decode), PSNR dB; "
+        f"beside it {' and '.join(REFERENCE_CODECS)} (Pillow, best quality that fits) at "
+        + ("the latent's byte count (its codes)" if args.codec_bytes is None else f"{args.codec_bytes} bytes")
+        + ": a photo-difficulty reference",
+        "weights": "mini (trained by gensc train-mini)"
+        if profile.trained_small
+        else "random (not the mini profile)",
+        "profile": profile.to_dict(),
+        "photos": sets,
+        "crops": f"{mini.CROP}x{mini.CROP}: {', '.join(places)} of each photo resized to a short side of "
+        f"{mini.CROP_SHORT_SIDE} (gensc.models.mini.crops)",
+        "device": platform.processor() or platform.machine(),
+        "torch_threads": torch.get_num_threads(),
+        "wall_s": round(time.perf_counter() - t0, 1),
+        "rows": rows,
+        "summary": vae_summary(rows, sets),
+    }
+    print(json_text(result))
+    if args.json_out:
+        write_json(args.json_out, result)
+    return 0
+
+
 def add_parser(bsub) -> None:
     s = bsub.add_parser(
         "mini-text", help="mini profile: colour/layout carried by text, key+text, text+latent"
@@ -341,7 +407,15 @@ def add_parser(bsub) -> None:
         "--segmenter", default="auto", help="the sender's key-region segmenter (auto: the profile's)"
     )
     s.add_argument("--sweep", default="", help="strengths to try for text and key+text, e.g. 0.3,0.5,0.7")
-    s.add_argument("--vae-only", action="store_true", help="only the VAE round trip of each crop")
+    s.add_argument(
+        "--vae-only", action="store_true", help="only the VAE round trip of each crop, beside JPEG and WebP"
+    )
+    s.add_argument(
+        "--codec-bytes",
+        type=int,
+        default=None,
+        help="--vae-only: JPEG and WebP's byte budget per crop (default: the 8-bit latent's bytes)",
+    )
     s.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     s.add_argument("--json-out", default=None)
     s.set_defaults(func=run)

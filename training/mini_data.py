@@ -14,7 +14,7 @@ from PIL import Image
 
 from gensc.models import mini
 
-__all__ = ["PYRAMID", "SQUARES", "CropSampler", "dead_leaves", "jitter_colour", "paint_colours"]
+__all__ = ["PYRAMID", "SQUARES", "CropSampler", "dead_leaves", "jitter_colour", "paint_colours", "recolour"]
 
 PYRAMID = (128, 192, 256, 384, 512)  # short sides each training photo is resized to
 SQUARES = (128, 192, 256, 384)  # squares each training photo is squashed to (gensc's own resize)
@@ -29,7 +29,8 @@ class CropSampler:
     short side resized to each of ``PYRAMID``, and with ``squash`` also the whole photo squashed to
     a square of each of ``SQUARES`` (as gensc resizes images, so their aspect distortions are seen
     too), never enlarged. Then one of the 8 flips / 90-degree turns (``dihedral``; else only a
-    horizontal flip), and a colour jitter of strength ``colour_jitter`` (:func:`jitter_colour`).
+    horizontal flip), a colour jitter of strength ``colour_jitter`` (:func:`jitter_colour`), and
+    for a share ``recolour`` of the crops new colours (:func:`recolour`: colours the photos lack).
     """
 
     def __init__(
@@ -42,6 +43,7 @@ class CropSampler:
         dihedral: bool = False,
         colour_jitter: float = 0.0,
         synthetic: float = 0.0,
+        recolour: float = 0.0,
     ) -> None:
         self.levels: list[list[np.ndarray]] = []
         weights, self.colour = [], []
@@ -71,6 +73,7 @@ class CropSampler:
         self.p = np.asarray(weights) / sum(weights)
         self.rng = rng
         self.dihedral, self.colour_jitter, self.synthetic = dihedral, colour_jitter, synthetic
+        self.recolour = recolour
 
     def photo_crop(self, crop: int, colour_only: bool = False) -> np.ndarray:
         """One un-augmented crop ``[3, crop, crop]`` of a random photo at a random scale."""
@@ -94,6 +97,8 @@ class CropSampler:
             if self.dihedral:
                 c = np.rot90(c, self.rng.integers(4), axes=(1, 2))
             c = c[:, :, ::-1] if self.rng.random() < 0.5 else c
+            if self.recolour and self.rng.random() < self.recolour:
+                c = recolour(c, self.rng)
             out[i] = jitter_colour(c, self.rng, self.colour_jitter) if self.colour_jitter else c
         return out
 
@@ -106,10 +111,7 @@ def jitter_colour(x: np.ndarray, rng: np.random.Generator, strength: float) -> n
     per-channel gains exp(N(0, 0.1 x strength)) (white balance: tints grey photos too), contrast
     exp(U(+-0.3 x strength)) about the mean and brightness + U(+-0.15 x strength); clipped to [-1, 1].
     """
-    a = rng.uniform(-np.pi, np.pi) * strength
-    k = np.full(3, 1.0 / np.sqrt(3.0))
-    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    rot = np.eye(3) + np.sin(a) * kx + (1 - np.cos(a)) * kx @ kx
+    rot = _hue_turn(rng.uniform(-np.pi, np.pi) * strength)
     grey = np.full((3, 3), 1.0 / 3.0)
     sat = np.exp(rng.uniform(-0.5, 0.5) * strength)
     m = np.diag(np.exp(rng.normal(0.0, 0.1 * strength, 3))) @ (grey + sat * rot @ (np.eye(3) - grey))
@@ -117,6 +119,43 @@ def jitter_colour(x: np.ndarray, rng: np.random.Generator, strength: float) -> n
     mean = y.mean()
     y = (y - mean) * np.exp(rng.uniform(-0.3, 0.3) * strength) + mean + rng.uniform(-0.15, 0.15) * strength
     return np.clip(y, -1.0, 1.0).astype(np.float32)
+
+
+def _hue_turn(a: float) -> np.ndarray:
+    """3x3 rotation by ``a`` radians about the grey axis (Rodrigues' formula): grey stays grey."""
+    k = np.full(3, 1.0 / np.sqrt(3.0))
+    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + np.sin(a) * kx + (1 - np.cos(a)) * kx @ kx
+
+
+def recolour(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``x`` float ``[3, H, W]`` in [-1, 1] in colours the training photos lack; clipped to [-1, 1].
+
+    A grey crop (all channels equal) is colourised by a random gradient map: the chroma added to
+    each pixel is interpolated, by its grey level, between three random chroma vectors (at black,
+    mid-grey and white; each orthogonal to the grey axis, random direction, length U(0, 0.6)), so
+    textures of every hue appear. A colour crop gets its hue turned about the grey axis by
+    U(-180, 180) degrees, red and blue swapped with probability 1/2 (with the turn: all six channel
+    orders and every hue between) and its saturation scaled by exp(U(-0.3, 0.7)).
+    """
+    grey = np.full((3, 3), 1.0 / 3.0)
+    if np.ptp(x, axis=0).max() < 1e-6:
+        u = np.array([[1.0, -1.0, 0.0], [1.0, 1.0, -2.0]]) / np.sqrt([[2.0], [6.0]])
+        th, m = rng.uniform(-np.pi, np.pi, 3), rng.uniform(0.0, 0.6, 3)
+        v = (m * np.cos(th))[:, None] * u[0] + (m * np.sin(th))[:, None] * u[1]  # [3 anchors, 3 channels]
+        g = x[0]
+        w = np.clip(g, -1.0, 1.0)
+        chroma = np.where(
+            w[..., None] < 0,
+            -w[..., None] * v[0] + (1 + w[..., None]) * v[1],
+            (1 - w[..., None]) * v[1] + w[..., None] * v[2],
+        )
+        return np.clip(x + chroma.transpose(2, 0, 1), -1.0, 1.0).astype(np.float32)
+    m = _hue_turn(rng.uniform(-np.pi, np.pi))
+    if rng.random() < 0.5:
+        m = m[[2, 1, 0]]
+    m = grey + np.exp(rng.uniform(-0.3, 0.7)) * m @ (np.eye(3) - grey)
+    return np.clip(np.tensordot(m.astype(np.float32), x, axes=1), -1.0, 1.0).astype(np.float32)
 
 
 def dead_leaves(sampler: CropSampler, crop: int, max_shapes: int = 300) -> np.ndarray:

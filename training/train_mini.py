@@ -103,6 +103,7 @@ class TrainConfig(Config):
     dihedral: int = 1  # the 8 flips and quarter turns (0: horizontal flips only)
     colour_jitter: float = 0.0  # strength 0..1 of the hue / saturation / white balance / tone jitter
     synthetic: float = 0.25  # share of VAE crops that are dead-leaves collages of the photos
+    recolour: float = 0.0  # share of VAE crops given colours the photos lack (mini_data.recolour)
     ema_decay: float = 0.995  # exponential moving average of the VAE weights (0: none), saved if > 0
     # denoiser
     unet_blocks: tuple[int, ...] = setting((32, 64, 64), parse=_ints, help="widths")
@@ -158,7 +159,7 @@ class TrainConfig(Config):
             )
         if len(self.vae_blocks) != 4:
             raise ValueError(f"vae_blocks needs 4 widths (a 1/8 latent), got {self.vae_blocks}")
-        for name in ("colour_jitter", "synthetic", "unet_colour_jitter", "empty_prompt"):
+        for name in ("colour_jitter", "synthetic", "recolour", "unet_colour_jitter", "empty_prompt"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -441,6 +442,7 @@ def train(cfg: TrainConfig, out: Path) -> dict[str, Any]:
             dihedral=bool(cfg.dihedral),
             colour_jitter=cfg.colour_jitter,
             synthetic=cfg.synthetic,
+            recolour=cfg.recolour,
         )
         vae = train_vae(cfg, sampler, log)
         mean, std, scale, texts = encode_latents(cfg, vae, unet_sampler)

@@ -154,6 +154,34 @@ def test_augmented_crops_are_seeded_and_in_range():
     assert np.allclose(jitter_colour(grey, np.random.default_rng(0), 0.0), grey)
 
 
+def test_recolour_adds_colours_and_keeps_the_grey_level():
+    from gensc.training.mini_data import CropSampler, recolour
+
+    ramp = np.linspace(-0.9, 0.9, 64, dtype=np.float32).reshape(8, 8)
+    grey = np.repeat(ramp[None], 3, axis=0)  # a grey crop: colourised, by its grey level
+    out = recolour(grey, np.random.default_rng(3))
+    assert out.dtype == np.float32 and out.shape == grey.shape
+    assert np.ptp(out, axis=0).max() > 0.05  # now in colour
+    inside = (np.abs(out) < 0.999).all(axis=0)  # where nothing clipped, the grey level is kept
+    assert inside.mean() > 0.5 and np.allclose(out.mean(axis=0)[inside], ramp[inside], atol=1e-5)
+    colour = np.stack([ramp, -0.5 * ramp, 0.2 * np.ones_like(ramp)])
+    out = recolour(colour, np.random.default_rng(4))
+    inside = (np.abs(out) < 0.999).all(axis=0)
+    assert inside.mean() > 0.5 and np.allclose(
+        out.mean(axis=0)[inside], colour.mean(axis=0)[inside], atol=1e-5
+    )
+    assert not np.allclose(out, colour, atol=0.05)
+    # a share 0 draws nothing more: the crops are the same as a sampler without the option
+    a = CropSampler(("astronaut", "camera"), np.random.default_rng(0), 2.0, synthetic=0.5)(4, 32)
+    b = CropSampler(("astronaut", "camera"), np.random.default_rng(0), 2.0, synthetic=0.5, recolour=0.0)(
+        4, 32
+    )
+    c = CropSampler(("astronaut", "camera"), np.random.default_rng(0), 2.0, synthetic=0.5, recolour=1.0)(
+        4, 32
+    )
+    assert np.array_equal(a, b) and not np.array_equal(a, c) and -1.0 <= c.min() and c.max() <= 1.0
+
+
 def test_the_receiver_paints_the_colours_measured_on_the_training_photos():
     from gensc.common.layout_text import PAINT_COLOURS
     from gensc.training.mini_data import paint_colours

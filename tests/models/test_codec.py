@@ -20,7 +20,7 @@ from codec_helpers import latent, small_codec
 
 from gensc.common.wire.codecs import CodecError
 from gensc.models import mini as mini_profile
-from gensc.models.codec.codec import HEADER_LEN, RATE_STEPS, CodecConfig, LatentCodec
+from gensc.models.codec.codec import FORMAT_VERSION, HEADER_LEN, RATE_STEPS, CodecConfig, LatentCodec
 from gensc.models.codec.store import CodecMismatch, load_codec, save_codec, vae_identity
 
 MINI = mini_profile.weights_dir() / "latent_codec"
@@ -30,6 +30,8 @@ MINI_VAE = vae_identity(str(mini_profile.weights_dir()))
 VARIANTS = {
     "hyperprior": {},
     "slices4": {"slices": 4},
+    "checkerboard": {"checkerboard": True},
+    "slices2+checkerboard": {"slices": 2, "checkerboard": True},
     "stride8": {"stride": 8, "y_channels": 256, "coupling_kernel": 1, "hyper_kernel": 1},
 }
 
@@ -115,7 +117,7 @@ def test_every_rate_decodes_and_rate_orders_bytes_and_error(mini, val_latent):
 
 
 def test_trained_and_fresh_codecs_load_through_the_same_path(tmp_path, mini):
-    for i, fresh in enumerate([small_codec(3, slices=2), small_codec(3)]):
+    for i, fresh in enumerate([small_codec(3, slices=2), small_codec(3), small_codec(3, checkerboard=True)]):
         save_codec(fresh, tmp_path / f"fresh{i}", vae="sha256:test")
         again = load_codec(tmp_path / f"fresh{i}", vae="sha256:test")
         x = latent(4)
@@ -171,7 +173,12 @@ def test_garbage_behind_a_valid_check_never_crashes_or_hangs(variant):
     t0 = time.perf_counter()
     for _ in range(200):
         head = bytes(
-            [1, int(rng.integers(0, 2 * RATE_STEPS + 1)), int(rng.integers(1, 40)), int(rng.integers(1, 40))]
+            [
+                FORMAT_VERSION,
+                int(rng.integers(0, 2 * RATE_STEPS + 1)),
+                int(rng.integers(1, 40)),
+                int(rng.integers(1, 40)),
+            ]
         )
         stream = rng.bytes(int(rng.integers(1, 600)))
         check = binascii.crc_hqx(stream, binascii.crc_hqx(head, codec.frozen.model_id))

@@ -93,8 +93,8 @@ class CodecConfig:
     slices: channel slices with a channel context (Minnen & Singh 2020). checkerboard: each slice
     in two spatial passes (He et al. 2021), anchors then non-anchors with a spatial context over
     the decoded anchors. context_hidden: width of the context nets. lambdas: one rate-distortion
-    weight per rate level (rate 0 = the first, the lowest rate). log2_gain_init: the initial log2 gains of the
-    first and last level.
+    weight per rate level (rate 0 = the first, the lowest rate). log2_gain_init: the initial log2
+    gains of the first and last level.
     scales: the Gaussian scale table.
     """
 
@@ -160,6 +160,7 @@ class CodecConfig:
         if unknown := set(d) - known:
             raise ValueError(f"unknown codec config keys: {', '.join(sorted(unknown))}")
         d = dict(d)
+        d.setdefault("checkerboard", False)  # written before the checkerboard existed: without it
         d["lambdas"] = tuple(d.get("lambdas", cls.lambdas))
         if "log2_gain_init" in d:
             d["log2_gain_init"] = tuple(d["log2_gain_init"])
@@ -367,8 +368,8 @@ class LatentCodec(nn.Module):
                 q = code(part, where, mean, index)
                 ints[:, where] = q + rounded
                 y_hat[part][:, where] = q + mean
-            if np.abs(ints).max() > Y_LIMIT:
-                raise CodecError(f"latent codec: y beyond +-{Y_LIMIT} (damaged stream)")
+                if np.abs(ints).max() > Y_LIMIT:  # before any context net reads them
+                    raise CodecError(f"latent codec: y beyond +-{Y_LIMIT} (damaged stream)")
             y_ints.append(ints)
         return y_hat
 

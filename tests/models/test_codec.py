@@ -28,8 +28,8 @@ MINI_VAE = vae_identity(str(mini_profile.weights_dir()))
 
 # the entropy-model variants every small-codec test runs on
 VARIANTS = {
-    "hyperprior": {},
-    "slices4": {"slices": 4},
+    "hyperprior": {"checkerboard": False},
+    "slices4": {"slices": 4, "checkerboard": False},
     "checkerboard": {"checkerboard": True},
     "slices2+checkerboard": {"slices": 2, "checkerboard": True},
     "stride8": {"stride": 8, "y_channels": 256, "coupling_kernel": 1, "hyper_kernel": 1},
@@ -117,7 +117,8 @@ def test_every_rate_decodes_and_rate_orders_bytes_and_error(mini, val_latent):
 
 
 def test_trained_and_fresh_codecs_load_through_the_same_path(tmp_path, mini):
-    for i, fresh in enumerate([small_codec(3, slices=2), small_codec(3), small_codec(3, checkerboard=True)]):
+    plain, board = small_codec(3, checkerboard=False), small_codec(3, checkerboard=True)
+    for i, fresh in enumerate([small_codec(3, slices=2), plain, board]):
         save_codec(fresh, tmp_path / f"fresh{i}", vae="sha256:test")
         again = load_codec(tmp_path / f"fresh{i}", vae="sha256:test")
         x = latent(4)
@@ -236,3 +237,19 @@ def test_compress_within_a_byte_budget(mini, val_latent):
         np.testing.assert_array_equal(mini.decompress(data), mini.decompress(mini.compress(val_latent, rate)))
     with pytest.raises(ValueError, match="more than the budget of 20"):
         mini.compress_within(val_latent, 20)
+
+
+def test_configs_from_before_the_checkerboard_and_missing_context_nets(tmp_path):
+    old = CodecConfig().to_dict()
+    del old["checkerboard"]  # a codec saved before the checkerboard existed coded without it
+    assert CodecConfig.from_dict(old).checkerboard is False
+    codec = small_codec(2, checkerboard=True)
+    assert len(codec.frozen.spatial) == 1
+    x = latent(6)
+    plain = small_codec(2, checkerboard=False)
+    assert codec.compress(x, 1.0) != plain.compress(x, 1.0)
+    codec.frozen.spatial = []
+    codec.frozen.__dict__.pop("model_id", None)
+    save_codec(codec, tmp_path / "c", vae="sha256:test")
+    with pytest.raises(CodecMismatch, match="context nets"):
+        load_codec(tmp_path / "c")

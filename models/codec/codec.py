@@ -20,6 +20,8 @@ The layers (``CodecConfig`` sets the widths; s = stride, M = C s^2)::
     mu, t = h_s(z_int)   (convT5 stride 2 - ReLU) x k - conv3 -> 2M channels: means, log2 scales;
                      an integer network (intnet), so mu and the table index of t are exact
     q = round(y_g - mu)  coded with the zero-mean Gaussian table nearest to 2**t (entropy.ScaleTable)
+                     checkerboard (He et al. 2021): anchors ((row + col) even) first; then the
+                     others, mu and t corrected by an integer context net over the decoded anchors
     x_hat = g_a^-1((q + mu) / gain_r)
 
 The transform is invertible, so all error is quantisation error (a free-form synthesis transform,
@@ -30,7 +32,7 @@ stored with the weights; g_a and h_a are float (encoder side only, and g_a^-1 af
 Wire layout of ``compress`` (``HEADER_LEN`` = 6 bytes, then the ANS stream)::
 
     off size field
-      0    1  format version (FORMAT_VERSION = 1)
+      0    1  format version (FORMAT_VERSION = 2; 1 was the order before the checkerboard)
       1    1  rate code r: rate = r / 32 (level r // 32, then 1/32 steps towards the next); r <= 32 (L - 1)
       2    1  h: latent height, 1..255
       3    1  w: latent width,  1..255
@@ -38,8 +40,9 @@ Wire layout of ``compress`` (``HEADER_LEN`` = 6 bytes, then the ANS stream)::
               byte, started from the codec's 16-bit model id (SHA-256 of its integer tables and
               gains): it fails for every single flipped bit, and for a stream made with other
               codec weights in all but 1 of 65,536 cases
-      6    -  ANS stream (entropy.Chunks.encode): z, then y; 32-bit words little-endian, the top
-              zero bytes of the last word left out
+      6    -  ANS stream (entropy.Chunks.encode): z, then y (per channel slice: its anchors, then
+              the rest; LatentCodec._y_chain); 32-bit words little-endian, the top zero bytes of
+              the last word left out
 
 Channels C come from the model. Damage is caught by the check, by the header's limits, by value
 limits, and by the ANS stream having to end exactly in its starting state; a CodecError says

@@ -231,9 +231,12 @@ def test_a_codec_for_another_vae_is_refused_loudly(tmp_path):
 
 
 def test_compress_within_a_byte_budget(mini, val_latent):
+    top = mini.config.levels - 1
     for budget in (409, 819, 1638):
         data, rate = mini.compress_within(val_latent, budget)
-        assert budget - 40 < len(data) <= budget and data[1] == round(rate * RATE_STEPS)
+        assert len(data) <= budget and data[1] == round(rate * RATE_STEPS)
+        # within a few bytes of the budget, unless even the top rate needs less
+        assert budget - 40 < len(data) or rate == top, (budget, len(data), rate)
         np.testing.assert_array_equal(mini.decompress(data), mini.decompress(mini.compress(val_latent, rate)))
     with pytest.raises(ValueError, match="more than the budget of 20"):
         mini.compress_within(val_latent, 20)

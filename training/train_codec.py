@@ -87,6 +87,9 @@ class CodecTrainConfig(Config):
     lr: float = setting(1e-3, help="Adam learning rate (cosine decay to lr/100)")
     views: int = setting(1216, help="augmented training views, encoded once by the VAE")
     crop: int = setting(32, help="latent cells per side of a training crop")
+    tilt: float = setting(
+        1.5, help="rate levels drawn with probability ~ exp(tilt * level / (levels - 1)); 0: uniform"
+    )
     threads: int = setting(1, help="torch CPU threads (0: torch's default); 1 on a shared machine")
     device: str = setting("cpu", help="cpu or cuda: where the training steps run")
     log_every: int = 100
@@ -96,6 +99,8 @@ class CodecTrainConfig(Config):
             raise ValueError("steps, batch, views and log_every must be >= 1 and lr > 0")
         if self.crop < 8 or self.crop % 8:
             raise ValueError(f"crop must be a positive multiple of 8 latent cells, got {self.crop}")
+        if not -8 <= self.tilt <= 8:
+            raise ValueError(f"tilt must be in [-8, 8], got {self.tilt}")
         if self.threads < 0:
             raise ValueError(f"threads must be >= 0, got {self.threads}")
 
@@ -152,6 +157,7 @@ def train(codec, bank: np.ndarray, cfg: CodecTrainConfig) -> list[dict]:
     data = torch.from_numpy(bank).to(device)
     power = float((data**2).mean())
     lambdas = torch.tensor(c.lambdas, device=device)
+    weights = torch.exp(cfg.tilt * torch.arange(c.levels) / max(c.levels - 1, 1))
     opt = torch.optim.Adam(codec.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps, eta_min=cfg.lr / 100)
 
@@ -169,7 +175,10 @@ def train(codec, bank: np.ndarray, cfg: CodecTrainConfig) -> list[dict]:
             x = x.flip(-1)
         if flips[1] < 0.5:
             x = x.flip(-2)
-        level = torch.randint(0, c.levels, (cfg.batch,), generator=gen).to(device)
+        if cfg.tilt:
+            level = torch.multinomial(weights, cfg.batch, replacement=True, generator=gen).to(device)
+        else:  # uniform, drawn as before the tilt existed (the same seed gives the same run)
+            level = torch.randint(0, c.levels, (cfg.batch,), generator=gen).to(device)
         out = codec(x, level)
         nmse = ((out["x_hat"] - x) ** 2).flatten(1).mean(1) / power
         bits = (out["bits_y"] + out["bits_z"]) / x[0].numel()

@@ -20,6 +20,8 @@ The layers (``CodecConfig`` sets the widths; s = stride, M = C s^2)::
     mu, t = h_s(z_int)   (convT5 stride 2 - ReLU) x k - conv3 -> 2M channels: means, log2 scales;
                      an integer network (intnet), so mu and the table index of t are exact
     q = round(y_g - mu)  coded with the zero-mean Gaussian table nearest to 2**t (entropy.ScaleTable)
+                     checkerboard (He et al. 2021): anchors ((row + col) even) first; then the
+                     others, mu and t corrected by an integer context net over the decoded anchors
     x_hat = g_a^-1((q + mu) / gain_r)
 
 The transform is invertible, so all error is quantisation error (a free-form synthesis transform,
@@ -30,7 +32,7 @@ stored with the weights; g_a and h_a are float (encoder side only, and g_a^-1 af
 Wire layout of ``compress`` (``HEADER_LEN`` = 6 bytes, then the ANS stream)::
 
     off size field
-      0    1  format version (FORMAT_VERSION = 1)
+      0    1  format version (FORMAT_VERSION = 2; 1 was the order before the checkerboard)
       1    1  rate code r: rate = r / 32 (level r // 32, then 1/32 steps towards the next); r <= 32 (L - 1)
       2    1  h: latent height, 1..255
       3    1  w: latent width,  1..255
@@ -38,8 +40,9 @@ Wire layout of ``compress`` (``HEADER_LEN`` = 6 bytes, then the ANS stream)::
               byte, started from the codec's 16-bit model id (SHA-256 of its integer tables and
               gains): it fails for every single flipped bit, and for a stream made with other
               codec weights in all but 1 of 65,536 cases
-      6    -  ANS stream (entropy.Chunks.encode): z, then y; 32-bit words little-endian, the top
-              zero bytes of the last word left out
+      6    -  ANS stream (entropy.Chunks.encode): z, then y (per channel slice: its anchors, then
+              the rest; LatentCodec._y_chain); 32-bit words little-endian, the top zero bytes of
+              the last word left out
 
 Channels C come from the model. Damage is caught by the check, by the header's limits, by value
 limits, and by the ANS stream having to end exactly in its starting state; a CodecError says
@@ -66,11 +69,12 @@ from gensc.models.codec.layers import (
     Frozen,
     Invertible,
     LowerBound,
+    anchors,
     context_net,
     ste_round,
 )
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 HEADER_LEN = 6
 RATE_STEPS = 32  # rate codes per level
 GAIN_FRAC_BITS = 8  # gains are 2**(G / 256)
@@ -89,10 +93,11 @@ class CodecConfig:
     conv (1 or 3). stride: g_a's downsampling s (1, 2, 4 or 8). y_channels: M. hidden: width of the
     coupling nets (g_a / g_s). hyper_hidden, z_channels: width of h_a / h_s and Cz. hyper_down: k,
     stride-2 stages in h_a. hyper_kernel: the kernel of h_a's first and h_s's last conv (1 or 3).
-    slices: channel slices with a channel context (Minnen & Singh 2020). context_hidden: width
-    of the context nets. lambdas: one rate-distortion weight per rate
-    level (rate 0 = the first, the lowest rate). log2_gain_init: the initial log2 gains of the
-    first and last level.
+    slices: channel slices with a channel context (Minnen & Singh 2020). checkerboard: each slice
+    in two spatial passes (He et al. 2021), anchors then non-anchors with a spatial context over
+    the decoded anchors. context_hidden: width of the context nets. lambdas: one rate-distortion
+    weight per rate level (rate 0 = the first, the lowest rate). log2_gain_init: the initial log2
+    gains of the first and last level.
     scales: the Gaussian scale table.
     """
 
@@ -108,6 +113,7 @@ class CodecConfig:
     hyper_down: int = 1
     hyper_kernel: int = 3
     slices: int = 1
+    checkerboard: bool = True
     context_hidden: int = 48
     lambdas: tuple[float, ...] = (2.5, 7.0, 20.0, 55.0, 150.0, 420.0, 1150.0, 3200.0)
     log2_gain_init: tuple[float, float] = (-0.5, 4.5)
@@ -157,6 +163,7 @@ class CodecConfig:
         if unknown := set(d) - known:
             raise ValueError(f"unknown codec config keys: {', '.join(sorted(unknown))}")
         d = dict(d)
+        d.setdefault("checkerboard", False)  # written before the checkerboard existed: without it
         d["lambdas"] = tuple(d.get("lambdas", cls.lambdas))
         if "log2_gain_init" in d:
             d["log2_gain_init"] = tuple(d["log2_gain_init"])
@@ -201,6 +208,9 @@ class LatentCodec(nn.Module):
         self.context = nn.ModuleList(
             context_net(i * ms, 2 * ms, c.context_hidden) for i in range(1, c.slices)
         )
+        self.spatial = nn.ModuleList(
+            context_net(ms, 2 * ms, c.context_hidden) for _ in range(c.slices if c.checkerboard else 0)
+        )
         lo, hi = c.log2_gain_init
         init = torch.linspace(lo, hi, c.levels)[:, None].repeat(1, c.y_channels)
         self.log2_gain = nn.Parameter(init)
@@ -217,7 +227,7 @@ class LatentCodec(nn.Module):
         y_g = self.g_a(x) * gain
         z = self.h_a(y_g)
         lik_z = self.prior(z + torch.empty_like(z).uniform_(-0.5, 0.5))
-        y_hat, lik_y, _ = self._slices(y_g, self.h_s(ste_round(z)), noise=True)
+        y_hat, lik_y, _, _ = self._slices(y_g, self.h_s(ste_round(z)), noise=True)
         x_hat = self.synthesis(y_hat / gain)
         return {
             "x_hat": x_hat,
@@ -226,17 +236,24 @@ class LatentCodec(nn.Module):
         }
 
     def _slices(self, y_g: torch.Tensor, hyper: torch.Tensor, noise: bool) -> tuple:
-        """Float model of the slice chain: (y_hat, likelihoods, the rounded values each context read)."""
+        """Float model of the slice chain: (y_hat, likelihoods, the rounded values each channel
+        context read, the anchor values each spatial context read)."""
         c, sc = self.config, self.config.scales
         ms = c.y_channels // c.slices
         mean_h, log2_h = hyper.chunk(2, dim=1)
         top = sc.log2_min + sc.log2_step * (sc.count - 1)
-        y_hat, lik, y_int = [], [], []
+        anchor = torch.from_numpy(anchors(*y_g.shape[-2:])).to(y_g.device, y_g.dtype)
+        y_hat, lik, y_int, known = [], [], [], []
         for i in range(c.slices):
             part = slice(i * ms, (i + 1) * ms)
             mean, log2_scale = mean_h[:, part], log2_h[:, part]
             if i:
                 d = self.context[i - 1](torch.cat(y_int, 1))
+                mean, log2_scale = mean + d[:, :ms], log2_scale + d[:, ms:]
+            if c.checkerboard:  # anchors as they are; non-anchors corrected from the anchors
+                seen = (ste_round(y_g[:, part] - mean) + torch.round(mean).detach()) * anchor
+                known.append(seen)
+                d = self.spatial[i](seen) * (1 - anchor)
                 mean, log2_scale = mean + d[:, :ms], log2_scale + d[:, ms:]
             log2_scale = LowerBound.apply(log2_scale, sc.log2_min).clamp_max(top)
             q = ste_round(y_g[:, part] - mean)
@@ -248,7 +265,7 @@ class LatentCodec(nn.Module):
             else:
                 r = torch.round(r)
             lik.append(gaussian_likelihood(r, torch.exp2(log2_scale)))
-        return torch.cat(y_hat, 1), torch.cat(lik, 1), y_int
+        return torch.cat(y_hat, 1), torch.cat(lik, 1), y_int, known
 
     def synthesis(self, y: torch.Tensor) -> torch.Tensor:
         """y [B, M, h/s, w/s] (un-gained) -> latent [B, C, h, w]."""
@@ -262,21 +279,25 @@ class LatentCodec(nn.Module):
         float [B, C, h, w] (training data) that set the integer network's exponents."""
         c = self.config
         self.eval()
-        zs, y_ints = [], [[] for _ in range(c.slices)]
+        zs, y_ints, known = [], [[] for _ in range(c.slices)], [[] for _ in range(c.slices)]
         for level in range(c.levels):
             lv = torch.full((calibration.shape[0],), level, dtype=torch.long)
             gain = torch.exp2(self.log2_gain[lv])[:, :, None, None]
             y_g = self.g_a(calibration) * gain
             z = torch.round(self.h_a(y_g))
             zs.append(z)
-            for i, v in enumerate(self._slices(y_g, self.h_s(z), noise=False)[2]):
+            _, _, ints, seen = self._slices(y_g, self.h_s(z), noise=False)
+            for i, v in enumerate(ints):
                 y_ints[i].append(v)
+            for i, v in enumerate(seen):
+                known[i].append(v)
         h_s = integerize(self.h_s, torch.cat(zs), Z_LIMIT)
         contexts = [
             integerize(net, torch.cat([torch.cat(y_ints[j]) for j in range(i + 1)], 1), Y_LIMIT)
             for i, net in enumerate(self.context)
         ]
-        frac_bits = min(net.frac_bits for net in [h_s, *contexts])
+        spatial = [integerize(net, torch.cat(known[i]), Y_LIMIT) for i, net in enumerate(self.spatial)]
+        frac_bits = min(net.frac_bits for net in [h_s, *contexts, *spatial])
         self.frozen = Frozen(
             z_tables=self.prior.int_tables(),
             y_tables=c.scales.int_tables(),
@@ -285,6 +306,7 @@ class LatentCodec(nn.Module):
             thresholds=c.scales.thresholds(frac_bits),
             contexts=contexts,
             frac_bits=frac_bits,
+            spatial=spatial,
         )
 
     # ------------------------------------------------------------------ coding
@@ -302,15 +324,14 @@ class LatentCodec(nn.Module):
             raise RuntimeError("the codec is not frozen: call freeze() after training, or load()")
         return self.frozen
 
-    def slice_params(
-        self, hyper: np.ndarray, y_ints: list[np.ndarray]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Entropy parameters of the next slice, i = len(y_ints), from the integer networks.
+    def slice_params(self, hyper: np.ndarray, y_ints: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Fixed-point entropy parameters of the next slice, i = len(y_ints), from the integer
+        networks, before any spatial context.
 
         ``hyper``: int64 [2M, hy, wy], the hyper-synthesis output; ``y_ints``: int64 rounded
-        values of the slices before (``q + round(mean)``). Returns (float64 means: exact dyadic,
-        int64 Gaussian table indexes, int64 rounded means), each [M / slices, hy, wy]. The
-        fixed-point outputs are brought to ``frac_bits`` by arithmetic right shifts and summed."""
+        values of the slices before (``q + round(mean)``). Returns int64 means and log2 scales
+        with ``frac_bits`` fractional bits, each [M / slices, hy, wy]: the fixed-point outputs are
+        brought to ``frac_bits`` by arithmetic right shifts and summed."""
         fr, c = self._need_frozen(), self.config
         ms, i, e = c.y_channels // c.slices, len(y_ints), fr.frac_bits
         part = slice(i * ms, (i + 1) * ms)
@@ -321,7 +342,39 @@ class LatentCodec(nn.Module):
             ctx = fr.contexts[i - 1]
             d = ctx(np.concatenate(y_ints)[None])[0] >> (ctx.frac_bits - e)
             acc_mean, acc_log2 = acc_mean + d[:ms], acc_log2 + d[ms:]
-        return self._from_acc(acc_mean, acc_log2)
+        return acc_mean, acc_log2
+
+    def _y_chain(self, hyper: np.ndarray, code) -> np.ndarray:
+        """The coding order of y, shared by encoder and decoder: float64 y_hat (gained) [M, hy, wy].
+
+        For each channel slice, and with ``checkerboard`` for its anchors then its non-anchors,
+        ``code(part, where, mean, index) -> q`` codes (or decodes) the int64 values
+        ``q = round(y - mean)`` of channels ``part`` at the positions ``where`` (bool [hy, wy]);
+        ``mean`` (float64, exact dyadic) and ``index`` (int64 table indexes) are [ms, n] there."""
+        fr, c = self._need_frozen(), self.config
+        ms, e = c.y_channels // c.slices, fr.frac_bits
+        hy, wy = hyper.shape[1:]
+        passes = [anchors(hy, wy).astype(bool)] if c.checkerboard else [np.ones((hy, wy), bool)]
+        if c.checkerboard:
+            passes.append(~passes[0])
+        y_ints, y_hat = [], np.zeros((c.y_channels, hy, wy))
+        for i in range(c.slices):
+            part = slice(i * ms, (i + 1) * ms)
+            acc_mean, acc_log2 = self.slice_params(hyper, y_ints)
+            ints = np.zeros((ms, hy, wy), np.int64)
+            for k, where in enumerate(passes):
+                if k:  # non-anchors: the spatial context over this slice's decoded anchors
+                    net = fr.spatial[i]
+                    d = net(ints[None])[0] >> (net.frac_bits - e)
+                    acc_mean, acc_log2 = acc_mean + d[:ms], acc_log2 + d[ms:]
+                mean, index, rounded = self._from_acc(acc_mean[:, where], acc_log2[:, where])
+                q = code(part, where, mean, index)
+                ints[:, where] = q + rounded
+                y_hat[part][:, where] = q + mean
+                if np.abs(ints).max() > Y_LIMIT:  # before any context net reads them
+                    raise CodecError(f"latent codec: y beyond +-{Y_LIMIT} (damaged stream)")
+            y_ints.append(ints)
+        return y_hat
 
     def _from_acc(self, acc_mean: np.ndarray, acc_log2: np.ndarray) -> tuple:
         """Fixed-point (frac_bits) means and log2 scales -> (float64 means, table indexes, rounded means)."""
@@ -367,14 +420,18 @@ class LatentCodec(nn.Module):
         zt = fr.z_tables
         chunks.put(z, np.broadcast_to(np.arange(z.shape[0])[:, None, None], z.shape), zt, self._models("z"))
         hyper, y = fr.h_s(z[None])[0], y_g[0].double().numpy()
-        ms, y_ints = c.y_channels // c.slices, []
-        for i in range(c.slices):
-            mean, index, rounded = self.slice_params(hyper, y_ints)
-            q = np.rint(y[i * ms : (i + 1) * ms] - mean).astype(np.int64)
+
+        def put(part: slice, where: np.ndarray, mean: np.ndarray, index: np.ndarray) -> np.ndarray:
+            q = np.rint(y[part][:, where] - mean).astype(np.int64)
             chunks.put(q, index, fr.y_tables, self._models("y"))
-            y_ints.append(q + rounded)
-            if np.abs(y_ints[-1]).max() > Y_LIMIT:
-                raise ValueError(f"y beyond +-{Y_LIMIT}: the latent is far outside what the codec knows")
+            return q
+
+        try:
+            self._y_chain(hyper, put)
+        except CodecError:
+            raise ValueError(
+                f"y beyond +-{Y_LIMIT}: the latent is far outside what the codec knows"
+            ) from None
         head, stream = bytes([FORMAT_VERSION, code, h, w]), chunks.encode()
         check = binascii.crc_hqx(stream, binascii.crc_hqx(head, fr.model_id))
         return head + check.to_bytes(2, "big") + stream
@@ -431,17 +488,14 @@ class LatentCodec(nn.Module):
         if np.abs(z).max() > Z_LIMIT:
             raise CodecError(f"latent codec: hyper-latent beyond +-{Z_LIMIT} (damaged stream)")
         hyper = fr.h_s(z[None])[0]
-        y_ints, y_hat = [], []
-        for _ in range(c.slices):
-            mean, index, rounded = self.slice_params(hyper, y_ints)
-            q = reader.take(index, fr.y_tables, self._models("y"))
-            y_hat.append(q + mean)
-            y_ints.append(q + rounded)
-            if np.abs(y_ints[-1]).max() > Y_LIMIT:
-                raise CodecError(f"latent codec: y beyond +-{Y_LIMIT} (damaged stream)")
+
+        def take(part: slice, where: np.ndarray, mean: np.ndarray, index: np.ndarray) -> np.ndarray:
+            return reader.take(index, fr.y_tables, self._models("y"))
+
+        y_hat = self._y_chain(hyper, take)
         reader.finish()
         gain = np.exp2(self._gain_code(code) / 2**GAIN_FRAC_BITS)
-        y = torch.from_numpy((np.concatenate(y_hat) / gain[:, None, None]).astype(np.float32))[None]
+        y = torch.from_numpy((y_hat / gain[:, None, None]).astype(np.float32))[None]
         return self.synthesis(y)[0, :, :h, :w].numpy().astype(np.float32)
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:

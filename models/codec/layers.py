@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -70,8 +70,15 @@ def coupling_net(cin: int, cout: int, hidden: int, kernel: int = 3) -> nn.Sequen
     return net
 
 
+def anchors(h: int, w: int) -> np.ndarray:
+    """float32 [h, w]: 1 at the checkerboard's anchors ((row + column) even, He et al. 2021), else 0."""
+    return ((np.arange(h)[:, None] + np.arange(w)[None, :]) % 2 == 0).astype(np.float32)
+
+
 def context_net(cin: int, cout: int, hidden: int) -> nn.Sequential:
-    """Channel context (Minnen & Singh 2020): earlier slices -> corrections to means, log2 scales."""
+    """A context net (zero-initialised output): the channel context (Minnen & Singh 2020, earlier
+    slices) or the spatial one (He et al. 2021, a slice's anchors, zeros elsewhere) -> corrections
+    to means, log2 scales."""
     net = nn.Sequential(
         nn.Conv2d(cin, hidden, 3, padding=1),
         nn.ReLU(),
@@ -134,6 +141,7 @@ class Frozen:
     thresholds: np.ndarray  # int64 [K - 1], at frac_bits
     contexts: list[IntHyperSynthesis]  # one per slice after the first
     frac_bits: int  # the fixed point the means and log2 scales are summed in
+    spatial: list[IntHyperSynthesis] = field(default_factory=list)  # checkerboard: one per slice
 
     def arrays(self) -> dict[str, np.ndarray]:
         out = {
@@ -146,6 +154,8 @@ class Frozen:
         out.update(self.h_s.arrays("h_s_int"))
         for i, net in enumerate(self.contexts):
             out.update(net.arrays(f"context_int.{i}"))
+        for i, net in enumerate(self.spatial):
+            out.update(net.arrays(f"spatial_int.{i}"))
         return out
 
     @classmethod
@@ -156,13 +166,11 @@ class Frozen:
             IntHyperSynthesis.from_arrays(a, "h_s_int"),
             a["gains"].astype(np.int64),
             a["thresholds"].astype(np.int64),
-            [
-                IntHyperSynthesis.from_arrays(a, f"context_int.{i}")
-                for i in range(len({k.split(".")[1] for k in a if k.startswith("context_int.")}))
-            ],
+            [IntHyperSynthesis.from_arrays(a, f"context_int.{i}") for i in range(_count(a, "context_int."))],
             int(a["frac_bits"][0])
             if "frac_bits" in a
             else IntHyperSynthesis.from_arrays(a, "h_s_int").frac_bits,
+            [IntHyperSynthesis.from_arrays(a, f"spatial_int.{i}") for i in range(_count(a, "spatial_int."))],
         )
 
     @functools.cached_property
@@ -173,3 +181,8 @@ class Frozen:
             h.update(k.encode())
             h.update(np.ascontiguousarray(v).astype(v.dtype.newbyteorder("<")).tobytes())
         return int.from_bytes(h.digest()[:2], "big")
+
+
+def _count(arrays: dict[str, np.ndarray], prefix: str) -> int:
+    """How many integer nets ``prefix<i>.*`` the arrays hold."""
+    return len({k.split(".")[1] for k in arrays if k.startswith(prefix)})

@@ -128,6 +128,9 @@ def load_codec(folder: str | Path, vae: str | None = None) -> LatentCodec:
     codec.frozen = Frozen.from_arrays(
         {k[len("int.") :]: v for k, v in arrays.items() if k.startswith("int.")}
     )
+    spatial = codec.config.slices if codec.config.checkerboard else 0
+    if len(codec.frozen.spatial) != spatial or len(codec.frozen.contexts) != codec.config.slices - 1:
+        raise CodecMismatch(f"codec weights in {folder} do not hold the context nets their config names")
     if codec.frozen.model_id != record["model_id"]:
         raise CodecMismatch(f"codec weights in {folder} do not match their config's model id")
     codec.vae = record.get("vae")

@@ -11,6 +11,7 @@ from gensc.common.errors import InvalidInput
 from gensc.common.images import encode_png
 from gensc.common.wire.learned import LearnedLatent
 from gensc.common.wire.packet import parse
+from gensc.models.codec.codec import CodecConfig
 from gensc.sender.budget import Budget, bytes_for_bpp
 
 
@@ -42,7 +43,8 @@ def test_every_mode_fits_its_byte_budget(mini_sender, coffee, mode):
         assert total(enc) <= budget and enc.budget["packet_bytes"] == total(enc)
         sizes.append(total(enc))
         if mode in ("latent", "text+latent"):  # the codec's rate fills the budget to within its step
-            assert isinstance(enc.packet.latent, LearnedLatent) and budget - total(enc) < 40
+            top = enc.budget["rate"] == CodecConfig().levels - 1  # or even the top rate fits
+            assert isinstance(enc.packet.latent, LearnedLatent) and (budget - total(enc) < 40 or top)
             assert enc.budget["rate"] == enc.packet.latent.rate
         if mode == "key+text":
             assert "bits" in enc.budget

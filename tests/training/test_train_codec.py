@@ -53,3 +53,11 @@ def test_train_codec_makes_a_codec_that_loads(tmp_path, tiny_cache):
         == 2
     )
     assert main(["train-codec", "--crop", "12", "--out", str(tmp_path / "c"), *ARGS]) == 2
+
+
+def test_the_level_tilt_is_checked():
+    from gensc.training.train_codec import CodecTrainConfig
+
+    assert CodecTrainConfig().tilt == 1.5 and CodecTrainConfig(tilt=0).tilt == 0
+    with pytest.raises(ValueError, match=r"tilt must be in \[-8, 8\], got 9"):
+        CodecTrainConfig(tilt=9)

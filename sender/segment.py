@@ -307,7 +307,22 @@ def edge_energy(grey: np.ndarray, *, max_side: int = 256, window: int = 9) -> np
     return _normalise(_box(mag, window))
 
 
-class SaliencySegmenter:
+class _TopK:
+    """A segmenter from a per-cell ``score(image, latent_hw)``: the ``key_cell_count`` highest cells."""
+
+    def score(self, image: np.ndarray, latent_hw: tuple[int, int]) -> np.ndarray:
+        raise NotImplementedError
+
+    def __call__(self, image: np.ndarray, latent_hw: tuple[int, int], key_fraction: float) -> np.ndarray:
+        """Key mask, ``bool`` ``[h, w]``; see :class:`Segmenter`."""
+        hw = check_segment_inputs(image, latent_hw, key_fraction)
+        k = key_cell_count(key_fraction, hw)
+        if k == 0 or k == hw[0] * hw[1]:
+            return np.full(hw, k > 0, dtype=bool)
+        return top_k_mask(self.score(image, hw), k)
+
+
+class SaliencySegmenter(_TopK):
     """Key cells by spectral-residual saliency plus edge energy (deterministic).
 
     ``score = saliency_weight * S + (1 - saliency_weight) * E`` where ``S`` is
@@ -383,16 +398,8 @@ class SaliencySegmenter:
         mix = _gaussian(mix, self.smooth_cells * cell_px)
         return _resize_float(mix, (h, w), Image.BOX).astype(np.float64)
 
-    def __call__(self, image: np.ndarray, latent_hw: tuple[int, int], key_fraction: float) -> np.ndarray:
-        """Key mask, ``bool`` ``[h, w]``; see :class:`Segmenter`."""
-        hw = check_segment_inputs(image, latent_hw, key_fraction)
-        k = key_cell_count(key_fraction, hw)
-        if k == 0 or k == hw[0] * hw[1]:
-            return np.full(hw, k > 0, dtype=bool)
-        return top_k_mask(self.score(image, hw), k)
 
-
-class SketchSegmenter:
+class SketchSegmenter(_TopK):
     """Key cells where the layout text's sketch is furthest from the image (deterministic).
 
     The sender writes the whole image's layout text (gensc.sender.layout_caption.LayoutCaptioner)
@@ -422,21 +429,13 @@ class SketchSegmenter:
         cells = _resize_float(err, (h, w), Image.BOX).astype(np.float64)
         return _gaussian(cells, self.smooth_cells)
 
-    def __call__(self, image: np.ndarray, latent_hw: tuple[int, int], key_fraction: float) -> np.ndarray:
-        """Key mask, ``bool`` ``[h, w]``; see :class:`Segmenter`."""
-        hw = check_segment_inputs(image, latent_hw, key_fraction)
-        k = key_cell_count(key_fraction, hw)
-        if k == 0 or k == hw[0] * hw[1]:
-            return np.full(hw, k > 0, dtype=bool)
-        return top_k_mask(self.score(image, hw), k)
-
 
 # --------------------------------------------------------------------------------------------
 # CLIPSeg segmenter (transformers, imported lazily)
 # --------------------------------------------------------------------------------------------
 
 
-class ClipSegSegmenter:
+class ClipSegSegmenter(_TopK):
     """Key cells by CLIPSeg text-prompted segmentation.
 
     For each prompt CLIPSeg returns logits ``[S, S]`` on its square input (the processor resizes the
@@ -488,14 +487,6 @@ class ClipSegSegmenter:
             prob[None, None], size=(h, w), mode="bilinear", align_corners=False, antialias=True
         )[0, 0]
         return cells.cpu().double().numpy()
-
-    def __call__(self, image: np.ndarray, latent_hw: tuple[int, int], key_fraction: float) -> np.ndarray:
-        """Key mask, ``bool`` ``[h, w]``; see :class:`Segmenter`."""
-        hw = check_segment_inputs(image, latent_hw, key_fraction)
-        k = key_cell_count(key_fraction, hw)
-        if k == 0 or k == hw[0] * hw[1]:
-            return np.full(hw, k > 0, dtype=bool)
-        return top_k_mask(self.score(image, hw), k)
 
 
 def load_clipseg_segmenter(

@@ -100,12 +100,13 @@ def test_top_k_ties_break_in_raster_order():
 # ---------------------------------------------------------------------------- saliency
 
 
+@pytest.mark.parametrize("segmenter", ["saliency", "sketch"])
 @pytest.mark.parametrize("name", ["astronaut", "coffee"])
 @pytest.mark.parametrize("fraction", [0.0, 0.3, 1.0])
-def test_saliency_shape_dtype_count(name, fraction):
+def test_shape_dtype_count(segmenter, name, fraction):
     img = _photos()[name]
     hw = (img.shape[0] // 8, img.shape[1] // 8)
-    m = get_segmenter("saliency")(img, hw, fraction)
+    m = get_segmenter(segmenter)(img, hw, fraction)
     assert m.shape == hw
     assert m.dtype == np.bool_
     assert int(m.sum()) == round(fraction * hw[0] * hw[1])
@@ -140,16 +141,6 @@ def test_saliency_flat_image_still_gives_exact_count():
 
 
 # ---------------------------------------------------------------------------- sketch
-
-
-@pytest.mark.parametrize("name", ["astronaut", "coffee"])
-@pytest.mark.parametrize("fraction", [0.0, 0.3, 1.0])
-def test_sketch_shape_dtype_count(name, fraction):
-    img = _photos()[name]
-    hw = (img.shape[0] // 8, img.shape[1] // 8)
-    m = get_segmenter("sketch")(img, hw, fraction)
-    assert m.shape == hw and m.dtype == np.bool_
-    assert int(m.sum()) == round(fraction * hw[0] * hw[1])
 
 
 def test_sketch_non_square_grid_odd_sizes_deterministic_and_flat():

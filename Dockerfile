@@ -12,6 +12,8 @@
 ARG BASE=gensc-base:bookworm
 
 FROM ${BASE} AS build
+# deploy/compose/build.sh removes the unnamed images this label marks (stages, replaced images).
+LABEL org.gensc.stage=build
 ARG EXTRAS=all
 ARG PACKAGES=
 ARG TORCH=cpu
@@ -50,7 +52,7 @@ RUN case ",$EXTRAS," in *,channel,* | *,all,*) \
 FROM ${BASE}
 ARG EXTRAS=all
 ARG TORCH=cpu
-LABEL org.opencontainers.image.title="gensc ($EXTRAS, torch $TORCH)"
+LABEL org.opencontainers.image.title="gensc ($EXTRAS, torch $TORCH)" org.gensc.stage=image
 COPY --from=build /opt/gensc /opt/gensc
 ENV PATH=/opt/gensc/bin:$PATH PYTHONUNBUFFERED=1 HF_HOME=/cache/hf GENSC_CACHE=/cache/gensc
 EXPOSE 50051 50052 50053

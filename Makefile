@@ -99,7 +99,7 @@ images:
 	deploy/compose/engine.sh start
 	deploy/compose/base-image.sh
 	deploy/compose/wheels.sh cpu
-	docker-compose build
+	deploy/compose/build.sh
 
 # The stack run for real (tests/app/test_compose.py; `make test` runs it too when an engine answers).
 test-compose: $(STAMP) images

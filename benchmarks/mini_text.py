@@ -50,9 +50,9 @@ from typing import Any
 import numpy as np
 
 from gensc.common.files import json_text, write_json
+from gensc.common.wire.header import MEAN_COLOUR_LEN  # a packet's mean colour: one uint8 RGB triple
 
 THUMB = 8  # thumbnail side (pixels) for the colour/layout measure
-MEAN_COLOUR_BYTES = 3  # the key_mean_fill baseline's extra payload: one uint8 RGB triple
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -208,7 +208,8 @@ def latent_bytes(vae: Any, size: int, bits: int = 8) -> int:
 
 
 def vae_rows(vae: Any, crops: dict[str, np.ndarray], budget: int | None = None) -> dict[str, dict[str, Any]]:
-    """``--vae-only``: for each crop the VAE round trip (8-bit latent) and each of
+    """``--vae-only``: for each crop the VAE round trip (8-bit latent), the same with the mean
+    colour matched (the mini receiver's output: gensc.common.images.match_mean), and each of
     ``REFERENCE_CODECS`` at ``budget`` bytes (None: the latent's bytes); PSNR dB. A codec whose
     smallest file is over the budget is ``fits: false`` with no PSNR."""
     from gensc.evaluation.image_codecs import fit
@@ -218,7 +219,12 @@ def vae_rows(vae: Any, crops: dict[str, np.ndarray], budget: int | None = None) 
     for k, img in crops.items():
         nbytes = latent_bytes(vae, img.shape[0])
         row: dict[str, Any] = {
-            "vae_round_trip": {"psnr_db": round(vae_round_trip_psnr(vae, img), 3), "bytes": nbytes}
+            "vae_round_trip": {"psnr_db": round(vae_round_trip_psnr(vae, img), 3), "bytes": nbytes},
+            # what the mini receiver outputs: the round trip with the packet's mean colour matched
+            "vae_mean_colour": {
+                "psnr_db": round(vae_round_trip_psnr(vae, img, mean_colour=True), 3),
+                "bytes": nbytes + MEAN_COLOUR_LEN,
+            },
         }
         for name in REFERENCE_CODECS:
             c = fit(name, img, nbytes if budget is None else budget)
@@ -240,7 +246,7 @@ def vae_summary(rows: dict[str, dict[str, Any]], sets: dict[str, str]) -> dict[s
         v = [rows[k][method]["psnr_db"] for k in keys]
         return None if any(x is None for x in v) else round(float(np.mean(v)), 3)
 
-    methods = ("vae_round_trip", *REFERENCE_CODECS)
+    methods = ("vae_round_trip", "vae_mean_colour", *REFERENCE_CODECS)
     of = {n: [k for k in rows if k.split("/")[0] == n] for n in sets}
     by_set = {
         s: [k for n, label in sets.items() if label == s for k in of[n]] for s in dict.fromkeys(sets.values())
@@ -333,7 +339,7 @@ def run(args) -> int:
         "key_fraction": sender.packet_config.key_fraction,
         "segmenter": sender.segmenter_name,
         "key_mean_fill_mask": "the key+text packet's own key mask (same segmenter, same cells)",
-        "mean_colour_bytes": MEAN_COLOUR_BYTES,
+        "mean_colour_bytes": MEAN_COLOUR_LEN,
         "device": platform.processor() or platform.machine(),
         "torch_threads": torch.get_num_threads(),
         "wall_s": round(time.perf_counter() - t0, 1),

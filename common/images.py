@@ -161,6 +161,33 @@ def resize(image: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BICUBIC))
 
 
+def mean_rgb(image: np.ndarray) -> tuple[int, int, int]:
+    """The mean R, G, B of uint8 ``[H, W, 3]``, rounded: what a packet's mean colour carries."""
+    m = np.rint(np.asarray(image, np.float64).reshape(-1, 3).mean(axis=0))
+    return int(m[0]), int(m[1]), int(m[2])
+
+
+def match_mean(image: np.ndarray, target: tuple[int, int, int]) -> np.ndarray:
+    """uint8 ``[H, W, 3]`` with each channel shifted so its mean is ``target``'s, clipped to 0..255.
+    The receiver's use of a packet's mean colour: a decoder's colour cast costs every pixel, and
+    three bytes remove it (issue 25: +0.8 dB for the mini VAE's round trip on validation). The
+    shift is the one whose clipped result has the target mean (found by bisection on each
+    channel's histogram: the clipped mean grows with the shift), so clipping does not leave the
+    mean short of the target."""
+    check_rgb(image)
+    pixels = image.reshape(-1, 3)
+    weights = np.stack([np.bincount(pixels[:, ch], minlength=256) for ch in range(3)]) / len(pixels)
+    levels = np.arange(256.0)
+    goal = np.asarray(target, np.float64)[:, None]
+    lo, hi = np.full((3, 1), -255.0), np.full((3, 1), 255.0)
+    for _ in range(24):  # 510 / 2**24: far below a grey level
+        mid = (lo + hi) / 2
+        low = (weights * np.clip(levels + mid, 0.0, 255.0)).sum(axis=1, keepdims=True) < goal
+        lo, hi = np.where(low, mid, lo), np.where(low, hi, mid)
+    lut = np.rint(np.clip(levels + (lo + hi) / 2, 0.0, 255.0)).astype(np.uint8)  # [3, 256]
+    return np.stack([lut[ch][image[..., ch]] for ch in range(3)], axis=-1)
+
+
 def encode_png(image: np.ndarray) -> bytes:
     """uint8 ``[H, W, 3]`` -> PNG bytes."""
     buf = io.BytesIO()

@@ -272,7 +272,8 @@ def gensc_latent_packet(z: np.ndarray, link: LinkConfig, n_symbols: int) -> tupl
     """The ``latent`` mode's packet (header, body, bits) at the most bits (8..1) that fit
     ``n_symbols`` channel uses on ``link`` (``budget_link``), by the sender's ``--budget-symbols``
     fit (gensc.sender.budget.fit); the packet as the sender lays it out on a coded link (zlib, no
-    caption: the same bytes as ``SenderPipeline.encode``). None when nothing fits."""
+    caption, no mean colour: the same bytes as ``SenderPipeline.encode`` with ``--mean-colour
+    off``; the published sweeps predate the mean colour). None when nothing fits."""
     from gensc.common.errors import InvalidInput
     from gensc.common.modes.base import Build, Content
     from gensc.common.wire.packet import Packet, encode

@@ -45,7 +45,7 @@ import numpy as np
 
 from gensc.common.config import AUTO, Config
 from gensc.common.errors import InvalidInput, ModelUnavailable, Overloaded
-from gensc.common.images import encode_png
+from gensc.common.images import encode_png, match_mean
 from gensc.common.modes import get_mode
 from gensc.common.modes.base import Rebuild
 from gensc.common.timing import Stopwatch, device_sync
@@ -309,6 +309,9 @@ class ReceiverPipeline:
                     sketch=self.sketch_strength,
                 )
                 image = mode.rebuild(job)
+                if pkt.mean_rgb is not None:  # the sender's mean colour (layout version 4)
+                    image = match_mean(image, pkt.mean_rgb)
+                    notes.append(f"output's mean colour matched to the sent {pkt.mean_rgb}")
         with watch.stage("png"):
             png = encode_png(image)
         watch.total("reconstruct")

@@ -74,6 +74,9 @@ class Layout:
         }
 
 
+MEAN_COLOUR_CHOICES = (AUTO, "on", "off")
+
+
 @dataclass(frozen=True)
 class PacketConfig(Config):
     """How the sender lays its packets out (gensc.common.config.Config: checked, ``to_dict`` for
@@ -126,6 +129,12 @@ class PacketConfig(Config):
         help="link code the sender assumes when a request's link settings do not say (default: unknown)",
     )
 
+    mean_colour: str = setting(
+        AUTO,
+        choices=MEAN_COLOUR_CHOICES,
+        help="send the image's mean colour (3 bytes; the receiver matches its output's mean to it): "
+        "auto (the profile's: on for mini), on, off",
+    )
     analog_repeats: int = setting(1, help="latent~ / text+latent~: times each latent value is sent")
     jscc_cbr: str = setting("1/48", help="deepjscc: the committed model, by its CBR (1/96, 1/48, 1/24)")
 
@@ -138,6 +147,8 @@ class PacketConfig(Config):
             )
         if not 0.0 <= self.key_fraction <= 1.0:
             raise ValueError(f"key_fraction must be in [0, 1], got {self.key_fraction}")
+        if self.mean_colour not in MEAN_COLOUR_CHOICES:
+            raise ValueError(f"mean_colour is {', '.join(MEAN_COLOUR_CHOICES)}; got {self.mean_colour!r}")
         if self.segmenter != AUTO and self.segmenter not in SEGMENTERS:
             raise ValueError(f"unknown segmenter {self.segmenter!r}; known: {AUTO}, {', '.join(SEGMENTERS)}")
         if self.classic_bpp <= 0:
@@ -224,13 +235,15 @@ def packetise(
     hint: float | None = None,
     *,
     quantised: bool | None = None,
+    mean_rgb: tuple[int, int, int] | None = None,
 ) -> tuple[Packet, Wire, str | None]:
     """A mode's content as the packet it goes out as on ``link`` (``choose_layout``, the mode's own
     fields winning), its wire bytes and the layout's note. ``bits``: the quantisation bits;
     ``planes``: the SNR policy's MSB plane count, if any; ``hint``: the img2img strength hint.
     ``quantised``: whether the latent goes as uniform codes (default: the mode's; False for a
-    learned codec's stream). The sender (gensc.sender.pipeline) and ``gensc bench degradation``
-    build packets this way. Raises InvalidInput when the packet cannot be built."""
+    learned codec's stream). ``mean_rgb``: the image's mean colour to send, or None. The sender
+    (gensc.sender.pipeline) and ``gensc bench degradation`` build packets this way. Raises
+    InvalidInput when the packet cannot be built."""
     quantised = mode.latent == "quantised" if quantised is None else quantised
     layout = choose_layout(codec, link, quantised, bits, planes)
     try:
@@ -238,6 +251,7 @@ def packetise(
             mode.name,
             content.text.encode("utf-8"),
             strength_hint=hint,
+            mean_rgb=mean_rgb,
             **{**layout.fields(), **content.fields},
         )
         return packet, encode(packet), layout.note

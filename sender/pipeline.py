@@ -18,7 +18,7 @@ import numpy as np
 
 from gensc.common.config import AUTO
 from gensc.common.errors import InvalidInput, ModelUnavailable
-from gensc.common.images import DEFAULT_MAX_PIXELS, decode_image, resize
+from gensc.common.images import DEFAULT_MAX_PIXELS, decode_image, mean_rgb, resize
 from gensc.common.modes import get_mode
 from gensc.common.modes.base import Build, Content
 from gensc.common.timing import Stopwatch, device_sync
@@ -124,6 +124,8 @@ class SenderPipeline:
         self.segmenter_name = profile.segmenter if seg == AUTO else seg  # auto: the profile's
         seg_kwargs = {"allow_download": allow_download} if self.segmenter_name == "clipseg" else {}
         self.segmenter = get_segmenter(self.segmenter_name, **seg_kwargs)
+        colour = self.packet_config.mean_colour
+        self.mean_colour = profile.mean_colour if colour == AUTO else colour == "on"  # auto: the profile's
         self.codecs = HeldCodecs.for_profile(profile)  # the learned latent codec, loaded once
         if self.packet_config.latent_codec == LEARNED and self.codecs.default is None:
             raise ModelUnavailable(f"--latent-codec learned: {self.codecs.problem}")
@@ -254,10 +256,12 @@ class SenderPipeline:
         layout_codec = c.replace(latent_codec=AUTO) if c.latent_codec == LEARNED else c
         quantised = m.latent == "quantised" and not learned
         layout_notes: list[str] = []
+        # an image file carries its own colours; paper mode keeps seed 001's layout
+        colour = mean_rgb(image) if self.mean_colour and m.latent not in ("image", "float64") else None
 
         def pack(content: Content) -> tuple[Packet, Wire]:
             packet, wire, note = packetise(
-                m, content, layout_codec, link, bits, planes, hint, quantised=quantised
+                m, content, layout_codec, link, bits, planes, hint, quantised=quantised, mean_rgb=colour
             )
             layout_notes[:] = [note] if note else []
             return packet, wire

@@ -58,7 +58,7 @@ import numpy as np
 
 from gensc.common.config import Config, setting
 from gensc.common.files import write_json
-from gensc.common.images import resize
+from gensc.common.images import match_mean, mean_rgb, resize
 from gensc.common.wire import quant
 from gensc.models import mini
 from gensc.models.tiny import sd15_scheduler
@@ -335,9 +335,11 @@ def train_unet(cfg: TrainConfig, mean, std, scale: float, ids, text_encoder, log
     return unet
 
 
-def vae_round_trip_psnr(vae, image: np.ndarray, bits: int = 8) -> float:
+def vae_round_trip_psnr(vae, image: np.ndarray, bits: int = 8, mean_colour: bool = False) -> float:
     """PSNR (dB) of encode -> posterior mean x scaling factor -> ``bits``-bit quantise -> decode,
-    the sender's and receiver's own latent path on an error-free link. ``image`` uint8 [S, S, 3]."""
+    the sender's and receiver's own latent path on an error-free link. ``image`` uint8 [S, S, 3].
+    ``mean_colour``: the output's mean then matched to the image's, as a receiver does with a
+    packet's mean colour (gensc.common.images.match_mean)."""
     import torch  # heavy: the CLI imports this module
 
     x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
@@ -347,6 +349,8 @@ def vae_round_trip_psnr(vae, image: np.ndarray, bits: int = 8) -> float:
         zq = quant.dequantize(quant.quantize(z, bits))
         y = vae.decode(torch.from_numpy(zq)[None] / sf).sample[0]
     out = (np.clip((y.permute(1, 2, 0).numpy() + 1.0) / 2.0, 0, 1) * 255).round()
+    if mean_colour:
+        out = match_mean(out.astype(np.uint8), mean_rgb(image)).astype(np.float64)
     mse = float(np.mean((out - image.astype(np.float64)) ** 2))
     return 10 * math.log10(255.0**2 / max(mse, 1e-12))
 

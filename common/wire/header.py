@@ -4,11 +4,11 @@ The channel sends the header with a strong code (it decides whether anything els
 parsed) and the body with the link's code; so the header carries everything the body cannot be
 read without, including the quantisation scale/offset.
 
-Header (little-endian), ``HEADER_LEN`` = 30 bytes + ``8 * C`` for dtype 1::
+Header (little-endian), ``HEADER_LEN`` = 30 bytes + ``8 * C`` for dtype 1 (+ 3 in version 4)::
 
     off size field
       0    2  magic b"GS"
-      2    1  layout version: 2, or 3 when flag bit 7 is set (VERSIONS; see below)
+      2    1  layout version: 2; 3 when flag bit 7 is set; 4 with a mean colour (VERSIONS; below)
       3    1  mode wire id (gensc.common.modes)
       4    1  latent dtype id: 0 none, 1 quantised codes, 3 float32, 4 float64, 5 analog (the
                  values go as channel symbols beside the body, no latent section; their side
@@ -31,17 +31,22 @@ Header (little-endian), ``HEADER_LEN`` = 30 bytes + ``8 * C`` for dtype 1::
      11    1  strength hint: 0 none, k in 1..100 = img2img strength k/100 chosen by the sender
      12    2  H: latent height (pixels for an image file)
      14    2  W: latent width
-     16    2  params length: 8 * C for dtype 1, 8 + 8 * C or 8 for dtype 5, 2 for dtype 6, else 0
+     16    2  params length: 8 * C for dtype 1, 8 + 8 * C or 8 for dtype 5, 2 for dtype 6, else 0;
+                 3 more in version 4 (the mean colour ends the params)
      18    2  text section length
      20    2  mask section length
      22    4  latent section length
      26   8C  params (dtype 1): C x float32 scale, then C x float32 offset; (dtype 5, 8 + 8C
               bytes, or 8): float32 amplitude, float32 repeats, [C x float32 mean, C x float32 std];
-              (dtype 6, 2 bytes): the learned codec's 16-bit model id (uint16)
+              (dtype 6, 2 bytes): the learned codec's 16-bit model id (uint16); then, in version 4
+              only, 3 bytes: the sent image's mean R, G, B (uint8, rounded), which the receiver
+              shifts its output's mean to (gensc.common.images.match_mean)
    26+P    4  CRC32 (zlib) of every header byte before it (P: the params length)
 
 Version 3 is version 2 plus flag bit 7: a packet without it is written as version 2, byte for
-byte what it was before, and both versions are read.
+byte what it was before. Version 4 is version 3 plus the mean colour at the end of the params
+(``MEAN_COLOUR_LEN`` bytes, counted in the params length): a packet without one is written as
+version 2 or 3, byte for byte what it was before. All three versions are read.
 
 Dtype 6 (issue 26): C, H, W are the latent's; bits, block log2 and the latent codec id are 0;
 the latent section is the learned codec's stream (gensc.models.codec.codec: its own 6-byte
@@ -68,8 +73,9 @@ from gensc.common.wire.modes import ModeInfo, mode_by_wire_id
 from gensc.common.wire.quant import MSB_FIRST, ORDER_16QAM
 from gensc.common.wire.sections import CRC_LEN, MAX_BLOCK_LOG2, raw_latent_len
 
-VERSION = 3  # the newest layout written and read; a packet without flag ORDER is written as 2
-VERSIONS = (2, 3)
+VERSION = 4  # the newest layout written and read; see layout_version for which one a packet gets
+VERSIONS = (2, 3, 4)
+MEAN_COLOUR_LEN = 3  # version 4: the image's mean R, G, B (uint8) at the end of the params
 MAGIC = b"GS"
 HEADER = struct.Struct("<2sBBBBBBBBBBHHHHHI")
 HEADER_LEN = HEADER.size + 4
@@ -92,22 +98,27 @@ MAX_CHANNELS = 16
 MAX_IMAGE_SIDE = 8192
 
 
-def pack_header(fields: dict[str, int], params: bytes) -> bytes:
-    """The header bytes: ``fields`` (``FIELDS`` but ``magic``, and ``version``: ``layout_version``
-    of the flags unless given) packed, then ``params`` (8 * C bytes for dtype 1, else b""), then
-    the CRC32 of both."""
-    values = {"magic": MAGIC, "version": layout_version(fields["flags"]), **fields}
-    head = HEADER.pack(*(values[name] for name in FIELDS)) + params
+def pack_header(fields: dict[str, int], params: bytes, mean_rgb: tuple[int, int, int] | None = None) -> bytes:
+    """The header bytes: ``fields`` (``FIELDS`` but ``magic`` and ``params``, and ``version``:
+    ``layout_version`` unless given) packed, then ``params`` (8 * C bytes for dtype 1, ...) and
+    the mean colour (version 4), then the CRC32 of all of it."""
+    colour = b"" if mean_rgb is None else bytes(mean_rgb)  # ValueError outside 0..255
+    if len(colour) not in (0, MEAN_COLOUR_LEN):
+        raise ValueError(f"a mean colour is {MEAN_COLOUR_LEN} values (R, G, B), got {len(colour)}")
+    version = layout_version(fields["flags"], mean_rgb is not None)
+    values = {"magic": MAGIC, "version": version, **fields, "params": len(params) + len(colour)}
+    head = HEADER.pack(*(values[name] for name in FIELDS)) + params + colour
     return head + struct.pack("<I", zlib.crc32(head))
 
 
 def parse_header(header: bytes) -> dict[str, int]:
     """Check and unpack the header; raise PacketLost when it cannot be trusted.
 
-    Returns the fields by name; ``scale`` and ``offset`` (float32 [C]) when dtype is 1.
+    Returns the fields by name (``params``: the dtype's own params, without the mean colour);
+    ``scale`` and ``offset`` (float32 [C]) when dtype is 1; ``mean_rgb`` (R, G, B) or None.
     """
     header = bytes(header)
-    if not HEADER_LEN <= len(header) <= HEADER_LEN + 8 + 8 * MAX_CHANNELS:
+    if not HEADER_LEN <= len(header) <= HEADER_LEN + 8 + 8 * MAX_CHANNELS + MEAN_COLOUR_LEN:
         raise PacketLost(f"header is {len(header)} bytes, expected {HEADER_LEN} + 8 per latent channel")
     (crc,) = struct.unpack("<I", header[-4:])
     if zlib.crc32(header[:-4]) != crc:
@@ -116,16 +127,23 @@ def parse_header(header: bytes) -> dict[str, int]:
     if len(header) != HEADER_LEN + f["params"]:
         raise PacketLost(f"header is {len(header)} bytes but announces {f['params']} bytes of params")
     if f.pop("magic") != MAGIC or f["version"] not in VERSIONS:
-        raise PacketLost(f"not a gensc packet of layout version 2 or 3 (version {f['version']})")
+        raise PacketLost(f"not a gensc packet of layout version 2, 3 or 4 (version {f['version']})")
     mode = mode_by_wire_id(f["mode_id"])
     if mode is None:
         raise PacketLost(f"unknown mode id {f['mode_id']} in header")
+    f["mean_rgb"], end = None, len(header) - 4  # end: where the dtype's own params end
+    if f["version"] == 4:
+        if f["params"] < MEAN_COLOUR_LEN:
+            raise PacketLost(f"header is inconsistent: version 4 with {f['params']} bytes of params")
+        f["params"] -= MEAN_COLOUR_LEN
+        end -= MEAN_COLOUR_LEN
+        f["mean_rgb"] = tuple(header[end : end + MEAN_COLOUR_LEN])
     check_fields(f, mode)
     if f["dtype_id"] == 1:
-        params = np.frombuffer(header[HEADER.size : -4], dtype="<f4")
+        params = np.frombuffer(header[HEADER.size : end], dtype="<f4")
         f["scale"], f["offset"] = params[: f["c"]].copy(), params[f["c"] :].copy()
     if f["dtype_id"] == ANALOG_DTYPE:
-        f["side"] = header[HEADER.size : -4]  # gensc.common.wire.analog reads it
+        f["side"] = header[HEADER.size : end]  # gensc.common.wire.analog reads it
     elif f["dtype_id"] == LEARNED:
         f["codec_id"] = int.from_bytes(header[HEADER.size : HEADER.size + 2], "little")
     return f
@@ -219,9 +237,10 @@ def check_fields(f: dict[str, int], mode: ModeInfo) -> None:
         raise bad(f"latent section of {f['latent']} bytes for [{c},{h},{w}] at {f['bits']} bits")
 
 
-def layout_version(flags: int) -> int:
-    """The layout version a packet with these flags is written as: 3 with flag ORDER, else 2."""
-    return 3 if flags & FLAG_ORDER else 2
+def layout_version(flags: int, mean_colour: bool = False) -> int:
+    """The layout version a packet is written as: 4 with a mean colour, else 3 with flag ORDER,
+    else 2 (the oldest that can carry it, so older packets stay byte for byte as they were)."""
+    return 4 if mean_colour else 3 if flags & FLAG_ORDER else 2
 
 
 def bit_order(f: dict[str, int]) -> str:

@@ -1,9 +1,9 @@
 """The semantic packet and its byte layout on the link. The one owner of the wire format.
 
-A packet is a header (30 bytes, plus 8 bytes per latent channel for a quantised latent) and a
-body of sections. ``encode`` lays a ``Packet`` out as wire bytes (``Wire``); ``parse`` reads
-what came off the link into a ``ParsedPacket``. The layout, byte by byte, is written down beside
-the code that writes and reads each part:
+A packet is a header (30 bytes, plus 8 bytes per latent channel for a quantised latent and 3 for
+a mean colour) and a body of sections. ``encode`` lays a ``Packet`` out as wire bytes (``Wire``);
+``parse`` reads what came off the link into a ``ParsedPacket``. The layout, byte by byte, is
+written down beside the code that writes and reads each part:
 
     gensc.common.wire.header     the header: fields, flags, checks (``parse_header``)
     gensc.common.wire.sections   the body: sections, CRCs, latent blocks, bit planes, key mask
@@ -87,6 +87,8 @@ class Packet:
     ``16qam`` (flag ORDER, layout version 3: for an uncoded 16QAM link); ``16qam`` needs latent
     codec ``none``, no bit planes and an even number of bits. A packet in ``msb-first`` order is
     written as layout version 2, byte for byte as before version 3 existed.
+    ``mean_rgb``: the sent image's mean R, G, B (0..255), or None. With one the header is layout
+    version 4 (3 more bytes); the receiver shifts its output's mean to it. Not with an image file.
     """
 
     mode: str
@@ -101,6 +103,7 @@ class Packet:
     strength_hint: float | None = None
     msb_planes: int = 0
     bit_order: str = MSB_FIRST
+    mean_rgb: tuple[int, int, int] | None = None
 
     def __post_init__(self) -> None:
         mode_info(self.mode)
@@ -162,6 +165,7 @@ class ParsedPacket:
     analog: ReceivedLatent | None = None  # an analog latent as read (latent dtype 5)
     latent_stream: bytes | None = None  # dtype 6: the learned codec's stream, when it passed its CRC
     latent_codec_id: int | None = None  # dtype 6: the learned codec's model id (from the header)
+    mean_rgb: tuple[int, int, int] | None = None  # version 4: the sent image's mean R, G, B
 
 
 @dataclass(frozen=True)
@@ -245,6 +249,8 @@ def encode(p: Packet) -> Wire:
         raise ValueError("bit planes need a quantised latent")
     if p.bit_order != MSB_FIRST and dtype_id != 1:
         raise ValueError(f"bit order {p.bit_order!r} needs a quantised latent")
+    if p.mean_rgb is not None and dtype_id == 8:
+        raise ValueError("an image file carries its own colours: no mean colour beside it")
     hint = 0 if p.strength_hint is None else max(1, int(round(p.strength_hint * 100)))
     if len(text) > 0xFFFF or len(mask) > 0xFFFF or c > MAX_CHANNELS or max(h, w) > 0xFFFF:
         raise ValueError("packet too large for the header (text, mask or shape)")
@@ -265,7 +271,8 @@ def encode(p: Packet) -> Wire:
         "mask": len(mask),
         "latent": len(latent),
     }
-    header = pack_header(fields, params)  # layout version 2, or 3 with flag ORDER
+    header = pack_header(fields, params, p.mean_rgb)  # layout version 2, 3 or 4: layout_version
+    params = header[HEADER.size : -4]  # the mean colour, if any, is counted with the params
     parts = {"header": header[: HEADER.size] + header[-4:], "params": params, "caption": text, "mask": mask}
     parts["image" if dtype_id == 8 else "latent"] = latent
     sizes = {k: len(v) for k, v in parts.items() if v}
@@ -336,6 +343,7 @@ def parse(
         latent_shape=(f["c"], f["h"], f["w"]) if f["dtype_id"] in (1, 3, 4, 5, LEARNED_DTYPE) else None,
         latent_codec_id=f.get("codec_id"),
         strength_hint=f["hint"] / 100 if f["hint"] else None,
+        mean_rgb=f["mean_rgb"],
     )
     if reader.pos != len(body):
         out.notes.append(f"body is {len(body)} bytes, header describes {reader.pos}")

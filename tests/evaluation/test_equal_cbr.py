@@ -75,16 +75,18 @@ def test_gensc_latent_packet_takes_the_most_bits_that_fit():
 @pytest.mark.parametrize("modulation,rate,cbr", [("qpsk", "1/3", "1/48"), ("16qam", "2/3", "1/24")])
 def test_gensc_latent_packet_is_the_senders_packet(tiny_cache, modulation, rate, cbr):
     """The equal-CBR sweep's gensc packet is byte for byte what the sender sends with that symbol
-    budget (mini profile, a validation photo; the sender's latent is the sweep's)."""
+    budget (mini profile without its mean colour, a validation photo; the sender's latent is the
+    sweep's)."""
     from gensc.common.images import encode_png
     from gensc.evaluation.equal_cbr import MiniLatent
     from gensc.models.loading import resolve_profile
     from gensc.sender.budget import Budget
+    from gensc.sender.layout import PacketConfig
     from gensc.sender.pipeline import SenderPipeline
 
     photo = load_photos("validation", 256)["rocket"]
     code, n = f"crc32+ldpc-{rate}", symbol_budget(256, float(Fraction(cbr)))
-    sender = SenderPipeline(resolve_profile("mini"), device="cpu")
+    sender = SenderPipeline(resolve_profile("mini"), device="cpu", packet=PacketConfig(mean_colour="off"))
     link = budget_link(modulation, code)
     enc = sender.encode(
         encode_png(photo),

@@ -47,6 +47,9 @@ def test_vae_only_reports_codecs_within_the_budget(tiny_cache, tmp_path):
     assert s["vae_minus_jpeg_db"]["validation"] == pytest.approx(
         row["vae_round_trip"]["psnr_db"] - row["jpeg"]["psnr_db"], abs=1e-3
     )
+    # the receiver's output: the same round trip with the mean colour matched (3 bytes more)
+    assert row["vae_mean_colour"]["bytes"] == row["vae_round_trip"]["bytes"] + 3
+    assert row["vae_mean_colour"]["psnr_db"] >= row["vae_round_trip"]["psnr_db"] - 0.05
 
 
 def test_vae_only_budget_nothing_fits(tiny_cache, tmp_path):
@@ -70,7 +73,12 @@ def test_latent_bytes_of_the_mini_vae():
 
 def test_vae_summary_per_set():
     def row(vae, jpeg, webp):
-        return {"vae_round_trip": {"psnr_db": vae}, "jpeg": {"psnr_db": jpeg}, "webp": {"psnr_db": webp}}
+        return {
+            "vae_round_trip": {"psnr_db": vae},
+            "vae_mean_colour": {"psnr_db": vae + 1.0},
+            "jpeg": {"psnr_db": jpeg},
+            "webp": {"psnr_db": webp},
+        }
 
     rows = {
         "a/centre": row(25.0, 30.0, 32.0),
@@ -78,6 +86,16 @@ def test_vae_summary_per_set():
         "b/centre": row(20.0, 24.0, None),
     }
     s = vae_summary(rows, {"a": "validation", "b": "test"})
-    assert s["mean_by_photo"]["a"] == {"vae_round_trip": 26.0, "jpeg": 29.0, "webp": 31.0}
-    assert s["mean_by_set"]["test"] == {"vae_round_trip": 20.0, "jpeg": 24.0, "webp": None}
+    assert s["mean_by_photo"]["a"] == {
+        "vae_round_trip": 26.0,
+        "vae_mean_colour": 27.0,
+        "jpeg": 29.0,
+        "webp": 31.0,
+    }
+    assert s["mean_by_set"]["test"] == {
+        "vae_round_trip": 20.0,
+        "vae_mean_colour": 21.0,
+        "jpeg": 24.0,
+        "webp": None,
+    }
     assert s["vae_minus_jpeg_db"] == {"validation": -3.0, "test": -4.0}

@@ -129,9 +129,11 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def fit_codec(image: np.ndarray, codec: str, budget: int) -> tuple[bytes, dict] | None:
     """The best file (highest sender-measured PSNR) of ``image`` within ``budget`` bytes, at full or
-    half resolution; None when nothing fits."""
+    half resolution; None when nothing fits (no file fits in 0 bytes)."""
     size = image.shape[0]
     best = None
+    if budget < 1:
+        return None
     for scale in (1, 2):
         src = resize(image, size // scale) if scale > 1 else image
         if codec == "jpeg2000":

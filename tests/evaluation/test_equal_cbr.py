@@ -53,6 +53,7 @@ def test_codec_file_fits_the_budget(codec):
     got = fit_codec(img, codec, 1500)
     assert got is not None and len(got[0]) <= 1500 and got[1]["bytes"] == len(got[0])
     assert fit_codec(img, codec, 20) is None  # no codec's headers fit in 20 bytes
+    assert fit_codec(img, codec, 0) is None  # a link too short for any body (was a ZeroDivisionError)
 
 
 def test_gensc_latent_packet_takes_the_most_bits_that_fit():

@@ -20,7 +20,7 @@ from PIL import Image
 
 from gensc.client.launch import local_stack
 from gensc.client.send import SendOptions, send
-from gensc.common.files import json_text, write_json
+from gensc.common.files import emit
 from gensc.common.net.rpc_config import RpcConfig
 from gensc.evaluation.dataset import sample_images
 
@@ -167,9 +167,7 @@ def run(args) -> int:
         and out["good_images_ok"] == out["good_images"]
         and alive
     )
-    print(json_text(result))
-    if args.json_out:
-        write_json(args.json_out, result)
+    emit(result, args.json_out)
     return 0 if result["passed"] else 1
 
 

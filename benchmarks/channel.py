@@ -33,7 +33,7 @@ from gensc.channel.link import Link
 from gensc.channel.modulation import Demapper, Mapper, get_constellation
 from gensc.channel.outer import Crc32, InterleavedReedSolomon
 from gensc.channel.rng import NormalSource
-from gensc.common.files import json_text, write_json
+from gensc.common.files import emit
 
 TARGETS_MBIT_S = {
     "chains.uncoded_16qam_stages": 150.0,
@@ -212,9 +212,7 @@ def run_bench(quick: bool = False, repeats: int = 5) -> dict:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     result = run_bench(quick=args.quick, repeats=args.repeats)
-    if args.output:
-        write_json(args.output, result)
-    print(json_text(result))
+    emit(result, args.output)
     return 0
 
 

@@ -13,14 +13,13 @@ the load average is recorded beside them.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import time
 from pathlib import Path
 
 from gensc.benchmarks.machine import cpu_model
-from gensc.common.files import write_json
+from gensc.common.files import emit
 
 
 class _RandomVAE:
@@ -119,9 +118,7 @@ def run(args) -> int:
         ],
         "load_average_after": os.getloadavg(),
     }
-    print(json.dumps(out, indent=1))
-    if args.json_out:
-        write_json(args.json_out, out)
+    emit(out, args.json_out)
     return 0
 
 

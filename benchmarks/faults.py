@@ -24,7 +24,7 @@ from pathlib import Path
 
 from gensc.client.launch import local_stack
 from gensc.client.send import SendOptions, send
-from gensc.common.files import json_text, write_json
+from gensc.common.files import emit
 from gensc.common.net.rpc_config import RpcConfig
 from gensc.evaluation.dataset import sample_images
 
@@ -162,9 +162,7 @@ def run(args) -> int:
         and all(r["ok"] == r["images"] for r in runs if r["retries"] > 0)
         and hang["cut_by_deadline"]
     )
-    print(json_text(result))
-    if args.json_out:
-        write_json(args.json_out, result)
+    emit(result, args.json_out)
     return 0 if result["passed"] else 1
 
 

@@ -30,7 +30,7 @@ import numpy as np
 from gensc.benchmarks.stats import summary
 from gensc.client.launch import LocalStack
 from gensc.common.errors import PacketLost
-from gensc.common.files import json_text, write_json
+from gensc.common.files import emit
 from gensc.common.net.rpc import create_channel
 from gensc.common.net.rpc_config import RpcConfig
 from gensc.common.wire.analog import AnalogLatent
@@ -238,9 +238,7 @@ def run(args) -> int:
         and receiver_result["internal_errors"] == 0
         and alive
     )
-    print(json_text(result))
-    if args.json_out:
-        write_json(args.json_out, result)
+    emit(result, args.json_out)
     return 0 if result["passed"] else 1
 
 

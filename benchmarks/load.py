@@ -18,7 +18,7 @@ from pathlib import Path
 from gensc.benchmarks.stats import summary
 from gensc.client.launch import local_stack
 from gensc.client.send import SendOptions, send
-from gensc.common.files import json_text, write_json
+from gensc.common.files import emit
 from gensc.common.net.rpc_config import RpcConfig
 from gensc.evaluation.dataset import sample_images
 
@@ -122,9 +122,7 @@ def run(args) -> int:
         **out,
     }
     result["passed"] = out["errors"] == 0 and out.get("meets_memory_target", False)
-    print(json_text(result))
-    if args.json_out:
-        write_json(args.json_out, result)
+    emit(result, args.json_out)
     return 0 if result["passed"] else 1
 
 

@@ -29,7 +29,7 @@ import numpy as np
 from gensc.channel.config import LinkConfig
 from gensc.channel.link import Link
 from gensc.common.errors import PacketLost
-from gensc.common.files import json_text, write_json
+from gensc.common.files import emit
 from gensc.common.modes import get_mode
 from gensc.common.modes.base import Rebuild
 from gensc.common.wire.packet import parse
@@ -194,9 +194,7 @@ def run(args) -> int:
         "targets": {"restore_ratio": "<= 0.7", "qlora_gap_closed": ">= 0.5"},
         "wall_s": round(time.perf_counter() - t0, 1),
     }
-    print(json_text(result))
-    if args.json_out:
-        write_json(args.json_out, result)
+    emit(result, args.json_out)
     return 0
 
 

@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from gensc.common.files import json_text, write_json
+from gensc.common.files import emit
 from gensc.common.wire.header import MEAN_COLOUR_LEN  # a packet's mean colour: one uint8 RGB triple
 
 THUMB = 8  # thumbnail side (pixels) for the colour/layout measure
@@ -346,9 +346,7 @@ def run(args) -> int:
         "rows": rows,
         "summary": summary(rows),
     }
-    print(json_text(result))
-    if args.json_out:
-        write_json(args.json_out, result)
+    emit(result, args.json_out)
     return 0
 
 
@@ -386,9 +384,7 @@ def _vae_only(
         "rows": rows,
         "summary": vae_summary(rows, sets),
     }
-    print(json_text(result))
-    if args.json_out:
-        write_json(args.json_out, result)
+    emit(result, args.json_out)
     return 0
 
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 from gensc.channel.config import LinkConfig
 from gensc.channel.link import Link
 from gensc.common.config import AUTO
-from gensc.common.files import json_text, write_json
+from gensc.common.files import emit
 from gensc.evaluation.dataset import sample_images
 from gensc.models.loading import resolve_profile
 from gensc.receiver.pipeline import ReceiverPipeline
@@ -79,9 +79,7 @@ def run(args) -> int:
         if sender.device.startswith("cuda")
         else None,
     }
-    print(json_text(result))
-    if args.json_out:
-        write_json(args.json_out, result)
+    emit(result, args.json_out)
     return 0
 
 

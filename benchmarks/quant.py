@@ -52,7 +52,7 @@ from typing import Any
 
 from gensc.benchmarks.machine import cpu_model
 from gensc.common.config import AUTO
-from gensc.common.files import json_text, write_json
+from gensc.common.files import emit, write_json
 from gensc.models.loading import pick_device, resolve_profile
 from gensc.models.quantization import SCHEMES
 
@@ -126,9 +126,7 @@ def run(args) -> int:
                 if args.json_out:  # after every row: a long run stopped early keeps what it measured
                     write_json(args.json_out, _result(args, profile, device, rows, started, complete=False))
     result = _result(args, profile, device, rows, started, complete=True)
-    print(json_text(result))
-    if args.json_out:
-        write_json(args.json_out, result)
+    emit(result, args.json_out)
     return 0
 
 

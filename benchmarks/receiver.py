@@ -44,7 +44,7 @@ from gensc.benchmarks.stats import summary
 from gensc.channel.config import LinkConfig
 from gensc.channel.link import Link
 from gensc.common.config import AUTO
-from gensc.common.files import json_text, write_json
+from gensc.common.files import emit, json_text
 from gensc.common.ranges import parse_values
 from gensc.common.timing import device_sync
 from gensc.common.wire.packet import Packet, to_wire
@@ -110,9 +110,7 @@ def run(args) -> int:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     result["cpu_s"] = usage.ru_utime + usage.ru_stime  # all threads; ~2x wall on 2 free cores
     result = json.loads(_portable(json_text(result)))
-    print(json_text(result))
-    if args.json_out:
-        write_json(args.json_out, result)
+    emit(result, args.json_out)
     return 0
 
 

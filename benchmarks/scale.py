@@ -31,7 +31,7 @@ from PIL import Image
 
 from gensc.client.launch import start_service, wait_ready
 from gensc.client.send import SendOptions, send
-from gensc.common.files import json_text, write_json
+from gensc.common.files import emit
 from gensc.evaluation.dataset import sample_images
 
 TARGETS = {"speedup_2_vs_1": 1.6, "split_tolerance": 0.20, "lost_when_killed": 0}
@@ -200,9 +200,7 @@ def run(args) -> int:
         "split": split_dev <= TARGETS["split_tolerance"],
         "lost": kill["lost"] <= TARGETS["lost_when_killed"],
     }
-    print(json_text(result))
-    if args.json_out:
-        write_json(args.json_out, result)
+    emit(result, args.json_out)
     return 0 if kill["lost"] == 0 else 1
 
 

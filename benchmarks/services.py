@@ -44,7 +44,7 @@ import grpc
 from gensc.benchmarks.stats import summary as _summary
 from gensc.client.launch import local_stack
 from gensc.client.send import SendOptions, send
-from gensc.common.files import json_text, write_json
+from gensc.common.files import emit
 from gensc.common.net.rpc import create_channel, create_server
 from gensc.common.net.rpc_config import RpcConfig
 from gensc.evaluation.dataset import sample_images
@@ -138,9 +138,7 @@ def run(args) -> int:
         "total_ms_p50": statistics.median(r["timings_ms"]["total"] for r in records),
         "target": {"above_paced_floor_p50_ms": TARGET_ABOVE_FLOOR_MS},
     }
-    print(json_text(result))
-    if args.json_out:
-        write_json(args.json_out, result)
+    emit(result, args.json_out)
     return 0
 
 

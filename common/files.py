@@ -51,6 +51,13 @@ def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> Path:
     return path
 
 
+def emit(result: Any, path: str | Path | None) -> None:
+    """A benchmark's result: printed as JSON, and written to ``path`` too when one is given."""
+    print(json_text(result))
+    if path:
+        write_json(path, result)
+
+
 def safe_filename(text: str, fallback: str = "item") -> str:
     """``text`` with every run of characters other than ASCII letters, digits, ``.``, ``_`` and
     ``-`` replaced by one ``_`` (``"text+latent"`` -> ``"text_latent"``), without leading dots or

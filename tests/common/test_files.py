@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from gensc.common.files import json_safe, json_text, safe_filename, write_json
+from gensc.common.files import emit, json_safe, json_text, safe_filename, write_json
 
 
 def test_non_finite_numbers_become_null_everywhere():
@@ -16,6 +16,16 @@ def test_non_finite_numbers_become_null_everywhere():
     assert json_safe(obj) == {"a": None, "b": [1.5, None, [None, 2]], "c": None, "d": [0, 1]}
     assert json.loads(json_text(obj)) == json_safe(obj)  # strict JSON: no Infinity / NaN tokens
     assert "Infinity" not in json_text({"x": float("inf")}) and "NaN" not in json_text({"x": math.nan})
+
+
+def test_emit_prints_the_result_and_writes_it_only_when_asked(tmp_path, capsys):
+    result = {"psnr_db": math.inf, "rows": [1, 2]}
+    emit(result, None)
+    assert json.loads(capsys.readouterr().out) == {"psnr_db": None, "rows": [1, 2]}
+    assert list(tmp_path.iterdir()) == []
+    emit(result, tmp_path / "r.json")
+    printed = json.loads(capsys.readouterr().out)
+    assert json.loads((tmp_path / "r.json").read_text()) == printed
 
 
 def test_write_json_leaves_no_temporary_file(tmp_path):

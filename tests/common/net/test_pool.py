@@ -327,9 +327,9 @@ def test_a_client_that_reads_no_answers_is_held_back_by_flow_control(servers, ho
         while time.monotonic() < deadline and not (len(counts) > 2 and counts[-1] == counts[-3]):
             time.sleep(0.25)
             counts.append(len(pulled))
-        # it stops at the bound plus what gRPC's buffers hold (about 35 here); unbounded, it read
-        # over 300 MB in 4 s
-        assert counts[-1] == counts[-3] and counts[-1] < 60, counts
+        # it stops at the bound plus what gRPC's buffers hold (35 to 61 frames of 1 MB seen here,
+        # by load); unbounded, it read over 300 MB in 4 s: all 200 frames
+        assert counts[-1] == counts[-3] and counts[-1] < 100, counts
         call.cancel()
     finally:
         channel.close()

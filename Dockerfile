@@ -12,11 +12,11 @@
 ARG BASE=gensc-base:bookworm
 
 FROM ${BASE} AS build
-# deploy/compose/build.sh removes the unnamed images this label marks (stages, replaced images).
-LABEL org.gensc.stage=build
 ARG EXTRAS=all
 ARG PACKAGES=
 ARG TORCH=cpu
+# deploy/compose/build.sh keeps the newest build stage of each image and removes the others.
+LABEL org.gensc.stage=build org.gensc.image="${EXTRAS} ${TORCH}"
 COPY deploy/wheels/${TORCH} /wheels
 RUN python3 -m venv /opt/gensc \
     && /opt/gensc/bin/pip install --quiet --no-index --find-links /wheels -c /wheels/constraints.txt \

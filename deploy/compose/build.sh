@@ -14,7 +14,6 @@ cd "$(dirname "$0")/../.."
 tags=$(docker-compose "$@" config | awk '$1 == "image:" {print $2}' | sort -u)
 # shellcheck disable=SC2086 # one argument per tag
 before=$(docker image inspect -f '{{.Id}}' $tags 2>/dev/null || true)
-started=$(date +%s)
 docker-compose "$@" build
 for id in $before; do
     # replaced: no tag names it any more (one a container still uses stays, and says so)
@@ -22,6 +21,14 @@ for id in $before; do
         docker rmi "$id" >/dev/null || echo "build: kept the replaced image $id (in use)"
     fi
 done
-# earlier builds' stages (a stage this build took whole from the cache is older too: it goes,
-# and the next build installs the venv again)
-docker image prune --force --filter label=org.gensc.stage=build --filter "until=$started" | tail -1
+# Earlier builds' stages: of each image's build stages (label org.gensc.image), the newest is
+# this build's, made now or taken whole from the cache, and stays; the others go.
+declare -A seen=()
+while IFS=$'\t' read -r _ id; do
+    key=$(docker image inspect -f '{{index .Config.Labels "org.gensc.image"}}' "$id")
+    if [[ -z $key || -n ${seen[$key]:-} ]]; then # no image label: from before the labels
+        docker rmi "$id" >/dev/null || echo "build: kept the stage $id (in use)"
+    fi
+    [[ -z $key ]] || seen[$key]=1
+done < <(docker images --no-trunc --filter dangling=true --filter label=org.gensc.stage=build \
+    --format '{{.CreatedAt}}\t{{.ID}}' | sort -r)

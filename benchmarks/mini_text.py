@@ -79,10 +79,12 @@ def scores(out: np.ndarray, ref: np.ndarray) -> dict[str, float]:
 
 def mean_colour_fill(decoded: np.ndarray, ref: np.ndarray, key_cells: np.ndarray) -> np.ndarray:
     """``decoded`` where the key cells are (``bool`` latent grid), elsewhere the mean RGB of the
-    whole of ``ref`` (rounded to uint8: the 3 bytes the sender would send); uint8 [S, S, 3]."""
+    whole of ``ref`` (the packet's mean colour, as the sender computes it); uint8 [S, S, 3]."""
+    from gensc.common.images import mean_rgb
+
     f = ref.shape[0] // key_cells.shape[0]
     key = np.repeat(np.repeat(key_cells, f, axis=0), f, axis=1)
-    fill = ref.reshape(-1, 3).mean(axis=0).round().astype(np.uint8)
+    fill = np.array(mean_rgb(ref), np.uint8)
     return np.where(key[..., None], decoded, fill)
 
 
